@@ -1,0 +1,116 @@
+"""Diagnostics are values: a stable code, a span, a message, a hint.
+
+Nothing in the front end prints. Every stage returns diagnostics; the command line and
+the pytest plugin render them. Codes are stable (tests and users grep for them):
+
+- ``KHO1xx`` reading and syntax (parse.py)
+- ``KHO2xx`` names, imports and declarations (resolve.py)
+- ``KHO3xx`` types and C arithmetic (resolve.py)
+- ``KHO4xx`` statements, steps, strategies, checks (resolve.py)
+- ``KHO5xx`` engine limits met while lowering a check (engine/)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+
+
+@dataclass(frozen=True)
+class Span:
+    """A region of a source file; lines and columns are 1-based, ends exclusive."""
+
+    file: str
+    line: int
+    col: int
+    end_line: int
+    end_col: int
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.col}"
+
+    @staticmethod
+    def point(file: str, line: int = 1, col: int = 1) -> Span:
+        return Span(file, line, col, line, col + 1)
+
+
+NO_SPAN = Span("<builtin>", 1, 1, 1, 1)
+
+
+class Severity(Enum):
+    ERROR = "error"
+    WARNING = "warning"
+
+
+@dataclass(frozen=True)
+class Related:
+    span: Span
+    message: str
+
+
+@dataclass(frozen=True)
+class Diagnostic:
+    code: str
+    span: Span
+    message: str
+    hint: str | None = None
+    severity: Severity = Severity.ERROR
+    related: tuple[Related, ...] = field(default=())
+
+    @property
+    def is_error(self) -> bool:
+        return self.severity is Severity.ERROR
+
+
+class SourceCache:
+    """Source texts by file name, for rendering carets under the offending code."""
+
+    def __init__(self) -> None:
+        self._texts: dict[str, list[str]] = {}
+
+    def add(self, name: str, text: str) -> None:
+        self._texts[name] = text.splitlines()
+
+    def line(self, name: str, line: int) -> str | None:
+        lines = self._texts.get(name)
+        if lines is None or not 1 <= line <= len(lines):
+            return None
+        return lines[line - 1]
+
+
+def _caret_line(src: str, span: Span) -> str:
+    start = max(span.col - 1, 0)
+    if span.end_line == span.line:
+        width = max(span.end_col - span.col, 1)
+    else:
+        width = max(len(src) - start, 1)
+    width = min(width, max(len(src) - start, 1))
+    prefix = "".join("\t" if ch == "\t" else " " for ch in src[:start])
+    return prefix + "^" * width
+
+
+def render(diag: Diagnostic, sources: SourceCache) -> str:
+    """``file:line:col: error[CODE]: message``, the source line, a caret, the hint."""
+    out = [f"{diag.span}: {diag.severity.value}[{diag.code}]: {diag.message}"]
+    src = sources.line(diag.span.file, diag.span.line)
+    if src is not None:
+        shown = src if len(src) <= 200 else src[:200] + "..."
+        out.append(f"  {diag.span.line:>4} | {shown}")
+        out.append(f"       | {_caret_line(shown, diag.span)}")
+    for rel in diag.related:
+        out.append(f"  note: {rel.span}: {rel.message}")
+    if diag.hint:
+        out.append(f"  hint: {diag.hint}")
+    return "\n".join(out)
+
+
+class InputError(Exception):
+    """Raised by the API when a spec cannot be checked; carries every diagnostic found."""
+
+    def __init__(self, diagnostics: list[Diagnostic], sources: SourceCache) -> None:
+        self.diagnostics = diagnostics
+        self.sources = sources
+        super().__init__(self.render())
+
+    def render(self) -> str:
+        return "\n".join(render(d, self.sources) for d in self.diagnostics)

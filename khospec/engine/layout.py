@@ -1,0 +1,482 @@
+"""Memory layouts for the lowering: symbolic (every layout at once) or concrete.
+
+A symbolic layout is not a fixed number of nodes and ranges. Every question the spec
+asks of the layout (which range holds pfn p, where node n's span starts, which node
+comes first, ...) introduces a *witness range*: the memblock range that answers it.
+Universally quantified facts about ranges and nodes are instantiated over every witness
+range, pairwise disjointness included, until no new witness appears.
+
+Why this is exact (the small-model argument, see ARCHITECTURE.md):
+- proved: any real layout, however many ranges, gives values to the witnesses (the
+  ranges that really answer each question) satisfying every constraint added here, so
+  "no model" means no layout violates the claim;
+- refuted: the witness ranges of a model are themselves a layout (disjoint, each fact
+  about ranges and nodes instantiated on all of them), and every question asked has
+  the same answer in it, so the counterexample is a real, small layout.
+Quantifiers over plain integers (pfns) have no such guarantee; they are instantiated
+on the pfns the query mentions and the counterexample must then replay (interp.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import z3
+
+from khospec import ir
+from khospec.engine.bv import StructVal
+from khospec.types import BOOL, INT, MEM_RANGE, ULONG, BoolType, IntType, Type
+
+Pred = Callable[[Any], Any]
+
+
+class LayoutLimit(Exception):
+    """The witness closure did not settle within the engine's limits."""
+
+
+@dataclass
+class WRange:
+    idx: int
+    start: Any
+    end: Any
+    nid: Any
+    mirror: Any
+    exists: Any
+    origin: str
+
+    def value(self) -> StructVal:
+        return StructVal(MEM_RANGE, (self.start, self.end, self.nid, self.mirror))
+
+    def contains(self, p: Any) -> Any:
+        return z3.And(z3.ULE(self.start, p), z3.ULT(p, self.end))
+
+
+@dataclass
+class _Obligation:
+    """A fact to instantiate on every range (or pfn) of the pool, now and later."""
+
+    pool: str  # "ranges" or "pfns"
+    fn: Callable[[Any], Any]
+    done: set[int] = field(default_factory=set)
+
+
+class SymbolicLayout:
+    kind = "symbolic"
+
+    def __init__(self, ctx: z3.Context, params: Callable[[str, tuple[Any, ...]], Any]) -> None:
+        self.ctx = ctx
+        self.params = params
+        self.ranges: list[WRange] = []
+        self.hard: list[Any] = []
+        self.obligations: list[_Obligation] = []
+        self.pfn_pool: list[Any] = []
+        self._pfn_ids: set[int] = set()
+        self._range_of: dict[int, tuple[Any, WRange]] = {}
+        self._span: dict[int, tuple[Any, WRange, WRange]] = {}
+        self._pairs_done = 0
+        self.incomplete: list[str] = []
+        self._fresh = 0
+        self._movable = z3.Function("zone_movable_pfn", z3.BitVecSort(32, ctx), z3.BitVecSort(64, ctx))
+        self._zlo = z3.Function("arch_zone_lowest_possible_pfn", z3.BitVecSort(32, ctx), z3.BitVecSort(64, ctx))
+        self._zhi = z3.Function("arch_zone_highest_possible_pfn", z3.BitVecSort(32, ctx), z3.BitVecSort(64, ctx))
+        self._mirrored = z3.Bool("mirrored_kernelcore", ctx)
+
+    # -- witnesses
+    def _name(self, base: str) -> str:
+        self._fresh += 1
+        return f"{base}!{self._fresh}"
+
+    def new_range(self, origin: str, exists: Any, nid: Any | None = None) -> WRange:
+        i = len(self.ranges)
+        if len(self.ranges) >= 400:
+            raise LayoutLimit("more than 400 witness ranges")
+        c = self.ctx
+        r = WRange(
+            i,
+            z3.BitVec(f"r{i}.start", 64, c),
+            z3.BitVec(f"r{i}.end", 64, c),
+            nid if nid is not None else z3.BitVec(f"r{i}.nid", 32, c),
+            z3.Bool(f"r{i}.mirror", c),
+            exists,
+            origin,
+        )
+        self.ranges.append(r)
+        self.hard.append(z3.Implies(exists, z3.ULT(r.start, r.end)))
+        return r
+
+    def note_pfn(self, p: Any) -> None:
+        if p.get_id() not in self._pfn_ids and not z3.is_bv_value(p):
+            self._pfn_ids.add(p.get_id())
+            self.pfn_pool.append(p)
+
+    def range_of(self, p: Any) -> tuple[Any, WRange]:
+        key = p.get_id()
+        hit = self._range_of.get(key)
+        if hit is not None:
+            return hit
+        self.note_pfn(p)
+        in_ram = z3.Bool(self._name("in_ram"), self.ctx)
+        r = self.new_range(f"the range holding pfn {p}", in_ram)
+        self.hard.append(z3.Implies(in_ram, r.contains(p)))
+        # a hole: no range of the layout holds p
+        self.obligations.append(
+            _Obligation("ranges", lambda w, p=p, in_ram=in_ram: z3.Implies(z3.And(w.exists, z3.Not(in_ram)), z3.Not(w.contains(p))))
+        )
+        self._range_of[key] = (in_ram, r)
+        return in_ram, r
+
+    def pfn_in_ram(self, p: Any) -> Any:
+        return self.range_of(p)[0]
+
+    def pfn_node(self, p: Any) -> Any:
+        in_ram, r = self.range_of(p)
+        return z3.If(in_ram, r.nid, z3.BitVecVal(-1 & 0xFFFFFFFF, 32, self.ctx))
+
+    def pfn_range(self, p: Any) -> StructVal:
+        return self.range_of(p)[1].value()
+
+    def _node_span(self, n: Any) -> tuple[Any, WRange, WRange]:
+        key = n.get_id()
+        hit = self._span.get(key)
+        if hit is not None:
+            return hit
+        is_node = z3.Bool(self._name("is_node"), self.ctx)
+        lo = self.new_range(f"the lowest range of node {n}", is_node, n)
+        hi = self.new_range(f"the highest range of node {n}", is_node, n)
+        self.obligations.append(
+            _Obligation(
+                "ranges",
+                lambda w, n=n, is_node=is_node, lo=lo, hi=hi: z3.Implies(
+                    z3.And(w.exists, w.nid == n),
+                    z3.And(is_node, z3.ULE(lo.start, w.start), z3.ULE(w.end, hi.end)),
+                ),
+            )
+        )
+        self._span[key] = (is_node, lo, hi)
+        return is_node, lo, hi
+
+    def node_start_pfn(self, n: Any) -> Any:
+        is_node, lo, _ = self._node_span(n)
+        return z3.If(is_node, lo.start, z3.BitVecVal(0, 64, self.ctx))
+
+    def node_end_pfn(self, n: Any) -> Any:
+        is_node, _, hi = self._node_span(n)
+        return z3.If(is_node, hi.end, z3.BitVecVal(0, 64, self.ctx))
+
+    def zone_movable_pfn(self, n: Any) -> Any:
+        return self._movable(n)
+
+    def arch_zone_lowest(self, z: Any) -> Any:
+        return self._zlo(z)
+
+    def arch_zone_highest(self, z: Any) -> Any:
+        return self._zhi(z)
+
+    def mirrored_kernelcore(self) -> Any:
+        return self._mirrored
+
+    # -- quantifiers over the layout
+    def forall_ranges(self, pred: Pred) -> Any:
+        q = z3.Bool(self._name("forall_ranges"), self.ctx)
+        self.obligations.append(_Obligation("ranges", lambda w: z3.Implies(z3.And(q, w.exists), pred(w.value()))))
+        return q
+
+    def exists_range(self, pred: Pred, origin: str) -> Any:
+        e = z3.Bool(self._name("exists_range"), self.ctx)
+        w = self.new_range(origin, e)
+        return z3.And(e, pred(w.value()))
+
+    def forall_nodes(self, pred: Pred) -> Any:
+        q = z3.Bool(self._name("forall_nodes"), self.ctx)
+        self.obligations.append(_Obligation("ranges", lambda w: z3.Implies(z3.And(q, w.exists), pred(w.nid))))
+        return q
+
+    def exists_node(self, pred: Pred, origin: str) -> Any:
+        e = z3.Bool(self._name("exists_node"), self.ctx)
+        w = self.new_range(origin, e)
+        return z3.And(e, pred(w.nid))
+
+    def witness_node(self, origin: str) -> tuple[Any, Any]:
+        """A fresh node of the layout (for a refuted `forall n in nodes`)."""
+        e = z3.Bool(self._name("node_exists"), self.ctx)
+        w = self.new_range(origin, e)
+        return e, w.nid
+
+    def witness_range(self, origin: str) -> tuple[Any, StructVal]:
+        e = z3.Bool(self._name("range_exists"), self.ctx)
+        w = self.new_range(origin, e)
+        return e, w.value()
+
+    def forall_pfns(self, pred: Pred) -> Any:
+        """Instantiated on the pfns the query mentions: exact only for proofs."""
+        q = z3.Bool(self._name("forall_pfns"), self.ctx)
+        self.incomplete.append("a universally quantified pfn assumption")
+        self.obligations.append(_Obligation("pfns", lambda p: z3.Implies(q, pred(p))))
+        return q
+
+    def first_node(self, cond: Pred, default: Any, origin: str) -> Any:
+        found = z3.Bool(self._name("found"), self.ctx)
+        f = z3.BitVec(self._name("first_node"), 32, self.ctx)
+        self.new_range(origin, found, f)
+        self.hard.append(z3.Implies(found, cond(f)))
+        self.obligations.append(
+            _Obligation(
+                "ranges",
+                lambda w: z3.Implies(z3.And(w.exists, z3.Or(z3.Not(found), w.nid < f)), z3.Not(cond(w.nid))),
+            )
+        )
+        return z3.If(found, f, default)
+
+    # -- closure
+    def close(self) -> list[Any]:
+        """Instantiate every obligation on every witness until nothing new appears."""
+        out: list[Any] = []
+        for _ in range(40):
+            changed = False
+            for ob in list(self.obligations):
+                pool: list[Any] = self.ranges if ob.pool == "ranges" else self.pfn_pool
+                for i, item in enumerate(list(pool)):
+                    if i in ob.done:
+                        continue
+                    ob.done.add(i)
+                    out.append(ob.fn(item))
+                    changed = True
+            while self._pairs_done < len(self.ranges):
+                j = self._pairs_done
+                b = self.ranges[j]
+                for a in self.ranges[:j]:
+                    same = z3.And(a.start == b.start, a.end == b.end, a.nid == b.nid, a.mirror == b.mirror)
+                    apart = z3.Or(z3.ULE(a.end, b.start), z3.ULE(b.end, a.start))
+                    out.append(z3.Implies(z3.And(a.exists, b.exists), z3.Or(same, apart)))
+                self._pairs_done += 1
+                changed = True
+            if self.hard:
+                out.extend(self.hard)
+                self.hard = []
+                changed = True
+            if not changed:
+                return out
+        raise LayoutLimit("the layout's witness closure did not settle")
+
+    # -- counterexamples
+    def extract(self, model: z3.ModelRef) -> dict[str, Any]:
+        ranges: set[tuple[int, int, int, bool]] = set()
+        for r in self.ranges:
+            if z3.is_true(model.eval(r.exists, model_completion=True)):
+                ranges.add(
+                    (
+                        model.eval(r.start, model_completion=True).as_long(),
+                        model.eval(r.end, model_completion=True).as_long(),
+                        INT.wrap(model.eval(r.nid, model_completion=True).as_long()),
+                        z3.is_true(model.eval(r.mirror, model_completion=True)),
+                    )
+                )
+        nodes = sorted({nid for _, _, nid, _ in ranges})
+        return {
+            "ranges": sorted(ranges),
+            "nodes": nodes,
+            "zone_movable_pfn": {
+                n: model.eval(self._movable(z3.BitVecVal(n & 0xFFFFFFFF, 32, self.ctx)), model_completion=True).as_long()
+                for n in nodes
+            },
+            "arch_zones": [
+                (
+                    model.eval(self._zlo(z3.BitVecVal(z, 32, self.ctx)), model_completion=True).as_long(),
+                    model.eval(self._zhi(z3.BitVecVal(z, 32, self.ctx)), model_completion=True).as_long(),
+                )
+                for z in range(5)
+            ],
+            "mirrored_kernelcore": z3.is_true(model.eval(self._mirrored, model_completion=True)),
+        }
+
+
+class ConcreteLayout:
+    """A layout given by numbers (a `layout` block or an imported boot log)."""
+
+    kind = "concrete"
+
+    def __init__(self, ctx: z3.Context, layout: ir.LayoutDef, page_shift: int,
+                 params: Callable[[str, tuple[Any, ...]], Any]) -> None:
+        self.ctx = ctx
+        self.params = params
+        self.layout = layout
+        self.page_shift = page_shift
+        rs = []
+        for r in layout.ranges:
+            s = -(-r.start >> page_shift)
+            e = r.end >> page_shift
+            if s < e:
+                rs.append((s, e, r.nid, r.mirror))
+        rs.sort()
+        self.ranges = rs
+        self.nodes = sorted({r[2] for r in rs})
+        self.spans = {n: (min(r[0] for r in rs if r[2] == n), max(r[1] for r in rs if r[2] == n)) for n in self.nodes}
+        self.hard: list[Any] = []
+        self.incomplete: list[str] = []
+        self._cache: dict[int, Any] = {}
+        self._uf_movable = z3.Function("zone_movable_pfn", z3.BitVecSort(32, ctx), z3.BitVecSort(64, ctx))
+        self._uf_zlo = z3.Function("arch_zone_lowest_possible_pfn", z3.BitVecSort(32, ctx), z3.BitVecSort(64, ctx))
+        self._uf_zhi = z3.Function("arch_zone_highest_possible_pfn", z3.BitVecSort(32, ctx), z3.BitVecSort(64, ctx))
+
+    def _bv(self, v: int, w: int) -> Any:
+        return z3.BitVecVal(v & ((1 << w) - 1), w, self.ctx)
+
+    def _lookup(self, p: Any) -> tuple[Any, StructVal]:
+        key = p.get_id()
+        hit = self._cache.get(key)
+        if hit is not None:
+            return hit  # type: ignore[no-any-return]
+        rs = self.ranges
+
+        def build(lo: int, hi: int) -> tuple[Any, Any, Any, Any, Any]:
+            if hi - lo == 1:
+                s, e, n, m = rs[lo]
+                return (
+                    z3.And(z3.ULE(self._bv(s, 64), p), z3.ULT(p, self._bv(e, 64))),
+                    self._bv(s, 64),
+                    self._bv(e, 64),
+                    self._bv(n, 32),
+                    z3.BoolVal(m, self.ctx),
+                )
+            mid = (lo + hi) // 2
+            a = build(lo, mid)
+            b = build(mid, hi)
+            c = z3.ULT(p, self._bv(rs[mid][0], 64))
+            return tuple(z3.If(c, x, y) for x, y in zip(a, b, strict=True))  # type: ignore[return-value]
+
+        if not rs:
+            res = (z3.BoolVal(False, self.ctx), StructVal(MEM_RANGE, (self._bv(0, 64), self._bv(0, 64), self._bv(-1, 32), z3.BoolVal(False, self.ctx))))
+        else:
+            inr, s, e, n, m = build(0, len(rs))
+            res = (inr, StructVal(MEM_RANGE, (s, e, n, m)))
+        self._cache[key] = res
+        return res
+
+    def pfn_in_ram(self, p: Any) -> Any:
+        return self._lookup(p)[0]
+
+    def pfn_node(self, p: Any) -> Any:
+        inr, r = self._lookup(p)
+        return z3.If(inr, r.fields[2], self._bv(-1, 32))
+
+    def pfn_range(self, p: Any) -> StructVal:
+        return self._lookup(p)[1]
+
+    def note_pfn(self, p: Any) -> None:
+        pass
+
+    def _node_table(self, n: Any, values: dict[int, int], default: int, w: int) -> Any:
+        out = self._bv(default, w)
+        for nid in sorted(values, reverse=True):
+            out = z3.If(n == self._bv(nid, 32), self._bv(values[nid], w), out)
+        return z3.simplify(out) if z3.is_bv_value(n) else out
+
+    def node_start_pfn(self, n: Any) -> Any:
+        return self._node_table(n, {k: v[0] for k, v in self.spans.items()}, 0, 64)
+
+    def node_end_pfn(self, n: Any) -> Any:
+        return self._node_table(n, {k: v[1] for k, v in self.spans.items()}, 0, 64)
+
+    def zone_movable_pfn(self, n: Any) -> Any:
+        vals = {nid: addr >> self.page_shift for nid, addr in self.layout.movable}
+        return self._node_table(n, vals, 0, 64)
+
+    def _zone(self, z: Any, which: int) -> Any:
+        if not self.layout.zones:
+            return (self._uf_zlo if which == 0 else self._uf_zhi)(z)
+        vals: dict[int, int] = {}
+        for zi, s, e in self.layout.zones:
+            vals[zi] = (-(-s >> self.page_shift)) if which == 0 else (e >> self.page_shift)
+        # zones the log leaves out are empty at the end of the previous one (free_area_init)
+        prev = 0
+        for zi in range(5):
+            if zi not in vals:
+                vals[zi] = prev
+            prev = vals[zi] if which == 1 else max(prev, vals[zi])
+        if 3 not in {zi for zi, _, _ in self.layout.zones}:
+            vals[3] = 0  # ZONE_MOVABLE has no arch limits
+        return self._node_table(z, vals, 0, 64)
+
+    def arch_zone_lowest(self, z: Any) -> Any:
+        return self._zone(z, 0)
+
+    def arch_zone_highest(self, z: Any) -> Any:
+        return self._zone(z, 1)
+
+    def mirrored_kernelcore(self) -> Any:
+        return z3.BoolVal(bool(self.layout.mirrored_kernelcore), self.ctx)
+
+    def _range_vals(self) -> list[StructVal]:
+        return [
+            StructVal(MEM_RANGE, (self._bv(s, 64), self._bv(e, 64), self._bv(n, 32), z3.BoolVal(m, self.ctx)))
+            for s, e, n, m in self.ranges
+        ]
+
+    def forall_ranges(self, pred: Pred) -> Any:
+        return z3.And(*[pred(r) for r in self._range_vals()]) if self.ranges else z3.BoolVal(True, self.ctx)
+
+    def exists_range(self, pred: Pred, origin: str) -> Any:
+        return z3.Or(*[pred(r) for r in self._range_vals()]) if self.ranges else z3.BoolVal(False, self.ctx)
+
+    def forall_nodes(self, pred: Pred) -> Any:
+        return z3.And(*[pred(self._bv(n, 32)) for n in self.nodes]) if self.nodes else z3.BoolVal(True, self.ctx)
+
+    def exists_node(self, pred: Pred, origin: str) -> Any:
+        return z3.Or(*[pred(self._bv(n, 32)) for n in self.nodes]) if self.nodes else z3.BoolVal(False, self.ctx)
+
+    def witness_node(self, origin: str) -> tuple[Any, Any]:
+        n = z3.BitVec(f"witness_node!{len(self._cache)}_{origin[:8]}", 32, self.ctx)
+        is_node = z3.Or(*[n == self._bv(x, 32) for x in self.nodes]) if self.nodes else z3.BoolVal(False, self.ctx)
+        return is_node, n
+
+    def witness_range(self, origin: str) -> tuple[Any, StructVal]:
+        i = z3.BitVec(f"witness_range!{len(self._cache)}", 32, self.ctx)
+        vals = self._range_vals()
+        if not vals:
+            return z3.BoolVal(False, self.ctx), StructVal(MEM_RANGE, (self._bv(0, 64),) * 2 + (self._bv(0, 32), z3.BoolVal(False, self.ctx)))
+        fields = []
+        for k in range(4):
+            out = vals[-1].fields[k]
+            for j in range(len(vals) - 2, -1, -1):
+                out = z3.If(i == j, vals[j].fields[k], out)
+            fields.append(out)
+        return z3.ULT(i, len(vals)), StructVal(MEM_RANGE, tuple(fields))
+
+    def forall_pfns(self, pred: Pred) -> Any:
+        raise NotImplementedError
+
+    def first_node(self, cond: Pred, default: Any, origin: str) -> Any:
+        out = default
+        for n in reversed(self.nodes):
+            nv = self._bv(n, 32)
+            out = z3.If(cond(nv), nv, out)
+        return out
+
+    def close(self) -> list[Any]:
+        out, self.hard = self.hard, []
+        return out
+
+    def extract(self, model: z3.ModelRef) -> dict[str, Any]:
+        return {
+            "ranges": list(self.ranges),
+            "nodes": list(self.nodes),
+            "zone_movable_pfn": {n: model.eval(self.zone_movable_pfn(self._bv(n, 32)), model_completion=True).as_long() for n in self.nodes},
+            "arch_zones": [
+                (model.eval(self.arch_zone_lowest(self._bv(z, 32)), model_completion=True).as_long(),
+                 model.eval(self.arch_zone_highest(self._bv(z, 32)), model_completion=True).as_long())
+                for z in range(5)
+            ],
+            "mirrored_kernelcore": bool(self.layout.mirrored_kernelcore),
+        }
+
+
+def sort_of(ty: Type, ctx: z3.Context) -> Any:
+    if isinstance(ty, BoolType):
+        return z3.BoolSort(ctx)
+    assert isinstance(ty, IntType)
+    return z3.BitVecSort(ty.width, ctx)
+
+
+__all__ = ["BOOL", "INT", "ULONG", "ConcreteLayout", "LayoutLimit", "SymbolicLayout", "sort_of"]

@@ -1,0 +1,916 @@
+"""Stage 3: the typed program -> Z3 formulas for one check under one strategy.
+
+Expressions become bit-vector terms (engine/bv.py); functions are inlined; the
+machine's state maps (pfn -> struct page) are Python closures from an index term to
+the value there, memoized per index, so a bulk update of 2^52 pfns costs what the
+claim reads of it. Quantifiers are handled by polarity: a universal the formula must
+make false gets a fresh witness (a Skolem constant), one it must make true is
+instantiated on the layout's witnesses (engine/layout.py). Loops are unrolled a few
+iterations and, past that, stood in for by any state satisfying their invariants
+(proved inductive separately), so a proof covers every iteration.
+
+The machine's traces are enumerated as a tree: from the initial state, every step
+whose guard can hold extends the path. Guards over concrete control state (phases,
+flags) are decided while building, so the tree holds exactly the boot orders the
+spec allows; when no leaf can take another step the tree is complete and bounded
+model checking over it is a proof over all traces.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import z3
+
+from khospec import ir
+from khospec.diagnostics import Diagnostic, Span
+from khospec.engine import bv
+from khospec.engine.bv import StructVal, Sym
+from khospec.engine.layout import ConcreteLayout, SymbolicLayout, sort_of
+from khospec.types import BOOL, INT, ULONG, BoolType, IntType, MapType, SeqType, StructType, Type
+
+UNROLL = 3
+MAX_CONCRETE_UNROLL = 160
+MAX_TREE_NODES = 4000
+
+
+class LowerError(Exception):
+    def __init__(self, diag: Diagnostic) -> None:
+        super().__init__(diag.message)
+        self.diag = diag
+
+
+def _err(code: str, span: Span, msg: str, hint: str | None = None) -> LowerError:
+    return LowerError(Diagnostic(code, span, msg, hint))
+
+
+# ---------------------------------------------------------------- state maps
+
+
+class MapVal:
+    def __init__(self) -> None:
+        self._memo: dict[int, Sym] = {}
+
+    def read(self, idx: Any) -> Sym:
+        key = idx.get_id()
+        v = self._memo.get(key)
+        if v is None:
+            v = self._read(idx)
+            self._memo[key] = v
+        return v
+
+    def _read(self, idx: Any) -> Sym:
+        raise NotImplementedError
+
+
+class ConstMap(MapVal):
+    def __init__(self, value: Sym) -> None:
+        super().__init__()
+        self.value = value
+
+    def _read(self, idx: Any) -> Sym:
+        return self.value
+
+
+class GarbageMap(MapVal):
+    """Memory nobody initialised: an unconstrained value per index (per field)."""
+
+    def __init__(self, name: str, ty: Type, key: IntType, ctx: z3.Context, apps: list[tuple[str, Any, Any]]) -> None:
+        super().__init__()
+        self.name, self.ty, self.key, self.ctx, self.apps = name, ty, key, ctx, apps
+        self.fns: dict[str, Any] = {}
+
+    def _leaf(self, path: str, ty: Type, idx: Any) -> Sym:
+        if isinstance(ty, StructType):
+            return StructVal(ty, tuple(self._leaf(f"{path}.{fn}", ft, idx) for fn, ft in ty.fields))
+        f = self.fns.get(path)
+        if f is None:
+            f = z3.Function(f"initial {path}", z3.BitVecSort(self.key.width, self.ctx), sort_of(ty, self.ctx))
+            self.fns[path] = f
+        v = f(idx)
+        self.apps.append((path, idx, v))
+        return v
+
+    def _read(self, idx: Any) -> Sym:
+        return self._leaf(self.name, self.ty, idx)
+
+
+def _set_path(cur: Sym, path: tuple[str, ...], value: Sym) -> Sym:
+    if not path:
+        return value
+    assert isinstance(cur, StructVal)
+    return cur.with_field(path[0], _set_path(cur.get(path[0]), path[1:], value))
+
+
+class WriteMap(MapVal):
+    def __init__(self, base: MapVal, guard: Any, idx: Any, path: tuple[str, ...], value: Sym) -> None:
+        super().__init__()
+        self.base, self.guard, self.idx, self.path, self.value = base, guard, idx, path, value
+
+    def _read(self, q: Any) -> Sym:
+        cur = self.base.read(q)
+        hit = z3.And(self.guard, q == self.idx)
+        hit = z3.simplify(hit) if z3.is_bv_value(q) and z3.is_bv_value(self.idx) else hit
+        return bv.ite(hit, _set_path(cur, self.path, self.value), cur)
+
+
+class IteMap(MapVal):
+    def __init__(self, cond: Any, a: MapVal, b: MapVal) -> None:
+        super().__init__()
+        self.cond, self.a, self.b = cond, a, b
+
+    def _read(self, q: Any) -> Sym:
+        return bv.ite(self.cond, self.a.read(q), self.b.read(q))
+
+
+class BulkMap(MapVal):
+    """Every index of a set updated at once by a pointwise loop body."""
+
+    def __init__(self, base: MapVal, compute: Callable[[Any], Sym]) -> None:
+        super().__init__()
+        self.base, self.compute = base, compute
+
+    def _read(self, q: Any) -> Sym:
+        return self.compute(q)
+
+
+@dataclass
+class MachineState:
+    scalars: dict[str, Sym]
+    maps: dict[str, MapVal]
+
+    def copy(self) -> MachineState:
+        return MachineState(dict(self.scalars), dict(self.maps))
+
+
+# ---------------------------------------------------------------- frames
+
+
+@dataclass
+class ReqOb:
+    """One `require` executed somewhere: violated when guard holds and cond does not."""
+
+    name: str
+    site: int
+    guard: Any
+    cond: Any
+    label: str
+
+
+@dataclass
+class Skolem:
+    site: int
+    label: str
+    name: str
+    ty: Type
+    sym: Sym
+    role: str  # "witness", "argument", "initial"
+
+
+@dataclass
+class LoopInfo:
+    site: int
+    fn: str
+    label: str
+    open: Any  # the loop may still run after the unrolled iterations (False if complete)
+    tail: Any | None  # Bool: a counterexample uses the invariant stand-in
+    entry_violation: Any | None  # the invariant fails after the unrolled iterations
+    consecution: Any | None  # satisfiable iff an invariant is not inductive
+    span: Span = field(default_factory=lambda: Span.point("<loop>"))
+
+
+@dataclass
+class BulkCtx:
+    index: Any
+    written: set[str]
+
+
+@dataclass
+class Frame:
+    locals: dict[int, Sym]
+    state: MachineState | None
+    guard: Any
+    returned: Any
+    ret: Sym | None
+    emits: list[tuple[Any, Sym]]
+    requires: list[ReqOb]
+    label: str
+    bulk: BulkCtx | None = None
+    pol: int = 0
+
+    def active(self) -> Any:
+        if z3.is_false(self.returned):
+            return self.guard
+        return z3.And(self.guard, z3.Not(self.returned))
+
+
+# ---------------------------------------------------------------- the lowering
+
+
+@dataclass
+class TraceNode:
+    id: int
+    parent: TraceNode | None
+    step: str | None
+    state: MachineState
+    pc: Any  # path condition: every guard on the way holds
+    depth: int
+    requires: list[ReqOb]
+    children: list[TraceNode] = field(default_factory=list)
+    open: Any = None  # some step may still be enabled here (at the depth limit)
+
+    def path(self) -> list[str]:
+        out: list[str] = []
+        n: TraceNode | None = self
+        while n is not None and n.step is not None:
+            out.append(n.step)
+            n = n.parent
+        return list(reversed(out))
+
+
+class Lowering:
+    """Formulas for one (check, strategy); profile constants stay symbolic."""
+
+    def __init__(
+        self,
+        program: ir.Program,
+        strategy: str | None,
+        ctx: z3.Context,
+        layout: ir.LayoutDef | None = None,
+        page_shift: int | None = None,
+        unroll: int = UNROLL,
+        wanted_requirement: str | None = None,
+    ) -> None:
+        self.program = program
+        self.strategy = strategy
+        self.ctx = ctx
+        self.unroll = unroll
+        self.wanted = wanted_requirement
+        self._params: dict[str, Any] = {}
+        self.param_apps: list[tuple[str, tuple[Any, ...], Any]] = []
+        self.skolems: list[Skolem] = []
+        self.garbage_apps: list[tuple[str, Any, Any]] = []
+        self.hard: list[Any] = []
+        self.loops: list[LoopInfo] = []
+        self.incomplete: list[str] = []
+        self._fresh = 0
+        self.layout: SymbolicLayout | ConcreteLayout
+        if layout is not None:
+            assert page_shift is not None
+            self.layout = ConcreteLayout(ctx, layout, page_shift, self.param)
+            self._bind_layout_params(layout)
+        else:
+            self.layout = SymbolicLayout(ctx, self.param)
+        self._consecution_done: set[tuple[str, int]] = set()
+        self.hard_open: list[Any] = []
+
+    # -- names and params
+    def fresh_name(self, base: str) -> str:
+        self._fresh += 1
+        return f"{base}!{self._fresh}"
+
+    def param(self, name: str, args: tuple[Any, ...] = ()) -> Any:
+        pd = self.program.params[name]
+        if pd.arg_types is None:
+            v = self._params.get(name)
+            if v is None:
+                v = bv.fresh(pd.ty, name, self.ctx)
+                self._params[name] = v
+            return v
+        f = self._params.get(name)
+        if f is None:
+            if isinstance(pd.ty, StructType):
+                raise _err("KHO501", pd.span, f"param function `{name}` returning a struct is not supported")
+            f = z3.Function(name, *[sort_of(t, self.ctx) for t in pd.arg_types], sort_of(pd.ty, self.ctx))
+            self._params[name] = f
+        v = f(*args)
+        self.param_apps.append((name, args, v))
+        return v
+
+    def _bind_layout_params(self, layout: ir.LayoutDef) -> None:
+        for name, args, value in layout.bindings:
+            pd = self.program.params[name]
+            if pd.arg_types is None:
+                self.hard.append(bv.eq(self.param(name), bv.const(value, pd.ty, self.ctx)))
+            else:
+                a = tuple(bv.const(x, t, self.ctx) for x, t in zip(args, pd.arg_types, strict=True))
+                self.hard.append(bv.eq(self.param(name, a), bv.const(value, pd.ty, self.ctx)))
+
+    def profile_binding(self, profile: ir.ProfileDef) -> Any:
+        eqs = []
+        for name, value in profile.bindings:
+            pd = self.program.params[name]
+            eqs.append(bv.eq(self.param(name), bv.const(value, pd.ty, self.ctx)))
+        return z3.And(*eqs) if eqs else z3.BoolVal(True, self.ctx)
+
+    # -- expressions
+    def ev(self, e: ir.Expr, fr: Frame, pol: int = 0) -> Sym:
+        m = getattr(self, "_ev_" + type(e).__name__)
+        return m(e, fr, pol)
+
+    def _ev_Const(self, e: ir.Const, fr: Frame, pol: int) -> Sym:
+        return bv.const(e.value, e.ty, self.ctx)
+
+    def _ev_Local(self, e: ir.Local, fr: Frame, pol: int) -> Sym:
+        try:
+            return fr.locals[e.uid]
+        except KeyError:  # pragma: no cover - the checker guarantees scoping
+            raise _err("KHO599", e.span, f"internal: `{e.name}` has no value here") from None
+
+    def _ev_ParamRef(self, e: ir.ParamRef, fr: Frame, pol: int) -> Sym:
+        return self.param(e.name)
+
+    def _ev_ParamApp(self, e: ir.ParamApp, fr: Frame, pol: int) -> Sym:
+        return self.param(e.name, tuple(self.ev(a, fr) for a in e.args))
+
+    def _ev_StateRef(self, e: ir.StateRef, fr: Frame, pol: int) -> Sym:
+        if fr.state is None:
+            raise _err("KHO599", e.span, f"internal: state `{e.name}` read outside the machine")
+        return fr.state.scalars[e.name]
+
+    def _ev_MapRead(self, e: ir.MapRead, fr: Frame, pol: int) -> Sym:
+        if fr.state is None:
+            raise _err("KHO599", e.span, f"internal: map `{e.name}` read outside the machine")
+        idx = self.ev(e.index, fr)
+        if fr.bulk is not None and e.name in fr.bulk.written and not idx.eq(fr.bulk.index):
+            raise _err(
+                "KHO521", e.span,
+                f"`{e.name}` is updated by this loop and read here at another index",
+                "the loop updates all indices at once; read the map before the loop or at the loop index",
+            )
+        self.layout.note_pfn(idx)
+        return fr.state.maps[e.name].read(idx)
+
+    def _ev_Unary(self, e: ir.Unary, fr: Frame, pol: int) -> Sym:
+        if e.op == "!":
+            return z3.Not(self.ev(e.operand, fr, -pol))
+        v = self.ev(e.operand, fr)
+        return -v if e.op == "-" else ~v
+
+    def _ev_Binary(self, e: ir.Binary, fr: Frame, pol: int) -> Sym:
+        op = e.op
+        if op == "&&":
+            return z3.And(self.ev(e.left, fr, pol), self.ev(e.right, fr, pol))
+        if op == "||":
+            return z3.Or(self.ev(e.left, fr, pol), self.ev(e.right, fr, pol))
+        if op == "->":
+            return z3.Implies(self.ev(e.left, fr, -pol), self.ev(e.right, fr, pol))
+        if op == "<->":
+            return self.ev(e.left, fr, 0) == self.ev(e.right, fr, 0)
+        if op in ("==", "!=", "<", "<=", ">", ">="):
+            sub = 0
+            a = self.ev(e.left, fr, sub)
+            b = self.ev(e.right, fr, sub)
+            return bv.compare(op, a, b, e.left.ty)
+        a = self.ev(e.left, fr)
+        b = self.ev(e.right, fr)
+        assert isinstance(e.ty, IntType)
+        if op in ("<<", ">>"):
+            rt = e.right.ty
+            assert isinstance(rt, IntType)
+            return bv.shift(op, a, e.ty, b, rt)
+        return bv.arith(op, a, b, e.ty)
+
+    def _ev_Convert(self, e: ir.Convert, fr: Frame, pol: int) -> Sym:
+        return bv.convert(self.ev(e.operand, fr), e.operand.ty, e.ty, self.ctx)
+
+    def _ev_Ite(self, e: ir.Ite, fr: Frame, pol: int) -> Sym:
+        return bv.ite(self.ev(e.cond, fr, 0), self.ev(e.then, fr, pol), self.ev(e.else_, fr, pol))
+
+    def _ev_FieldGet(self, e: ir.FieldGet, fr: Frame, pol: int) -> Sym:
+        v = self.ev(e.obj, fr)
+        assert isinstance(v, StructVal)
+        return v.get(e.field)
+
+    def _ev_StructMake(self, e: ir.StructMake, fr: Frame, pol: int) -> Sym:
+        return StructVal(e.ty, tuple(self.ev(f, fr) for f in e.fields))
+
+    def _ev_Builtin(self, e: ir.Builtin, fr: Frame, pol: int) -> Sym:
+        n = e.name
+        if n == "requires_hold":
+            call = e.args[0]
+            assert isinstance(call, ir.CallFn)
+            res = self.call(call, fr, pol, label=f"{fr.label}/{call.name}")
+            conds = [z3.Implies(r.guard, r.cond) for r in res.requires]
+            return z3.And(*conds) if conds else z3.BoolVal(True, self.ctx)
+        if n == "mirrored_kernelcore":
+            return self.layout.mirrored_kernelcore()
+        args = [self.ev(a, fr) for a in e.args]
+        lay = self.layout
+        if n == "pfn_in_ram":
+            return lay.pfn_in_ram(args[0])
+        if n == "pfn_node":
+            return lay.pfn_node(args[0])
+        if n == "pfn_range":
+            return lay.pfn_range(args[0])
+        if n == "node_start_pfn":
+            return lay.node_start_pfn(args[0])
+        if n == "node_end_pfn":
+            return lay.node_end_pfn(args[0])
+        if n == "zone_movable_pfn":
+            return lay.zone_movable_pfn(args[0])
+        if n == "arch_zone_lowest_possible_pfn":
+            return lay.arch_zone_lowest(args[0])
+        if n == "arch_zone_highest_possible_pfn":
+            return lay.arch_zone_highest(args[0])
+        if n == "count_trailing_zeros":
+            return bv.count_trailing_zeros(args[0])
+        if n == "ilog2":
+            return bv.ilog2(args[0])
+        t = e.ty
+        if n in ("min", "max", "clamp"):
+            assert isinstance(t, IntType)
+            lt = (lambda a, b: a < b) if t.signed else z3.ULT
+            if n == "min":
+                return z3.If(lt(args[1], args[0]), args[1], args[0])
+            if n == "max":
+                return z3.If(lt(args[0], args[1]), args[1], args[0])
+            v, lo, hi = args
+            mx = z3.If(lt(v, lo), lo, v)
+            return z3.If(lt(hi, mx), hi, mx)
+        x, a = args
+        mask = a - 1
+        if n == "IS_ALIGNED":
+            return (x & mask) == 0
+        if n == "ALIGN":
+            return (x + mask) & ~mask
+        if n == "ALIGN_DOWN":
+            return x & ~mask
+        raise AssertionError(n)  # pragma: no cover
+
+    # -- quantifiers
+    def _bind(self, fr: Frame, var: ir.Local, value: Sym) -> Frame:
+        locs = dict(fr.locals)
+        locs[var.uid] = value
+        return Frame(locs, fr.state, fr.guard, fr.returned, fr.ret, fr.emits, fr.requires, fr.label, fr.bulk, fr.pol)
+
+    def _ev_Quant(self, e: ir.Quant, fr: Frame, pol: int) -> Sym:
+        d = e.domain
+        universal = e.kind == "forall"
+        # finite domains: expand, whatever the polarity
+        if d.kind == "interval":
+            assert d.lo is not None and d.hi is not None
+            lo = self.ev(d.lo, fr)
+            hi = self.ev(d.hi, fr)
+            if z3.is_bv_value(z3.simplify(lo)) and z3.is_bv_value(z3.simplify(hi)):
+                lo_v = z3.simplify(lo).as_long()
+                hi_v = z3.simplify(hi).as_long()
+                ty = e.var.ty
+                assert isinstance(ty, IntType)
+                lo_i, hi_i = ty.wrap(lo_v), ty.wrap(hi_v)
+                if hi_i - lo_i <= 64:
+                    parts = [self.ev(e.body, self._bind(fr, e.var, bv.const(i, ty, self.ctx)), pol)
+                             for i in range(lo_i, max(lo_i, hi_i))]
+                    if universal:
+                        return z3.And(*parts) if parts else z3.BoolVal(True, self.ctx)
+                    return z3.Or(*parts) if parts else z3.BoolVal(False, self.ctx)
+        if isinstance(e.var.ty, BoolType):
+            parts = [self.ev(e.body, self._bind(fr, e.var, z3.BoolVal(b, self.ctx)), pol) for b in (False, True)]
+            return z3.And(*parts) if universal else z3.Or(*parts)
+        # witness when the quantifier must fail (forall) / hold (exists)
+        if (universal and pol < 0) or (not universal and pol > 0):
+            return self._skolemize(e, fr, pol, universal)
+        if pol == 0:
+            raise _err(
+                "KHO510", e.span,
+                f"`{e.kind}` over an unbounded domain in a position that is neither asserted nor denied",
+                "move the quantifier out of `<->`, `==`, `?:` and assignments",
+            )
+        return self._instantiate(e, fr, pol, universal)
+
+    def _skolemize(self, e: ir.Quant, fr: Frame, pol: int, universal: bool) -> Sym:
+        d = e.domain
+        label = fr.label
+        origin = f"{e.var.name} at {self.program.site_spans.get(e.site, e.span)}"
+        if d.kind == "nodes":
+            exists, n = self.layout.witness_node(origin)
+            body = self.ev(e.body, self._bind(fr, e.var, n), pol)
+            self.skolems.append(Skolem(e.site, label, e.var.name, INT, n, "witness"))
+            return z3.Implies(exists, body) if universal else z3.And(exists, body)
+        if d.kind == "ranges":
+            exists, r = self.layout.witness_range(origin)
+            body = self.ev(e.body, self._bind(fr, e.var, r), pol)
+            self.skolems.append(Skolem(e.site, label, e.var.name, e.var.ty, r, "witness"))
+            return z3.Implies(exists, body) if universal else z3.And(exists, body)
+        w = bv.fresh(e.var.ty, self.fresh_name(f"{e.var.name}@{e.site}"), self.ctx)
+        self.skolems.append(Skolem(e.site, label, e.var.name, e.var.ty, w, "witness"))
+        if isinstance(w, z3.BitVecRef) and e.var.ty == ULONG:
+            self.layout.note_pfn(w)
+        inner = self._bind(fr, e.var, w)
+        body = self.ev(e.body, inner, pol)
+        if d.kind == "interval":
+            assert d.lo is not None and d.hi is not None
+            lo, hi = self.ev(d.lo, fr), self.ev(d.hi, fr)
+            inside = z3.And(bv.compare("<=", lo, w, e.var.ty), bv.compare("<", w, hi, e.var.ty))
+            return z3.Implies(inside, body) if universal else z3.And(inside, body)
+        return body
+
+    def _instantiate(self, e: ir.Quant, fr: Frame, pol: int, universal: bool) -> Sym:
+        d = e.domain
+        sign = 1 if universal else -1  # exists with pol<0 is a universal of the negation
+
+        def body(v: Sym) -> Any:
+            b = self.ev(e.body, self._bind(fr, e.var, v), pol)
+            return b if universal else z3.Not(b)
+
+        if d.kind == "nodes":
+            q = self.layout.forall_nodes(body)
+        elif d.kind == "ranges":
+            q = self.layout.forall_ranges(body)
+        elif isinstance(e.var.ty, IntType) and e.var.ty.width == 64 and isinstance(self.layout, SymbolicLayout):
+            if d.kind == "interval":
+                assert d.lo is not None and d.hi is not None
+                lo, hi = self.ev(d.lo, fr), self.ev(d.hi, fr)
+
+                def body2(v: Sym) -> Any:
+                    inside = z3.And(bv.compare("<=", lo, v, e.var.ty), bv.compare("<", v, hi, e.var.ty))
+                    return z3.Implies(inside, body(v))
+
+                q = self.layout.forall_pfns(body2)
+            else:
+                q = self.layout.forall_pfns(body)
+            self.incomplete.append(f"`{e.kind} {e.var.name}` at {e.span} is instantiated on the pfns the claim mentions")
+        else:
+            raise _err(
+                "KHO511", e.span,
+                f"`{e.kind} {e.var.name}: {e.var.ty}` cannot be decided here",
+                "quantify over nodes, ranges, pfns (ulong) or a constant interval",
+            )
+        return q if sign > 0 else z3.Not(q)
+
+    def _ev_FirstNode(self, e: ir.FirstNode, fr: Frame, pol: int) -> Sym:
+        default = self.ev(e.default, fr)
+
+        def cond(n: Any) -> Any:
+            return self.ev(e.cond, self._bind(fr, e.var, n), 0)
+
+        return self.layout.first_node(cond, default, f"first node at {e.span}")
+
+    # -- calls
+    def _ev_CallFn(self, e: ir.CallFn, fr: Frame, pol: int) -> Sym:
+        res = self.call(e, fr, pol, label=fr.label)
+        fr.requires.extend(res.requires)
+        if res.ret is None:
+            raise _err("KHO599", e.span, f"internal: `{e.name}` returned no value")
+        return res.ret
+
+    def _ev_InEmits(self, e: ir.InEmits, fr: Frame, pol: int) -> Sym:
+        item = self.ev(e.item, fr)
+        res = self.call(e.call, fr, pol, label=f"{fr.label}/{e.call.name}")
+        if pol <= 0 and res.open is not None and not z3.is_false(res.open):
+            # exact only when the loops are fully unrolled
+            self.hard_open.append(res.open)
+        parts = [z3.And(g, bv.eq(item, v)) for g, v in res.emits]
+        return z3.Or(*parts) if parts else z3.BoolVal(False, self.ctx)
+
+    def _ev_EmitsEq(self, e: ir.EmitsEq, fr: Frame, pol: int) -> Sym:
+        res = self.call(e.call, fr, 0, label=f"{fr.label}/{e.call.name}", tail=False)
+        if res.open is not None and not z3.is_false(res.open):
+            self.hard_open.append(res.open)
+        items = [self.ev(i, fr) for i in e.items]
+        conds = []
+        for k, (g, v) in enumerate(res.emits):
+            if k < len(items):
+                conds.append(z3.And(g, bv.eq(v, items[k])))
+            else:
+                conds.append(z3.Not(g))
+        for _ in range(len(res.emits), len(items)):
+            conds.append(z3.BoolVal(False, self.ctx))
+        return z3.And(*conds) if conds else z3.BoolVal(True, self.ctx)
+
+    @dataclass
+    class CallResult:
+        ret: Sym | None
+        emits: list[tuple[Any, Sym]]
+        requires: list[ReqOb]
+        open: Any | None
+
+    def call(self, e: ir.CallFn, fr: Frame, pol: int, label: str, tail: bool = True) -> Lowering.CallResult:
+        fn = self.program.fn(e.name, self.strategy)
+        args = [self.ev(a, fr) for a in e.args]
+        sub = Frame({}, fr.state, fr.active(), z3.BoolVal(False, self.ctx), None, [], [], label, fr.bulk, pol)
+        for p, a in zip(fn.params, args, strict=True):
+            sub.locals[p.uid] = a
+        opens: list[Any] = []
+        if isinstance(fn.body, tuple):
+            self.exec_block(fn.body, sub, fn=fn, opens=opens, tail=tail)
+            ret = sub.ret
+        else:
+            ret = self.ev(fn.body, sub, pol)
+        if fr.state is not None and sub.state is not None:
+            fr.state = sub.state
+        open_ = z3.Or(*opens) if opens else None
+        return Lowering.CallResult(ret, sub.emits, sub.requires, open_)
+
+    # -- statements
+    def exec_block(self, stmts: tuple[ir.Stmt, ...], fr: Frame, fn: ir.FnDef | None = None,
+                   opens: list[Any] | None = None, tail: bool = True) -> None:
+        for s in stmts:
+            self.exec(s, fr, fn, opens, tail)
+
+    def exec(self, s: ir.Stmt, fr: Frame, fn: ir.FnDef | None, opens: list[Any] | None, tail: bool) -> None:
+        if isinstance(s, ir.SLet):
+            fr.locals[s.var.uid] = self.ev(s.value, fr, fr.pol)
+        elif isinstance(s, ir.SAssign):
+            new = self.ev(s.value, fr, fr.pol)
+            old = fr.locals[s.var.uid]
+            fr.locals[s.var.uid] = bv.ite(fr.active(), new, old)
+        elif isinstance(s, ir.SStateAssign):
+            assert fr.state is not None
+            new = self.ev(s.value, fr)
+            fr.state.scalars[s.name] = bv.ite(fr.active(), new, fr.state.scalars[s.name])
+        elif isinstance(s, ir.SMapWrite):
+            assert fr.state is not None
+            idx = self.ev(s.index, fr)
+            if fr.bulk is not None and not idx.eq(fr.bulk.index):
+                raise _err("KHO520", s.span, f"this loop writes `{s.name}` at an index other than its own",
+                           "a loop over a set of indices updates each index on its own")
+            value = self.ev(s.value, fr)
+            fr.state.maps[s.name] = WriteMap(fr.state.maps[s.name], fr.active(), idx, s.path, value)
+        elif isinstance(s, ir.SIf):
+            c = self.ev(s.cond, fr, 0)
+            outer = fr.guard
+            fr.guard = z3.And(outer, c)
+            self.exec_block(s.then, fr, fn, opens, tail)
+            fr.guard = z3.And(outer, z3.Not(c))
+            self.exec_block(s.else_, fr, fn, opens, tail)
+            fr.guard = outer
+        elif isinstance(s, ir.SForConst):
+            ty = s.var.ty
+            for i in range(s.lo, s.hi):
+                fr.locals[s.var.uid] = bv.const(i, ty, self.ctx)
+                self.exec_block(s.body, fr, fn, opens, tail)
+        elif isinstance(s, ir.SForBulk):
+            self._bulk(s, fr)
+        elif isinstance(s, ir.SWhile):
+            assert fn is not None
+            self._while(s, fr, fn, opens if opens is not None else [], tail)
+        elif isinstance(s, ir.SRequire):
+            cond = self.ev(s.cond, fr, 0)
+            fr.requires.append(ReqOb(s.name, s.site, fr.active(), cond, fr.label))
+        elif isinstance(s, ir.SEmit):
+            fr.emits.append((fr.active(), self.ev(s.value, fr)))
+        elif isinstance(s, ir.SReturn):
+            v = self.ev(s.value, fr, fr.pol)
+            act = fr.active()
+            fr.ret = v if fr.ret is None else bv.ite(act, v, fr.ret)
+            fr.returned = z3.Or(fr.returned, act)
+        elif isinstance(s, ir.SCall):
+            res = self.call(s.call, fr, 0, label=fr.label)
+            fr.requires.extend(res.requires)
+            fr.emits.extend(res.emits)
+        else:  # pragma: no cover
+            raise AssertionError(s)
+
+    def _written_maps(self, stmts: tuple[ir.Stmt, ...], seen: set[str] | None = None) -> set[str]:
+        out: set[str] = set()
+        seen = seen if seen is not None else set()
+        for s in stmts:
+            if isinstance(s, ir.SMapWrite):
+                out.add(s.name)
+            elif isinstance(s, ir.SIf):
+                out |= self._written_maps(s.then, seen) | self._written_maps(s.else_, seen)
+            elif isinstance(s, ir.SForConst):
+                out |= self._written_maps(s.body, seen)
+            elif isinstance(s, ir.SCall) and s.call.name not in seen:
+                seen.add(s.call.name)
+                f = self.program.fn(s.call.name, self.strategy)
+                if isinstance(f.body, tuple):
+                    out |= self._written_maps(f.body, seen)
+        return out
+
+    def _has_require(self, stmts: tuple[ir.Stmt, ...], seen: set[str] | None = None) -> bool:
+        seen = seen if seen is not None else set()
+        for s in stmts:
+            if isinstance(s, ir.SRequire) and (self.wanted is None or s.name == self.wanted):
+                return True
+            if isinstance(s, ir.SIf) and (self._has_require(s.then, seen) or self._has_require(s.else_, seen)):
+                return True
+            if isinstance(s, ir.SForConst) and self._has_require(s.body, seen):
+                return True
+            if isinstance(s, ir.SCall) and s.call.name not in seen:
+                seen.add(s.call.name)
+                f = self.program.fn(s.call.name, self.strategy)
+                if isinstance(f.body, tuple) and self._has_require(f.body, seen):
+                    return True
+        return False
+
+    def _bulk(self, s: ir.SForBulk, fr: Frame) -> None:
+        assert fr.state is not None
+        pre = fr.state.copy()
+        outer_guard = fr.active()
+        written = self._written_maps(s.body)
+        label = fr.label
+
+        def in_domain(q: Any, sub: Frame) -> Any:
+            conds = [outer_guard]
+            ty = s.var.ty
+            if s.lo is not None:
+                conds.append(bv.compare("<=", self.ev(s.lo, fr), q, ty))
+            if s.hi is not None:
+                conds.append(bv.compare("<", q, self.ev(s.hi, fr), ty))
+            if s.where is not None:
+                conds.append(self.ev(s.where, sub, 0))
+            return z3.And(*conds)
+
+        def run_at(q: Any) -> Frame:
+            sub = Frame(dict(fr.locals), pre.copy(), z3.BoolVal(True, self.ctx), z3.BoolVal(False, self.ctx),
+                        None, [], [], label, BulkCtx(q, written), 0)
+            sub.locals[s.var.uid] = q
+            sub.guard = in_domain(q, sub)
+            self.layout.note_pfn(q)
+            self.exec_block(s.body, sub)
+            return sub
+
+        cache: dict[int, Frame] = {}
+
+        def at(q: Any) -> Frame:
+            k = q.get_id()
+            if k not in cache:
+                cache[k] = run_at(q)
+            return cache[k]
+
+        for name in written:
+            base = pre.maps[name]
+            fr.state.maps[name] = BulkMap(base, lambda q, name=name: _read_after(at(q), name, q))
+        if self._has_require(s.body):
+            w = z3.BitVec(self.fresh_name(f"{s.var.name}@{s.site}"), s.var.ty.width if isinstance(s.var.ty, IntType) else 64, self.ctx)
+            self.skolems.append(Skolem(s.site, label, s.var.name, s.var.ty, w, "witness"))
+            sub = at(w)
+            fr.requires.extend(sub.requires)
+
+    def _assigned_locals(self, stmts: tuple[ir.Stmt, ...]) -> set[int]:
+        out: set[int] = set()
+        for s in stmts:
+            if isinstance(s, ir.SAssign):
+                out.add(s.var.uid)
+            elif isinstance(s, ir.SIf):
+                out |= self._assigned_locals(s.then) | self._assigned_locals(s.else_)
+            elif isinstance(s, ir.SForConst):
+                out |= self._assigned_locals(s.body)
+        return out
+
+    def _while(self, s: ir.SWhile, fr: Frame, fn: ir.FnDef, opens: list[Any], tail: bool) -> None:
+        outer = fr.guard
+        label = fr.label
+        iterations = 0
+        concrete = True
+        limit = MAX_CONCRETE_UNROLL
+        while True:
+            c = z3.simplify(self.ev(s.cond, fr, 0))
+            if z3.is_false(c):
+                fr.guard = outer
+                return
+            if not z3.is_true(c):
+                concrete = False
+            if (not concrete and iterations >= self.unroll) or iterations >= limit:
+                break
+            fr.guard = z3.And(outer, c)
+            fr.label = f"{label}#{iterations}"
+            self.exec_block(s.body, fr, fn, opens, tail)
+            fr.label = label
+            iterations += 1
+        running = z3.And(fr.active(), c)
+        modified = sorted(self._assigned_locals(s.body))
+        info = LoopInfo(s.site, fn.name, label, running, None, None, None, s.span)
+        self.loops.append(info)
+        if not s.invariants or not tail:
+            opens.append(running)
+            fr.guard = outer
+            return
+        # Past the unrolled iterations: any state satisfying the invariants.
+        inv_here = z3.And(*[self.ev(i, fr, 0) for i in s.invariants])
+        info.entry_violation = z3.And(running, z3.Not(inv_here))
+        tail_flag = z3.Bool(self.fresh_name(f"beyond_unrolling@{s.site}"), self.ctx)
+        info.tail = tail_flag
+        before = {u: fr.locals[u] for u in modified}
+        havoc = {u: self._havoc_like(fr.locals[u], f"iter@{s.site}") for u in modified}
+        for u, v in havoc.items():
+            fr.locals[u] = v
+        inv_h = z3.And(*[self.ev(i, fr, 0) for i in s.invariants])
+        c_h = self.ev(s.cond, fr, 0)
+        fr.guard = z3.And(outer, tail_flag, running, inv_h, c_h)
+        fr.label = f"{label}#beyond"
+        self.exec_block(s.body, fr, fn, opens, tail)
+        fr.label = label
+        # after the loop: a state satisfying the invariants where the condition fails
+        exit_h = {u: self._havoc_like(before[u], f"exit@{s.site}") for u in modified}
+        for u, v in exit_h.items():
+            fr.locals[u] = v
+        inv_x = z3.And(*[self.ev(i, fr, 0) for i in s.invariants])
+        c_x = self.ev(s.cond, fr, 0)
+        self.hard.append(z3.Implies(running, z3.And(inv_x, z3.Not(c_x))))
+        for u in modified:
+            fr.locals[u] = bv.ite(running, exit_h[u], before[u])
+        fr.guard = outer
+        key = (f"{fn.strategy}::{fn.name}", s.site)
+        if key not in self._consecution_done:
+            self._consecution_done.add(key)
+            info.consecution = self._consecution(s, fn)
+
+    def _havoc_like(self, v: Sym, base: str) -> Sym:
+        if isinstance(v, StructVal):
+            return StructVal(v.ty, tuple(self._havoc_like(f, base) for f in v.fields))
+        if z3.is_bool(v):
+            return z3.Bool(self.fresh_name(base), self.ctx)
+        return z3.BitVec(self.fresh_name(base), v.size(), self.ctx)
+
+    def _consecution(self, s: ir.SWhile, fn: ir.FnDef) -> Any:
+        """Satisfiable iff some state satisfying the invariants and the condition
+        leaves them after one iteration (for any arguments)."""
+        fr = Frame({}, None, z3.BoolVal(True, self.ctx), z3.BoolVal(False, self.ctx), None, [], [], "inductive", None, 0)
+        for p in fn.params:
+            fr.locals[p.uid] = bv.fresh(p.ty, self.fresh_name(f"arg {p.name}"), self.ctx)
+        # values of the locals defined before the loop: run the prefix of the body
+        assert isinstance(fn.body, tuple)
+        prefix: list[ir.Stmt] = []
+        for st in fn.body:
+            if st is s:
+                break
+            prefix.append(st)
+        self.exec_block(tuple(prefix), fr, fn, [], False)
+        for u in self._assigned_locals(s.body):
+            fr.locals[u] = self._havoc_like(fr.locals[u], f"ind@{s.site}")
+        inv = z3.And(*[self.ev(i, fr, 0) for i in s.invariants])
+        c = self.ev(s.cond, fr, 0)
+        fr.guard = z3.BoolVal(True, self.ctx)
+        self.exec_block(s.body, fr, fn, [], False)
+        inv2 = z3.And(*[self.ev(i, fr, 0) for i in s.invariants])
+        return z3.And(inv, c, z3.Not(inv2))
+
+    # -- the machine
+    def initial_state(self) -> MachineState:
+        scalars: dict[str, Sym] = {}
+        maps: dict[str, MapVal] = {}
+        fr = Frame({}, None, z3.BoolVal(True, self.ctx), z3.BoolVal(False, self.ctx), None, [], [], "init", None, 0)
+        for sv in self.program.state:
+            if isinstance(sv.ty, MapType):
+                if sv.init is not None:
+                    maps[sv.name] = ConstMap(self.ev(sv.init, fr))
+                else:
+                    assert isinstance(sv.ty.key, IntType)
+                    maps[sv.name] = GarbageMap(sv.name, sv.ty.value, sv.ty.key, self.ctx, self.garbage_apps)
+            else:
+                if sv.init is not None:
+                    scalars[sv.name] = self.ev(sv.init, fr)
+                else:
+                    v = bv.fresh(sv.ty, f"initial {sv.name}", self.ctx)
+                    scalars[sv.name] = v
+                    self.skolems.append(Skolem(0, "init", sv.name, sv.ty, v, "initial"))
+        return MachineState(scalars, maps)
+
+    def build_tree(self, depth: int, before: dict[str, list[tuple[Any, ir.AssumeDef]]]) -> list[TraceNode]:
+        """Every trace of at most ``depth`` steps, as a tree of states."""
+        steps = self.program.step_defs(self.strategy)
+        root = TraceNode(0, None, None, self.initial_state(), z3.BoolVal(True, self.ctx), 0, [])
+        nodes = [root]
+        frontier = [root]
+        while frontier:
+            node = frontier.pop(0)
+            opens = []
+            for st in steps:
+                fr = Frame({}, node.state, z3.BoolVal(True, self.ctx), z3.BoolVal(False, self.ctx), None, [], [],
+                           f"n{len(nodes)}", None, 0)
+                g = self.ev(st.guard, fr, 0) if st.guard is not None else z3.BoolVal(True, self.ctx)
+                g = z3.simplify(g)
+                if z3.is_false(g):
+                    continue
+                if node.depth >= depth:
+                    opens.append(z3.And(node.pc, g))
+                    continue
+                extra = []
+                for lit, a in before.get(st.name, []):
+                    afr = Frame({}, node.state, z3.BoolVal(True, self.ctx), z3.BoolVal(False, self.ctx), None, [], [],
+                                f"n{len(nodes)}", None, 0)
+                    extra.append(z3.Implies(lit, self.ev(a.formula, afr, 1)))
+                pc = z3.And(node.pc, g, *extra) if not z3.is_true(g) or extra else node.pc
+                fr.state = node.state.copy()
+                self.exec_block(st.body, fr)
+                for r in fr.requires:
+                    r.guard = z3.And(pc, r.guard)
+                child = TraceNode(len(nodes), node, st.name, fr.state, pc, node.depth + 1, fr.requires)
+                node.children.append(child)
+                nodes.append(child)
+                frontier.append(child)
+                if len(nodes) > MAX_TREE_NODES:
+                    raise _err("KHO530", st.span, f"more than {MAX_TREE_NODES} distinct traces",
+                               "make step guards decide the order (phases), or lower the check's depth")
+            node.open = z3.Or(*opens) if opens else None
+        return nodes
+
+    def frame_for(self, node: TraceNode) -> Frame:
+        return Frame({}, node.state, node.pc, z3.BoolVal(False, self.ctx), None, [], [], f"n{node.id}", None, 0)
+
+
+def _read_after(sub: Frame, name: str, q: Any) -> Sym:
+    assert sub.state is not None
+    return sub.state.maps[name].read(q)
+
+
+def lower_init() -> None:  # pragma: no cover - keeps the public surface explicit
+    pass
+
+
+__all__ = ["BOOL", "Lowering", "LowerError", "SeqType", "TraceNode"]

@@ -1,0 +1,476 @@
+"""The typed program: what the type checker hands to both back ends.
+
+Every expression carries its C type, and every implicit C conversion is explicit
+(``Convert``), so the Z3 lowering (engine/) and the concrete interpreter (interp.py)
+compute the same arithmetic without re-deriving C's rules. Names are resolved:
+locals carry a unique id, constants are inlined, strategy-dependent functions are
+referenced by name and looked up per strategy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from khospec import syntax as S
+from khospec.diagnostics import NO_SPAN, Span
+from khospec.types import BOOL, StructType, Type
+
+
+def _span() -> Span:
+    return field(default=NO_SPAN, compare=False, repr=False)  # type: ignore[return-value]
+
+
+# ---------------------------------------------------------------- expressions
+
+
+@dataclass(frozen=True)
+class Const:
+    value: int | bool
+    ty: Type
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class Local:
+    """A let/var, function parameter or bound variable; ``uid`` makes it unique."""
+
+    name: str
+    uid: int
+    ty: Type
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class ParamRef:
+    name: str
+    ty: Type
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class ParamApp:
+    name: str
+    args: tuple[Expr, ...]
+    ty: Type
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class StateRef:
+    name: str
+    ty: Type
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class MapRead:
+    name: str
+    index: Expr
+    ty: Type
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class Unary:
+    op: str  # "!", "-", "~"
+    operand: Expr
+    ty: Type
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class Binary:
+    """Operands already converted: both sides share a type, except shifts."""
+
+    op: str
+    left: Expr
+    right: Expr
+    ty: Type
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class Convert:
+    operand: Expr
+    ty: Type
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class Ite:
+    cond: Expr
+    then: Expr
+    else_: Expr
+    ty: Type
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class FieldGet:
+    obj: Expr
+    field: str
+    ty: Type
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class StructMake:
+    ty: StructType
+    fields: tuple[Expr, ...]  # in the struct's field order
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class CallFn:
+    name: str
+    args: tuple[Expr, ...]
+    ty: Type
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class Builtin:
+    name: str
+    args: tuple[Expr, ...]
+    ty: Type
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class Domain:
+    """What a bound variable ranges over."""
+
+    kind: str  # "type" (every value), "nodes", "ranges", "interval" [lo, hi)
+    lo: Expr | None = None
+    hi: Expr | None = None
+
+
+@dataclass(frozen=True)
+class Quant:
+    kind: str  # "forall" / "exists"
+    var: Local
+    domain: Domain
+    body: Expr
+    site: int
+    ty: Type = BOOL
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class FirstNode:
+    var: Local
+    cond: Expr
+    default: Expr
+    site: int
+    ty: Type
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class InEmits:
+    item: Expr
+    call: CallFn
+    site: int
+    ty: Type = BOOL
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class EmitsEq:
+    call: CallFn
+    items: tuple[Expr, ...]
+    site: int
+    ty: Type = BOOL
+    span: Span = _span()
+
+
+Expr = (
+    Const
+    | Local
+    | ParamRef
+    | ParamApp
+    | StateRef
+    | MapRead
+    | Unary
+    | Binary
+    | Convert
+    | Ite
+    | FieldGet
+    | StructMake
+    | CallFn
+    | Builtin
+    | Quant
+    | FirstNode
+    | InEmits
+    | EmitsEq
+)
+
+
+# ---------------------------------------------------------------- statements
+
+
+@dataclass(frozen=True)
+class SLet:
+    var: Local
+    value: Expr
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class SAssign:
+    var: Local
+    value: Expr
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class SStateAssign:
+    name: str
+    value: Expr
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class SMapWrite:
+    """``name[index].f1.f2 = value`` (path empty: the whole entry)."""
+
+    name: str
+    index: Expr
+    path: tuple[str, ...]
+    value: Expr
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class SIf:
+    cond: Expr
+    then: tuple[Stmt, ...]
+    else_: tuple[Stmt, ...]
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class SForConst:
+    """A loop with constant bounds: unrolled."""
+
+    var: Local
+    lo: int
+    hi: int
+    body: tuple[Stmt, ...]
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class SForBulk:
+    """A pointwise update of every index in a (symbolic) set: all at once."""
+
+    var: Local
+    lo: Expr | None
+    hi: Expr | None
+    where: Expr | None
+    body: tuple[Stmt, ...]
+    site: int
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class SWhile:
+    cond: Expr
+    invariants: tuple[Expr, ...]
+    body: tuple[Stmt, ...]
+    site: int
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class SRequire:
+    name: str
+    cond: Expr
+    site: int
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class SEmit:
+    value: Expr
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class SReturn:
+    value: Expr
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class SCall:
+    call: CallFn
+    span: Span = _span()
+
+
+Stmt = SLet | SAssign | SStateAssign | SMapWrite | SIf | SForConst | SForBulk | SWhile | SRequire | SEmit | SReturn | SCall
+
+
+# ---------------------------------------------------------------- declarations
+
+
+@dataclass(frozen=True)
+class ParamDef:
+    name: str
+    arg_types: tuple[Type, ...] | None
+    ty: Type
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class FnDef:
+    name: str
+    params: tuple[Local, ...]
+    ret: Type | None
+    emits: Type | None
+    body: tuple[Stmt, ...] | Expr
+    reads_state: bool
+    writes_state: bool
+    has_loop: bool
+    strategy: str | None
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class AssumeDef:
+    kind: str  # "axiom" or "assume"
+    name: str
+    before: str | None
+    formula: Expr
+    reads_state: bool
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class StateVarDef:
+    name: str
+    ty: Type
+    init: Expr | None
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class StepDef:
+    name: str
+    guard: Expr | None
+    body: tuple[Stmt, ...]
+    strategy: str | None
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class StrategyDef:
+    name: str
+    extends: str | None
+    fns: dict[str, FnDef]
+    steps: dict[str, StepDef]
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class ProfileDef:
+    name: str
+    bindings: tuple[tuple[str, int | bool], ...]
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class LayoutRange:
+    start: int  # physical address, inclusive
+    end: int  # physical address, exclusive
+    nid: int
+    mirror: bool = False
+
+
+@dataclass(frozen=True)
+class LayoutDef:
+    """A concrete layout in physical addresses; pfns depend on the profile's PAGE_SHIFT."""
+
+    name: str
+    ranges: tuple[LayoutRange, ...]
+    zones: tuple[tuple[int, int, int], ...]  # (zone index, start, end) in bytes; start == end: empty
+    movable: tuple[tuple[int, int], ...]  # (nid, start address)
+    mirrored_kernelcore: bool | None
+    bindings: tuple[tuple[str, tuple[int, ...], int | bool], ...]
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class ClaimDef:
+    kind: str  # "holds", "always", "after", "requirement"
+    expr: Expr | None
+    step: str | None = None
+    requirement: str | None = None
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class CheckDef:
+    name: str
+    file: str
+    claim: ClaimDef
+    strategies: tuple[str | None, ...]
+    profiles: tuple[str, ...]
+    assuming: tuple[str, ...]
+    layout: str | None
+    depth: int | None
+    expect: str | None
+    span: Span = _span()
+
+    @property
+    def is_trace(self) -> bool:
+        return self.claim.kind != "holds"
+
+
+@dataclass
+class Program:
+    """Everything a check needs, resolved and typed. Built per root file by resolve.py."""
+
+    root: str
+    params: dict[str, ParamDef]
+    structs: dict[str, StructType]
+    fns: dict[str, FnDef]
+    strategies: dict[str, StrategyDef]
+    axioms: list[AssumeDef]
+    assumes: dict[str, AssumeDef]
+    state: list[StateVarDef]
+    steps: dict[str, StepDef]
+    profiles: dict[str, ProfileDef]
+    layouts: dict[str, LayoutDef]
+    checks: list[CheckDef]
+    requirement_names: set[str]
+    site_spans: dict[int, Span]
+    modules: list[S.Module]
+
+    def fn(self, name: str, strategy: str | None) -> FnDef:
+        chain = self.strategy_chain(strategy)
+        for s in chain:
+            found = self.strategies[s].fns.get(name)
+            if found is not None:
+                return found
+        return self.fns[name]
+
+    def step_defs(self, strategy: str | None) -> list[StepDef]:
+        chain = self.strategy_chain(strategy)
+        out: list[StepDef] = []
+        for name, base in self.steps.items():
+            chosen = base
+            for s in chain:
+                over = self.strategies[s].steps.get(name)
+                if over is not None:
+                    chosen = over
+                    break
+            out.append(chosen)
+        return out
+
+    def strategy_chain(self, strategy: str | None) -> list[str]:
+        chain: list[str] = []
+        while strategy is not None and strategy not in chain:
+            chain.append(strategy)
+            strategy = self.strategies[strategy].extends
+        return chain

@@ -1,0 +1,691 @@
+"""Stage 1: bytes -> text -> Lark tree -> AST (khospec.syntax), with located diagnostics.
+
+Any input gives either a Module or diagnostics, never an exception: non-UTF-8 and
+binary files, huge files and pathologically deep nesting are rejected with a code
+before Lark sees them, and a syntax error in one declaration does not hide errors in
+the next ones (each top-level declaration is re-parsed on its own to find them).
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Callable
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from lark import Lark, Token, Transformer, Tree, v_args
+from lark.exceptions import (
+    UnexpectedCharacters,
+    UnexpectedEOF,
+    UnexpectedInput,
+    UnexpectedToken,
+    VisitError,
+)
+
+from khospec import syntax as S
+from khospec.diagnostics import Diagnostic, Span
+
+MAX_BYTES = 4 * 1024 * 1024
+MAX_NESTING = 200
+
+DECL_KEYWORDS = (
+    "import",
+    "param",
+    "const",
+    "enum",
+    "struct",
+    "fn",
+    "axiom",
+    "assume",
+    "state",
+    "step",
+    "strategy",
+    "profile",
+    "layout",
+    "check",
+)
+
+_UNITS = {"KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30, "TiB": 1 << 40, "PiB": 1 << 50, "EiB": 1 << 60}
+
+
+def grammar_text() -> str:
+    """The grammar shipped in the wheel (khospec/grammars), or the checkout's grammars/."""
+    try:
+        packaged = resources.files("khospec") / "grammars" / "khospec.lark"
+        if packaged.is_file():
+            return packaged.read_text(encoding="utf-8")
+    except (FileNotFoundError, ModuleNotFoundError):  # pragma: no cover - odd installs
+        pass
+    repo = Path(__file__).resolve().parent.parent / "grammars" / "khospec.lark"
+    return repo.read_text(encoding="utf-8")
+
+
+@functools.cache
+def _parser() -> Lark:
+    # cache=True keeps the compiled LALR tables in the temp dir, keyed by the grammar's
+    # hash: building them costs more than checking a typical spec.
+    return Lark(
+        grammar_text(),
+        parser="lalr",
+        lexer="contextual",
+        propagate_positions=True,
+        maybe_placeholders=True,
+        cache=True,
+    )
+
+
+# ---------------------------------------------------------------- reading
+
+
+def decode_source(name: str, data: bytes) -> tuple[str | None, list[Diagnostic]]:
+    """Bytes to text, or a diagnostic saying why the file is not a spec."""
+    if len(data) > MAX_BYTES:
+        return None, [
+            Diagnostic(
+                "KHO103",
+                Span.point(name),
+                f"file is too large to be a spec ({len(data)} bytes; the limit is {MAX_BYTES})",
+                "split the spec into several files joined with import",
+            )
+        ]
+    nul = data.find(b"\x00")
+    if nul >= 0:
+        line = data.count(b"\n", 0, nul) + 1
+        col = nul - (data.rfind(b"\n", 0, nul) + 1) + 1
+        return None, [
+            Diagnostic(
+                "KHO102",
+                Span.point(name, line, col),
+                "file contains a NUL byte: it looks binary, not a spec",
+                "spec files are UTF-8 text ending in .kho",
+            )
+        ]
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        col = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        return None, [
+            Diagnostic(
+                "KHO101",
+                Span.point(name, line, col),
+                f"file is not valid UTF-8 (byte 0x{data[exc.start]:02x} at offset {exc.start})",
+                "save the spec as UTF-8",
+            )
+        ]
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    return text, []
+
+
+def _nesting_error(name: str, text: str) -> Diagnostic | None:
+    depth = 0
+    line, col = 1, 0
+    in_comment = False
+    for ch in text:
+        col += 1
+        if ch == "\n":
+            line, col, in_comment = line + 1, 0, False
+            continue
+        if in_comment:
+            continue
+        if ch == "#":
+            in_comment = True
+        elif ch in "([{":
+            depth += 1
+            if depth > MAX_NESTING:
+                return Diagnostic(
+                    "KHO104",
+                    Span.point(name, line, col),
+                    f"brackets nest deeper than {MAX_NESTING} levels",
+                    "name intermediate values with let or fn",
+                )
+        elif ch in ")]}":
+            depth = max(depth - 1, 0)
+    return None
+
+
+# ---------------------------------------------------------------- syntax errors
+
+_TOKEN_NAMES = {
+    "NAME": "a name",
+    "PROFILE_NAME": "a profile name",
+    "INT": "a number",
+    "STRING": 'a string ("...")',
+    "TYPE_KW": "a type",
+    "QUANT": "forall or exists",
+    "UNIT": "a unit (KiB, MiB, GiB, ...)",
+    "ASSIGN_OP": "=",
+    "$END": "end of file",
+}
+
+
+def _display_expected(expected: set[str]) -> str:
+    parser = _parser()
+    names: list[str] = []
+    for term in sorted(expected):
+        if term in _TOKEN_NAMES:
+            names.append(_TOKEN_NAMES[term])
+            continue
+        try:
+            pattern = parser.get_terminal(term).pattern
+        except KeyError:
+            names.append(term.lower())
+            continue
+        if pattern.type == "str":
+            names.append(repr(pattern.value).replace("'", "`"))
+        else:
+            names.append(term.lower())
+    unique = sorted(set(names), key=lambda s: (not s.startswith("`"), s))
+    if len(unique) > 10:
+        unique = [*unique[:10], "..."]
+    return ", ".join(unique)
+
+
+def _syntax_diagnostic(name: str, exc: UnexpectedInput, text: str) -> Diagnostic:
+    line = getattr(exc, "line", 1) or 1
+    col = getattr(exc, "column", 1) or 1
+    if isinstance(exc, UnexpectedCharacters):
+        ch = text[exc.pos_in_stream] if exc.pos_in_stream < len(text) else "?"
+        hint = None
+        if ch == "'":
+            hint = 'strings use double quotes: import "file.kho"'
+        elif ch in "@$`\\":
+            hint = "this character has no meaning in khospec"
+        return Diagnostic(
+            "KHO110",
+            Span(name, line, col, line, col + 1),
+            f"unexpected character {ch!r}",
+            hint,
+        )
+    if isinstance(exc, UnexpectedEOF):
+        last = text.rstrip().splitlines() or [""]
+        eline = len(text.rstrip().splitlines()) or 1
+        return Diagnostic(
+            "KHO112",
+            Span(name, eline, len(last[-1]) + 1, eline, len(last[-1]) + 2),
+            "unexpected end of file",
+            f"expected {_display_expected(set(exc.expected))}",
+        )
+    assert isinstance(exc, UnexpectedToken)
+    tok = exc.token
+    if tok.type == "$END":
+        last = text.rstrip().splitlines() or [""]
+        eline = len(last)
+        return Diagnostic(
+            "KHO112",
+            Span(name, eline, len(last[-1]) + 1, eline, len(last[-1]) + 2),
+            "unexpected end of file",
+            f"expected {_display_expected(set(exc.expected))}",
+        )
+    width = max(len(str(tok)), 1)
+    hint = f"expected {_display_expected(set(exc.expected))}"
+    if str(tok) in DECL_KEYWORDS and col == 1:
+        hint = "the declaration before this one is incomplete; " + hint
+    return Diagnostic(
+        "KHO111",
+        Span(name, line, col, line, col + width),
+        f"unexpected {str(tok)!r}",
+        hint,
+    )
+
+
+_DECL_START = re.compile(r"^(%s)\b" % "|".join(DECL_KEYWORDS))
+
+
+def _declaration_chunks(text: str) -> list[tuple[int, str]]:
+    """Split at lines that start (column 1) with a declaration keyword."""
+    lines = text.split("\n")
+    starts = [i for i, ln in enumerate(lines) if _DECL_START.match(ln)]
+    if not starts or starts[0] != 0:
+        starts = [0, *starts]
+    chunks = []
+    for k, s in enumerate(starts):
+        e = starts[k + 1] if k + 1 < len(starts) else len(lines)
+        chunks.append((s, "\n".join(lines[s:e])))
+    return chunks
+
+
+# ---------------------------------------------------------------- tree -> AST
+
+
+def _int_value(text: str, unit: str | None) -> tuple[int, bool, bool, bool]:
+    body = text.replace("_", "")
+    m = re.match(r"^(0[xX][0-9a-fA-F]+|0[bB][01]+|[0-9]+)([uUlL]*)$", body)
+    if m is None:
+        raise ValueError(f"malformed number {text!r}")
+    digits, suffix = m.group(1), m.group(2).lower()
+    if suffix and (suffix.count("u") > 1 or suffix.replace("u", "") not in ("", "l", "ll")):
+        raise ValueError(f"malformed integer suffix in {text!r}")
+    if digits[:2].lower() == "0x":
+        value, hex_like = int(digits, 16), True
+    elif digits[:2].lower() == "0b":
+        value, hex_like = int(digits, 2), True
+    else:
+        value, hex_like = int(digits, 10), False
+    if unit is not None:
+        value *= _UNITS[unit]
+    return value, hex_like, "u" in suffix, "l" in suffix
+
+
+class _SyntaxErrorInTree(Exception):
+    def __init__(self, diag: Diagnostic) -> None:
+        self.diag = diag
+
+
+@v_args(meta=True, inline=True)
+class _ToAst(Transformer[Token, Any]):
+    """Lark tree -> syntax.py dataclasses. One method per grammar alias."""
+
+    def __init__(self, file: str) -> None:
+        super().__init__()
+        self.file = file
+
+    # -- helpers
+    def _span(self, meta: Any) -> Span:
+        if getattr(meta, "empty", True):
+            return Span.point(self.file)
+        return Span(self.file, meta.line, meta.column, meta.end_line, meta.end_column)
+
+    def _tok_span(self, tok: Token) -> Span:
+        line = tok.line or 1
+        col = tok.column or 1
+        end_line = tok.end_line or line
+        end_col = tok.end_column or col + len(tok)
+        return Span(self.file, line, col, end_line, end_col)
+
+    def _ident(self, tok: Token) -> S.Ident:
+        return S.Ident(str(tok), self._tok_span(tok))
+
+    # -- declarations
+    def start(self, meta: Any, *decls: Any) -> tuple[Any, ...]:
+        return decls
+
+    def import_decl(self, meta: Any, path: Token) -> S.Import:
+        return S.Import(str(path)[1:-1], self._span(meta))
+
+    def param_decl(self, meta: Any, name: Token, params: Any, ty: Any) -> S.ParamDecl:
+        return S.ParamDecl(self._ident(name), params, ty, self._span(meta))
+
+    def param_list(self, meta: Any, *items: Any) -> tuple[S.TypedName, ...]:
+        return tuple(i for i in items if i is not None)
+
+    def typed_name(self, meta: Any, name: Token, ty: Any) -> S.TypedName:
+        return S.TypedName(self._ident(name), ty, self._span(meta))
+
+    def const_decl(self, meta: Any, name: Token, ty: Any, value: Any) -> S.ConstDecl:
+        return S.ConstDecl(self._ident(name), ty, value, self._span(meta))
+
+    def enum_decl(self, meta: Any, name: Token, *members: Token) -> S.EnumDecl:
+        return S.EnumDecl(self._ident(name), tuple(self._ident(m) for m in members), self._span(meta))
+
+    def struct_decl(self, meta: Any, name: Token, *fields: S.TypedName) -> S.StructDecl:
+        return S.StructDecl(self._ident(name), tuple(fields), self._span(meta))
+
+    def _fn(self, meta: Any, name: Token, params: Any, rest: tuple[Any, ...]) -> S.FnDecl:
+        ret = emits = None
+        body = rest[-1]
+        for item in rest[:-1]:
+            if isinstance(item, tuple) and item and item[0] == "ret":
+                ret = item[1]
+            elif isinstance(item, tuple) and item and item[0] == "emits":
+                emits = item[1]
+        return S.FnDecl(self._ident(name), params or (), ret, emits, body, self._span(meta))
+
+    def fn_block(self, meta: Any, name: Token, params: Any, *rest: Any) -> S.FnDecl:
+        return self._fn(meta, name, params, rest)
+
+    def fn_expr(self, meta: Any, name: Token, params: Any, *rest: Any) -> S.FnDecl:
+        return self._fn(meta, name, params, rest)
+
+    def ret_type(self, meta: Any, ty: Any) -> tuple[str, Any]:
+        return ("ret", ty)
+
+    def emits_type(self, meta: Any, ty: Any) -> tuple[str, Any]:
+        return ("emits", ty)
+
+    def _assume(self, kind: str, meta: Any, name: Token, formula: Any) -> S.AssumeDecl:
+        before, expr = formula
+        return S.AssumeDecl(kind, self._ident(name), before, expr, self._span(meta))
+
+    def axiom_decl(self, meta: Any, name: Token, formula: Any) -> S.AssumeDecl:
+        return self._assume("axiom", meta, name, formula)
+
+    def assume_decl(self, meta: Any, name: Token, formula: Any) -> S.AssumeDecl:
+        return self._assume("assume", meta, name, formula)
+
+    def state_assumption(self, meta: Any, expr: Any) -> tuple[None, Any]:
+        return (None, expr)
+
+    def before_assumption(self, meta: Any, step: Token, expr: Any) -> tuple[S.Ident, Any]:
+        return (self._ident(step), expr)
+
+    def state_decl(self, meta: Any, *vars: S.StateVar) -> S.StateDecl:
+        return S.StateDecl(tuple(vars), self._span(meta))
+
+    def state_var(self, meta: Any, name: Token, ty: Any, init: Any = None) -> S.StateVar:
+        return S.StateVar(self._ident(name), ty, init, self._span(meta))
+
+    def step_decl(self, meta: Any, name: Token, guard: Any, body: S.Block) -> S.StepDecl:
+        return S.StepDecl(self._ident(name), guard, body, self._span(meta))
+
+    def strategy_decl(self, meta: Any, name: Token, extends: Any, *items: Any) -> S.StrategyDecl:
+        fns = tuple(i for i in items if isinstance(i, S.FnDecl))
+        steps = tuple(i for i in items if isinstance(i, S.StepDecl))
+        ext = self._ident(extends) if extends is not None else None
+        return S.StrategyDecl(self._ident(name), ext, fns, steps, self._span(meta))
+
+    def profile_decl(self, meta: Any, name: Token, *bindings: S.Binding) -> S.ProfileDecl:
+        return S.ProfileDecl(self._ident(name), tuple(bindings), self._span(meta))
+
+    def binding(self, meta: Any, name: Token, value: Any) -> S.Binding:
+        return S.Binding(self._ident(name), (), value, self._span(meta))
+
+    def layout_decl(self, meta: Any, name: Token, *items: Any) -> S.LayoutDecl:
+        return S.LayoutDecl(self._ident(name), tuple(items), self._span(meta))
+
+    def layout_node(self, meta: Any, nid: Token, *ranges: S.Interval) -> S.LayoutNode:
+        return S.LayoutNode(self._small_int(nid), tuple(ranges), self._span(meta))
+
+    def layout_zone(self, meta: Any, zone: Token, rng: S.Interval) -> S.LayoutZone:
+        return S.LayoutZone(self._ident(zone), rng, self._span(meta))
+
+    def layout_zone_empty(self, meta: Any, zone: Token) -> S.LayoutZone:
+        return S.LayoutZone(self._ident(zone), None, self._span(meta))
+
+    def layout_movable(self, meta: Any, nid: Token, start: Any) -> S.LayoutMovable:
+        return S.LayoutMovable(self._small_int(nid), start, self._span(meta))
+
+    def layout_mirror(self, meta: Any, *ranges: S.Interval) -> S.LayoutMirror:
+        return S.LayoutMirror(tuple(ranges), self._span(meta))
+
+    def layout_binding(self, meta: Any, name: Token, args: Any, value: Any) -> S.Binding:
+        return S.Binding(self._ident(name), args or (), value, self._span(meta))
+
+    def layout_args(self, meta: Any, *args: Any) -> tuple[Any, ...]:
+        return args
+
+    def interval(self, meta: Any, lo: Any, hi: Any) -> S.Interval:
+        return S.Interval(lo, hi, self._span(meta))
+
+    def _small_int(self, tok: Token) -> int:
+        try:
+            value, _, _, _ = _int_value(str(tok), None)
+        except ValueError as exc:
+            raise _SyntaxErrorInTree(
+                Diagnostic("KHO113", self._tok_span(tok), str(exc))
+            ) from None
+        return value
+
+    def check_decl(self, meta: Any, name: Token, claim: Any, *clauses: S.CheckClause) -> S.CheckDecl:
+        return S.CheckDecl(self._ident(name), claim, tuple(clauses), self._span(meta))
+
+    def claim_holds(self, meta: Any, expr: Any) -> S.ClaimHolds:
+        return S.ClaimHolds(expr, self._span(meta))
+
+    def claim_always(self, meta: Any, expr: Any) -> S.ClaimAlways:
+        return S.ClaimAlways(expr, self._span(meta))
+
+    def claim_after(self, meta: Any, step: Token, expr: Any) -> S.ClaimAfter:
+        return S.ClaimAfter(self._ident(step), expr, self._span(meta))
+
+    def claim_requirement(self, meta: Any, name: Token) -> S.ClaimRequirement:
+        return S.ClaimRequirement(self._ident(name), self._span(meta))
+
+    def _clause(self, kind: str, meta: Any, toks: tuple[Token, ...]) -> S.CheckClause:
+        return S.CheckClause(kind, tuple(self._ident(t) for t in toks), self._span(meta))
+
+    def under_clause(self, meta: Any, *toks: Token) -> S.CheckClause:
+        return self._clause("under", meta, toks)
+
+    def for_clause(self, meta: Any, *toks: Token) -> S.CheckClause:
+        return self._clause("for", meta, toks)
+
+    def assuming_clause(self, meta: Any, *toks: Token) -> S.CheckClause:
+        return self._clause("assuming", meta, toks)
+
+    def on_clause(self, meta: Any, *toks: Token) -> S.CheckClause:
+        return self._clause("on", meta, toks)
+
+    def depth_clause(self, meta: Any, *toks: Token) -> S.CheckClause:
+        return self._clause("depth", meta, toks)
+
+    def expect_clause(self, meta: Any, *toks: Token) -> S.CheckClause:
+        return self._clause("expect", meta, toks)
+
+    # -- types
+    def scalar_type(self, meta: Any, tok: Token) -> S.ScalarTypeRef:
+        return S.ScalarTypeRef(str(tok), self._span(meta))
+
+    def named_type(self, meta: Any, tok: Token) -> S.NamedTypeRef:
+        return S.NamedTypeRef(str(tok), self._span(meta))
+
+    def map_type(self, meta: Any, key: Any, value: Any) -> S.MapTypeRef:
+        return S.MapTypeRef(key, value, self._span(meta))
+
+    # -- statements
+    def block(self, meta: Any, *stmts: Any) -> S.Block:
+        return S.Block(tuple(stmts), self._span(meta))
+
+    def let_stmt(self, meta: Any, name: Token, ty: Any, value: Any) -> S.Let:
+        return S.Let(self._ident(name), ty, value, False, self._span(meta))
+
+    def var_stmt(self, meta: Any, name: Token, ty: Any, value: Any) -> S.Let:
+        return S.Let(self._ident(name), ty, value, True, self._span(meta))
+
+    def assign_stmt(self, meta: Any, target: Any, op: Token, value: Any) -> S.Assign:
+        return S.Assign(target, str(op), value, self._span(meta))
+
+    def lv_name(self, meta: Any, name: Token) -> S.LvName:
+        return S.LvName(self._ident(name), self._span(meta))
+
+    def lv_index(self, meta: Any, base: Any, index: Any) -> S.LvIndex:
+        return S.LvIndex(base, index, self._span(meta))
+
+    def lv_field(self, meta: Any, base: Any, name: Token) -> S.LvField:
+        return S.LvField(base, self._ident(name), self._span(meta))
+
+    def if_stmt(self, meta: Any, cond: Any, then: S.Block, else_: Any = None) -> S.If:
+        return S.If(cond, then, else_, self._span(meta))
+
+    def for_range_stmt(
+        self, meta: Any, var: Token, lo: Any, hi: Any, where: Any, body: S.Block
+    ) -> S.ForRange:
+        return S.ForRange(self._ident(var), lo, hi, where, body, self._span(meta))
+
+    def for_all_stmt(self, meta: Any, var: Token, ty: Any, where: Any, body: S.Block) -> S.ForAll:
+        return S.ForAll(self._ident(var), ty, where, body, self._span(meta))
+
+    def while_stmt(self, meta: Any, cond: Any, *rest: Any) -> S.While:
+        *invs, body = rest
+        return S.While(cond, tuple(invs), body, self._span(meta))
+
+    def invariant(self, meta: Any, expr: Any) -> Any:
+        return expr
+
+    def require_stmt(self, meta: Any, name: Token, cond: Any) -> S.Require:
+        return S.Require(self._ident(name), cond, self._span(meta))
+
+    def emit_stmt(self, meta: Any, value: Any) -> S.Emit:
+        return S.Emit(value, self._span(meta))
+
+    def return_stmt(self, meta: Any, value: Any) -> S.Return:
+        return S.Return(value, self._span(meta))
+
+    def call_stmt(self, meta: Any, name: Token, *args: Any) -> S.CallStmt:
+        call = S.Call(self._ident(name), tuple(a for a in args if a is not None), self._span(meta))
+        return S.CallStmt(call, self._span(meta))
+
+    # -- expressions
+    def _bin(self, op: str) -> Callable[..., S.Binary]:
+        def build(meta: Any, left: Any, right: Any) -> S.Binary:
+            return S.Binary(op, left, right, self._span(meta))
+
+        return build
+
+    def __default__(self, data: Any, children: Any, meta: Any) -> Any:
+        ops = {
+            "op_iff": "<->",
+            "op_implies": "->",
+            "op_or": "||",
+            "op_and": "&&",
+            "op_bitor": "|",
+            "op_bitxor": "^",
+            "op_bitand": "&",
+            "op_eq": "==",
+            "op_ne": "!=",
+            "op_lt": "<",
+            "op_le": "<=",
+            "op_gt": ">",
+            "op_ge": ">=",
+            "op_shl": "<<",
+            "op_shr": ">>",
+            "op_add": "+",
+            "op_sub": "-",
+            "op_mul": "*",
+            "op_div": "/",
+            "op_mod": "%",
+        }
+        if data in ops:
+            return S.Binary(ops[data], children[0], children[1], self._span(meta))
+        raise AssertionError(f"no AST rule for {data}")  # pragma: no cover
+
+    def op_cond(self, meta: Any, cond: Any, then: Any, else_: Any) -> S.Cond:
+        return S.Cond(cond, then, else_, self._span(meta))
+
+    def op_in_interval(self, meta: Any, item: Any, lo: Any, hi: Any) -> S.InInterval:
+        return S.InInterval(item, lo, hi, self._span(meta))
+
+    def op_in_call(self, meta: Any, item: Any, call: S.Call) -> S.InCall:
+        return S.InCall(item, call, self._span(meta))
+
+    def op_not(self, meta: Any, operand: Any) -> S.Unary:
+        return S.Unary("!", operand, self._span(meta))
+
+    def op_neg(self, meta: Any, operand: Any) -> S.Unary:
+        return S.Unary("-", operand, self._span(meta))
+
+    def op_bitnot(self, meta: Any, operand: Any) -> S.Unary:
+        return S.Unary("~", operand, self._span(meta))
+
+    def cast(self, meta: Any, ty: Token, operand: Any) -> S.Cast:
+        return S.Cast(S.ScalarTypeRef(str(ty), self._tok_span(ty)), operand, self._span(meta))
+
+    def quantifier(self, meta: Any, kind: Token, binders: Any, body: Any) -> S.Quant:
+        return S.Quant(str(kind), binders, body, self._span(meta))
+
+    def binders(self, meta: Any, *bs: Any) -> tuple[Any, ...]:
+        return bs
+
+    def typed_binder(self, meta: Any, name: Token, ty: Any) -> S.TypedBinder:
+        return S.TypedBinder(self._ident(name), ty, self._span(meta))
+
+    def nodes_binder(self, meta: Any, name: Token) -> S.DomainBinder:
+        return S.DomainBinder(self._ident(name), "nodes", self._span(meta))
+
+    def ranges_binder(self, meta: Any, name: Token) -> S.DomainBinder:
+        return S.DomainBinder(self._ident(name), "ranges", self._span(meta))
+
+    def interval_binder(self, meta: Any, name: Token, lo: Any, hi: Any) -> S.IntervalBinder:
+        return S.IntervalBinder(self._ident(name), lo, hi, self._span(meta))
+
+    def field(self, meta: Any, obj: Any, name: Token) -> S.Field:
+        return S.Field(obj, self._ident(name), self._span(meta))
+
+    def index(self, meta: Any, obj: Any, idx: Any) -> S.Index:
+        return S.Index(obj, idx, self._span(meta))
+
+    def call(self, meta: Any, name: Token, *args: Any) -> S.Call:
+        return S.Call(self._ident(name), tuple(a for a in args if a is not None), self._span(meta))
+
+    def number(self, meta: Any, tok: Token, unit: Any) -> S.IntLit:
+        try:
+            value, hex_like, unsigned, long_ = _int_value(str(tok), str(unit) if unit else None)
+        except ValueError as exc:
+            raise _SyntaxErrorInTree(
+                Diagnostic("KHO113", self._span(meta), str(exc), "suffixes are U, L, UL, LL, ULL")
+            ) from None
+        text = f"{tok} {unit}" if unit else str(tok)
+        return S.IntLit(text, value, hex_like, unsigned, long_, self._span(meta))
+
+    def true_lit(self, meta: Any) -> S.BoolLit:
+        return S.BoolLit(True, self._span(meta))
+
+    def false_lit(self, meta: Any) -> S.BoolLit:
+        return S.BoolLit(False, self._span(meta))
+
+    def name(self, meta: Any, tok: Token) -> S.Name:
+        return S.Name(str(tok), self._span(meta))
+
+    def struct_lit(self, meta: Any, name: Token, *fields: Any) -> S.StructLit:
+        return S.StructLit(
+            self._ident(name), tuple(f for f in fields if f is not None), self._span(meta)
+        )
+
+    def field_init(self, meta: Any, name: Token, value: Any) -> S.FieldInit:
+        return S.FieldInit(self._ident(name), value, self._span(meta))
+
+    def list_lit(self, meta: Any, *items: Any) -> S.ListLit:
+        return S.ListLit(tuple(i for i in items if i is not None), self._span(meta))
+
+    def first_node(self, meta: Any, var: Token, cond: Any, default: Any) -> S.FirstNode:
+        return S.FirstNode(self._ident(var), cond, default, self._span(meta))
+
+
+def _to_ast(name: str, tree: Tree[Token]) -> tuple[tuple[S.Decl, ...] | None, list[Diagnostic]]:
+    try:
+        decls = _ToAst(name).transform(tree)
+    except VisitError as exc:
+        inner = exc.orig_exc
+        if isinstance(inner, _SyntaxErrorInTree):
+            return None, [inner.diag]
+        raise
+    return tuple(decls), []
+
+
+def parse_text(name: str, text: str) -> tuple[S.Module | None, list[Diagnostic]]:
+    """Parse one spec file's text. Returns (module, []) or (None, diagnostics)."""
+    nest = _nesting_error(name, text)
+    if nest is not None:
+        return None, [nest]
+    parser = _parser()
+    try:
+        tree = parser.parse(text)
+    except UnexpectedInput as first:
+        return None, _collect_syntax_errors(name, text, first)
+    decls, diags = _to_ast(name, tree)
+    if decls is None:
+        return None, diags
+    return S.Module(name, decls, Span(name, 1, 1, text.count("\n") + 1, 1)), []
+
+
+def _collect_syntax_errors(name: str, text: str, first: UnexpectedInput) -> list[Diagnostic]:
+    """The first error, then one per later declaration that fails on its own."""
+    diags = [_syntax_diagnostic(name, first, text)]
+    first_line = diags[0].span.line
+    parser = _parser()
+    for start_line, chunk in _declaration_chunks(text):
+        end_line = start_line + chunk.count("\n") + 1
+        if end_line <= first_line:
+            continue
+        if start_line + 1 <= first_line:
+            continue  # the chunk holding the first error was already reported
+        padded = "\n" * start_line + chunk
+        try:
+            tree = parser.parse(padded)
+        except UnexpectedInput as exc:
+            diags.append(_syntax_diagnostic(name, exc, padded))
+            continue
+        _, more = _to_ast(name, tree)
+        diags.extend(more)
+    return diags
+
+
+def parse_bytes(name: str, data: bytes) -> tuple[S.Module | None, str | None, list[Diagnostic]]:
+    text, diags = decode_source(name, data)
+    if text is None:
+        return None, None, diags
+    module, diags = parse_text(name, text)
+    return module, text, diags

@@ -1,0 +1,87 @@
+"""Verdicts and result records: what a check returns, independent of the solver."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+
+class Verdict(Enum):
+    # holds for every layout, profile value and trace the assumptions allow
+    PROVED = "proved"
+    # no violation in any trace of at most `depth` steps / unrolled iterations; not a proof
+    HOLDS_TO_DEPTH = "holds_to_depth"
+    # a concrete counterexample: layout, chunk(s), trace, the state that breaks the claim
+    REFUTED = "refuted"
+    # the assumptions contradict each other, or the claim relies on a step that never runs
+    VACUOUS = "vacuous"
+    # the solver gave up or ran out of time; `reason` says why
+    UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True)
+class Result:
+    file: str
+    line: int
+    check: str
+    strategy: str | None
+    profile: str | None
+    verdict: Verdict
+    expected: str | None
+    time_s: float
+    counterexample: dict[str, Any] | None = None
+    assumptions_used: tuple[str, ...] | None = None
+    reason: str | None = None
+    depth: int | None = None
+    notes: tuple[str, ...] = field(default=())
+    replay: str | None = None
+    layout: str | None = None
+
+    @property
+    def met(self) -> bool:
+        """A check without `expect` must be proved."""
+        want = self.expected or "proved"
+        return self.verdict.value == want
+
+    @property
+    def test_id(self) -> str:
+        parts = [self.check]
+        if self.strategy:
+            parts.append(self.strategy)
+        if self.profile:
+            parts.append(self.profile)
+        return "[" + "-".join(parts) + "]" if len(parts) > 1 else self.check
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "file": self.file,
+            "line": self.line,
+            "check": self.check,
+            "strategy": self.strategy,
+            "profile": self.profile,
+            "verdict": self.verdict.value,
+            "expected": self.expected,
+            "met": self.met,
+            "time_s": round(self.time_s, 4),
+        }
+        if self.layout is not None:
+            out["layout"] = self.layout
+        if self.verdict is Verdict.PROVED:
+            out["assumptions_used"] = list(self.assumptions_used or ())
+        if self.counterexample is not None:
+            out["counterexample"] = self.counterexample
+            out["replay"] = self.replay
+        if self.assumptions_used is not None and self.verdict is Verdict.VACUOUS:
+            out["contradiction"] = list(self.assumptions_used)
+        if self.reason is not None:
+            out["reason"] = self.reason
+        if self.depth is not None:
+            out["depth"] = self.depth
+        if self.notes:
+            out["notes"] = list(self.notes)
+        return out
+
+
+class InternalError(Exception):
+    """A bug in khospec itself (exit code 3), e.g. a counterexample that does not replay."""

@@ -1,0 +1,566 @@
+"""The abstract syntax tree: frozen dataclasses, each with a source span.
+
+Spans are excluded from equality and hashing, so two parses of the same text compare
+equal however they are laid out; the span travels with the node to the type checker,
+the Z3 lowering and the counterexample report.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from khospec.diagnostics import NO_SPAN, Span
+
+
+def _span() -> Span:
+    return field(default=NO_SPAN, compare=False, repr=False)  # type: ignore[return-value]
+
+
+@dataclass(frozen=True)
+class Ident:
+    name: str
+    span: Span = _span()
+
+
+# ---------------------------------------------------------------- types
+
+
+@dataclass(frozen=True)
+class ScalarTypeRef:
+    name: str
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class NamedTypeRef:
+    name: str
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class MapTypeRef:
+    key: TypeRef
+    value: TypeRef
+    span: Span = _span()
+
+
+TypeRef = ScalarTypeRef | NamedTypeRef | MapTypeRef
+
+
+# ---------------------------------------------------------------- expressions
+
+
+@dataclass(frozen=True)
+class IntLit:
+    text: str
+    value: int
+    hex_like: bool  # hex, octal and binary literals may be unsigned in C
+    unsigned: bool  # U suffix
+    long: bool  # L / LL suffix
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class BoolLit:
+    value: bool
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class Name:
+    id: str
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class Unary:
+    op: str  # "!", "-", "~"
+    operand: Expr
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class Binary:
+    op: str
+    left: Expr
+    right: Expr
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class Cond:
+    cond: Expr
+    then: Expr
+    else_: Expr
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class Cast:
+    type: ScalarTypeRef
+    operand: Expr
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class Call:
+    func: Ident
+    args: tuple[Expr, ...]
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class Field:
+    obj: Expr
+    name: Ident
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class Index:
+    obj: Expr
+    index: Expr
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class FieldInit:
+    name: Ident
+    value: Expr
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class StructLit:
+    type_name: Ident
+    fields: tuple[FieldInit, ...]
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class ListLit:
+    items: tuple[Expr, ...]
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class InInterval:
+    """``x in [lo, hi)``: half-open, as the kernel's comments write ranges."""
+
+    item: Expr
+    lo: Expr
+    hi: Expr
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class InCall:
+    """``c in f(args)``: c is one of the values the call emits."""
+
+    item: Expr
+    call: Call
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class TypedBinder:
+    name: Ident
+    type: TypeRef
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class DomainBinder:
+    name: Ident
+    domain: str  # "nodes" or "ranges": the layout's nodes / memory ranges
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class IntervalBinder:
+    name: Ident
+    lo: Expr
+    hi: Expr
+    span: Span = _span()
+
+
+Binder = TypedBinder | DomainBinder | IntervalBinder
+
+
+@dataclass(frozen=True)
+class Quant:
+    kind: str  # "forall" or "exists"
+    binders: tuple[Binder, ...]
+    body: Expr
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class FirstNode:
+    """``first n in nodes where cond else default``: lowest node id satisfying cond."""
+
+    var: Ident
+    cond: Expr
+    default: Expr
+    span: Span = _span()
+
+
+Expr = (
+    IntLit
+    | BoolLit
+    | Name
+    | Unary
+    | Binary
+    | Cond
+    | Cast
+    | Call
+    | Field
+    | Index
+    | StructLit
+    | ListLit
+    | InInterval
+    | InCall
+    | Quant
+    | FirstNode
+)
+
+
+# ---------------------------------------------------------------- statements
+
+
+@dataclass(frozen=True)
+class LvName:
+    name: Ident
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class LvIndex:
+    base: LValue
+    index: Expr
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class LvField:
+    base: LValue
+    name: Ident
+    span: Span = _span()
+
+
+LValue = LvName | LvIndex | LvField
+
+
+@dataclass(frozen=True)
+class Block:
+    stmts: tuple[Stmt, ...]
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class Let:
+    name: Ident
+    type: TypeRef | None
+    value: Expr
+    mutable: bool
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class Assign:
+    target: LValue
+    op: str  # "=", "+=", ...
+    value: Expr
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class If:
+    cond: Expr
+    then: Block
+    else_: Block | If | None
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class ForRange:
+    var: Ident
+    lo: Expr
+    hi: Expr
+    where: Expr | None
+    body: Block
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class ForAll:
+    var: Ident
+    type: TypeRef
+    where: Expr | None
+    body: Block
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class While:
+    cond: Expr
+    invariants: tuple[Expr, ...]
+    body: Block
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class Require:
+    name: Ident
+    cond: Expr
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class Emit:
+    value: Expr
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class Return:
+    value: Expr
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class CallStmt:
+    call: Call
+    span: Span = _span()
+
+
+Stmt = Let | Assign | If | ForRange | ForAll | While | Require | Emit | Return | CallStmt
+
+
+# ---------------------------------------------------------------- declarations
+
+
+@dataclass(frozen=True)
+class TypedName:
+    name: Ident
+    type: TypeRef
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class Import:
+    path: str
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class ParamDecl:
+    name: Ident
+    params: tuple[TypedName, ...] | None  # None: a constant; a tuple: a function
+    type: TypeRef
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class ConstDecl:
+    name: Ident
+    type: TypeRef
+    value: Expr
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class EnumDecl:
+    name: Ident
+    members: tuple[Ident, ...]
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class StructDecl:
+    name: Ident
+    fields: tuple[TypedName, ...]
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class FnDecl:
+    name: Ident
+    params: tuple[TypedName, ...]
+    ret: TypeRef | None
+    emits: TypeRef | None
+    body: Block | Expr
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class AssumeDecl:
+    """``axiom`` (always in force) or ``assume`` (in force where a check names it).
+
+    ``before`` restricts traces: the formula holds whenever that step is taken.
+    """
+
+    kind: str
+    name: Ident
+    before: Ident | None
+    formula: Expr
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class StateVar:
+    name: Ident
+    type: TypeRef
+    init: Expr | None
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class StateDecl:
+    vars: tuple[StateVar, ...]
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class StepDecl:
+    name: Ident
+    guard: Expr | None
+    body: Block
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class StrategyDecl:
+    name: Ident
+    extends: Ident | None
+    fns: tuple[FnDecl, ...]
+    steps: tuple[StepDecl, ...]
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class Binding:
+    name: Ident
+    args: tuple[Expr, ...]
+    value: Expr
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class ProfileDecl:
+    name: Ident
+    bindings: tuple[Binding, ...]
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class Interval:
+    lo: Expr
+    hi: Expr
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class LayoutNode:
+    nid: int
+    ranges: tuple[Interval, ...]
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class LayoutZone:
+    zone: Ident
+    range: Interval | None  # None: "empty"
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class LayoutMovable:
+    nid: int
+    start: Expr
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class LayoutMirror:
+    ranges: tuple[Interval, ...]
+    span: Span = _span()
+
+
+LayoutItem = LayoutNode | LayoutZone | LayoutMovable | LayoutMirror | Binding
+
+
+@dataclass(frozen=True)
+class LayoutDecl:
+    """A concrete layout; addresses are physical (bytes), as dmesg prints them."""
+
+    name: Ident
+    items: tuple[LayoutItem, ...]
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class ClaimHolds:
+    expr: Expr
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class ClaimAlways:
+    expr: Expr
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class ClaimAfter:
+    step: Ident
+    expr: Expr
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class ClaimRequirement:
+    name: Ident
+    span: Span = _span()
+
+
+Claim = ClaimHolds | ClaimAlways | ClaimAfter | ClaimRequirement
+
+
+@dataclass(frozen=True)
+class CheckClause:
+    kind: str  # under, for, assuming, on, depth, expect
+    values: tuple[Ident, ...]
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class CheckDecl:
+    name: Ident
+    claim: Claim
+    clauses: tuple[CheckClause, ...]
+    span: Span = _span()
+
+
+Decl = (
+    Import
+    | ParamDecl
+    | ConstDecl
+    | EnumDecl
+    | StructDecl
+    | FnDecl
+    | AssumeDecl
+    | StateDecl
+    | StepDecl
+    | StrategyDecl
+    | ProfileDecl
+    | LayoutDecl
+    | CheckDecl
+)
+
+
+@dataclass(frozen=True)
+class Module:
+    file: str
+    decls: tuple[Decl, ...]
+    span: Span = _span()
