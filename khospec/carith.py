@@ -41,13 +41,9 @@ def binary(op: str, a: int, b: int, ty: IntType, right_ty: IntType | None = None
     if op == "^":
         return ty.wrap(a ^ b)
     if op in ("<<", ">>"):
-        count = b
-        if right_ty is not None and right_ty.signed and count < 0:
-            count = 1 << 64  # a negative count is out of range
-        if count >= ty.width:
-            if op == ">>" and ty.signed and a < 0:
-                return -1
-            return 0
+        # Out-of-range counts are undefined in C; x86-64 (SHL/SAR/SHR) and arm64
+        # (LSLV/ASRV/LSRV) take a run-time count modulo the width, and so does the model.
+        count = b & (ty.width - 1)
         if op == "<<":
             return ty.wrap(a << count)
         return ty.wrap(a >> count)  # arithmetic for signed, logical for unsigned values >= 0

@@ -270,6 +270,7 @@ class SForBulk:
     where: Expr | None
     body: tuple[Stmt, ...]
     site: int
+    domain: str = "int"  # "int": every value of var's type; "nodes": the layout's nodes
     span: Span = _span()
 
 
@@ -366,7 +367,7 @@ class StepDef:
 @dataclass(frozen=True)
 class StrategyDef:
     name: str
-    extends: str | None
+    extends: tuple[str, ...]
     fns: dict[str, FnDef]
     steps: dict[str, StepDef]
     span: Span = _span()
@@ -469,8 +470,17 @@ class Program:
         return out
 
     def strategy_chain(self, strategy: str | None) -> list[str]:
+        """The strategy, then what it extends, depth first, left to right: the first
+        definition found wins."""
         chain: list[str] = []
-        while strategy is not None and strategy not in chain:
-            chain.append(strategy)
-            strategy = self.strategies[strategy].extends
+
+        def visit(name: str) -> None:
+            if name in chain or name not in self.strategies:
+                return
+            chain.append(name)
+            for parent in self.strategies[name].extends:
+                visit(parent)
+
+        if strategy is not None:
+            visit(strategy)
         return chain

@@ -374,8 +374,10 @@ class _ToAst(Transformer[Token, Any]):
     def strategy_decl(self, meta: Any, name: Token, extends: Any, *items: Any) -> S.StrategyDecl:
         fns = tuple(i for i in items if isinstance(i, S.FnDecl))
         steps = tuple(i for i in items if isinstance(i, S.StepDecl))
-        ext = self._ident(extends) if extends is not None else None
-        return S.StrategyDecl(self._ident(name), ext, fns, steps, self._span(meta))
+        return S.StrategyDecl(self._ident(name), extends or (), fns, steps, self._span(meta))
+
+    def extends_list(self, meta: Any, *names: Token) -> tuple[S.Ident, ...]:
+        return tuple(self._ident(n) for n in names)
 
     def profile_decl(self, meta: Any, name: Token, *bindings: S.Binding) -> S.ProfileDecl:
         return S.ProfileDecl(self._ident(name), tuple(bindings), self._span(meta))
@@ -497,6 +499,9 @@ class _ToAst(Transformer[Token, Any]):
 
     def for_all_stmt(self, meta: Any, var: Token, ty: Any, where: Any, body: S.Block) -> S.ForAll:
         return S.ForAll(self._ident(var), ty, where, body, self._span(meta))
+
+    def for_nodes_stmt(self, meta: Any, var: Token, where: Any, body: S.Block) -> S.ForNodes:
+        return S.ForNodes(self._ident(var), where, body, self._span(meta))
 
     def while_stmt(self, meta: Any, cond: Any, *rest: Any) -> S.While:
         *invs, body = rest

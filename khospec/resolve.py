@@ -223,6 +223,7 @@ class Checker:
         self.pending_calls: list[tuple[str, str, Span]] = []  # (callee, context kind, span)
         self.fn_flags: dict[str, _FnFlags] = {}
         self.step_names: set[str] = set()
+        self.step_spans: dict[str, Span] = {}
 
     # -- diagnostics
     def error(self, code: str, span: Span, message: str, hint: str | None = None,
@@ -270,7 +271,12 @@ class Checker:
             elif isinstance(d, S.StateDecl):
                 self._state_decl(d)
             elif isinstance(d, S.StepDecl):
-                if self._claim(d.name.name, d.name.span, "step"):
+                # steps have their own namespace: a step may share its kernel function's name
+                if d.name.name in self.step_spans:
+                    self.error("KHO202", d.name.span, f"step `{d.name.name}` is already declared",
+                               related=[Related(self.step_spans[d.name.name], "first declared here")])
+                else:
+                    self.step_spans[d.name.name] = d.name.span
                     self.step_names.add(d.name.name)
             elif isinstance(d, S.FnDecl):
                 sig = self._fn_sig(d, None)
@@ -296,7 +302,7 @@ class Checker:
         layouts: dict[str, ir.LayoutDef] = {}
         check_decls: list[S.CheckDecl] = []
         for d in decls:
-            if isinstance(d, S.StepDecl):
+            if isinstance(d, S.StepDecl) and d.name.name not in steps:
                 steps[d.name.name] = self._step(d, None)
         for d in decls:
             if isinstance(d, S.StrategyDecl):
@@ -555,23 +561,31 @@ class Checker:
                            self._suggest(st.name.name, steps))
                 continue
             ssteps[st.name.name] = self._step(st, d.name.name)
-        return ir.StrategyDef(d.name.name, d.extends.name if d.extends else None, sfns, ssteps, d.span)
+        return ir.StrategyDef(d.name.name, tuple(e.name for e in d.extends), sfns, ssteps, d.span)
 
     def _check_strategy_extends(self, strategies: dict[str, ir.StrategyDef]) -> None:
-        for s in strategies.values():
-            if s.extends is not None and s.extends not in strategies:
-                self.error("KHO210", s.span, f"strategy `{s.name}` extends unknown strategy `{s.extends}`",
-                           self._suggest(s.extends, strategies))
-                strategies[s.name] = ir.StrategyDef(s.name, None, s.fns, s.steps, s.span)
-            seen = [s.name]
-            cur = s.extends
-            while cur is not None and cur in strategies:
-                if cur in seen:
-                    self.error("KHO405", s.span, f"strategy `{s.name}` extends itself (through {' -> '.join(seen)})")
-                    strategies[s.name] = ir.StrategyDef(s.name, None, s.fns, s.steps, s.span)
-                    break
-                seen.append(cur)
-                cur = strategies[cur].extends
+        for s in list(strategies.values()):
+            known = tuple(e for e in s.extends if e in strategies)
+            for e in s.extends:
+                if e not in strategies:
+                    self.error("KHO210", s.span, f"strategy `{s.name}` extends unknown strategy `{e}`",
+                               self._suggest(e, strategies))
+            strategies[s.name] = ir.StrategyDef(s.name, known, s.fns, s.steps, s.span)
+
+        def cycle(name: str, path: list[str]) -> list[str] | None:
+            if name in path:
+                return [*path, name]
+            for e in strategies[name].extends:
+                found = cycle(e, [*path, name])
+                if found:
+                    return found
+            return None
+
+        for s in list(strategies.values()):
+            found = cycle(s.name, [])
+            if found and found[0] == s.name:
+                self.error("KHO405", s.span, f"strategy `{s.name}` extends itself (through {' -> '.join(found)})")
+                strategies[s.name] = ir.StrategyDef(s.name, (), s.fns, s.steps, s.span)
 
     def _compute_fn_flags(self, fns: dict[str, ir.FnDef], strategies: dict[str, ir.StrategyDef]) -> None:
         # Union of every definition of a name: strategies may swap any of them in.
@@ -915,6 +929,9 @@ class Checker:
             return self._for_range(s, scope, ctx)
         if isinstance(s, S.ForAll):
             return self._for_all(s, scope, ctx)
+        if isinstance(s, S.ForNodes):
+            return self._bulk(s.var, INT, None, None, s.where, s.body, s.span, _Scope(parent=scope), ctx,
+                              domain="nodes")
         if isinstance(s, S.While):
             if ctx.kind != "fn":
                 self.error("KHO412", s.span, "while loops are only allowed in functions used by claims",
@@ -1125,13 +1142,10 @@ class Checker:
         return self._bulk(s.var, ty, None, None, s.where, s.body, s.span, _Scope(parent=scope), ctx)
 
     def _bulk(self, ident: S.Ident, ty: IntType, lo: ir.Expr | None, hi: ir.Expr | None,
-              where: S.Expr | None, body: S.Block, span: Span, inner: _Scope, ctx: _Ctx) -> ir.Stmt | None:
-        if ctx.kind != "step" and not (ctx.kind == "fn"):
+              where: S.Expr | None, body: S.Block, span: Span, inner: _Scope, ctx: _Ctx,
+              domain: str = "int") -> ir.Stmt | None:
+        if ctx.kind not in ("step", "fn"):
             self.error("KHO419", span, "loops over symbolic index sets are only allowed in steps")
-            return None
-        if ctx.bulk_var is not None:
-            self.error("KHO419", span, "loops over symbolic index sets cannot nest",
-                       "fold the inner condition into the outer loop's `where`")
             return None
         var = self._new_local(inner, ident, ty, False)
         if var is None:
@@ -1143,7 +1157,7 @@ class Checker:
             if w is None:
                 return None
         b = self.block(body, _Scope(parent=inner), sub)
-        return ir.SForBulk(var, lo, hi, w, b, self._site(span), span)
+        return ir.SForBulk(var, lo, hi, w, b, self._site(span), domain, span)
 
     # -- expressions
     def want_bool(self, e: ir.Expr | None, span: Span, what: str) -> ir.Expr | None:

@@ -302,6 +302,14 @@ class ForAll:
 
 
 @dataclass(frozen=True)
+class ForNodes:
+    var: Ident
+    where: Expr | None
+    body: Block
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
 class While:
     cond: Expr
     invariants: tuple[Expr, ...]
@@ -334,7 +342,7 @@ class CallStmt:
     span: Span = _span()
 
 
-Stmt = Let | Assign | If | ForRange | ForAll | While | Require | Emit | Return | CallStmt
+Stmt = Let | Assign | If | ForRange | ForAll | ForNodes | While | Require | Emit | Return | CallStmt
 
 
 # ---------------------------------------------------------------- declarations
@@ -432,7 +440,7 @@ class StepDecl:
 @dataclass(frozen=True)
 class StrategyDecl:
     name: Ident
-    extends: Ident | None
+    extends: tuple[Ident, ...]
     fns: tuple[FnDecl, ...]
     steps: tuple[StepDecl, ...]
     span: Span = _span()

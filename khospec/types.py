@@ -4,8 +4,9 @@
 ``ulong``/``u64``/``phys_addr_t`` 64-bit unsigned. Arithmetic follows C: integer
 promotions, the usual arithmetic conversions, literal types chosen by value and suffix
 (C11 6.4.4.1), two's complement wrap-around (the kernel builds with
--fno-strict-overflow). Shifts by the operand's width or more are undefined in C; the
-model gives 0 there, as SMT-LIB does (see the README's "Arithmetic" section).
+-fno-strict-overflow). Shifts by the operand's width or more (or by a negative count)
+are undefined in C; the model does what x86-64 and arm64 do with a run-time count:
+it takes the count modulo the width (see the README's "Arithmetic" section).
 """
 
 from __future__ import annotations

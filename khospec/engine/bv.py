@@ -106,21 +106,16 @@ def arith(op: str, a: Sym, b: Sym, ty: IntType) -> Sym:
 
 
 def shift(op: str, a: Sym, lt: IntType, b: Sym, rt: IntType) -> Sym:
-    """C shift; a count >= the width (or negative) gives 0 (or -1 for >> of a negative)."""
-    w = max(lt.width, rt.width)
-    count = z3.SignExt(w - rt.width, b) if rt.signed else z3.ZeroExt(w - rt.width, b)
-    if rt.width <= lt.width:
-        c = z3.ZeroExt(lt.width - w, count) if lt.width > w else count
-        if op == "<<":
-            return a << c
-        return a >> c if lt.signed else z3.LShR(a, c)
-    out_of_range = z3.UGE(count, z3.BitVecVal(lt.width, w))
-    c = z3.Extract(lt.width - 1, 0, count)
+    """C shift with the count taken modulo the width, as x86-64 and arm64 execute it."""
+    w = lt.width
+    if rt.width >= w:
+        c = z3.Extract(w - 1, 0, b)
+    else:
+        c = z3.ZeroExt(w - rt.width, b)
+    c = c & z3.BitVecVal(w - 1, w, a.ctx)
     if op == "<<":
-        return z3.If(out_of_range, z3.BitVecVal(0, lt.width, a.ctx), a << c)
-    if lt.signed:
-        return z3.If(out_of_range, a >> (lt.width - 1), a >> c)
-    return z3.If(out_of_range, z3.BitVecVal(0, lt.width, a.ctx), z3.LShR(a, c))
+        return a << c
+    return a >> c if lt.signed else z3.LShR(a, c)
 
 
 def compare(op: str, a: Sym, b: Sym, ty: Type) -> z3.BoolRef:

@@ -107,9 +107,14 @@ class SymbolicLayout:
         return r
 
     def note_pfn(self, p: Any) -> None:
+        """A pfn the query asks the layout about: where pfn quantifiers get instantiated
+        (the layout primitives are their triggers)."""
         if p.get_id() not in self._pfn_ids and not z3.is_bv_value(p):
             self._pfn_ids.add(p.get_id())
             self.pfn_pool.append(p)
+
+    def hint_pfn(self, p: Any) -> None:
+        pass
 
     def range_of(self, p: Any) -> tuple[Any, WRange]:
         key = p.get_id()
@@ -118,7 +123,7 @@ class SymbolicLayout:
             return hit
         self.note_pfn(p)
         in_ram = z3.Bool(self._name("in_ram"), self.ctx)
-        r = self.new_range(f"the range holding pfn {p}", in_ram)
+        r = self.new_range("the range holding a pfn", in_ram)
         self.hard.append(z3.Implies(in_ram, r.contains(p)))
         # a hole: no range of the layout holds p
         self.obligations.append(
@@ -143,8 +148,8 @@ class SymbolicLayout:
         if hit is not None:
             return hit
         is_node = z3.Bool(self._name("is_node"), self.ctx)
-        lo = self.new_range(f"the lowest range of node {n}", is_node, n)
-        hi = self.new_range(f"the highest range of node {n}", is_node, n)
+        lo = self.new_range("the lowest range of a node", is_node, n)
+        hi = self.new_range("the highest range of a node", is_node, n)
         self.obligations.append(
             _Obligation(
                 "ranges",
@@ -157,13 +162,27 @@ class SymbolicLayout:
         self._span[key] = (is_node, lo, hi)
         return is_node, lo, hi
 
+    def _through_ite(self, n: Any, f: Callable[[Any], Any]) -> Any:
+        # pfn_node() is ite(in_ram, range.nid, NUMA_NO_NODE): ask about each node term
+        # separately, so a node's span has one pair of witnesses whoever asks
+        if z3.is_app_of(n, z3.Z3_OP_ITE):
+            c, a, b = n.children()
+            return z3.If(c, self._through_ite(a, f), self._through_ite(b, f))
+        return f(n)
+
     def node_start_pfn(self, n: Any) -> Any:
-        is_node, lo, _ = self._node_span(n)
-        return z3.If(is_node, lo.start, z3.BitVecVal(0, 64, self.ctx))
+        def start(m: Any) -> Any:
+            is_node, lo, _ = self._node_span(m)
+            return z3.If(is_node, lo.start, z3.BitVecVal(0, 64, self.ctx))
+
+        return self._through_ite(n, start)
 
     def node_end_pfn(self, n: Any) -> Any:
-        is_node, _, hi = self._node_span(n)
-        return z3.If(is_node, hi.end, z3.BitVecVal(0, 64, self.ctx))
+        def end(m: Any) -> Any:
+            is_node, _, hi = self._node_span(m)
+            return z3.If(is_node, hi.end, z3.BitVecVal(0, 64, self.ctx))
+
+        return self._through_ite(n, end)
 
     def zone_movable_pfn(self, n: Any) -> Any:
         return self._movable(n)
@@ -230,9 +249,15 @@ class SymbolicLayout:
         return z3.If(found, f, default)
 
     # -- closure
-    def close(self) -> list[Any]:
-        """Instantiate every obligation on every witness until nothing new appears."""
-        out: list[Any] = []
+    def close(self) -> tuple[list[Any], list[Any]]:
+        """Instantiate every obligation on every witness until nothing new appears.
+
+        Returns (eager, lazy): the witnesses' own constraints, and the instances of the
+        facts about all ranges (pairwise disjointness included). The solver adds a lazy
+        instance only once a model violates it (see solve.py), which keeps the queries
+        small; a model that violates none satisfies them all."""
+        eager: list[Any] = []
+        lazy: list[Any] = []
         for _ in range(40):
             changed = False
             for ob in list(self.obligations):
@@ -241,7 +266,7 @@ class SymbolicLayout:
                     if i in ob.done:
                         continue
                     ob.done.add(i)
-                    out.append(ob.fn(item))
+                    lazy.append(ob.fn(item))
                     changed = True
             while self._pairs_done < len(self.ranges):
                 j = self._pairs_done
@@ -249,16 +274,34 @@ class SymbolicLayout:
                 for a in self.ranges[:j]:
                     same = z3.And(a.start == b.start, a.end == b.end, a.nid == b.nid, a.mirror == b.mirror)
                     apart = z3.Or(z3.ULE(a.end, b.start), z3.ULE(b.end, a.start))
-                    out.append(z3.Implies(z3.And(a.exists, b.exists), z3.Or(same, apart)))
+                    lazy.append(z3.Implies(z3.And(a.exists, b.exists), z3.Or(same, apart)))
                 self._pairs_done += 1
                 changed = True
             if self.hard:
-                out.extend(self.hard)
+                eager.extend(self.hard)
                 self.hard = []
                 changed = True
             if not changed:
-                return out
+                return eager, lazy
         raise LayoutLimit("the layout's witness closure did not settle")
+
+    def shape(self, k: int) -> Any:
+        """Layouts of at most k ranges, in ascending order: every witness range that
+        exists is one of them. A restriction (for finding small counterexamples fast),
+        never used for proofs."""
+        c = self.ctx
+        canon = [
+            (z3.BitVec(f"R{i}.start", 64, c), z3.BitVec(f"R{i}.end", 64, c),
+             z3.BitVec(f"R{i}.nid", 32, c), z3.Bool(f"R{i}.mirror", c))
+            for i in range(k)
+        ]
+        out = [z3.ULT(s0, e0) for s0, e0, _, _ in canon]
+        out += [z3.ULE(canon[i][1], canon[i + 1][0]) for i in range(k - 1)]
+        for r in self.ranges:
+            out.append(z3.Implies(r.exists, z3.Or(*[
+                z3.And(r.start == s0, r.end == e0, r.nid == n0, r.mirror == m0) for s0, e0, n0, m0 in canon
+            ])))
+        return z3.And(*out)
 
     # -- counterexamples
     def extract(self, model: z3.ModelRef) -> dict[str, Any]:
@@ -367,6 +410,9 @@ class ConcreteLayout:
     def note_pfn(self, p: Any) -> None:
         pass
 
+    def hint_pfn(self, p: Any) -> None:
+        pass
+
     def _node_table(self, n: Any, values: dict[int, int], default: int, w: int) -> Any:
         out = self._bv(default, w)
         for nid in sorted(values, reverse=True):
@@ -454,9 +500,12 @@ class ConcreteLayout:
             out = z3.If(cond(nv), nv, out)
         return out
 
-    def close(self) -> list[Any]:
+    def close(self) -> tuple[list[Any], list[Any]]:
         out, self.hard = self.hard, []
-        return out
+        return out, []
+
+    def shape(self, k: int) -> Any:
+        return z3.BoolVal(True, self.ctx)
 
     def extract(self, model: z3.ModelRef) -> dict[str, Any]:
         return {

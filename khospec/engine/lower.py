@@ -185,6 +185,7 @@ class LoopInfo:
 class BulkCtx:
     index: Any
     written: set[str]
+    witness: bool = False  # a loop that only checks (requires): one witness index
 
 
 @dataclass
@@ -242,11 +243,13 @@ class Lowering:
         page_shift: int | None = None,
         unroll: int = UNROLL,
         wanted_requirement: str | None = None,
+        allow_tail: bool = True,
     ) -> None:
         self.program = program
         self.strategy = strategy
         self.ctx = ctx
         self.unroll = unroll
+        self.allow_tail = allow_tail
         self.wanted = wanted_requirement
         self._params: dict[str, Any] = {}
         self.param_apps: list[tuple[str, tuple[Any, ...], Any]] = []
@@ -265,6 +268,14 @@ class Lowering:
             self.layout = SymbolicLayout(ctx, self.param)
         self._consecution_done: set[tuple[str, int]] = set()
         self.hard_open: list[Any] = []
+        # In a trace, violations at different nodes are alternatives, so one witness per
+        # quantifier or loop site serves every node (and shares the map reads).
+        self.share_witnesses = False
+        self._site_witness: dict[tuple[int, str], Any] = {}
+        # False when only reachability matters (vacuity): requires are not evaluated
+        self.collect_requires = True
+        self._memo: dict[tuple[Any, ...], Sym] = {}
+        self._simple: dict[int, bool] = {}
 
     # -- names and params
     def fresh_name(self, base: str) -> str:
@@ -340,7 +351,7 @@ class Lowering:
                 f"`{e.name}` is updated by this loop and read here at another index",
                 "the loop updates all indices at once; read the map before the loop or at the loop index",
             )
-        self.layout.note_pfn(idx)
+        self.layout.hint_pfn(idx)
         return fr.state.maps[e.name].read(idx)
 
     def _ev_Unary(self, e: ir.Unary, fr: Frame, pol: int) -> Sym:
@@ -484,20 +495,20 @@ class Lowering:
         d = e.domain
         label = fr.label
         origin = f"{e.var.name} at {self.program.site_spans.get(e.site, e.span)}"
-        if d.kind == "nodes":
-            exists, n = self.layout.witness_node(origin)
-            body = self.ev(e.body, self._bind(fr, e.var, n), pol)
-            self.skolems.append(Skolem(e.site, label, e.var.name, INT, n, "witness"))
+        if d.kind in ("nodes", "ranges"):
+            exists, w = self._layout_witness(e.site, d.kind, e.var.name, e.var.ty, origin, label)
+            body = self.ev(e.body, self._bind(fr, e.var, w), pol)
             return z3.Implies(exists, body) if universal else z3.And(exists, body)
-        if d.kind == "ranges":
-            exists, r = self.layout.witness_range(origin)
-            body = self.ev(e.body, self._bind(fr, e.var, r), pol)
-            self.skolems.append(Skolem(e.site, label, e.var.name, e.var.ty, r, "witness"))
-            return z3.Implies(exists, body) if universal else z3.And(exists, body)
-        w = bv.fresh(e.var.ty, self.fresh_name(f"{e.var.name}@{e.site}"), self.ctx)
-        self.skolems.append(Skolem(e.site, label, e.var.name, e.var.ty, w, "witness"))
+        key = (e.site, "value")
+        if self.share_witnesses and key in self._site_witness:
+            w = self._site_witness[key]
+        else:
+            w = bv.fresh(e.var.ty, self.fresh_name(f"{e.var.name}@{e.site}"), self.ctx)
+            self.skolems.append(Skolem(e.site, label, e.var.name, e.var.ty, w, "witness"))
+            if self.share_witnesses:
+                self._site_witness[key] = w
         if isinstance(w, z3.BitVecRef) and e.var.ty == ULONG:
-            self.layout.note_pfn(w)
+            self.layout.hint_pfn(w)
         inner = self._bind(fr, e.var, w)
         body = self.ev(e.body, inner, pol)
         if d.kind == "interval":
@@ -506,6 +517,20 @@ class Lowering:
             inside = z3.And(bv.compare("<=", lo, w, e.var.ty), bv.compare("<", w, hi, e.var.ty))
             return z3.Implies(inside, body) if universal else z3.And(inside, body)
         return body
+
+    def _layout_witness(self, site: int, kind: str, name: str, ty: Type, origin: str, label: str) -> tuple[Any, Any]:
+        key = (site, kind)
+        if self.share_witnesses and key in self._site_witness:
+            return self._site_witness[key]  # type: ignore[no-any-return]
+        if kind == "nodes":
+            res = self.layout.witness_node(origin)
+            self.skolems.append(Skolem(site, label, name, INT, res[1], "witness"))
+        else:
+            res = self.layout.witness_range(origin)
+            self.skolems.append(Skolem(site, label, name, ty, res[1], "witness"))
+        if self.share_witnesses:
+            self._site_witness[key] = res
+        return res
 
     def _instantiate(self, e: ir.Quant, fr: Frame, pol: int, universal: bool) -> Sym:
         d = e.domain
@@ -542,14 +567,41 @@ class Lowering:
 
     def _ev_FirstNode(self, e: ir.FirstNode, fr: Frame, pol: int) -> Sym:
         default = self.ev(e.default, fr)
+        free = _free_locals(e.cond) - {e.var.uid}
+        key: tuple[Any, ...] | None = None
+        if not _reads_state(e.cond, self.program, self.strategy):
+            # the answer depends on the layout and the free variables only
+            key = ("first", e.site, _key(default), *(( u, _key(fr.locals[u])) for u in sorted(free)))
+            hit = self._memo.get(key)
+            if hit is not None:
+                return hit
 
         def cond(n: Any) -> Any:
             return self.ev(e.cond, self._bind(fr, e.var, n), 0)
 
-        return self.layout.first_node(cond, default, f"first node at {e.span}")
+        out = self.layout.first_node(cond, default, f"first node at {e.span}")
+        if key is not None:
+            self._memo[key] = out
+        return out
 
     # -- calls
     def _ev_CallFn(self, e: ir.CallFn, fr: Frame, pol: int) -> Sym:
+        fn = self.program.fn(e.name, self.strategy)
+        if self._is_simple(fn):
+            # a function of its arguments alone: one term per argument tuple
+            args = tuple(self.ev(a, fr) for a in e.args)
+            key = (fn.name, fn.strategy, *(_key(a) for a in args))
+            hit = self._memo.get(key)
+            if hit is None:
+                sub = Frame({p.uid: a for p, a in zip(fn.params, args, strict=True)}, None,
+                            z3.BoolVal(True, self.ctx), z3.BoolVal(False, self.ctx), None, [], [], fr.label)
+                if isinstance(fn.body, tuple):
+                    self.exec_block(fn.body, sub, fn=fn)
+                    hit = sub.ret
+                else:
+                    hit = self.ev(fn.body, sub, 0)
+                self._memo[key] = hit
+            return hit
         res = self.call(e, fr, pol, label=fr.label)
         fr.requires.extend(res.requires)
         if res.ret is None:
@@ -604,6 +656,17 @@ class Lowering:
         open_ = z3.Or(*opens) if opens else None
         return Lowering.CallResult(ret, sub.emits, sub.requires, open_)
 
+    def _is_simple(self, fn: ir.FnDef) -> bool:
+        """No state, no quantifier, no loop, no require: a pure function of the arguments."""
+        key = id(fn)
+        hit = self._simple.get(key)
+        if hit is None:
+            hit = not fn.reads_state and not fn.writes_state and not fn.has_loop and fn.ret is not None
+            if hit:
+                hit = _simple_body(fn.body, self.program, self.strategy, set())
+            self._simple[key] = hit
+        return hit
+
     # -- statements
     def exec_block(self, stmts: tuple[ir.Stmt, ...], fr: Frame, fn: ir.FnDef | None = None,
                    opens: list[Any] | None = None, tail: bool = True) -> None:
@@ -630,8 +693,18 @@ class Lowering:
             value = self.ev(s.value, fr)
             fr.state.maps[s.name] = WriteMap(fr.state.maps[s.name], fr.active(), idx, s.path, value)
         elif isinstance(s, ir.SIf):
-            c = self.ev(s.cond, fr, 0)
             outer = fr.guard
+            if fr.bulk is not None and fr.bulk.witness:
+                # nothing is written here: each branch's guard only feeds violations, so
+                # the condition is asserted in the then-branch and denied in the else-branch
+                fr.guard = z3.And(outer, self.ev(s.cond, fr, 1))
+                self.exec_block(s.then, fr, fn, opens, tail)
+                if s.else_:
+                    fr.guard = z3.And(outer, z3.Not(self.ev(s.cond, fr, -1)))
+                    self.exec_block(s.else_, fr, fn, opens, tail)
+                fr.guard = outer
+                return
+            c = self.ev(s.cond, fr, 0)
             fr.guard = z3.And(outer, c)
             self.exec_block(s.then, fr, fn, opens, tail)
             fr.guard = z3.And(outer, z3.Not(c))
@@ -648,6 +721,8 @@ class Lowering:
             assert fn is not None
             self._while(s, fr, fn, opens if opens is not None else [], tail)
         elif isinstance(s, ir.SRequire):
+            if not self.collect_requires or (self.wanted is not None and fr.state is not None and s.name != self.wanted):
+                return
             cond = self.ev(s.cond, fr, 0)
             fr.requires.append(ReqOb(s.name, s.site, fr.active(), cond, fr.label))
         elif isinstance(s, ir.SEmit):
@@ -681,24 +756,21 @@ class Lowering:
                     out |= self._written_maps(f.body, seen)
         return out
 
-    def _has_require(self, stmts: tuple[ir.Stmt, ...], seen: set[str] | None = None) -> bool:
-        seen = seen if seen is not None else set()
-        for s in stmts:
-            if isinstance(s, ir.SRequire) and (self.wanted is None or s.name == self.wanted):
-                return True
-            if isinstance(s, ir.SIf) and (self._has_require(s.then, seen) or self._has_require(s.else_, seen)):
-                return True
-            if isinstance(s, ir.SForConst) and self._has_require(s.body, seen):
-                return True
-            if isinstance(s, ir.SCall) and s.call.name not in seen:
-                seen.add(s.call.name)
-                f = self.program.fn(s.call.name, self.strategy)
-                if isinstance(f.body, tuple) and self._has_require(f.body, seen):
-                    return True
-        return False
+    def _has_require(self, stmts: tuple[ir.Stmt, ...]) -> bool:
+        """Some `require` we collect can run in these statements (calls included)."""
+        return _find_require(stmts, self.wanted, self.program, self.strategy)
 
     def _bulk(self, s: ir.SForBulk, fr: Frame) -> None:
         assert fr.state is not None
+        if not self._written_maps(s.body):
+            self._witness_loop(s, fr)
+            return
+        if fr.bulk is not None:
+            raise _err("KHO522", s.span, "a loop that updates state cannot sit inside another loop over a set",
+                       "merge the loops: one loop with a combined `where`")
+        if s.domain == "nodes":
+            raise _err("KHO523", s.span, "a loop over nodes can check (require) but not update state",
+                       "update per pfn: for pfn: ulong where ... { ... }")
         pre = fr.state.copy()
         outer_guard = fr.active()
         written = self._written_maps(s.body)
@@ -720,7 +792,7 @@ class Lowering:
                         None, [], [], label, BulkCtx(q, written), 0)
             sub.locals[s.var.uid] = q
             sub.guard = in_domain(q, sub)
-            self.layout.note_pfn(q)
+            self.layout.hint_pfn(q)
             self.exec_block(s.body, sub)
             return sub
 
@@ -735,11 +807,55 @@ class Lowering:
         for name in written:
             base = pre.maps[name]
             fr.state.maps[name] = BulkMap(base, lambda q, name=name: _read_after(at(q), name, q))
-        if self._has_require(s.body):
-            w = z3.BitVec(self.fresh_name(f"{s.var.name}@{s.site}"), s.var.ty.width if isinstance(s.var.ty, IntType) else 64, self.ctx)
-            self.skolems.append(Skolem(s.site, label, s.var.name, s.var.ty, w, "witness"))
-            sub = at(w)
-            fr.requires.extend(sub.requires)
+        if self.collect_requires and self._has_require(s.body):
+            # the requires hold for every index iff they hold for one the solver picks
+            key = (s.site, "loop")
+            if self.share_witnesses and key in self._site_witness:
+                w = self._site_witness[key]
+            else:
+                ty = s.var.ty
+                assert isinstance(ty, IntType)
+                w = z3.BitVec(self.fresh_name(f"{s.var.name}@{s.site}"), ty.width, self.ctx)
+                self.skolems.append(Skolem(s.site, label, s.var.name, ty, w, "witness"))
+                if self.share_witnesses:
+                    self._site_witness[key] = w
+            fr.requires.extend(at(w).requires)
+
+    def _witness_loop(self, s: ir.SForBulk, fr: Frame) -> None:
+        """A loop that only checks: its requires hold for every index iff they hold for
+        one index the solver picks."""
+        if not self.collect_requires or not self._has_require(s.body):
+            return
+        label = fr.label
+        if s.domain == "nodes":
+            exists, w = self._layout_witness(s.site, "nodes", s.var.name, INT, f"{s.var.name} at {s.span}", label)
+        else:
+            exists = z3.BoolVal(True, self.ctx)
+            key = (s.site, "loop")
+            if self.share_witnesses and key in self._site_witness:
+                w = self._site_witness[key]
+            else:
+                ty = s.var.ty
+                assert isinstance(ty, IntType)
+                w = z3.BitVec(self.fresh_name(f"{s.var.name}@{s.site}"), ty.width, self.ctx)
+                self.skolems.append(Skolem(s.site, label, s.var.name, ty, w, "witness"))
+                if self.share_witnesses:
+                    self._site_witness[key] = w
+            self.layout.hint_pfn(w) if s.var.ty == ULONG else None
+        sub = Frame(dict(fr.locals), fr.state, fr.active(), z3.BoolVal(False, self.ctx), None, [], [], label,
+                    BulkCtx(w, set(), witness=True), 1)
+        sub.locals[s.var.uid] = w
+        conds = [sub.guard, exists]
+        ty = s.var.ty
+        if s.lo is not None:
+            conds.append(bv.compare("<=", self.ev(s.lo, fr), w, ty))
+        if s.hi is not None:
+            conds.append(bv.compare("<", w, self.ev(s.hi, fr), ty))
+        if s.where is not None:
+            conds.append(self.ev(s.where, sub, 1))
+        sub.guard = z3.And(*conds)
+        self.exec_block(s.body, sub)
+        fr.requires.extend(sub.requires)
 
     def _assigned_locals(self, stmts: tuple[ir.Stmt, ...]) -> set[int]:
         out: set[int] = set()
@@ -776,9 +892,10 @@ class Lowering:
         modified = sorted(self._assigned_locals(s.body))
         info = LoopInfo(s.site, fn.name, label, running, None, None, None, s.span)
         self.loops.append(info)
-        if not s.invariants or not tail:
+        if not s.invariants or not tail or not self.allow_tail:
+            # bounded: what follows the loop counts only where it ended within the bound
             opens.append(running)
-            fr.guard = outer
+            fr.guard = z3.And(outer, z3.Not(running))
             return
         # Past the unrolled iterations: any state satisfying the invariants.
         inv_here = z3.And(*[self.ev(i, fr, 0) for i in s.invariants])
@@ -902,6 +1019,103 @@ class Lowering:
 
     def frame_for(self, node: TraceNode) -> Frame:
         return Frame({}, node.state, node.pc, z3.BoolVal(False, self.ctx), None, [], [], f"n{node.id}", None, 0)
+
+
+def _children(n: Any) -> list[Any]:
+    out: list[Any] = []
+    for fld in getattr(n, "__dataclass_fields__", {}):
+        if fld in ("span", "ty"):
+            continue
+        v = getattr(n, fld)
+        if isinstance(v, tuple):
+            out.extend(x for x in v if hasattr(x, "__dataclass_fields__"))
+        elif hasattr(v, "__dataclass_fields__"):
+            out.append(v)
+    return out
+
+
+def _find_require(stmts: tuple[ir.Stmt, ...], name: str | None, program: ir.Program,
+                  strategy: str | None) -> bool:
+    seen: set[str] = set()
+    stack: list[Any] = list(stmts)
+    while stack:
+        n = stack.pop()
+        if isinstance(n, ir.SRequire) and (name is None or n.name == name):
+            return True
+        if isinstance(n, ir.CallFn | ir.SCall):
+            call = n if isinstance(n, ir.CallFn) else n.call
+            if call.name not in seen:
+                seen.add(call.name)
+                f = program.fn(call.name, strategy)
+                stack.extend(list(f.body) if isinstance(f.body, tuple) else [f.body])
+        stack.extend(_children(n))
+    return False
+
+
+def _free_locals(e: Any) -> set[int]:
+    out: set[int] = set()
+    bound: set[int] = set()
+    stack = [e]
+    while stack:
+        n = stack.pop()
+        if isinstance(n, ir.Local):
+            out.add(n.uid)
+        if isinstance(n, ir.Quant | ir.FirstNode):
+            bound.add(n.var.uid)
+        stack.extend(_children(n))
+    return out - bound
+
+
+def _reads_state(e: Any, program: ir.Program, strategy: str | None) -> bool:
+    seen: set[str] = set()
+    stack = [e]
+    while stack:
+        n = stack.pop()
+        if isinstance(n, ir.StateRef | ir.MapRead):
+            return True
+        if isinstance(n, ir.CallFn) and n.name not in seen:
+            seen.add(n.name)
+            f = program.fn(n.name, strategy)
+            if f.reads_state:
+                return True
+        stack.extend(_children(n))
+    return False
+
+
+def _key(v: Sym) -> Any:
+    if isinstance(v, StructVal):
+        return tuple(_key(f) for f in v.fields)
+    return v.get_id()
+
+
+def _simple_body(body: tuple[ir.Stmt, ...] | ir.Expr, program: ir.Program, strategy: str | None,
+                 seen: set[str]) -> bool:
+    bad = (ir.Quant, ir.InEmits, ir.EmitsEq, ir.StateRef, ir.MapRead, ir.SRequire, ir.SWhile,
+           ir.SEmit, ir.SForBulk, ir.SStateAssign, ir.SMapWrite)
+    stack: list[Any] = list(body) if isinstance(body, tuple) else [body]
+    while stack:
+        n = stack.pop()
+        if isinstance(n, bad):
+            return False
+        if isinstance(n, ir.Builtin) and n.name == "requires_hold":
+            return False
+        if isinstance(n, ir.CallFn | ir.SCall):
+            call = n if isinstance(n, ir.CallFn) else n.call
+            if call.name not in seen:
+                seen.add(call.name)
+                f = program.fn(call.name, strategy)
+                if f.reads_state or f.writes_state or f.has_loop:
+                    return False
+                stack.extend(list(f.body) if isinstance(f.body, tuple) else [f.body])
+        for fld in getattr(n, "__dataclass_fields__", {}):
+            if fld in ("span", "ty"):
+                continue
+            v = getattr(n, fld)
+            if isinstance(v, tuple):
+                stack.extend(x for x in v if hasattr(x, "__dataclass_fields__"))
+            elif hasattr(v, "__dataclass_fields__"):
+                stack.append(v)
+    return True
 
 
 def _read_after(sub: Frame, name: str, q: Any) -> Sym:

@@ -1,21 +1,31 @@
 """Stage 4: decide one check under one strategy, for each of its profiles.
 
-Per profile, with the profile's constants as a tracked assumption:
-1. vacuity: the assumptions and the claim's premise must be satisfiable together, and
-   every step the claim relies on must run in some trace; otherwise ``vacuous``;
-2. the violation formula: unsatisfiable gives ``proved`` when the argument is complete
-   (loops fully unrolled or their invariants inductive, the trace tree closed),
-   ``holds_to_depth`` otherwise; satisfiable gives a model, turned into a counterexample
-   (layout, chunks, trace, violated condition) that the caller replays;
-3. ``assumptions_used``: the unsat core over the tracked assumptions, minimised by
-   deletion (the profile binding is tried first, so a proof that needs only the
-   architecture's build check says so).
+For a check and a strategy the formulas are built once (engine/lower.py), with the
+architecture's constants symbolic. Then:
+
+1. If the check runs for several profiles, try to prove it with the constants left
+   symbolic: a proof there holds for every profile at once, and its unsat core names
+   the build checks it needed (prelude axioms such as ``build_check``).
+2. Otherwise, per profile, the profile's constants are substituted (shifts by a known
+   PAGE_SHIFT are wires, not barrel shifters) and the violation formula is solved:
+   - satisfiable: a model that needs no loop-invariant stand-in and finishes every
+     loop within the unrolling is a counterexample (layout, chunks, trace, violated
+     condition), extracted here and replayed by the caller;
+   - unsatisfiable: ``proved`` if the argument is complete (loops fully unrolled or
+     their invariants inductive, trace tree closed), ``holds_to_depth`` otherwise;
+     ``assumptions_used`` is the unsat core over the named assumptions and axioms,
+     minimised by deletion.
+3. A proof is then checked for vacuity, on a separate, smaller lowering: the
+   assumptions and the claim's premise must be satisfiable together, and every step
+   the claim relies on must run in some trace; otherwise ``vacuous``.
+
+Claims over loops go in two phases: every iteration at once through the invariants,
+then, if undecided, bounded model checking of the first iterations without them.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,11 +34,14 @@ import z3
 from khospec import ir
 from khospec.engine import bv
 from khospec.engine.layout import LayoutLimit
-from khospec.engine.lower import Frame, LowerError, Lowering, TraceNode
+from khospec.engine.lower import Frame, LowerError, Lowering, Skolem, TraceNode
 from khospec.results import Verdict
-from khospec.types import BoolType, IntType, StructType
+from khospec.types import BoolType, IntType
 
 DEFAULT_DEPTH = 16
+SYMBOLIC_ATTEMPT_MS = 4000
+SMALL_LAYOUT_MS = 5000
+MINIMIZE_MS = 3000
 
 
 @dataclass
@@ -63,35 +76,36 @@ class CheckRun:
 
     def __init__(self, program: ir.Program, check: ir.CheckDef, strategy: str | None,
                  layout: ir.LayoutDef | None, page_shift: int | None, timeout_ms: int,
-                 unroll: int) -> None:
+                 unroll: int, allow_tail: bool = True, vacuity_only: bool = False) -> None:
         self.program = program
         self.check = check
         self.strategy = strategy
         self.ctx = z3.Context()
         self.timeout_ms = timeout_ms
+        self.vacuity_only = vacuity_only
         self.low = Lowering(program, strategy, self.ctx, layout, page_shift, unroll,
-                            check.claim.requirement)
+                            check.claim.requirement, allow_tail)
+        if vacuity_only or (check.is_trace and check.claim.kind != "requirement"):
+            self.low.collect_requires = False
         self.tracked: dict[str, Any] = {}  # name -> literal
         self.hard: list[Any] = []
+        self.lazy: list[Any] = []
         self.violations: list[_Violation] = []
         self.premise: Any = z3.BoolVal(True, self.ctx)
         self.reach: dict[str, Any] = {}
+        self.relevant_steps: list[str] = []
         self.trace_open: list[Any] = []
         self.depth_limit = check.depth if check.depth is not None else DEFAULT_DEPTH
         self._build()
 
     # -- building
-    def _lit(self, name: str) -> Any:
-        lit = z3.Bool(name, self.ctx)
-        self.tracked[name] = lit
-        return lit
-
     def _build(self) -> None:
         low = self.low
         before: dict[str, list[tuple[Any, ir.AssumeDef]]] = {}
         chosen = [*self.program.axioms, *(self.program.assumes[n] for n in self.check.assuming)]
         for a in chosen:
-            lit = self._lit(a.name)
+            lit = z3.Bool(a.name, self.ctx)
+            self.tracked[a.name] = lit
             if a.before is not None:
                 before.setdefault(a.before, []).append((lit, a))
                 continue
@@ -103,53 +117,49 @@ class CheckRun:
             self._holds(claim.expr)
         else:
             self._trace(claim, before)
-        closure = low.layout.close()
+        eager, lazy = low.layout.close()
         self.hard.extend(low.hard)
-        self.hard.extend(closure)
+        self.hard.extend(eager)
+        self.lazy = lazy
 
     def _holds(self, expr: ir.Expr) -> None:
         low = self.low
         fr = _frame(low)
         body = expr
-        while isinstance(body, ir.Quant) and body.kind == "forall" and body.domain.kind in ("type", "nodes", "ranges", "interval"):
-            # the claim's own universals: one witness each, shared by premise and violation
+        while isinstance(body, ir.Quant) and body.kind == "forall":
             q = body
             if q.domain.kind == "type" and not isinstance(q.var.ty, BoolType):
                 w = bv.fresh(q.var.ty, f"{q.var.name}", self.ctx)
                 if isinstance(q.var.ty, IntType) and q.var.ty.width == 64:
-                    low.layout.note_pfn(w)
-                low.skolems.append(_sk(q, "claim", w))
+                    low.layout.hint_pfn(w)
+                low.skolems.append(Skolem(q.site, "claim", q.var.name, q.var.ty, w, "witness"))
                 fr = low._bind(fr, q.var, w)
-            elif q.domain.kind == "nodes":
-                exists, n = low.layout.witness_node(f"{q.var.name}")
+            elif q.domain.kind in ("nodes", "ranges"):
+                exists, w = low._layout_witness(q.site, q.domain.kind, q.var.name, q.var.ty, q.var.name, "claim")
                 self.premise = z3.And(self.premise, exists)
-                low.skolems.append(_sk(q, "claim", n))
-                fr = low._bind(fr, q.var, n)
-            elif q.domain.kind == "ranges":
-                exists, r = low.layout.witness_range(f"{q.var.name}")
-                self.premise = z3.And(self.premise, exists)
-                low.skolems.append(_sk(q, "claim", r))
-                fr = low._bind(fr, q.var, r)
+                fr = low._bind(fr, q.var, w)
             elif q.domain.kind == "interval":
                 assert q.domain.lo is not None and q.domain.hi is not None
                 w = bv.fresh(q.var.ty, f"{q.var.name}", self.ctx)
                 lo, hi = low.ev(q.domain.lo, fr), low.ev(q.domain.hi, fr)
-                self.premise = z3.And(self.premise, bv.compare("<=", lo, w, q.var.ty), bv.compare("<", w, hi, q.var.ty))
-                low.skolems.append(_sk(q, "claim", w))
+                self.premise = z3.And(self.premise, bv.compare("<=", lo, w, q.var.ty),
+                                      bv.compare("<", w, hi, q.var.ty))
+                low.skolems.append(Skolem(q.site, "claim", q.var.name, q.var.ty, w, "witness"))
                 fr = low._bind(fr, q.var, w)
             else:
                 break
             body = q.body
         if isinstance(body, ir.Binary) and body.op == "->":
-            h = low.ev(body.left, fr, 1)
+            self.premise = z3.And(self.premise, low.ev(body.left, fr, 1))
+            if self.vacuity_only:
+                return
             c = low.ev(body.right, fr, -1)
-            self.premise = z3.And(self.premise, h)
-            violation = z3.And(self.premise, z3.Not(c))
         else:
+            if self.vacuity_only:
+                return
             c = low.ev(body, fr, -1)
-            violation = z3.And(self.premise, z3.Not(c))
-        what = {"kind": "claim", "text": None}
-        self.violations.append(_Violation(violation, "claim", 0, None, what))
+        self.violations.append(_Violation(z3.And(self.premise, z3.Not(c)), "claim", 0, None,
+                                          {"kind": "claim", "check": self.check.name}))
         for loop in low.loops:
             if loop.entry_violation is not None:
                 self.violations.append(
@@ -158,6 +168,7 @@ class CheckRun:
 
     def _trace(self, claim: ir.ClaimDef, before: dict[str, list[tuple[Any, ir.AssumeDef]]]) -> None:
         low = self.low
+        low.share_witnesses = True
         nodes = low.build_tree(self.depth_limit, before)
         for n in nodes:
             if n.open is not None:
@@ -166,102 +177,118 @@ class CheckRun:
                 self.reach[n.step] = z3.Or(self.reach.get(n.step, z3.BoolVal(False, self.ctx)), n.pc)
         relevant: set[str] = set()
         if claim.kind == "always":
-            assert claim.expr is not None
             relevant = {n.step for n in nodes if n.step is not None}
-            for n in nodes:
-                fr = low.frame_for(n)
-                v = z3.Not(low.ev(claim.expr, fr, -1))
-                self.violations.append(_Violation(z3.And(n.pc, v), f"n{n.id}", n.depth, n,
-                                                  {"kind": "always", "state_after": n.step}))
         elif claim.kind == "after":
-            assert claim.expr is not None and claim.step is not None
+            assert claim.step is not None
             relevant = {claim.step}
-            for n in nodes:
-                if n.step != claim.step:
-                    continue
-                fr = low.frame_for(n)
-                v = z3.Not(low.ev(claim.expr, fr, -1))
-                self.violations.append(_Violation(z3.And(n.pc, v), f"n{n.id}", n.depth, n,
-                                                  {"kind": "after", "step": claim.step}))
         else:
-            name = claim.requirement
-            for n in nodes:
-                for r in n.requires:
-                    if r.name != name:
-                        continue
-                    assert n.step is not None
-                    relevant.add(n.step)
-                    self.violations.append(_Violation(
-                        z3.And(r.guard, z3.Not(r.cond)), f"n{n.id}", n.depth, n,
-                        {"kind": "requirement", "name": name, "site": r.site, "step": n.step,
-                         "at": str(self.program.site_spans.get(r.site, claim.span))}))
+            relevant = self._requirement_steps(claim.requirement or "")
         self.relevant_steps = sorted(relevant)
         self.nodes = nodes
+        if self.vacuity_only:
+            return
+        if claim.kind in ("always", "after"):
+            assert claim.expr is not None
+            for n in nodes:
+                if claim.kind == "after" and n.step != claim.step:
+                    continue
+                v = z3.Not(low.ev(claim.expr, low.frame_for(n), -1))
+                self.violations.append(_Violation(z3.And(n.pc, v), f"n{n.id}", n.depth, n,
+                                                  {"kind": claim.kind, "step": n.step}))
+        else:
+            for n in nodes:
+                for r in n.requires:
+                    if r.name != claim.requirement:
+                        continue
+                    self.violations.append(_Violation(
+                        z3.And(r.guard, z3.Not(r.cond)), f"n{n.id}", n.depth, n,
+                        {"kind": "requirement", "name": r.name, "step": n.step,
+                         "at": str(self.program.site_spans.get(r.site, claim.span))}))
 
-    # -- solving
-    def solve(self, profile: ir.ProfileDef | None) -> Outcome:
+    def _requirement_steps(self, name: str) -> set[str]:
+        """Steps whose bodies (or functions they call) contain `require name`."""
+        out: set[str] = set()
+        for st in self.program.step_defs(self.strategy):
+            if _mentions_require(st.body, name, self.program, self.strategy, set()):
+                out.add(st.name)
+        return out
+
+    # -- solvers
+    def _solver(self, profile: ir.ProfileDef | None, timeout_ms: int) -> tuple[z3.Solver, list[Any]]:
+        """A solver holding the formulas with the profile's constants substituted;
+        everything added to it later goes through ``self.sub``."""
+        s = z3.Solver(ctx=self.ctx)
+        s.set("timeout", timeout_ms)
+        s.set("random_seed", 0)
+        self._pairs: list[tuple[Any, Any]] = []
+        if profile is not None:
+            for name, value in profile.bindings:
+                pd = self.program.params[name]
+                self._pairs.append((self.low.param(name), bv.const(value, pd.ty, self.ctx)))
+        for h in self.hard:
+            s.add(self.sub(h))
+        self._pending = [self.sub(f) for f in self.lazy]
+        return s, list(self.tracked.values())
+
+    def query(self, s: z3.Solver, *assumptions: Any) -> Any:
+        """s.check(), adding the lazy instances a model violates until none is."""
+        while True:
+            r = s.check(*assumptions)
+            if r != z3.sat or not self._pending:
+                return r
+            m = s.model()
+            violated = []
+            keep = []
+            for f in self._pending:
+                (keep if z3.is_true(m.eval(f, model_completion=True)) else violated).append(f)
+            if not violated:
+                return r
+            for f in violated:
+                s.add(f)
+            self._pending = keep
+
+    def sub(self, f: Any) -> Any:
+        return z3.substitute(f, *self._pairs) if self._pairs else f
+
+    def _names(self) -> dict[int, str]:
+        return {lit.get_id(): name for name, lit in self.tracked.items()}
+
+    def attempt(self, profile: ir.ProfileDef | None, timeout_ms: int | None = None) -> Outcome:
         t0 = time.perf_counter()
         try:
-            out = self._solve(profile)
+            out = self._attempt(profile, timeout_ms or self.timeout_ms)
         except z3.Z3Exception as exc:
             out = Outcome(Verdict.UNKNOWN, 0.0, reason=f"solver error: {exc}")
         out.time_s = time.perf_counter() - t0
         return out
 
-    def _solver(self) -> z3.Solver:
-        s = z3.Solver(ctx=self.ctx)
-        s.set("timeout", self.timeout_ms)
-        s.set("random_seed", 0)
-        for h in self.hard:
-            s.add(h)
-        return s
-
-    def _solve(self, profile: ir.ProfileDef | None) -> Outcome:
-        s = self._solver()
-        tracked = dict(self.tracked)
-        if profile is not None:
-            plit = z3.Bool(f"profile {profile.name}", self.ctx)
-            s.add(z3.Implies(plit, self.low.profile_binding(profile)))
-            tracked = {f"profile {profile.name}": plit, **tracked}
-        lits = list(tracked.values())
-        names = {lit.get_id(): name for name, lit in tracked.items()}
-
-        def check(extra: list[Any]) -> z3.CheckSatResult:
-            return s.check(*lits, *extra)
-
-        # 1. vacuity: the assumptions with the claim's premise
-        prem = z3.Bool("premise", self.ctx)
-        s.add(z3.Implies(prem, self.premise))
-        r = check([prem])
-        if r == z3.unknown:
-            return Outcome(Verdict.UNKNOWN, 0, reason=_reason(s))
-        if r == z3.unsat:
-            core = [c for c in s.unsat_core() if c.get_id() in names]
-            core = self._minimize(s, core, prem, lits)
-            used = [names[c.get_id()] for c in core]
-            return Outcome(Verdict.VACUOUS, 0, assumptions_used=tuple(used),
-                           reason="no layout and profile satisfy the claim's premise together with "
-                           + (", ".join(used) if used else "the axioms"))
-        if self.check.is_trace:
-            dead = self._dead_steps(s, check)
-            if dead is None:
-                return Outcome(Verdict.UNKNOWN, 0, reason=_reason(s))
-            if dead:
-                return Outcome(Verdict.VACUOUS, 0, assumptions_used=(),
-                               reason=f"step(s) {', '.join(dead)} never run in any trace the assumptions allow")
-            if not self.violations:
-                return Outcome(Verdict.VACUOUS, 0, reason="the claim is never evaluated: no trace reaches it")
-        # 2. the violation
+    def _attempt(self, profile: ir.ProfileDef | None, timeout_ms: int) -> Outcome:
+        s, lits = self._solver(profile, timeout_ms)
+        names = self._names()
+        if not self.violations:
+            return Outcome(Verdict.PROVED, 0, assumptions_used=(), notes=["the claim is never evaluated"])
         vlit = z3.Bool("violation", self.ctx)
-        s.add(z3.Implies(vlit, z3.Or(*[v.formula for v in self.violations])))
-        r = check([vlit])
+        s.add(z3.Implies(vlit, self.sub(z3.Or(*[v.formula for v in self.violations]))))
+        # first look for a small counterexample: at most three memory ranges
+        small = z3.Bool("small layout", self.ctx)
+        s.add(z3.Implies(small, self.low.layout.shape(3)))
+        s.set("timeout", min(timeout_ms, SMALL_LAYOUT_MS))
+        r = self.query(s, *lits, vlit, small)
+        s.set("timeout", timeout_ms)
+        if r == z3.sat:
+            shaped = self._refute(s, lits, [small], profile)
+            if shaped is not None:
+                return shaped
+        r = self.query(s, *lits, vlit)
         if r == z3.unknown:
             return Outcome(Verdict.UNKNOWN, 0, reason=_reason(s))
         if r == z3.unsat:
             core = [c for c in s.unsat_core() if c.get_id() in names]
-            core = self._minimize(s, core, vlit, lits)
-            used = tuple(names[c.get_id()] for c in core)
-            incomplete = self._incomplete(s, lits)
+            core = self._minimize(s, core, [vlit])
+            used = tuple(sorted(names[c.get_id()] for c in core))
+            prem = z3.Bool("premise", self.ctx)
+            s.add(z3.Implies(prem, self.sub(self.premise)))
+            incomplete = self._incomplete(s, [*lits, prem])
             if incomplete is None:
                 return Outcome(Verdict.UNKNOWN, 0, reason=_reason(s))
             if incomplete:
@@ -269,156 +296,172 @@ class CheckRun:
                                depth=self.depth_limit if self.check.is_trace else self.low.unroll,
                                notes=incomplete)
             return Outcome(Verdict.PROVED, 0, assumptions_used=used)
-        # satisfiable: prefer a model that needs no invariant stand-in
-        tails = [loop.tail for loop in self.low.loops if loop.tail is not None]
-        if tails:
-            r2 = check([vlit, *[z3.Not(t) for t in tails]])
-            if r2 == z3.unsat:
-                return Outcome(Verdict.HOLDS_TO_DEPTH, 0, depth=self.low.unroll, notes=[
-                    "no violation in the unrolled iterations; the invariants are too weak to rule one out beyond them"])
-            if r2 == z3.unknown:
-                return Outcome(Verdict.UNKNOWN, 0, reason=_reason(s))
-        chosen = self._shortest(s, check, tails)
-        if chosen is None:
+        out = self._refute(s, lits, [], profile)
+        if out is None:
             return Outcome(Verdict.UNKNOWN, 0, reason=_reason(s))
-        model = s.model()
+        return out
+
+    def _refute(self, s: z3.Solver, lits: list[Any], extra: list[Any],
+                profile: ir.ProfileDef | None) -> Outcome | None:
+        """After a satisfiable violation query: the counterexample with the shortest
+        trace that is a real execution (no invariant stand-in, every loop ended within
+        the unrolled iterations), or None if the solver gave up."""
+        blockers = [*extra]
+        blockers += [z3.Not(loop.tail) for loop in self.low.loops if loop.tail is not None]
+        blockers += [self.sub(z3.Not(loop.open)) for loop in self.low.loops if loop.tail is None]
+        blockers += [self.sub(z3.Not(o)) for o in self.low.hard_open]
+        status, chosen = self._shortest(s, lits, blockers)
+        if status == z3.unknown:
+            return None
+        if chosen is None:
+            if extra:
+                return None
+            return Outcome(Verdict.HOLDS_TO_DEPTH, 0, depth=self.low.unroll, notes=[
+                "no violation within the unrolled loop iterations; the loop invariants do not rule one out beyond them"])
         if chosen.what.get("kind") == "invariant":
             return Outcome(Verdict.UNKNOWN, 0, reason=(
-                f"the loop invariant of `{chosen.what['fn']}` does not hold after {self.low.unroll} iterations for some arguments"))
-        cex = self._extract(model, chosen, profile)
+                f"the loop invariant of `{chosen.what['fn']}` does not hold where the loop starts, for some arguments"))
+        cex = self._extract(s.model(), chosen, profile)
         return Outcome(Verdict.REFUTED, 0, counterexample=cex)
 
-    def _dead_steps(self, s: z3.Solver, check: Callable[[list[Any]], Any]) -> list[str] | None:
-        todo = [st for st in self.relevant_steps if st in self.reach]
-        missing = [st for st in self.relevant_steps if st not in self.reach]
-        while todo:
-            lit = z3.Bool(f"reach {len(todo)}", self.ctx)
-            s.add(z3.Implies(lit, z3.Or(*[self.reach[st] for st in todo])))
-            r = check([lit])
-            if r == z3.unknown:
-                return None
-            if r == z3.unsat:
-                return sorted(missing + todo)
-            m = s.model()
-            todo = [st for st in todo if not z3.is_true(m.eval(self.reach[st], model_completion=True))]
-        return missing
+    def vacuity(self, profile: ir.ProfileDef | None) -> Outcome | None:
+        """None if the assumptions and premise are satisfiable and every relevant step
+        runs; otherwise the vacuous outcome (or unknown)."""
+        t0 = time.perf_counter()
+        s, lits = self._solver(profile, self.timeout_ms)
+        names = self._names()
+        prem = z3.Bool("premise", self.ctx)
+        s.add(z3.Implies(prem, self.sub(self.premise)))
+        r = self.query(s, *lits, prem)
+        if r == z3.unknown:
+            return Outcome(Verdict.UNKNOWN, time.perf_counter() - t0, reason="vacuity check: " + _reason(s))
+        if r == z3.unsat:
+            core = [c for c in s.unsat_core() if c.get_id() in names]
+            core = self._minimize(s, core, [prem])
+            used = tuple(sorted(names[c.get_id()] for c in core))
+            what = ", ".join(used) if used else "the axioms"
+            return Outcome(Verdict.VACUOUS, time.perf_counter() - t0, assumptions_used=used,
+                           reason=f"no layout and profile satisfy {what} together with the claim's premise")
+        if self.check.is_trace:
+            todo = [st for st in self.relevant_steps if st in self.reach]
+            dead = [st for st in self.relevant_steps if st not in self.reach]
+            while todo:
+                lit = z3.Bool(f"reach {len(todo)}", self.ctx)
+                s.add(z3.Implies(lit, self.sub(z3.Or(*[self.reach[st] for st in todo]))))
+                r = self.query(s, *lits, lit)
+                if r == z3.unknown:
+                    return Outcome(Verdict.UNKNOWN, time.perf_counter() - t0, reason="vacuity check: " + _reason(s))
+                if r == z3.unsat:
+                    dead += todo
+                    break
+                m = s.model()
+                todo = [st for st in todo if not z3.is_true(m.eval(self.sub(self.reach[st]), model_completion=True))]
+            if dead or not self.relevant_steps:
+                what = ", ".join(sorted(dead)) if dead else "no step"
+                return Outcome(Verdict.VACUOUS, time.perf_counter() - t0, assumptions_used=(),
+                               reason=f"the claim relies on {what}, which never runs in a trace the assumptions allow"
+                               if dead else "no step can violate the claim")
+        return None
 
-    def _minimize(self, s: z3.Solver, core: list[Any], vlit: Any, lits: list[Any]) -> list[Any]:
-        # try dropping the profile binding first, then assumptions, axioms last
-        order = sorted(core, key=lambda c: (0 if str(c).startswith("profile ") else 1, str(c)))
+    def _minimize(self, s: z3.Solver, core: list[Any], extra: list[Any]) -> list[Any]:
+        """Deletion-based: drop each literal whose absence keeps the query unsat."""
+        s.set("timeout", MINIMIZE_MS)
+        order = sorted(core, key=str)
         kept = list(order)
         for c in order:
-            if c not in kept:
+            if not any(k.eq(c) for k in kept):
                 continue
             trial = [k for k in kept if not k.eq(c)]
-            r = s.check(*trial, vlit)
-            if r == z3.unsat:
+            if self.query(s, *trial, *extra) == z3.unsat:
                 sub = {x.get_id() for x in s.unsat_core()}
                 kept = [k for k in trial if k.get_id() in sub]
+        s.set("timeout", self.timeout_ms)
         return kept
 
     def _incomplete(self, s: z3.Solver, lits: list[Any]) -> list[str] | None:
         notes: list[str] = []
+        checks: list[tuple[Any, str]] = []
         for loop in self.low.loops:
             if loop.tail is None and not z3.is_false(z3.simplify(loop.open)):
-                r = s.check(*lits, loop.open)
-                if r == z3.unknown:
-                    return None
-                if r == z3.sat:
-                    notes.append(f"the loop at {loop.span} may run more than {self.low.unroll} iterations and has no invariant")
+                checks.append((loop.open, f"the loop at {loop.span} may run more than {self.low.unroll} iterations and no invariant covers the rest"))
             if loop.consecution is not None:
-                r = s.check(*lits, loop.consecution)
-                if r == z3.unknown:
-                    return None
-                if r == z3.sat:
-                    notes.append(f"the invariants of the loop at {loop.span} are not inductive")
+                checks.append((loop.consecution, f"the invariants of the loop at {loop.span} are not inductive"))
         for o in self.low.hard_open:
-            r = s.check(*lits, o)
-            if r == z3.unknown:
-                return None
-            if r == z3.sat:
-                notes.append("a loop used exactly (f(...) == [...] or `not in`) may not terminate within the unrolling")
+            checks.append((o, "a loop compared whole (f(...) == [...]) may not end within the unrolling"))
         if self.trace_open:
-            r = s.check(*lits, z3.Or(*self.trace_open))
+            checks.append((z3.Or(*self.trace_open), f"some trace is longer than {self.depth_limit} steps"))
+        for formula, note in checks:
+            r = self.query(s, *lits, self.sub(formula))
             if r == z3.unknown:
                 return None
             if r == z3.sat:
-                notes.append(f"some trace is longer than {self.depth_limit} steps")
+                notes.append(note)
         return notes
 
-    def _shortest(self, s: z3.Solver, check: Callable[[list[Any]], Any], tails: list[Any]) -> _Violation | None:
-        """The violation with the shortest trace (and no invariant stand-in)."""
-        no_tail = [z3.Not(t) for t in tails]
+    def _shortest(self, s: z3.Solver, lits: list[Any], blockers: list[Any]) -> tuple[Any, _Violation | None]:
+        """The violation with the shortest trace, in a real execution."""
         by_depth = sorted({v.depth for v in self.violations})
         for d in by_depth:
             group = [v for v in self.violations if v.depth == d]
             lit = z3.Bool(f"violation at depth {d}", self.ctx)
-            s.add(z3.Implies(lit, z3.Or(*[v.formula for v in group])))
-            r = check([lit, *no_tail])
+            s.add(z3.Implies(lit, self.sub(z3.Or(*[v.formula for v in group]))))
+            r = self.query(s, *lits, lit, *blockers)
             if r == z3.unknown:
-                return None
+                return r, None
             if r == z3.sat:
                 m = s.model()
                 for v in group:
-                    if z3.is_true(m.eval(v.formula, model_completion=True)):
-                        return v
-        return None
+                    if z3.is_true(m.eval(self.sub(v.formula), model_completion=True)):
+                        return r, v
+        return z3.unsat, None
 
     # -- counterexamples
     def _extract(self, model: z3.ModelRef, v: _Violation, profile: ir.ProfileDef | None) -> dict[str, Any]:
         low = self.low
+
+        def val(sym: Any, ty: Any) -> Any:
+            return bv.model_value(model, _subst_sym(sym, self.sub), ty)
+
+        subst: dict[str, int | bool] = dict(profile.bindings) if profile is not None else {}
         params: dict[str, Any] = {}
         for name, pd in self.program.params.items():
             if pd.arg_types is None:
-                params[name] = bv.model_value(model, low.param(name), pd.ty)
-        pfuncs: dict[str, list[list[Any]]] = {}
-        seen: set[tuple[str, tuple[int, ...]]] = set()
+                params[name] = subst[name] if name in subst else val(low.param(name), pd.ty)
         layout = low.layout.extract(model)
+        pfuncs: dict[str, list[list[Any]]] = {}
+        seen: set[tuple[str, tuple[Any, ...]]] = set()
         for name, pd in self.program.params.items():
             if pd.arg_types is not None and len(pd.arg_types) == 1:
                 for n in layout["nodes"]:
                     arg = bv.const(n, pd.arg_types[0], self.ctx)
-                    val = bv.model_value(model, low.param(name, (arg,)), pd.ty)
-                    key = (name, (n,))
-                    if key not in seen:
-                        seen.add(key)
-                        pfuncs.setdefault(name, []).append([[n], val])
-        for name, args, app in low.param_apps:
+                    value = val(low.param(name, (arg,)), pd.ty)
+                    seen.add((name, (n,)))
+                    pfuncs.setdefault(name, []).append([[n], value])
+        for name, args, app in list(low.param_apps):
             pd = self.program.params[name]
             assert pd.arg_types is not None
-            avals = tuple(bv.model_value(model, a, t) for a, t in zip(args, pd.arg_types, strict=True))
-            key = (name, avals)
-            if key in seen:
+            avals = tuple(val(a, t) for a, t in zip(args, pd.arg_types, strict=True))
+            if (name, avals) in seen:
                 continue
-            seen.add(key)
-            pfuncs.setdefault(name, []).append([list(avals), bv.model_value(model, app, pd.ty)])
+            seen.add((name, avals))
+            pfuncs.setdefault(name, []).append([list(avals), val(app, pd.ty)])
         path = v.node.path() if v.node is not None else []
-        labels = {"claim", "init"}
-        n = v.node
-        while n is not None:
-            labels.add(f"n{n.id}")
-            n = n.parent
         witnesses = []
         for sk in low.skolems:
-            if sk.label.split("/")[0].split("#")[0] not in labels and v.node is not None:
-                continue
             witnesses.append({
                 "name": sk.name, "site": sk.site, "label": sk.label, "role": sk.role,
-                "type": str(sk.ty), "value": bv.model_value(model, sk.sym, sk.ty),
+                "type": str(sk.ty), "value": val(sk.sym, sk.ty),
             })
         initial = []
         seen_init: set[tuple[str, int]] = set()
-        for path_name, idx, val in low.garbage_apps:
-            i = model.eval(idx, model_completion=True).as_long()
+        for path_name, idx, gval in low.garbage_apps:
+            i = model.eval(self.sub(idx), model_completion=True).as_long()
             if (path_name, i) in seen_init:
                 continue
             seen_init.add((path_name, i))
-            r = model.eval(val, model_completion=True)
+            r = model.eval(self.sub(gval), model_completion=True)
             initial.append({"field": path_name, "index": i,
                             "value": z3.is_true(r) if z3.is_bool(r) else r.as_long()})
-        what = dict(v.what)
-        if self.check.claim.kind == "holds":
-            what["text"] = _claim_text(self.program, self.check)
         return {
             "params": params,
             "param_functions": pfuncs,
@@ -426,19 +469,38 @@ class CheckRun:
             "witnesses": witnesses,
             "initial": initial,
             "trace": path,
-            "violated": what,
-            "tails": [],
+            "violated": dict(v.what),
         }
 
 
-def _sk(q: ir.Quant, label: str, sym: Any) -> Any:
-    from khospec.engine.lower import Skolem
+def _subst_sym(v: Any, sub: Any) -> Any:
+    if isinstance(v, bv.StructVal):
+        return bv.StructVal(v.ty, tuple(_subst_sym(f, sub) for f in v.fields))
+    return sub(v)
 
-    return Skolem(q.site, label, q.var.name, q.var.ty, sym, "witness")
 
-
-def _claim_text(program: ir.Program, check: ir.CheckDef) -> str:
-    return check.name
+def _mentions_require(stmts: tuple[ir.Stmt, ...], name: str, program: ir.Program,
+                      strategy: str | None, seen: set[str]) -> bool:
+    stack: list[Any] = list(stmts)
+    while stack:
+        n = stack.pop()
+        if isinstance(n, ir.SRequire) and n.name == name:
+            return True
+        if isinstance(n, ir.CallFn | ir.SCall):
+            call = n if isinstance(n, ir.CallFn) else n.call
+            if call.name not in seen:
+                seen.add(call.name)
+                f = program.fn(call.name, strategy)
+                stack.extend(list(f.body) if isinstance(f.body, tuple) else [f.body])
+        for fld in getattr(n, "__dataclass_fields__", {}):
+            if fld in ("span", "ty"):
+                continue
+            val = getattr(n, fld)
+            if isinstance(val, tuple):
+                stack.extend(x for x in val if hasattr(x, "__dataclass_fields__"))
+            elif hasattr(val, "__dataclass_fields__"):
+                stack.append(val)
+    return False
 
 
 def _reason(s: z3.Solver) -> str:
@@ -448,34 +510,77 @@ def _reason(s: z3.Solver) -> str:
     return r or "solver gave up"
 
 
+def _decided(o: Outcome) -> bool:
+    return o.verdict in (Verdict.PROVED, Verdict.REFUTED, Verdict.VACUOUS)
+
+
 def run(program: ir.Program, check: ir.CheckDef, strategy: str | None,
-        profiles: list[ir.ProfileDef | None], timeout_ms: int = 20000, unroll: int = 3,
+        profiles: list[ir.ProfileDef | None], timeout_ms: int = 60000, unroll: int = 3,
         layout: ir.LayoutDef | None = None) -> list[tuple[ir.ProfileDef | None, Outcome]]:
-    """Decide ``check`` under ``strategy`` for each profile."""
-    out: list[tuple[ir.ProfileDef | None, Outcome]] = []
-    t0 = time.perf_counter()
+    """Decide ``check`` under ``strategy`` for each profile (see the module docstring)."""
+    t_start = time.perf_counter()
+    out: dict[int, Outcome] = {}
+    runs: dict[tuple[int, bool, bool], CheckRun] = {}
     try:
-        if layout is None:
-            runner = CheckRun(program, check, strategy, None, None, timeout_ms, unroll)
-            build = time.perf_counter() - t0
-            for p in profiles:
-                o = runner.solve(p)
-                o.time_s += build / max(len(profiles), 1)
-                out.append((p, o))
-            return out
-        for p in profiles:
+        def runner(ps: int | None, phase_b: bool = False, vacuity: bool = False) -> CheckRun:
+            key = (ps or 0, phase_b, vacuity)
+            if key not in runs:
+                runs[key] = CheckRun(program, check, strategy, layout, ps, timeout_ms,
+                                     unroll if phase_b else 0, allow_tail=not phase_b,
+                                     vacuity_only=vacuity)
+            return runs[key]
+
+        def page_shift(p: ir.ProfileDef | None) -> int | None:
+            if layout is None:
+                return None
+            v = dict(p.bindings).get("PAGE_SHIFT") if p is not None else None
+            return v if isinstance(v, int) and not isinstance(v, bool) else -1
+
+        def finish(i: int, p: ir.ProfileDef | None, o: Outcome, ps: int | None) -> None:
+            if o.verdict in (Verdict.PROVED, Verdict.HOLDS_TO_DEPTH):
+                # a premise over loops: satisfied within the unrolled iterations settles it;
+                # otherwise only the invariants' over-approximation can show it is empty
+                bounded = runner(ps, phase_b=True, vacuity=True)
+                vac = bounded.vacuity(p)
+                if vac is not None and vac.verdict is Verdict.VACUOUS and bounded.low.loops:
+                    vac = runner(ps, vacuity=True).vacuity(p)
+                if vac is not None:
+                    o = Outcome(vac.verdict, o.time_s + vac.time_s, vac.assumptions_used,
+                                reason=vac.reason, notes=o.notes)
+            out[i] = o
+
+        # 1. one proof for every profile, with the constants symbolic
+        if layout is None and len(profiles) > 1:
             t1 = time.perf_counter()
-            ps = dict(p.bindings).get("PAGE_SHIFT") if p is not None else None
-            if not isinstance(ps, int) or isinstance(ps, bool):
-                out.append((p, Outcome(Verdict.UNKNOWN, 0.0, reason="a concrete layout needs a profile with a fixed PAGE_SHIFT")))
+            sym = runner(None).attempt(None, min(timeout_ms, SYMBOLIC_ATTEMPT_MS))
+            if sym.verdict is Verdict.PROVED:
+                share = (time.perf_counter() - t1) / len(profiles)
+                for i, p in enumerate(profiles):
+                    t2 = time.perf_counter()
+                    o = Outcome(Verdict.PROVED, 0.0, sym.assumptions_used,
+                                notes=["proved once for every profile, with the architecture constants symbolic"])
+                    finish(i, p, o, None)
+                    out[i].time_s = share + time.perf_counter() - t2
+                return [(p, out[i]) for i, p in enumerate(profiles)]
+        # 2. per profile
+        for i, p in enumerate(profiles):
+            t1 = time.perf_counter()
+            ps = page_shift(p)
+            if ps == -1:
+                out[i] = Outcome(Verdict.UNKNOWN, 0.0, reason="a concrete layout needs a profile with a fixed PAGE_SHIFT")
                 continue
-            runner = CheckRun(program, check, strategy, layout, ps, timeout_ms, unroll)
-            o = runner.solve(p)
-            o.time_s = time.perf_counter() - t1
-            out.append((p, o))
-        return out
+            a = runner(ps)
+            o = a.attempt(p)
+            if (not _decided(o) and o.verdict is not Verdict.UNKNOWN and a.low.loops
+                    and check.claim.kind == "holds"):
+                b = runner(ps, phase_b=True).attempt(p)
+                if _decided(b):
+                    o = b
+            finish(i, p, o, ps)
+            out[i].time_s = time.perf_counter() - t1
+        return [(p, out[i]) for i, p in enumerate(profiles)]
     except LayoutLimit as exc:
-        return [(p, Outcome(Verdict.UNKNOWN, time.perf_counter() - t0, reason=str(exc))) for p in profiles]
+        return [(p, Outcome(Verdict.UNKNOWN, time.perf_counter() - t_start, reason=str(exc))) for p in profiles]
 
 
-__all__ = ["LowerError", "Outcome", "run", "StructType"]
+__all__ = ["LowerError", "Outcome", "run"]

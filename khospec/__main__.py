@@ -1,0 +1,3 @@
+from khospec.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,240 @@
+"""The command line: a thin layer over khospec.api (streams injected for tests).
+
+Exit codes: 0 every check met its expectation; 1 some check did not; 2 input or usage
+error; 3 internal error (a bug in khospec).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import traceback
+from collections.abc import Sequence
+from typing import TextIO
+
+from khospec import __version__
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports usage errors with exit code 2 on the given stream."""
+
+    def __init__(self, *args: object, stderr: TextIO, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self._stderr = stderr
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.print_usage(self._stderr)
+        self._stderr.write(f"khospec: error: {message}\n")
+        raise SystemExit(2)
+
+
+def _build(stderr: TextIO) -> argparse.ArgumentParser:
+    p = _Parser(prog="khospec", description="Machine-checked specifications of Linux KHO memory preservation.",
+                stderr=stderr)
+    p.add_argument("--version", action="version", version=f"khospec {__version__}")
+    sub = p.add_subparsers(dest="command", parser_class=_Parser)  # type: ignore[arg-type]
+
+    def sub_parser(name: str, help_: str) -> argparse.ArgumentParser:
+        return sub.add_parser(name, help=help_, description=help_, stderr=stderr)  # type: ignore[call-arg]
+
+    c = sub_parser("check", "check spec files (.kho) and print the verdicts")
+    c.add_argument("paths", nargs="+", metavar="PATH", help="spec files or folders")
+    c.add_argument("--format", choices=("text", "json", "sarif", "mail"), default="text")
+    c.add_argument("--timeout", type=float, default=60.0, metavar="SECONDS",
+                   help="time limit per check, strategy and profile (default 60)")
+    c.add_argument("--strategy", action="append", metavar="NAME", help="only this strategy (repeatable; `base` for none)")
+    c.add_argument("--profile", action="append", metavar="NAME", help="only this profile (repeatable)")
+    c.add_argument("--check", action="append", metavar="NAME", dest="checks", help="only this check (repeatable)")
+    c.add_argument("--layout", metavar="LOG", help="run the strategy checks on this machine's layout (dmesg or /proc/zoneinfo)")
+    c.add_argument("--jobs", "-j", type=int, default=0, metavar="N", help="worker processes (default: cores, at most 2 per core)")
+    c.add_argument("--cross-check", action="store_true", help="re-solve every query with a second solver (cvc5)")
+    c.add_argument("--no-replay", action="store_true", help="do not replay counterexamples")
+    c.add_argument("--itf", metavar="DIR", help="write each counterexample trace as ITF JSON into DIR")
+    c.add_argument("--svg", metavar="FILE", help="draw the first refutation's layout and chunk as SVG")
+
+    e = sub_parser("explain", "show a check's counterexample step by step")
+    e.add_argument("target", metavar="FILE::CHECK")
+    e.add_argument("--strategy", metavar="NAME")
+    e.add_argument("--profile", metavar="NAME")
+    e.add_argument("--timeout", type=float, default=60.0)
+
+    i = sub_parser("import", "print a machine's layout (dmesg log or /proc/zoneinfo) as a spec file")
+    i.add_argument("log", metavar="LOG")
+    i.add_argument("--name", default=None, help="the layout's name in the spec")
+
+    m = sub_parser("machine", "answer the layout questions for one machine")
+    m.add_argument("log", metavar="LOG")
+    m.add_argument("--arch", required=True, metavar="PROFILE")
+    m.add_argument("--format", choices=("text", "json", "sarif", "mail"), default="text")
+    m.add_argument("--svg", metavar="FILE")
+
+    sub_parser("profiles", "list the built-in architecture profiles")
+    return p
+
+
+def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None, stderr: TextIO | None = None) -> int:
+    out = stdout or sys.stdout
+    err = stderr or sys.stderr
+    try:
+        return _main(list(argv) if argv is not None else sys.argv[1:], out, err)
+    except SystemExit as exc:
+        return int(exc.code) if isinstance(exc.code, int) else 2
+    except KeyboardInterrupt:
+        err.write("khospec: interrupted\n")
+        return 130
+    except Exception:  # a bug: say so, keep the traceback out of the user's way
+        err.write("khospec: internal error (a bug in khospec; please report it with this text):\n")
+        err.write("".join(traceback.format_exc(limit=8)))
+        return 3
+
+
+def _main(argv: list[str], out: TextIO, err: TextIO) -> int:
+    args = _build(err).parse_args(argv)
+    if args.command is None:
+        _build(err).print_help(out)
+        return 2
+    if args.command == "profiles":
+        return _profiles(out)
+    if args.command == "check":
+        return _check(args, out, err)
+    if args.command == "explain":
+        return _explain(args, out, err)
+    if args.command == "import":
+        from khospec.machine.cli import import_command
+
+        return import_command(args, out, err)
+    if args.command == "machine":
+        from khospec.machine.cli import machine_command
+
+        return machine_command(args, out, err)
+    return 2  # pragma: no cover
+
+
+def _profiles(out: TextIO) -> int:
+    from khospec.diagnostics import SourceCache
+    from khospec.parse import parse_bytes
+    from khospec.resolve import PRELUDE_NAME, Checker, prelude_text
+
+    module, _, _ = parse_bytes(PRELUDE_NAME, prelude_text().encode())
+    assert module is not None
+    program = Checker([module], PRELUDE_NAME).run()
+    del SourceCache
+    names = list(program.params)
+    out.write("profile".ljust(18) + "".join(n.ljust(20) for n in names) + "\n")
+    for p in program.profiles.values():
+        b = dict(p.bindings)
+        out.write(p.name.ljust(18) + "".join(str(b.get(n, "symbolic")).lower().ljust(20) for n in names) + "\n")
+    return 0
+
+
+def _jobs(n: int) -> int:
+    if n > 0:
+        return n
+    return max(1, min(os.cpu_count() or 1, 8))
+
+
+def _check(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from khospec.api import Options, check_paths
+    from khospec.report import diagnostics_text, table_text, to_json
+
+    layout = None
+    if args.layout:
+        from khospec.machine.importer import ImportError_, read_layout_file
+
+        try:
+            imported = read_layout_file(args.layout)
+        except ImportError_ as exc:
+            err.write(f"{args.layout}: error[KHO601]: {exc}\n")
+            return 2
+        for w in imported.warnings:
+            err.write(f"{w}\n")
+        layout = imported.to_layout_def()
+    if args.timeout <= 0:
+        err.write("khospec: error: --timeout must be positive\n")
+        return 2
+    options = Options(
+        timeout_s=args.timeout,
+        strategies=frozenset(args.strategy) if args.strategy else None,
+        profiles=frozenset(args.profile) if args.profile else None,
+        checks=frozenset(args.checks) if args.checks else None,
+        layout=layout,
+        jobs=_jobs(args.jobs),
+        replay=not args.no_replay,
+        cross_check=args.cross_check,
+    )
+    progress = None
+    if args.format == "text" and err.isatty():
+        from khospec.progress import Progress
+
+        progress = Progress(err)
+    report = check_paths(args.paths, options,
+                         on_result=progress.advance if progress else None,
+                         on_plan=progress.start if progress else None)
+    if progress:
+        progress.stop()
+    if report.diagnostics:
+        err.write(diagnostics_text(report) + "\n")
+    if args.format == "json":
+        out.write(json.dumps(to_json(report), indent=2) + "\n")
+    elif args.format == "sarif":
+        from khospec.review import sarif
+
+        out.write(json.dumps(sarif(report), indent=2) + "\n")
+    elif args.format == "mail":
+        from khospec.review import mail
+
+        out.write(mail(report))
+    else:
+        out.write(table_text(report, color=out.isatty()))
+    if args.itf:
+        from khospec.review import write_itf
+
+        write_itf(report, args.itf)
+    if args.svg:
+        from khospec.machine.svg import svg_for_result
+
+        first = next((r for r in report.results if r.counterexample), None)
+        if first is not None:
+            with open(args.svg, "w", encoding="utf-8") as f:
+                f.write(svg_for_result(first))
+        else:
+            err.write("khospec: no refutation to draw\n")
+    return report.exit_code()
+
+
+def _explain(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from khospec.api import Options, check_paths
+    from khospec.report import diagnostics_text
+
+    if "::" not in args.target:
+        err.write("khospec: error: explain takes FILE::CHECK\n")
+        return 2
+    file, check = args.target.rsplit("::", 1)
+    options = Options(
+        timeout_s=args.timeout,
+        strategies=frozenset([args.strategy]) if args.strategy else None,
+        profiles=frozenset([args.profile]) if args.profile else None,
+        checks=frozenset([check]),
+        jobs=1,
+    )
+    report = check_paths([file], options)
+    if report.diagnostics:
+        err.write(diagnostics_text(report) + "\n")
+        if report.has_input_errors:
+            return 2
+    if not report.results:
+        err.write(f"khospec: no check `{check}` in {file} (for that strategy and profile)\n")
+        return 2
+    from khospec.interp import explain_text
+
+    for r in report.results:
+        out.write(explain_text(r) + "\n")
+        if r.counterexample:
+            break
+    return report.exit_code()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

@@ -1,0 +1,165 @@
+"""Counterexamples made readable: hex and sizes, chunks, the violated condition.
+
+``present`` turns the engine's raw model data into the counterexample of the JSON
+contract (layout, chunks, trace, violated condition) and keeps the raw data under
+``model`` for replay. ``short_lines`` is the few-line version the table prints.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from khospec import ir
+from khospec.results import Result
+
+ZONE_NAMES = ["DMA", "DMA32", "Normal", "Movable", "Device"]
+
+
+def size_text(n: int) -> str:
+    """Bytes as the largest unit that divides them (else two decimals)."""
+    if n <= 0:
+        return f"{n} B"
+    for unit, shift in (("EiB", 60), ("PiB", 50), ("TiB", 40), ("GiB", 30), ("MiB", 20), ("KiB", 10)):
+        if n >= 1 << shift:
+            v = n / (1 << shift)
+            return f"{int(v)} {unit}" if n % (1 << shift) == 0 else f"{v:.2f} {unit}"
+    return f"{n} B"
+
+
+def _source_line(span_text: str) -> str | None:
+    try:
+        file, line, _ = span_text.rsplit(":", 2)
+        lines = _read(file)
+        return lines[int(line) - 1].strip() if lines else None
+    except (ValueError, IndexError):
+        return None
+
+
+def _read(file: str) -> list[str] | None:
+    if file == "<prelude>":
+        from khospec.resolve import prelude_text
+
+        return prelude_text().splitlines()
+    try:
+        return Path(file).read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return None
+
+
+def present(program: ir.Program, check: ir.CheckDef, r: Result) -> dict[str, Any]:
+    raw = r.counterexample
+    assert raw is not None
+    if "model" in raw:
+        return raw
+    params = raw["params"]
+    page_shift = params.get("PAGE_SHIFT", 12)
+    layout = raw["layout"]
+    fdp = {tuple(a)[0]: v for a, v in raw["param_functions"].get("first_deferred_pfn", [])}
+    nodes = []
+    for nid in layout["nodes"]:
+        rs = [x for x in layout["ranges"] if x[2] == nid]
+        node: dict[str, Any] = {
+            "nid": nid,
+            "ranges": [
+                {
+                    "start": hex(s << page_shift),
+                    "end": hex(e << page_shift),
+                    "start_pfn": hex(s),
+                    "end_pfn": hex(e),
+                    "size": size_text((e - s) << page_shift),
+                    **({"mirror": True} if m else {}),
+                }
+                for s, e, _, m in rs
+            ],
+        }
+        if nid in fdp:
+            v = fdp[nid]
+            node["first_deferred_pfn"] = "ULONG_MAX" if v == (1 << 64) - 1 else hex(v)
+        mv = layout["zone_movable_pfn"].get(nid) or layout["zone_movable_pfn"].get(str(nid))
+        if mv:
+            node["zone_movable_pfn"] = hex(mv)
+        nodes.append(node)
+    zones = []
+    for z, (lo, hi) in enumerate(layout["arch_zones"]):
+        if z < len(ZONE_NAMES) and lo < hi:
+            zones.append({"zone": ZONE_NAMES[z], "start_pfn": hex(lo), "end_pfn": hex(hi)})
+    chunks = []
+    values: dict[str, Any] = {}
+    for name, v in params.items():
+        if isinstance(v, dict) and set(v) == {"pfn", "order"}:
+            chunks.append(_chunk(name, v, page_shift))
+    for w in raw["witnesses"]:
+        v = w["value"]
+        if isinstance(v, dict) and set(v) == {"pfn", "order"}:
+            chunks.append(_chunk(w["name"], v, page_shift))
+        elif w["label"] in ("claim",) or w["role"] == "witness":
+            values.setdefault(w["name"], _fmt(v, w["type"]))
+    violated = dict(raw["violated"])
+    at = violated.get("at")
+    if at:
+        text = _source_line(at)
+        if text:
+            violated["text"] = text
+    elif violated.get("kind") in ("claim", "after", "always"):
+        violated["text"] = _source_line(str(check.claim.span)) or check.name
+        violated["at"] = str(check.claim.span)
+    return {
+        "layout": {
+            "nodes": nodes,
+            "zones": zones,
+            **({"mirrored_kernelcore": True} if layout.get("mirrored_kernelcore") else {}),
+        },
+        "chunks": chunks,
+        "values": values,
+        "params": {k: v for k, v in params.items() if not isinstance(v, dict)},
+        "trace": list(raw["trace"]),
+        "violated": violated,
+        "model": raw,
+    }
+
+
+def _chunk(name: str, v: dict[str, int], page_shift: int) -> dict[str, Any]:
+    pfn, order = v["pfn"], v["order"]
+    out: dict[str, Any] = {"name": name, "pfn": hex(pfn), "order": order}
+    if order < 64:
+        out["phys"] = hex(pfn << page_shift)
+        out["size"] = size_text((1 << order) << page_shift) if order + page_shift < 70 else f"2^{order + page_shift} B"
+    return out
+
+
+def _fmt(v: Any, ty: str) -> Any:
+    if isinstance(v, bool) or not isinstance(v, int):
+        return v
+    if ty in ("ulong", "u64", "phys_addr_t"):
+        return hex(v)
+    return v
+
+
+def short_lines(r: Result) -> list[str]:
+    """The counterexample in a few lines, for the text table."""
+    cx = r.counterexample
+    if not cx:
+        return []
+    out = []
+    nodes = cx["layout"]["nodes"]
+    parts = []
+    for n in nodes:
+        rs = ", ".join(f"[{x['start']}, {x['end']})" for x in n["ranges"])
+        extra = f" first_deferred_pfn {n['first_deferred_pfn']}" if "first_deferred_pfn" in n else ""
+        parts.append(f"node {n['nid']}: {rs}{extra}")
+    if parts:
+        out.append("layout:   " + "; ".join(parts))
+    for c in cx["chunks"]:
+        size = f", {c['size']} at {c['phys']}" if "size" in c else ""
+        out.append(f"chunk:    {c['name']} pfn {c['pfn']} order {c['order']}{size}")
+    vals = {k: v for k, v in cx["values"].items() if not isinstance(v, dict)}
+    if vals:
+        out.append("values:   " + ", ".join(f"{k} = {v}" for k, v in list(vals.items())[:6]))
+    if cx["trace"]:
+        out.append("trace:    " + " -> ".join(cx["trace"]))
+    v = cx["violated"]
+    where = f" in {v['step']}" if v.get("step") else ""
+    text = v.get("text") or v.get("name") or ""
+    out.append(f"violated: {text}{where} ({v.get('at', '')})")
+    return out

@@ -1,0 +1,712 @@
+"""A plain-Python interpreter of the spec semantics: replays counterexamples.
+
+It shares nothing with the Z3 lowering (engine/) beyond the typed program (ir.py) and
+the C arithmetic reference (carith.py): a counterexample's layout, parameters, witness
+values and initial memory are loaded, the trace's steps are executed on concrete state,
+and the violated condition must come out false. Quantifiers over nodes, ranges and
+small intervals are evaluated exactly; over pfns they are evaluated at the solver's
+witnesses and at every number the counterexample mentions (the status says so).
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from khospec import carith, ir
+from khospec.results import Result
+from khospec.types import BoolType, IntType, MapType, StructType, Type
+
+MAX_LOOP = 4096
+MAX_ENUM = 4096
+
+
+class Undetermined(Exception):
+    """The counterexample lacks a value the interpreter needs."""
+
+
+class ReplayMismatch(Exception):
+    def __init__(self, message: str, solver_view: str, interp_view: str) -> None:
+        super().__init__(message)
+        self.solver_view = solver_view
+        self.interp_view = interp_view
+
+
+@dataclass(frozen=True)
+class SVal:
+    ty: StructType
+    fields: tuple[Any, ...]
+
+    def get(self, name: str) -> Any:
+        for (n, _), v in zip(self.ty.fields, self.fields, strict=True):
+            if n == name:
+                return v
+        raise KeyError(name)
+
+    def set(self, path: tuple[str, ...], value: Any) -> SVal:
+        name = path[0]
+        vals = []
+        for (n, _), v in zip(self.ty.fields, self.fields, strict=True):
+            if n == name:
+                v = value if len(path) == 1 else v.set(path[1:], value)
+            vals.append(v)
+        return SVal(self.ty, tuple(vals))
+
+
+def _from_json(v: Any, ty: Type) -> Any:
+    if isinstance(ty, StructType):
+        return SVal(ty, tuple(_from_json(v[n], t) for n, t in ty.fields))
+    if isinstance(ty, BoolType):
+        return bool(v)
+    assert isinstance(ty, IntType)
+    return ty.wrap(int(v))
+
+
+def _to_json(v: Any) -> Any:
+    if isinstance(v, SVal):
+        return {n: _to_json(x) for (n, _), x in zip(v.ty.fields, v.fields, strict=True)}
+    return v
+
+
+# ---------------------------------------------------------------- layout
+
+
+class CLayout:
+    def __init__(self, data: dict[str, Any]) -> None:
+        self.ranges = sorted((int(s), int(e), int(n), bool(m)) for s, e, n, m in data["ranges"])
+        self.starts = [r[0] for r in self.ranges]
+        self.nodes = sorted({r[2] for r in self.ranges})
+        self.spans = {n: (min(r[0] for r in self.ranges if r[2] == n), max(r[1] for r in self.ranges if r[2] == n))
+                      for n in self.nodes}
+        self.movable = {int(k): int(v) for k, v in data.get("zone_movable_pfn", {}).items()}
+        self.zones = [(int(a), int(b)) for a, b in data.get("arch_zones", [])]
+        self.mirrored = bool(data.get("mirrored_kernelcore", False))
+
+    def wellformed(self) -> str | None:
+        for s, e, _, _ in self.ranges:
+            if not s < e:
+                return f"range [{s:#x}, {e:#x}) is empty"
+        for a, b in zip(self.ranges, self.ranges[1:], strict=False):
+            if b[0] < a[1]:
+                return f"ranges [{a[0]:#x}, {a[1]:#x}) and [{b[0]:#x}, {b[1]:#x}) overlap"
+        return None
+
+    def range_of(self, p: int) -> tuple[int, int, int, bool] | None:
+        i = bisect.bisect_right(self.starts, p) - 1
+        if i >= 0 and self.ranges[i][0] <= p < self.ranges[i][1]:
+            return self.ranges[i]
+        return None
+
+    def span(self, n: int) -> tuple[int, int]:
+        return self.spans.get(n, (0, 0))
+
+    def zone(self, z: int, which: int) -> int:
+        if 0 <= z < len(self.zones):
+            return self.zones[z][which]
+        raise Undetermined(f"the architecture's limits of zone {z} are not in the counterexample")
+
+    def points(self) -> set[int]:
+        pts: set[int] = set()
+        for s, e, _, _ in self.ranges:
+            pts.update((s, e - 1, e, s - 1 if s else 0))
+        for a, b in self.zones:
+            pts.update((a, b, max(b - 1, 0)))
+        pts.update(self.movable.values())
+        return pts
+
+
+# ---------------------------------------------------------------- state maps
+
+
+class CMap:
+    def __init__(self) -> None:
+        self.memo: dict[int, Any] = {}
+
+    def read(self, i: int) -> Any:
+        if i not in self.memo:
+            self.memo[i] = self._read(i)
+        return self.memo[i]
+
+    def _read(self, i: int) -> Any:
+        raise NotImplementedError
+
+
+class CConst(CMap):
+    def __init__(self, value: Any) -> None:
+        super().__init__()
+        self.value = value
+
+    def _read(self, i: int) -> Any:
+        return self.value
+
+
+class CGarbage(CMap):
+    def __init__(self, name: str, ty: Type, initial: dict[tuple[str, int], Any]) -> None:
+        super().__init__()
+        self.name, self.ty, self.initial = name, ty, initial
+
+    def _leaf(self, path: str, ty: Type, i: int) -> Any:
+        if isinstance(ty, StructType):
+            return SVal(ty, tuple(self._leaf(f"{path}.{n}", t, i) for n, t in ty.fields))
+        if (path, i) not in self.initial:
+            # a value the solver never looked at: any value does, the model's default is 0
+            return False if isinstance(ty, BoolType) else 0
+        v = self.initial[(path, i)]
+        return bool(v) if isinstance(ty, BoolType) else ty.wrap(int(v)) if isinstance(ty, IntType) else v
+
+    def _read(self, i: int) -> Any:
+        return self._leaf(self.name, self.ty, i)
+
+
+class CWrite(CMap):
+    def __init__(self, base: CMap, index: int, path: tuple[str, ...], value: Any) -> None:
+        super().__init__()
+        self.base, self.index, self.path, self.value = base, index, path, value
+
+    def _read(self, i: int) -> Any:
+        cur = self.base.read(i)
+        if i != self.index:
+            return cur
+        return self.value if not self.path else cur.set(self.path, self.value)
+
+
+class CBulk(CMap):
+    def __init__(self, compute: Callable[[int], Any]) -> None:
+        super().__init__()
+        self.compute = compute
+
+    def _read(self, i: int) -> Any:
+        return self.compute(i)
+
+
+@dataclass
+class CState:
+    scalars: dict[str, Any]
+    maps: dict[str, CMap]
+
+    def copy(self) -> CState:
+        return CState(dict(self.scalars), dict(self.maps))
+
+
+@dataclass
+class Failure:
+    name: str
+    site: int
+    index: Any = None
+
+
+@dataclass
+class Frame:
+    locals: dict[int, Any]
+    state: CState | None
+    failures: list[Failure] = field(default_factory=list)
+    emits: list[Any] = field(default_factory=list)
+    ret: Any = None
+    returned: bool = False
+    bulk: tuple[int, set[str]] | None = None
+
+
+class _Return(Exception):
+    pass
+
+
+# ---------------------------------------------------------------- the interpreter
+
+
+class Interp:
+    def __init__(self, program: ir.Program, strategy: str | None, model: dict[str, Any]) -> None:
+        self.program = program
+        self.strategy = strategy
+        self.params: dict[str, Any] = {}
+        for name, v in model["params"].items():
+            pd = program.params.get(name)
+            if pd is not None and pd.arg_types is None:
+                self.params[name] = _from_json(v, pd.ty)
+        self.pfuncs: dict[str, dict[tuple[int, ...], Any]] = {}
+        for name, rows in model["param_functions"].items():
+            pd = program.params[name]
+            self.pfuncs[name] = {tuple(int(a) for a in args): _from_json(v, pd.ty) for args, v in rows}
+        self.layout = CLayout(model["layout"])
+        self.witness: dict[int, list[Any]] = {}
+        for w in model["witnesses"]:
+            self.witness.setdefault(int(w["site"]), []).append(w["value"])
+        self.initial = {(i["field"], int(i["index"])): i["value"] for i in model["initial"]}
+        pts = self.layout.points()
+        for vals in self.witness.values():
+            for v in vals:
+                pts.update(_ints(v))
+        for v in self.params.values():
+            pts.update(_ints(_to_json(v)))
+        self.points = sorted(p for p in pts if 0 <= p < 1 << 64)
+        self.sampled = 0  # quantifiers decided at points, not over their whole domain
+
+    # -- values
+    def param(self, name: str, args: tuple[Any, ...] = ()) -> Any:
+        if not args:
+            if name not in self.params:
+                raise Undetermined(f"param {name} is not in the counterexample")
+            return self.params[name]
+        table = self.pfuncs.get(name, {})
+        key = tuple(int(a) for a in args)
+        if key not in table:
+            raise Undetermined(f"{name}{key} is not in the counterexample")
+        return table[key]
+
+    def ev(self, e: ir.Expr, fr: Frame) -> Any:
+        return getattr(self, "_ev_" + type(e).__name__)(e, fr)
+
+    def _ev_Const(self, e: ir.Const, fr: Frame) -> Any:
+        return e.value
+
+    def _ev_Local(self, e: ir.Local, fr: Frame) -> Any:
+        return fr.locals[e.uid]
+
+    def _ev_ParamRef(self, e: ir.ParamRef, fr: Frame) -> Any:
+        return self.param(e.name)
+
+    def _ev_ParamApp(self, e: ir.ParamApp, fr: Frame) -> Any:
+        return self.param(e.name, tuple(self.ev(a, fr) for a in e.args))
+
+    def _ev_StateRef(self, e: ir.StateRef, fr: Frame) -> Any:
+        assert fr.state is not None
+        return fr.state.scalars[e.name]
+
+    def _ev_MapRead(self, e: ir.MapRead, fr: Frame) -> Any:
+        assert fr.state is not None
+        return fr.state.maps[e.name].read(self.ev(e.index, fr))
+
+    def _ev_Unary(self, e: ir.Unary, fr: Frame) -> Any:
+        v = self.ev(e.operand, fr)
+        if e.op == "!":
+            return not v
+        assert isinstance(e.ty, IntType)
+        return carith.unary(e.op, v, e.ty)
+
+    def _ev_Binary(self, e: ir.Binary, fr: Frame) -> Any:
+        op = e.op
+        if op == "&&":
+            return self.ev(e.left, fr) and self.ev(e.right, fr)
+        if op == "||":
+            return self.ev(e.left, fr) or self.ev(e.right, fr)
+        if op == "->":
+            return (not self.ev(e.left, fr)) or self.ev(e.right, fr)
+        if op == "<->":
+            return bool(self.ev(e.left, fr)) == bool(self.ev(e.right, fr))
+        a, b = self.ev(e.left, fr), self.ev(e.right, fr)
+        if op in ("==", "!="):
+            return (a == b) if op == "==" else (a != b)
+        if op in ("<", "<=", ">", ">="):
+            return carith.compare(op, a, b)
+        assert isinstance(e.ty, IntType)
+        rt = e.right.ty if isinstance(e.right.ty, IntType) else None
+        return carith.binary(op, a, b, e.ty, rt)
+
+    def _ev_Convert(self, e: ir.Convert, fr: Frame) -> Any:
+        assert isinstance(e.ty, IntType)
+        return carith.convert(self.ev(e.operand, fr), e.ty)
+
+    def _ev_Ite(self, e: ir.Ite, fr: Frame) -> Any:
+        return self.ev(e.then, fr) if self.ev(e.cond, fr) else self.ev(e.else_, fr)
+
+    def _ev_FieldGet(self, e: ir.FieldGet, fr: Frame) -> Any:
+        return self.ev(e.obj, fr).get(e.field)
+
+    def _ev_StructMake(self, e: ir.StructMake, fr: Frame) -> Any:
+        return SVal(e.ty, tuple(self.ev(f, fr) for f in e.fields))
+
+    def _ev_Builtin(self, e: ir.Builtin, fr: Frame) -> Any:
+        n = e.name
+        lay = self.layout
+        if n == "requires_hold":
+            call = e.args[0]
+            assert isinstance(call, ir.CallFn)
+            sub = self.call(call, fr)
+            return not sub.failures
+        if n == "mirrored_kernelcore":
+            return lay.mirrored
+        args = [self.ev(a, fr) for a in e.args]
+        if n in ("pfn_in_ram", "pfn_node", "pfn_range"):
+            r = lay.range_of(args[0])
+            if n == "pfn_in_ram":
+                return r is not None
+            if n == "pfn_node":
+                return r[2] if r is not None else -1
+            from khospec.types import MEM_RANGE
+
+            if r is None:
+                return SVal(MEM_RANGE, (0, 0, -1, False))
+            return SVal(MEM_RANGE, r)
+        if n == "node_start_pfn":
+            return lay.span(args[0])[0]
+        if n == "node_end_pfn":
+            return lay.span(args[0])[1]
+        if n == "zone_movable_pfn":
+            return lay.movable.get(args[0], 0)
+        if n == "arch_zone_lowest_possible_pfn":
+            return lay.zone(args[0], 0)
+        if n == "arch_zone_highest_possible_pfn":
+            return lay.zone(args[0], 1)
+        if n == "count_trailing_zeros":
+            return carith.count_trailing_zeros(args[0])
+        if n == "ilog2":
+            return carith.ilog2(args[0])
+        if n == "min":
+            return min(args)
+        if n == "max":
+            return max(args)
+        if n == "clamp":
+            v, lo, hi = args
+            return min(max(v, lo), hi)
+        ty = e.args[0].ty
+        assert isinstance(ty, IntType)
+        x, a = args
+        mask = ty.wrap(a - 1)
+        if n == "IS_ALIGNED":
+            return ty.wrap(x & mask) == 0
+        if n == "ALIGN":
+            return ty.wrap((x + mask) & ~mask)
+        if n == "ALIGN_DOWN":
+            return ty.wrap(x & ~mask)
+        raise AssertionError(n)  # pragma: no cover
+
+    def _bind(self, fr: Frame, var: ir.Local, v: Any) -> Frame:
+        return Frame({**fr.locals, var.uid: v}, fr.state, fr.failures, fr.emits, bulk=fr.bulk)
+
+    def domain(self, var: ir.Local, d: ir.Domain, site: int, fr: Frame) -> tuple[list[Any], bool]:
+        """The values to try, and whether they are the whole domain."""
+        if d.kind == "nodes":
+            return list(self.layout.nodes), True
+        if d.kind == "ranges":
+            from khospec.types import MEM_RANGE
+
+            return [SVal(MEM_RANGE, r) for r in self.layout.ranges], True
+        if isinstance(var.ty, BoolType):
+            return [False, True], True
+        if d.kind == "interval":
+            assert d.lo is not None and d.hi is not None
+            lo, hi = self.ev(d.lo, fr), self.ev(d.hi, fr)
+            if hi - lo <= MAX_ENUM:
+                return list(range(lo, max(lo, hi))), True
+            cands = [v for v in self._candidates(var, site) if lo <= v < hi]
+            return cands, False
+        return self._candidates(var, site), False
+
+    def _candidates(self, var: ir.Local, site: int) -> list[Any]:
+        out: list[Any] = []
+        for v in self.witness.get(site, []):
+            out.append(_from_json(v, var.ty))
+        if isinstance(var.ty, IntType):
+            out.extend(var.ty.wrap(p) for p in self.points)
+        seen: list[Any] = []
+        for v in out:
+            if v not in seen:
+                seen.append(v)
+        return seen
+
+    def _ev_Quant(self, e: ir.Quant, fr: Frame) -> Any:
+        values, whole = self.domain(e.var, e.domain, e.site, fr)
+        if not whole:
+            self.sampled += 1
+        for v in values:
+            b = self.ev(e.body, self._bind(fr, e.var, v))
+            if e.kind == "forall" and not b:
+                return False
+            if e.kind == "exists" and b:
+                return True
+        if e.kind == "exists" and not whole:
+            raise Undetermined(f"no value found for `exists {e.var.name}` among the counterexample's numbers")
+        return e.kind == "forall"
+
+    def _ev_FirstNode(self, e: ir.FirstNode, fr: Frame) -> Any:
+        for n in self.layout.nodes:
+            if self.ev(e.cond, self._bind(fr, e.var, n)):
+                return n
+        return self.ev(e.default, fr)
+
+    def _ev_CallFn(self, e: ir.CallFn, fr: Frame) -> Any:
+        sub = self.call(e, fr)
+        fr.failures.extend(sub.failures)
+        return sub.ret
+
+    def _ev_InEmits(self, e: ir.InEmits, fr: Frame) -> Any:
+        item = self.ev(e.item, fr)
+        return item in self.call(e.call, fr).emits
+
+    def _ev_EmitsEq(self, e: ir.EmitsEq, fr: Frame) -> Any:
+        return self.call(e.call, fr).emits == [self.ev(i, fr) for i in e.items]
+
+    def call(self, e: ir.CallFn, fr: Frame) -> Frame:
+        fn = self.program.fn(e.name, self.strategy)
+        args = [self.ev(a, fr) for a in e.args]
+        sub = Frame({p.uid: a for p, a in zip(fn.params, args, strict=True)}, fr.state, [], [], bulk=fr.bulk)
+        if isinstance(fn.body, tuple):
+            try:
+                self.exec_block(fn.body, sub)
+            except _Return:
+                pass
+        else:
+            sub.ret = self.ev(fn.body, sub)
+        if fr.state is not None and sub.state is not None:
+            fr.state = sub.state
+        return sub
+
+    # -- statements
+    def exec_block(self, stmts: tuple[ir.Stmt, ...], fr: Frame) -> None:
+        for s in stmts:
+            self.exec(s, fr)
+
+    def exec(self, s: ir.Stmt, fr: Frame) -> None:
+        if isinstance(s, ir.SLet | ir.SAssign):
+            fr.locals[s.var.uid] = self.ev(s.value, fr)
+        elif isinstance(s, ir.SStateAssign):
+            assert fr.state is not None
+            fr.state.scalars[s.name] = self.ev(s.value, fr)
+        elif isinstance(s, ir.SMapWrite):
+            assert fr.state is not None
+            idx = self.ev(s.index, fr)
+            fr.state.maps[s.name] = CWrite(fr.state.maps[s.name], idx, s.path, self.ev(s.value, fr))
+        elif isinstance(s, ir.SIf):
+            self.exec_block(s.then if self.ev(s.cond, fr) else s.else_, fr)
+        elif isinstance(s, ir.SForConst):
+            for i in range(s.lo, s.hi):
+                fr.locals[s.var.uid] = i
+                self.exec_block(s.body, fr)
+        elif isinstance(s, ir.SForBulk):
+            self._bulk(s, fr)
+        elif isinstance(s, ir.SWhile):
+            n = 0
+            while self.ev(s.cond, fr):
+                self.exec_block(s.body, fr)
+                n += 1
+                if n > MAX_LOOP:
+                    raise Undetermined(f"the loop at {s.span} runs more than {MAX_LOOP} iterations")
+        elif isinstance(s, ir.SRequire):
+            if not self.ev(s.cond, fr):
+                fr.failures.append(Failure(s.name, s.site, fr.bulk[0] if fr.bulk else None))
+        elif isinstance(s, ir.SEmit):
+            fr.emits.append(self.ev(s.value, fr))
+        elif isinstance(s, ir.SReturn):
+            fr.ret = self.ev(s.value, fr)
+            raise _Return
+        elif isinstance(s, ir.SCall):
+            sub = self.call(s.call, fr)
+            fr.failures.extend(sub.failures)
+            fr.emits.extend(sub.emits)
+        else:  # pragma: no cover
+            raise AssertionError(s)
+
+    def _in_domain(self, s: ir.SForBulk, fr: Frame, q: int) -> bool:
+        if s.lo is not None and not self.ev(s.lo, fr) <= q:
+            return False
+        if s.hi is not None and not q < self.ev(s.hi, fr):
+            return False
+        if s.where is not None and not self.ev(s.where, self._bind(fr, s.var, q)):
+            return False
+        return True
+
+    def _bulk(self, s: ir.SForBulk, fr: Frame) -> None:
+        assert fr.state is not None
+        pre = fr.state.copy()
+        written = _written(s.body, self.program, self.strategy)
+
+        def run_at(q: int) -> Frame:
+            sub = Frame({**fr.locals, s.var.uid: q}, pre.copy(), [], [], bulk=(q, written))
+            if self._in_domain(s, Frame(dict(fr.locals), pre), q):
+                self.exec_block(s.body, sub)
+            return sub
+
+        cache: dict[int, Frame] = {}
+
+        def at(q: int) -> Frame:
+            if q not in cache:
+                cache[q] = run_at(q)
+            return cache[q]
+
+        for name in written:
+            fr.state.maps[name] = CBulk(lambda q, name=name: at(q).state.maps[name].read(q))  # type: ignore[union-attr]
+        # requires: check the solver's witness for this loop and every other candidate
+        var = s.var
+        if s.domain == "nodes":
+            values: list[Any] = list(self.layout.nodes)
+        elif s.lo is not None and s.hi is not None and self.ev(s.hi, fr) - self.ev(s.lo, fr) <= MAX_ENUM:
+            values = list(range(self.ev(s.lo, fr), self.ev(s.hi, fr)))
+        else:
+            values = self._candidates(var, s.site)
+        for q in values:
+            if not self._in_domain(s, Frame(dict(fr.locals), pre), q):
+                continue
+            sub = Frame({**fr.locals, var.uid: q}, pre.copy() if written else fr.state, [], [], bulk=(q, written))
+            try:
+                self.exec_block(s.body, sub)
+            except Undetermined:
+                continue
+            fr.failures.extend(sub.failures)
+
+    # -- machine
+    def initial_state(self) -> CState:
+        scalars: dict[str, Any] = {}
+        maps: dict[str, CMap] = {}
+        fr = Frame({}, None)
+        for sv in self.program.state:
+            if isinstance(sv.ty, MapType):
+                if sv.init is not None:
+                    maps[sv.name] = CConst(self.ev(sv.init, fr))
+                else:
+                    maps[sv.name] = CGarbage(sv.name, sv.ty.value, self.initial)
+            elif sv.init is not None:
+                scalars[sv.name] = self.ev(sv.init, fr)
+            else:
+                scalars[sv.name] = _from_json(self._initial_scalar(sv.name), sv.ty)
+        return CState(scalars, maps)
+
+    def _initial_scalar(self, name: str) -> Any:
+        for vals in self.witness.values():
+            del vals
+        raise Undetermined(f"the initial value of {name} is not in the counterexample")
+
+    def step(self, name: str, state: CState) -> tuple[CState, list[Failure], bool]:
+        st = next(s for s in self.program.step_defs(self.strategy) if s.name == name)
+        fr = Frame({}, state.copy())
+        enabled = True if st.guard is None else bool(self.ev(st.guard, Frame({}, state)))
+        self.exec_block(st.body, fr)
+        assert fr.state is not None
+        return fr.state, fr.failures, enabled
+
+
+def _ints(v: Any) -> list[int]:
+    if isinstance(v, bool):
+        return []
+    if isinstance(v, int):
+        return [v, v + 1, v - 1]
+    if isinstance(v, dict):
+        out = [x for x in v.values() if isinstance(x, int) and not isinstance(x, bool)]
+        if "pfn" in v and "order" in v and v["order"] < 64:
+            end = v["pfn"] + (1 << v["order"])
+            out += [end - 1, end]
+        return out
+    return []
+
+
+def _written(stmts: tuple[ir.Stmt, ...], program: ir.Program, strategy: str | None) -> set[str]:
+    out: set[str] = set()
+    seen: set[str] = set()
+    stack: list[Any] = list(stmts)
+    while stack:
+        n = stack.pop()
+        if isinstance(n, ir.SMapWrite):
+            out.add(n.name)
+        if isinstance(n, ir.SCall) and n.call.name not in seen:
+            seen.add(n.call.name)
+            f = program.fn(n.call.name, strategy)
+            if isinstance(f.body, tuple):
+                stack.extend(f.body)
+        for fld in ("then", "else_", "body"):
+            v = getattr(n, fld, None)
+            if isinstance(v, tuple):
+                stack.extend(v)
+    return out
+
+
+# ---------------------------------------------------------------- replay
+
+
+def _witness_value(interp: Interp, site: int, ty: Type) -> Any:
+    vals = interp.witness.get(site)
+    if not vals:
+        raise Undetermined(f"no witness for site {site}")
+    return _from_json(vals[0], ty)
+
+
+def _claim_frame(interp: Interp, expr: ir.Expr) -> tuple[Frame, ir.Expr]:
+    """Bind the claim's leading `forall`s to the solver's witnesses."""
+    fr = Frame({}, None)
+    body = expr
+    while isinstance(body, ir.Quant) and body.kind == "forall":
+        fr.locals[body.var.uid] = _witness_value(interp, body.site, body.var.ty)
+        body = body.body
+    return fr, body
+
+
+def replay(program: ir.Program, check: ir.CheckDef, r: Result) -> str:
+    """Execute the counterexample; "confirmed" (with caveats) or raise ReplayMismatch.
+
+    Returns "unchecked: ..." when the counterexample lacks what the interpreter needs.
+    """
+    cx = r.counterexample
+    assert cx is not None
+    model = cx.get("model", cx)
+    try:
+        interp = Interp(program, r.strategy, model)
+        bad = interp.layout.wellformed()
+        if bad:
+            raise ReplayMismatch(f"the layout is not a layout: {bad}", "a valid layout", bad)
+        base = Frame({}, None)
+        for a in [*program.axioms, *(program.assumes[n] for n in check.assuming)]:
+            if a.before is None and not interp.ev(a.formula, base):
+                raise ReplayMismatch(f"assumption `{a.name}` does not hold on the counterexample",
+                                     f"{a.name} holds", f"{a.name} is false")
+        claim = check.claim
+        if claim.kind == "holds":
+            assert claim.expr is not None
+            fr, body = _claim_frame(interp, claim.expr)
+            if isinstance(body, ir.Binary) and body.op == "->":
+                if not interp.ev(body.left, fr):
+                    raise ReplayMismatch("the claim's premise does not hold", "premise true", "premise false")
+                ok = interp.ev(body.right, fr)
+            else:
+                ok = interp.ev(body, fr)
+            if ok:
+                raise ReplayMismatch("the claim holds on the counterexample", "claim false", "claim true")
+        else:
+            _replay_trace(interp, program, check, model)
+    except Undetermined as exc:
+        return f"unchecked: {exc}"
+    if interp.sampled:
+        return f"confirmed (pfn quantifiers evaluated at the {len(interp.points)} numbers of the counterexample)"
+    return "confirmed"
+
+
+def _replay_trace(interp: Interp, program: ir.Program, check: ir.CheckDef, model: dict[str, Any]) -> None:
+    claim = check.claim
+    state = interp.initial_state()
+    trace = list(model["trace"])
+    failures: list[Failure] = []
+    for i, name in enumerate(trace):
+        for a in [*program.axioms, *(program.assumes[n] for n in check.assuming)]:
+            if a.before == name and not interp.ev(a.formula, Frame({}, state)):
+                raise ReplayMismatch(f"assumption `{a.name}` fails before step {i + 1} ({name})",
+                                     "the trace respects it", "it does not")
+        state, failures, enabled = interp.step(name, state)
+        if not enabled:
+            raise ReplayMismatch(f"step {i + 1} ({name}) is not enabled", f"{name} runs", "its guard is false")
+    if claim.kind == "requirement":
+        hit = [f for f in failures if f.name == claim.requirement]
+        if not hit:
+            raise ReplayMismatch(f"`require {claim.requirement}` does not fail in the last step",
+                                 f"{claim.requirement} fails in {trace[-1] if trace else '?'}", "it holds")
+        return
+    assert claim.expr is not None
+    fr, body = _claim_frame(interp, claim.expr)
+    fr.state = state
+    if interp.ev(body if body is not claim.expr else claim.expr, fr):
+        raise ReplayMismatch("the claim holds in the final state", "claim false", "claim true")
+
+
+def explain_text(r: Result) -> str:
+    """The counterexample as a numbered trace (or the verdict when there is none)."""
+    from khospec.explain import short_lines
+
+    head = f"{r.check} [{r.strategy or 'base'}, {r.profile}]: {r.verdict.value}"
+    if not r.counterexample:
+        used = f"; uses {', '.join(r.assumptions_used)}" if r.assumptions_used else ""
+        return head + used + (f" ({r.reason})" if r.reason else "")
+    lines = [head, *("  " + s for s in short_lines(r))]
+    cx = r.counterexample
+    for i, step in enumerate(cx.get("trace", []), 1):
+        lines.append(f"  {i}. {step}")
+    if cx.get("violated"):
+        v = cx["violated"]
+        lines.append(f"  => {v.get('text') or v.get('name')} is false ({v.get('at', '')})")
+    return "\n".join(lines)

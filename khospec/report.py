@@ -1,0 +1,128 @@
+"""Reports: the verdict table, the JSON contract, diagnostics (text only, no printing)."""
+
+from __future__ import annotations
+
+import io
+from collections import Counter
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from khospec import __version__
+from khospec.api import Report
+from khospec.diagnostics import render
+from khospec.explain import short_lines
+from khospec.results import Result, Verdict
+
+_STYLE = {
+    Verdict.PROVED: "green",
+    Verdict.REFUTED: "red",
+    Verdict.HOLDS_TO_DEPTH: "yellow",
+    Verdict.VACUOUS: "magenta",
+    Verdict.UNKNOWN: "yellow",
+}
+
+
+def z3_version() -> str:
+    try:
+        import z3
+
+        return str(z3.get_version_string())
+    except ImportError:  # pragma: no cover
+        return "unavailable"
+
+
+def summary(report: Report) -> dict[str, Any]:
+    counts = Counter(r.verdict.value for r in report.results)
+    return {
+        "checks": len(report.results),
+        "met": sum(1 for r in report.results if r.met),
+        "not_met": sum(1 for r in report.results if not r.met),
+        "verdicts": {v.value: counts.get(v.value, 0) for v in Verdict},
+        "input_errors": sum(1 for d in report.diagnostics if d.is_error),
+        "internal_errors": len(report.internal_errors),
+        "time_s": round(report.time_s, 3),
+    }
+
+
+def to_json(report: Report) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "tool": "khospec",
+        "version": __version__,
+        "z3_version": z3_version(),
+        "results": [r.to_json() for r in report.results],
+        "summary": summary(report),
+    }
+    if report.diagnostics:
+        out["diagnostics"] = [
+            {
+                "code": d.code,
+                "severity": d.severity.value,
+                "file": d.span.file,
+                "line": d.span.line,
+                "column": d.span.col,
+                "message": d.message,
+                **({"hint": d.hint} if d.hint else {}),
+            }
+            for d in report.diagnostics
+        ]
+    if report.internal_errors:
+        out["internal_errors"] = report.internal_errors
+    return out
+
+
+def diagnostics_text(report: Report) -> str:
+    return "\n".join(render(d, report.sources) for d in report.diagnostics)
+
+
+def _expected_cell(r: Result) -> Text:
+    want = r.expected or "proved"
+    mark = "ok" if r.met else "MISMATCH"
+    return Text(f"{want} ({mark})", style="" if r.met else "bold red")
+
+
+def table_text(report: Report, color: bool, width: int = 140) -> str:
+    buf = io.StringIO()
+    console = Console(file=buf, force_terminal=color, no_color=not color, width=width,
+                      highlight=False, soft_wrap=False)
+    t = Table(show_header=True, header_style="bold", box=None, pad_edge=False)
+    for col in ("check", "strategy", "profile", "verdict", "expected", "time"):
+        t.add_column(col, no_wrap=True, justify="right" if col == "time" else "left")
+    for r in report.results:
+        verdict = r.verdict.value
+        if r.verdict is Verdict.HOLDS_TO_DEPTH and r.depth is not None:
+            verdict = f"holds_to_depth {r.depth}"
+        t.add_row(
+            f"{r.file}:{r.line} {r.check}",
+            r.strategy or "-",
+            r.profile or "-",
+            Text(verdict, style=_STYLE[r.verdict]),
+            _expected_cell(r),
+            f"{r.time_s:.2f}s",
+        )
+    console.print(t)
+    details = [r for r in report.results if r.counterexample or (not r.met and (r.reason or r.notes))]
+    shown: set[tuple[str, str, str | None]] = set()
+    for r in details:
+        key = (r.file, r.check, r.strategy)
+        if key in shown and r.met:
+            continue  # one counterexample per check and strategy is enough on screen
+        shown.add(key)
+        head = f"{r.verdict.value}: {r.check} [{r.strategy or 'base'}, {r.profile}] ({r.file}:{r.line})"
+        console.print(Text(head, style=_STYLE[r.verdict]))
+        for line in short_lines(r):
+            console.print("  " + line, markup=False)
+        if r.reason:
+            console.print("  reason:   " + r.reason, markup=False)
+        for n in r.notes:
+            console.print("  note:     " + n, markup=False)
+    s = summary(report)
+    v = s["verdicts"]
+    parts = ", ".join(f"{n} {k}" for k, n in v.items() if n)
+    line = f"{s['checks']} results: {parts}; {s['met']} as expected, {s['not_met']} not; {s['time_s']:.1f}s"
+    console.print(Text(line, style="bold" if s["not_met"] == 0 else "bold red"))
+    for e in report.internal_errors:
+        console.print(Text("internal error: " + e, style="bold red"))
+    return buf.getvalue()
