@@ -186,7 +186,7 @@ def _check(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         from khospec.review import mail
 
         out.write(mail(report))
-    else:
+    elif report.results or not report.has_input_errors:
         out.write(table_text(report, color=out.isatty()))
     if args.itf:
         from khospec.review import write_itf

@@ -94,9 +94,15 @@ def render(diag: Diagnostic, sources: SourceCache) -> str:
     out = [f"{diag.span}: {diag.severity.value}[{diag.code}]: {diag.message}"]
     src = sources.line(diag.span.file, diag.span.line)
     if src is not None:
-        shown = src if len(src) <= 200 else src[:200] + "..."
+        shown, span = src, diag.span
+        if len(src) > 160:
+            # a window around the column, so the caret stays under the code
+            start = max(diag.span.col - 80, 0)
+            shown = ("..." if start else "") + src[start:start + 160] + ("..." if start + 160 < len(src) else "")
+            shift = start - (3 if start else 0)
+            span = Span(span.file, span.line, span.col - shift, span.line, max(span.end_col - shift, span.col - shift + 1))
         out.append(f"  {diag.span.line:>4} | {shown}")
-        out.append(f"       | {_caret_line(shown, diag.span)}")
+        out.append(f"       | {_caret_line(shown, span)}")
     for rel in diag.related:
         out.append(f"  note: {rel.span}: {rel.message}")
     if diag.hint:

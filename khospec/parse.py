@@ -670,6 +670,9 @@ def _collect_syntax_errors(name: str, text: str, first: UnexpectedInput) -> list
     """The first error, then one per later declaration that fails on its own."""
     diags = [_syntax_diagnostic(name, first, text)]
     first_line = diags[0].span.line
+    if diags[0].span.col == 1 and isinstance(first, UnexpectedToken) and str(first.token) in DECL_KEYWORDS:
+        # the error is that the previous declaration ended early: this one may have its own
+        first_line -= 1
     parser = _parser()
     for start_line, chunk in _declaration_chunks(text):
         end_line = start_line + chunk.count("\n") + 1

@@ -285,24 +285,6 @@ class SymbolicLayout:
                 return eager, lazy
         raise LayoutLimit("the layout's witness closure did not settle")
 
-    def shape(self, k: int) -> Any:
-        """Layouts of at most k ranges, in ascending order: every witness range that
-        exists is one of them. A restriction (for finding small counterexamples fast),
-        never used for proofs."""
-        c = self.ctx
-        canon = [
-            (z3.BitVec(f"R{i}.start", 64, c), z3.BitVec(f"R{i}.end", 64, c),
-             z3.BitVec(f"R{i}.nid", 32, c), z3.Bool(f"R{i}.mirror", c))
-            for i in range(k)
-        ]
-        out = [z3.ULT(s0, e0) for s0, e0, _, _ in canon]
-        out += [z3.ULE(canon[i][1], canon[i + 1][0]) for i in range(k - 1)]
-        for r in self.ranges:
-            out.append(z3.Implies(r.exists, z3.Or(*[
-                z3.And(r.start == s0, r.end == e0, r.nid == n0, r.mirror == m0) for s0, e0, n0, m0 in canon
-            ])))
-        return z3.And(*out)
-
     # -- counterexamples
     def extract(self, model: z3.ModelRef) -> dict[str, Any]:
         ranges: set[tuple[int, int, int, bool]] = set()
@@ -504,8 +486,6 @@ class ConcreteLayout:
         out, self.hard = self.hard, []
         return out, []
 
-    def shape(self, k: int) -> Any:
-        return z3.BoolVal(True, self.ctx)
 
     def extract(self, model: z3.ModelRef) -> dict[str, Any]:
         return {
@@ -519,6 +499,158 @@ class ConcreteLayout:
             ],
             "mirrored_kernelcore": bool(self.layout.mirrored_kernelcore),
         }
+
+
+class BoundedLayout:
+    """Layouts of at most k memory ranges with symbolic bounds, node ids and flags.
+
+    Every question is answered by expanding over the k ranges, so the formulas are
+    small and complete for such layouts: a model is a real counterexample. Used to find
+    small counterexamples fast; never for proofs (a proof must cover every layout).
+    """
+
+    kind = "bounded"
+
+    def __init__(self, ctx: z3.Context, params: Callable[[str, tuple[Any, ...]], Any], k: int = 3) -> None:
+        self.ctx = ctx
+        self.params = params
+        self.k = k
+        c = ctx
+        self.ranges = [
+            WRange(i, z3.BitVec(f"R{i}.start", 64, c), z3.BitVec(f"R{i}.end", 64, c),
+                   z3.BitVec(f"R{i}.nid", 32, c), z3.Bool(f"R{i}.mirror", c), z3.Bool(f"R{i}.exists", c),
+                   f"range {i}")
+            for i in range(k)
+        ]
+        self.hard: list[Any] = []
+        for r in self.ranges:
+            self.hard.append(z3.Implies(r.exists, z3.ULT(r.start, r.end)))
+        for a, b in zip(self.ranges, self.ranges[1:], strict=False):
+            # in ascending order, used ones first (breaks the symmetry between orders)
+            self.hard.append(z3.Implies(b.exists, z3.And(a.exists, z3.ULE(a.end, b.start))))
+        self.incomplete: list[str] = []
+        self.pfn_pool: list[Any] = []
+        self._pfn_ids: set[int] = set()
+        self._obligations: list[Callable[[Any], Any]] = []
+        self._done: dict[int, set[int]] = {}
+        self._fresh = 0
+        self._movable = z3.Function("zone_movable_pfn", z3.BitVecSort(32, ctx), z3.BitVecSort(64, ctx))
+        self._zlo = z3.Function("arch_zone_lowest_possible_pfn", z3.BitVecSort(32, ctx), z3.BitVecSort(64, ctx))
+        self._zhi = z3.Function("arch_zone_highest_possible_pfn", z3.BitVecSort(32, ctx), z3.BitVecSort(64, ctx))
+        self._mirrored = z3.Bool("mirrored_kernelcore", ctx)
+
+    def _name(self, base: str) -> str:
+        self._fresh += 1
+        return f"{base}!{self._fresh}"
+
+    def note_pfn(self, p: Any) -> None:
+        if p.get_id() not in self._pfn_ids and not z3.is_bv_value(p):
+            self._pfn_ids.add(p.get_id())
+            self.pfn_pool.append(p)
+
+    def hint_pfn(self, p: Any) -> None:
+        pass
+
+    def _lookup(self, p: Any) -> tuple[Any, StructVal]:
+        self.note_pfn(p)
+        hits = [z3.And(r.exists, r.contains(p)) for r in self.ranges]
+        fields: list[Any] = [z3.BitVecVal(0, 64, self.ctx), z3.BitVecVal(0, 64, self.ctx),
+                             z3.BitVecVal(0xFFFFFFFF, 32, self.ctx), z3.BoolVal(False, self.ctx)]
+        for r, h in reversed(list(zip(self.ranges, hits, strict=True))):
+            fields = [z3.If(h, f, g) for f, g in zip((r.start, r.end, r.nid, r.mirror), fields, strict=True)]
+        return z3.Or(*hits), StructVal(MEM_RANGE, tuple(fields))
+
+    def pfn_in_ram(self, p: Any) -> Any:
+        return self._lookup(p)[0]
+
+    def pfn_node(self, p: Any) -> Any:
+        inr, r = self._lookup(p)
+        return z3.If(inr, r.fields[2], z3.BitVecVal(0xFFFFFFFF, 32, self.ctx))
+
+    def pfn_range(self, p: Any) -> StructVal:
+        return self._lookup(p)[1]
+
+    def node_start_pfn(self, n: Any) -> Any:
+        out = z3.BitVecVal(0, 64, self.ctx)
+        for r in reversed(self.ranges):  # the lowest range of the node wins
+            out = z3.If(z3.And(r.exists, r.nid == n), r.start, out)
+        return out
+
+    def node_end_pfn(self, n: Any) -> Any:
+        out = z3.BitVecVal(0, 64, self.ctx)
+        for r in self.ranges:  # the highest range of the node wins
+            out = z3.If(z3.And(r.exists, r.nid == n), r.end, out)
+        return out
+
+    def zone_movable_pfn(self, n: Any) -> Any:
+        return self._movable(n)
+
+    def arch_zone_lowest(self, z: Any) -> Any:
+        return self._zlo(z)
+
+    def arch_zone_highest(self, z: Any) -> Any:
+        return self._zhi(z)
+
+    def mirrored_kernelcore(self) -> Any:
+        return self._mirrored
+
+    def forall_ranges(self, pred: Pred) -> Any:
+        return z3.And(*[z3.Implies(r.exists, pred(r.value())) for r in self.ranges])
+
+    def exists_range(self, pred: Pred, origin: str) -> Any:
+        return z3.Or(*[z3.And(r.exists, pred(r.value())) for r in self.ranges])
+
+    def forall_nodes(self, pred: Pred) -> Any:
+        return z3.And(*[z3.Implies(r.exists, pred(r.nid)) for r in self.ranges])
+
+    def exists_node(self, pred: Pred, origin: str) -> Any:
+        return z3.Or(*[z3.And(r.exists, pred(r.nid)) for r in self.ranges])
+
+    def witness_node(self, origin: str) -> tuple[Any, Any]:
+        n = z3.BitVec(self._name("node"), 32, self.ctx)
+        return z3.Or(*[z3.And(r.exists, r.nid == n) for r in self.ranges]), n
+
+    def witness_range(self, origin: str) -> tuple[Any, StructVal]:
+        i = z3.BitVec(self._name("range"), 8, self.ctx)
+        fields = list(self.ranges[-1].value().fields)
+        for j in range(self.k - 2, -1, -1):
+            fields = [z3.If(i == j, f, g) for f, g in zip(self.ranges[j].value().fields, fields, strict=True)]
+        exists = z3.Or(*[z3.And(i == j, r.exists) for j, r in enumerate(self.ranges)])
+        return exists, StructVal(MEM_RANGE, tuple(fields))
+
+    def forall_pfns(self, pred: Pred) -> Any:
+        q = z3.Bool(self._name("forall_pfns"), self.ctx)
+        self.incomplete.append("a universally quantified pfn assumption")
+        self._obligations.append(lambda p: z3.Implies(q, pred(p)))
+        return q
+
+    def first_node(self, cond: Pred, default: Any, origin: str) -> Any:
+        f = z3.BitVec(self._name("first_node"), 32, self.ctx)
+        conds = [(r, cond(r.nid)) for r in self.ranges]
+        found = z3.Or(*[z3.And(r.exists, c) for r, c in conds])
+        self.hard.append(z3.Implies(found, z3.Or(*[z3.And(r.exists, r.nid == f, c) for r, c in conds])))
+        for r, c in conds:
+            self.hard.append(z3.Implies(z3.And(found, r.exists, r.nid < f), z3.Not(c)))
+        return z3.If(found, f, default)
+
+    def close(self) -> tuple[list[Any], list[Any]]:
+        lazy: list[Any] = []
+        for _ in range(40):
+            changed = False
+            for k, ob in enumerate(list(self._obligations)):
+                done = self._done.setdefault(k, set())
+                for i, p in enumerate(list(self.pfn_pool)):
+                    if i not in done:
+                        done.add(i)
+                        lazy.append(ob(p))
+                        changed = True
+            if not changed:
+                break
+        out, self.hard = self.hard, []
+        return out, lazy
+
+    def extract(self, model: z3.ModelRef) -> dict[str, Any]:
+        return SymbolicLayout.extract(self, model)  # type: ignore[arg-type]
 
 
 def sort_of(ty: Type, ctx: z3.Context) -> Any:

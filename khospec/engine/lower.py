@@ -28,7 +28,7 @@ from khospec import ir
 from khospec.diagnostics import Diagnostic, Span
 from khospec.engine import bv
 from khospec.engine.bv import StructVal, Sym
-from khospec.engine.layout import ConcreteLayout, SymbolicLayout, sort_of
+from khospec.engine.layout import BoundedLayout, ConcreteLayout, SymbolicLayout, sort_of
 from khospec.types import BOOL, INT, ULONG, BoolType, IntType, MapType, SeqType, StructType, Type
 
 UNROLL = 3
@@ -244,6 +244,7 @@ class Lowering:
         unroll: int = UNROLL,
         wanted_requirement: str | None = None,
         allow_tail: bool = True,
+        bounded: int | None = None,
     ) -> None:
         self.program = program
         self.strategy = strategy
@@ -259,11 +260,13 @@ class Lowering:
         self.loops: list[LoopInfo] = []
         self.incomplete: list[str] = []
         self._fresh = 0
-        self.layout: SymbolicLayout | ConcreteLayout
+        self.layout: SymbolicLayout | ConcreteLayout | BoundedLayout
         if layout is not None:
             assert page_shift is not None
             self.layout = ConcreteLayout(ctx, layout, page_shift, self.param)
             self._bind_layout_params(layout)
+        elif bounded is not None:
+            self.layout = BoundedLayout(ctx, self.param, bounded)
         else:
             self.layout = SymbolicLayout(ctx, self.param)
         self._consecution_done: set[tuple[str, int]] = set()
@@ -544,7 +547,7 @@ class Lowering:
             q = self.layout.forall_nodes(body)
         elif d.kind == "ranges":
             q = self.layout.forall_ranges(body)
-        elif isinstance(e.var.ty, IntType) and e.var.ty.width == 64 and isinstance(self.layout, SymbolicLayout):
+        elif isinstance(e.var.ty, IntType) and e.var.ty.width == 64 and isinstance(self.layout, SymbolicLayout | BoundedLayout):
             if d.kind == "interval":
                 assert d.lo is not None and d.hi is not None
                 lo, hi = self.ev(d.lo, fr), self.ev(d.hi, fr)

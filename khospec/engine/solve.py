@@ -40,7 +40,8 @@ from khospec.types import BoolType, IntType
 
 DEFAULT_DEPTH = 16
 SYMBOLIC_ATTEMPT_MS = 4000
-SMALL_LAYOUT_MS = 5000
+SMALL_LAYOUT_MS = 20000
+SMALL_LAYOUT_RANGES = 3
 MINIMIZE_MS = 3000
 
 
@@ -76,15 +77,17 @@ class CheckRun:
 
     def __init__(self, program: ir.Program, check: ir.CheckDef, strategy: str | None,
                  layout: ir.LayoutDef | None, page_shift: int | None, timeout_ms: int,
-                 unroll: int, allow_tail: bool = True, vacuity_only: bool = False) -> None:
+                 unroll: int, allow_tail: bool = True, vacuity_only: bool = False,
+                 bounded: int | None = None) -> None:
         self.program = program
         self.check = check
         self.strategy = strategy
         self.ctx = z3.Context()
         self.timeout_ms = timeout_ms
         self.vacuity_only = vacuity_only
+        self.bounded = bounded
         self.low = Lowering(program, strategy, self.ctx, layout, page_shift, unroll,
-                            check.claim.requirement, allow_tail)
+                            check.claim.requirement, allow_tail, bounded)
         if vacuity_only or (check.is_trace and check.claim.kind != "requirement"):
             self.low.collect_requires = False
         self.tracked: dict[str, Any] = {}  # name -> literal
@@ -269,17 +272,14 @@ class CheckRun:
             return Outcome(Verdict.PROVED, 0, assumptions_used=(), notes=["the claim is never evaluated"])
         vlit = z3.Bool("violation", self.ctx)
         s.add(z3.Implies(vlit, self.sub(z3.Or(*[v.formula for v in self.violations]))))
-        # first look for a small counterexample: at most three memory ranges
-        small = z3.Bool("small layout", self.ctx)
-        s.add(z3.Implies(small, self.low.layout.shape(3)))
-        s.set("timeout", min(timeout_ms, SMALL_LAYOUT_MS))
-        r = self.query(s, *lits, vlit, small)
-        s.set("timeout", timeout_ms)
-        if r == z3.sat:
-            shaped = self._refute(s, lits, [small], profile)
-            if shaped is not None:
-                return shaped
         r = self.query(s, *lits, vlit)
+        if self.bounded is not None:
+            # a search among small layouts: only a counterexample means something
+            if r == z3.sat:
+                out = self._refute(s, lits, [], profile)
+                if out is not None and out.verdict is Verdict.REFUTED:
+                    return out
+            return Outcome(Verdict.UNKNOWN, 0, reason=f"no counterexample with at most {self.bounded} memory ranges")
         if r == z3.unknown:
             return Outcome(Verdict.UNKNOWN, 0, reason=_reason(s))
         if r == z3.unsat:
@@ -517,17 +517,25 @@ def _decided(o: Outcome) -> bool:
 def run(program: ir.Program, check: ir.CheckDef, strategy: str | None,
         profiles: list[ir.ProfileDef | None], timeout_ms: int = 60000, unroll: int = 3,
         layout: ir.LayoutDef | None = None) -> list[tuple[ir.ProfileDef | None, Outcome]]:
-    """Decide ``check`` under ``strategy`` for each profile (see the module docstring)."""
+    """Decide ``check`` under ``strategy`` for each profile (see the module docstring).
+
+    The search order follows the check's expectation, which only decides what is tried
+    first: a check expected refuted starts with the small-layout search, one expected
+    proved with the proof for every profile at once. Either way every path ends in the
+    general query, so the verdict does not depend on the expectation.
+    """
     t_start = time.perf_counter()
     out: dict[int, Outcome] = {}
-    runs: dict[tuple[int, bool, bool], CheckRun] = {}
+    runs: dict[tuple[int, bool, bool, bool], CheckRun] = {}
+    expect_refuted = check.expect == "refuted"
     try:
-        def runner(ps: int | None, phase_b: bool = False, vacuity: bool = False) -> CheckRun:
-            key = (ps or 0, phase_b, vacuity)
+        def runner(ps: int | None, phase_b: bool = False, vacuity: bool = False, small: bool = False) -> CheckRun:
+            key = (ps or 0, phase_b, vacuity, small)
             if key not in runs:
                 runs[key] = CheckRun(program, check, strategy, layout, ps, timeout_ms,
-                                     unroll if phase_b else 0, allow_tail=not phase_b,
-                                     vacuity_only=vacuity)
+                                     unroll if (phase_b or small) else 0,
+                                     allow_tail=not (phase_b or small), vacuity_only=vacuity,
+                                     bounded=SMALL_LAYOUT_RANGES if small and layout is None else None)
             return runs[key]
 
         def page_shift(p: ir.ProfileDef | None) -> int | None:
@@ -550,7 +558,7 @@ def run(program: ir.Program, check: ir.CheckDef, strategy: str | None,
             out[i] = o
 
         # 1. one proof for every profile, with the constants symbolic
-        if layout is None and len(profiles) > 1:
+        if layout is None and len(profiles) > 1 and not expect_refuted:
             t1 = time.perf_counter()
             sym = runner(None).attempt(None, min(timeout_ms, SYMBOLIC_ATTEMPT_MS))
             if sym.verdict is Verdict.PROVED:
@@ -569,13 +577,19 @@ def run(program: ir.Program, check: ir.CheckDef, strategy: str | None,
             if ps == -1:
                 out[i] = Outcome(Verdict.UNKNOWN, 0.0, reason="a concrete layout needs a profile with a fixed PAGE_SHIFT")
                 continue
-            a = runner(ps)
-            o = a.attempt(p)
-            if (not _decided(o) and o.verdict is not Verdict.UNKNOWN and a.low.loops
-                    and check.claim.kind == "holds"):
-                b = runner(ps, phase_b=True).attempt(p)
-                if _decided(b):
-                    o = b
+            o: Outcome | None = None
+            if layout is None and expect_refuted:
+                small = runner(ps, small=True).attempt(p, min(timeout_ms, SMALL_LAYOUT_MS))
+                if small.verdict is Verdict.REFUTED:
+                    o = small
+            if o is None:
+                a = runner(ps)
+                o = a.attempt(p)
+                if (not _decided(o) and o.verdict is not Verdict.UNKNOWN and a.low.loops
+                        and check.claim.kind == "holds"):
+                    b = runner(ps, phase_b=True).attempt(p)
+                    if _decided(b):
+                        o = b
             finish(i, p, o, ps)
             out[i].time_s = time.perf_counter() - t1
         return [(p, out[i]) for i, p in enumerate(profiles)]

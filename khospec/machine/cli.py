@@ -1,0 +1,186 @@
+"""``khospec import`` and ``khospec machine``: the command line for real machines.
+
+Both write only to the streams they are given. Exit codes as for ``khospec check``: 0 all
+four answers proved, 1 some refuted, 2 bad input (unreadable or layout-less log, unknown
+profile, bad layout name).
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import time
+from typing import TextIO
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from khospec.api import Report
+from khospec.machine.importer import ImportError_, MachineLayout, read_layout_file
+from khospec.machine.questions import (
+    CLAIMS,
+    ArchProfile,
+    UnknownProfile,
+    answer,
+    arch_profile,
+    size_text,
+    witness_lines,
+    witness_text,
+)
+from khospec.results import Result, Verdict
+
+
+def _read(log: str, err: TextIO, page_shift: int | None = None) -> MachineLayout | None:
+    try:
+        layout = read_layout_file(log, page_shift=page_shift)
+    except ImportError_ as exc:
+        err.write(f"{log}: error[KHO601]: {exc}\n")
+        return None
+    for w in layout.warnings:
+        err.write(w + "\n")
+    return layout
+
+
+def import_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    """Print the log's layout as a spec file."""
+    layout = _read(args.log, err)
+    if layout is None:
+        return 2
+    try:
+        text = layout.to_spec(args.name)
+    except ValueError as exc:
+        err.write(f"khospec: error: {exc}\n")
+        return 2
+    out.write(text)
+    return 0
+
+
+def machine_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    """Answer the four layout questions for the machine of one log."""
+    try:
+        prof = arch_profile(args.arch)
+    except UnknownProfile as exc:
+        err.write(f"khospec: error: {exc}\n")
+        return 2
+    t0 = time.perf_counter()
+    layout = _read(args.log, err, prof.page_shift)
+    if layout is None:
+        return 2
+    results = answer(layout, prof, file=args.log)
+    report = Report(results=results, time_s=time.perf_counter() - t0)
+    if args.format == "json":
+        from khospec.report import to_json
+
+        out.write(json.dumps(to_json(report), indent=2) + "\n")
+    elif args.format == "sarif":
+        from khospec.review import sarif
+
+        out.write(json.dumps(sarif(report), indent=2) + "\n")
+    elif args.format == "mail":
+        from khospec.review import mail
+
+        out.write(mail(report))
+    else:
+        out.write(machine_text(layout, prof, report, color=out.isatty()))
+    if args.svg:
+        from khospec.machine.svg import highlights_for, svg_for_layout
+
+        highlights = [
+            h
+            for r in results
+            if r.counterexample
+            for h in highlights_for(r.counterexample, prof.page_shift)
+        ]
+        svg = svg_for_layout(
+            layout,
+            prof.page_shift,
+            prof.section_bits,
+            highlights,
+            title=f"{args.log} ({prof.name})",
+        )
+        try:
+            with open(args.svg, "w", encoding="utf-8") as f:
+                f.write(svg)
+        except OSError as exc:
+            err.write(f"khospec: error: cannot write {args.svg}: {exc.strerror or exc}\n")
+            return 2
+    return report.exit_code()
+
+
+_STYLE = {Verdict.PROVED: "green", Verdict.REFUTED: "red"}
+
+
+def machine_text(
+    layout: MachineLayout, prof: ArchProfile, report: Report, color: bool = False, width: int = 140
+) -> str:
+    """The answers as a table, each refutation's witness, and a map of the machine."""
+    from khospec.machine.svg import highlights_for, terminal_map
+
+    buf = io.StringIO()
+    console = Console(
+        file=buf,
+        force_terminal=color,
+        no_color=not color,
+        width=width,
+        highlight=False,
+        soft_wrap=True,
+    )
+    boot = f", boot {layout.boot} of {layout.boots}" if layout.boots > 1 else ""
+    memoryless = (
+        f", memoryless: {', '.join(map(str, layout.memoryless))}" if layout.memoryless else ""
+    )
+    console.print(f"machine:  {layout.source}{boot}", markup=False)
+    console.print(
+        f"memory:   {len(layout.nodes)} node(s), {len(layout.ranges)} range(s), "
+        f"{size_text(layout.total)}{memoryless} (from {layout.origin})",
+        markup=False,
+    )
+    console.print(
+        f"profile:  {prof.name}: {size_text(1 << prof.page_shift)} pages, "
+        f"{size_text(1 << prof.section_bits)} sections, MAX_PAGE_ORDER {prof.max_order} "
+        f"({size_text(1 << (prof.max_order + prof.page_shift))} blocks)",
+        markup=False,
+    )
+    console.print()
+    t = Table(show_header=True, header_style="bold", box=None, pad_edge=False)
+    t.add_column("question", no_wrap=True)
+    t.add_column("verdict", no_wrap=True)
+    t.add_column("why")
+    for r in report.results:
+        why = witness_text(r) if r.counterexample else (r.notes[0] if r.notes else "")
+        t.add_row(r.check, Text(r.verdict.value, style=_STYLE.get(r.verdict, "")), Text(why))
+    console.print(t)
+    for r in report.results:
+        if not r.counterexample:
+            continue
+        console.print()
+        console.print(Text(f"refuted: {r.check}: {CLAIMS.get(r.check, '')}", style="red"))
+        for line in witness_lines(r.counterexample):
+            console.print("  " + line, markup=False)
+    highlights = [
+        h
+        for r in report.results
+        if r.counterexample
+        for h in highlights_for(r.counterexample, prof.page_shift)
+    ]
+    console.print()
+    console.print(terminal_map(layout, prof.page_shift, highlights).rstrip("\n"), markup=False)
+    console.print()
+    console.print(
+        Text(
+            _summary(report.results, report.time_s), style="bold" if report.all_met else "bold red"
+        )
+    )
+    # the table pads its last column; trailing blanks only get in the way of a paste
+    return "\n".join(line.rstrip(" ") for line in buf.getvalue().split("\n"))
+
+
+def _summary(results: list[Result], time_s: float) -> str:
+    proved = sum(1 for r in results if r.verdict is Verdict.PROVED)
+    refuted = sum(1 for r in results if r.verdict is Verdict.REFUTED)
+    return f"{len(results)} answers: {proved} proved, {refuted} refuted; {time_s:.2f}s"
+
+
+__all__ = ["import_command", "machine_command", "machine_text"]

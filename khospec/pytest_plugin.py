@@ -1,0 +1,181 @@
+"""The pytest plugin: every check of a spec file is a test item, its `expect` enforced.
+
+Spec files are collected from the paths in the ini option ``khospec_paths``. Items are
+named ``CHECK[STRATEGY-PROFILE]`` so that ``pytest -k`` selects them; a failing item
+shows the verdict, the expectation and the counterexample. The checks selected are
+decided once, in worker processes (``--khospec-jobs``), when collection ends; z3 is
+imported by the workers only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+_RESULTS = pytest.StashKey[dict[tuple[str, str, str | None, str], Any]]()
+_JOBS = pytest.StashKey[list[Any]]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addini("khospec_paths", "spec files and folders whose checks are collected as tests",
+                  type="paths", default=[])
+    group = parser.getgroup("khospec")
+    group.addoption("--khospec-timeout", type=float, default=60.0,
+                    help="time limit per check, strategy and profile (seconds)")
+    group.addoption("--khospec-jobs", type=int, default=0,
+                    help="worker processes for the spec checks (default: one per core)")
+
+
+def _in_paths(config: pytest.Config, path: Path) -> bool:
+    roots = [Path(p).resolve() for p in config.getini("khospec_paths")]
+    rp = path.resolve()
+    return any(rp == r or r in rp.parents for r in roots)
+
+
+def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
+    if file_path.suffix == ".kho" and _in_paths(parent.config, file_path):
+        return KhoFile.from_parent(parent, path=file_path)
+    return None
+
+
+def _display(config: pytest.Config, path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(Path(config.rootpath).resolve()))
+    except ValueError:
+        return str(path)
+
+
+class KhoFile(pytest.File):
+    def collect(self) -> Iterator[pytest.Item]:
+        from khospec.api import Options, load, plan
+        from khospec.diagnostics import SourceCache, render
+
+        sources = SourceCache()
+        display = _display(self.config, self.path)
+        program, diags = load(self.path, display, sources)
+        errors = [d for d in diags if d.is_error]
+        if program is None or errors:
+            yield KhoInputError.from_parent(self, name="input",
+                                            text="\n".join(render(d, sources) for d in errors))
+            return
+        for job in plan(program, self.path, display, Options()):
+            for prof in job.profiles:
+                name = f"{job.check}[{job.strategy or 'base'}-{prof}]"
+                yield KhoItem.from_parent(self, name=name, job=job, profile=prof)
+
+
+class KhoInputError(pytest.Item):
+    def __init__(self, *, text: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.text = text
+
+    def runtest(self) -> None:
+        raise KhoSpecError(self.text)
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
+        return str(excinfo.value)
+
+    def reportinfo(self) -> tuple[Path, int, str]:
+        return self.path, 0, "spec input"
+
+
+class KhoSpecError(Exception):
+    pass
+
+
+class KhoMismatch(Exception):
+    def __init__(self, text: str) -> None:
+        super().__init__(text)
+
+
+class KhoItem(pytest.Item):
+    def __init__(self, *, job: Any, profile: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.job = job
+        self.profile = profile
+        self.add_marker("khospec")
+
+    def _key(self) -> tuple[str, str, str | None, str]:
+        return (self.job.file, self.job.check, self.job.strategy, self.profile)
+
+    def runtest(self) -> None:
+        results = self.config.stash.setdefault(_RESULTS, {})
+        if self._key() not in results:
+            _run([self.job], self.config)
+        r = results.get(self._key())
+        if r is None:
+            raise KhoSpecError(f"{self.job.check}: no result (see the errors above)")
+        if not r.met:
+            raise KhoMismatch(_describe(r))
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
+        if isinstance(excinfo.value, KhoMismatch | KhoSpecError):
+            return str(excinfo.value)
+        return str(super().repr_failure(excinfo))
+
+    def reportinfo(self) -> tuple[Path, int, str]:
+        return self.path, self.job.line - 1, f"check {self.name}"
+
+
+def _describe(r: Any) -> str:
+    from khospec.explain import short_lines
+
+    lines = [f"{r.file}:{r.line}: check {r.check} [{r.strategy or 'base'}, {r.profile}]",
+             f"verdict {r.verdict.value}, expected {r.expected or 'proved'}"]
+    if r.assumptions_used:
+        lines.append("assumptions used: " + ", ".join(r.assumptions_used))
+    lines.extend("  " + s for s in short_lines(r))
+    if r.reason:
+        lines.append("reason: " + r.reason)
+    lines.extend("note: " + n for n in r.notes)
+    return "\n".join(lines)
+
+
+def _run(jobs: list[Any], config: pytest.Config) -> None:
+    import os
+
+    from khospec.api import Options
+    from khospec.runner import run_parallel
+
+    if not jobs:
+        return
+    n = config.getoption("--khospec-jobs") or max(1, os.cpu_count() or 1)
+    options = Options(timeout_s=config.getoption("--khospec-timeout"), jobs=n)
+    jobs = [replace(j, index=i) for i, j in enumerate(jobs)]
+    results, internal, diags = run_parallel(jobs, options)
+    store = config.stash.setdefault(_RESULTS, {})
+    for r in results:
+        store[(r.file, r.check, r.strategy, r.profile)] = r
+    if internal or diags:
+        text = "\n".join(internal + [f"{d.span}: {d.message}" for d in diags])
+        for j in jobs:
+            for p in j.profiles:
+                store.setdefault((j.file, j.check, j.strategy, p), None)
+        raise KhoSpecError(text)
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Decide every selected check at once, in parallel."""
+    seen: dict[tuple[str, str, str | None], Any] = {}
+    for item in session.items:
+        if isinstance(item, KhoItem):
+            seen.setdefault((item.job.file, item.job.check, item.job.strategy), item.job)
+    session.config.stash[_JOBS] = list(seen.values())
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtestloop(session: pytest.Session) -> None:
+    jobs = session.config.stash.get(_JOBS, [])
+    if jobs and not session.config.option.collectonly:
+        try:
+            _run(jobs, session.config)
+        except KhoSpecError:
+            pass  # each affected item reports it
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "khospec: a check of a khospec spec file")
