@@ -33,7 +33,7 @@ class _Parser(argparse.ArgumentParser):
 def _build(stderr: TextIO) -> argparse.ArgumentParser:
     p = _Parser(prog="khospec", description="Machine-checked specifications of Linux KHO memory preservation.",
                 stderr=stderr)
-    p.add_argument("--version", action="version", version=f"khospec {__version__}")
+    p.add_argument("--version", action="store_true", help="print the version and exit")
     sub = p.add_subparsers(dest="command", parser_class=_Parser)  # type: ignore[arg-type]
 
     def sub_parser(name: str, help_: str) -> argparse.ArgumentParser:
@@ -92,6 +92,9 @@ def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None, stderr
 
 def _main(argv: list[str], out: TextIO, err: TextIO) -> int:
     args = _build(err).parse_args(argv)
+    if args.version:
+        out.write(f"khospec {__version__}\n")
+        return 0
     if args.command is None:
         _build(err).print_help(out)
         return 2

@@ -31,6 +31,7 @@ MAX_BYTES = 4 * 1024 * 1024
 MAX_NESTING = 200
 
 DECL_KEYWORDS = (
+    "profiles",
     "import",
     "param",
     "const",
@@ -381,6 +382,9 @@ class _ToAst(Transformer[Token, Any]):
 
     def profile_decl(self, meta: Any, name: Token, *bindings: S.Binding) -> S.ProfileDecl:
         return S.ProfileDecl(self._ident(name), tuple(bindings), self._span(meta))
+
+    def profile_set_decl(self, meta: Any, name: Token, *profiles: Token) -> S.ProfileSetDecl:
+        return S.ProfileSetDecl(self._ident(name), tuple(self._ident(p) for p in profiles), self._span(meta))
 
     def binding(self, meta: Any, name: Token, value: Any) -> S.Binding:
         return S.Binding(self._ident(name), (), value, self._span(meta))

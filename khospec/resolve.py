@@ -224,6 +224,7 @@ class Checker:
         self.fn_flags: dict[str, _FnFlags] = {}
         self.step_names: set[str] = set()
         self.step_spans: dict[str, Span] = {}
+        self.profile_sets: dict[str, tuple[str, ...]] = {}
 
     # -- diagnostics
     def error(self, code: str, span: Span, message: str, hint: str | None = None,
@@ -299,6 +300,7 @@ class Checker:
         axioms: list[ir.AssumeDef] = []
         assumes: dict[str, ir.AssumeDef] = {}
         profiles: dict[str, ir.ProfileDef] = {}
+        profile_sets: dict[str, S.ProfileSetDecl] = {}
         layouts: dict[str, ir.LayoutDef] = {}
         check_decls: list[S.CheckDecl] = []
         for d in decls:
@@ -324,6 +326,12 @@ class Checker:
                                    related=[Related(profiles[p.name].span, "first declared here")])
                     else:
                         profiles[p.name] = p
+            elif isinstance(d, S.ProfileSetDecl):
+                if d.name.name in profile_sets:
+                    self.error("KHO202", d.name.span, f"profile set `{d.name.name}` is already declared",
+                               related=[Related(profile_sets[d.name.name].span, "first declared here")])
+                else:
+                    profile_sets[d.name.name] = d
             elif isinstance(d, S.LayoutDecl):
                 lay = self._layout(d)
                 if lay is not None and self._claim(d.name.name, d.name.span, "layout"):
@@ -336,6 +344,14 @@ class Checker:
         checks: list[ir.CheckDef] = []
         seen_checks: dict[str, Span] = {}
         root_decls = {id(d) for m in self.modules if m.file == self.root for d in m.decls}
+        for ps in profile_sets.values():
+            if ps.name.name in profiles:
+                self.error("KHO202", ps.name.span, f"`{ps.name.name}` is a profile and a profile set")
+            for v in ps.profiles:
+                if v.name not in profiles:
+                    self.error("KHO210", v.span, f"unknown profile `{v.name}`", self._suggest(v.name, profiles))
+        self.profile_sets = {k: tuple(v.name for v in ps.profiles if v.name in profiles)
+                             for k, ps in profile_sets.items()}
         for d in check_decls:
             c = self._check(d, strategies, assumes, profiles, layouts, steps)
             if c is None:
@@ -828,7 +844,9 @@ class Checker:
         if "for" in clauses:
             profs = []
             for v in clauses["for"].values:
-                if v.name not in profiles:
+                if v.name in self.profile_sets:
+                    profs.extend(p for p in self.profile_sets[v.name] if p not in profs)
+                elif v.name not in profiles:
                     self.error("KHO210", v.span, f"unknown profile `{v.name}`", self._suggest(v.name, profiles))
                     ok = False
                 else:

@@ -462,6 +462,13 @@ class ProfileDecl:
 
 
 @dataclass(frozen=True)
+class ProfileSetDecl:
+    name: Ident
+    profiles: tuple[Ident, ...]
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
 class Interval:
     lo: Expr
     hi: Expr
@@ -562,6 +569,7 @@ Decl = (
     | StepDecl
     | StrategyDecl
     | ProfileDecl
+    | ProfileSetDecl
     | LayoutDecl
     | CheckDecl
 )

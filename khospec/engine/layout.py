@@ -414,18 +414,27 @@ class ConcreteLayout:
     def _zone(self, z: Any, which: int) -> Any:
         if not self.layout.zones:
             return (self._uf_zlo if which == 0 else self._uf_zhi)(z)
-        vals: dict[int, int] = {}
-        for zi, s, e in self.layout.zones:
-            vals[zi] = (-(-s >> self.page_shift)) if which == 0 else (e >> self.page_shift)
-        # zones the log leaves out are empty at the end of the previous one (free_area_init)
-        prev = 0
-        for zi in range(5):
-            if zi not in vals:
-                vals[zi] = prev
-            prev = vals[zi] if which == 1 else max(prev, vals[zi])
-        if 3 not in {zi for zi, _, _ in self.layout.zones}:
-            vals[3] = 0  # ZONE_MOVABLE has no arch limits
-        return self._node_table(z, vals, 0, 64)
+        return self._node_table(z, self._zone_limits(which), 0, 64)
+
+    def _zone_limits(self, which: int) -> dict[int, int]:
+        """free_area_init(): consecutive limits from the start of memory; an empty zone
+        (or one the log leaves out) sits where the previous one ends; ZONE_MOVABLE has
+        none of its own."""
+        given = {zi: (s, e) for zi, s, e in self.layout.zones if s < e}
+        start = min((s for s, _ in given.values()), default=0) >> self.page_shift
+        lo: dict[int, int] = {}
+        hi: dict[int, int] = {}
+        prev = start
+        for zi in (0, 1, 2, 4):
+            if zi in given:
+                s_, e_ = given[zi]
+                lo[zi] = max(-(-s_ >> self.page_shift), prev) if zi else -(-s_ >> self.page_shift)
+                hi[zi] = max(e_ >> self.page_shift, lo[zi])
+            else:
+                lo[zi] = hi[zi] = prev
+            prev = hi[zi]
+        lo[3] = hi[3] = 0
+        return lo if which == 0 else hi
 
     def arch_zone_lowest(self, z: Any) -> Any:
         return self._zone(z, 0)

@@ -212,22 +212,32 @@ class Frame:
 
 @dataclass
 class TraceNode:
+    """A state reached by ``step``. Paths that reach the same control state (the same
+    concrete scalars) by the same step at the same depth share one node: its state is
+    theirs merged by path condition, so the solver sees one state instead of many."""
+
     id: int
-    parent: TraceNode | None
+    parents: list[tuple[TraceNode, Any]]  # (predecessor, path condition of that edge)
     step: str | None
     state: MachineState
     pc: Any  # path condition: every guard on the way holds
     depth: int
     requires: list[ReqOb]
-    children: list[TraceNode] = field(default_factory=list)
     open: Any = None  # some step may still be enabled here (at the depth limit)
 
-    def path(self) -> list[str]:
+    def path(self, holds: Callable[[Any], bool] = lambda _: True) -> list[str]:
+        """The steps to this node; with several ways in, the one whose path condition
+        ``holds`` (in a model)."""
         out: list[str] = []
         n: TraceNode | None = self
         while n is not None and n.step is not None:
             out.append(n.step)
-            n = n.parent
+            nxt = None
+            for parent, edge in n.parents:
+                if holds(edge):
+                    nxt = parent
+                    break
+            n = nxt if nxt is not None else (n.parents[0][0] if n.parents else None)
         return list(reversed(out))
 
 
@@ -982,46 +992,110 @@ class Lowering:
         return MachineState(scalars, maps)
 
     def build_tree(self, depth: int, before: dict[str, list[tuple[Any, ir.AssumeDef]]]) -> list[TraceNode]:
-        """Every trace of at most ``depth`` steps, as a tree of states."""
+        """Every trace of at most ``depth`` steps, as a DAG of states (see TraceNode)."""
         steps = self.program.step_defs(self.strategy)
-        root = TraceNode(0, None, None, self.initial_state(), z3.BoolVal(True, self.ctx), 0, [])
+        root = TraceNode(0, [], None, self.initial_state(), z3.BoolVal(True, self.ctx), 0, [])
         nodes = [root]
-        frontier = [root]
-        while frontier:
-            node = frontier.pop(0)
-            opens = []
-            for st in steps:
-                fr = Frame({}, node.state, z3.BoolVal(True, self.ctx), z3.BoolVal(False, self.ctx), None, [], [],
-                           f"n{len(nodes)}", None, 0)
-                g = self.ev(st.guard, fr, 0) if st.guard is not None else z3.BoolVal(True, self.ctx)
-                g = z3.simplify(g)
-                if z3.is_false(g):
-                    continue
-                if node.depth >= depth:
-                    opens.append(z3.And(node.pc, g))
-                    continue
-                extra = []
-                for lit, a in before.get(st.name, []):
-                    afr = Frame({}, node.state, z3.BoolVal(True, self.ctx), z3.BoolVal(False, self.ctx), None, [], [],
-                                f"n{len(nodes)}", None, 0)
-                    extra.append(z3.Implies(lit, self.ev(a.formula, afr, 1)))
-                pc = z3.And(node.pc, g, *extra) if not z3.is_true(g) or extra else node.pc
-                fr.state = node.state.copy()
-                self.exec_block(st.body, fr)
-                for r in fr.requires:
-                    r.guard = z3.And(pc, r.guard)
-                child = TraceNode(len(nodes), node, st.name, fr.state, pc, node.depth + 1, fr.requires)
-                node.children.append(child)
+        level = [root]
+        while level:
+            groups: dict[Any, list[tuple[TraceNode, Any, MachineState, list[ReqOb], str]]] = {}
+            order: list[Any] = []
+            for node in level:
+                opens = []
+                for st in steps:
+                    fr = Frame({}, node.state, z3.BoolVal(True, self.ctx), z3.BoolVal(False, self.ctx), None, [], [],
+                               f"n{len(nodes)}", None, 0)
+                    g = self.ev(st.guard, fr, 0) if st.guard is not None else z3.BoolVal(True, self.ctx)
+                    g = z3.simplify(g)
+                    if z3.is_false(g):
+                        continue
+                    if node.depth >= depth:
+                        opens.append(z3.And(node.pc, g))
+                        continue
+                    extra = []
+                    for lit, a in before.get(st.name, []):
+                        afr = Frame({}, node.state, z3.BoolVal(True, self.ctx), z3.BoolVal(False, self.ctx), None, [],
+                                    [], f"n{len(nodes)}", None, 0)
+                        extra.append(z3.Implies(lit, self.ev(a.formula, afr, 1)))
+                    pc = z3.And(node.pc, g, *extra) if not z3.is_true(g) or extra else node.pc
+                    fr.state = node.state.copy()
+                    self.exec_block(st.body, fr)
+                    for r in fr.requires:
+                        r.guard = z3.And(pc, r.guard)
+                    key = _control_key(st.name, fr.state)
+                    if key is None:
+                        key = ("unique", len(order), st.name)
+                    if key not in groups:
+                        groups[key] = []
+                        order.append(key)
+                    groups[key].append((node, pc, fr.state, fr.requires, st.name))
+                node.open = z3.Or(*opens) if opens else None
+            level = []
+            for key in order:
+                edges = groups[key]
+                step = edges[0][4]
+                if len(edges) == 1:
+                    _, pc, state, reqs, _ = edges[0]
+                else:
+                    pc = z3.Or(*[e[1] for e in edges])
+                    state = _merge_states([(e[1], e[2]) for e in edges])
+                    reqs = [r for e in edges for r in e[3]]
+                child = TraceNode(len(nodes), [(e[0], e[1]) for e in edges], step, state, pc,
+                                  edges[0][0].depth + 1, reqs)
                 nodes.append(child)
-                frontier.append(child)
+                level.append(child)
                 if len(nodes) > MAX_TREE_NODES:
-                    raise _err("KHO530", st.span, f"more than {MAX_TREE_NODES} distinct traces",
+                    raise _err("KHO530", Span.point("<machine>"), f"more than {MAX_TREE_NODES} distinct states",
                                "make step guards decide the order (phases), or lower the check's depth")
-            node.open = z3.Or(*opens) if opens else None
         return nodes
 
     def frame_for(self, node: TraceNode) -> Frame:
         return Frame({}, node.state, node.pc, z3.BoolVal(False, self.ctx), None, [], [], f"n{node.id}", None, 0)
+
+
+def _control_key(step: str, state: MachineState) -> Any:
+    """The step and the scalars' values where they are concrete (symbolic ones are
+    merged like maps)."""
+    vals: list[Any] = [step]
+    for name in sorted(state.scalars):
+        v = state.scalars[name]
+        if isinstance(v, StructVal) or not (z3.is_bv_value(v) or z3.is_true(v) or z3.is_false(v)):
+            vals.append((name, "symbolic"))
+        else:
+            vals.append((name, v.get_id()))
+    return tuple(vals)
+
+
+def _merge_states(parts: list[tuple[Any, MachineState]]) -> MachineState:
+    """One state for several paths with the same concrete scalars: maps merged by the
+    paths' conditions (the first path's condition decides first)."""
+    first = parts[0][1]
+    scalars = dict(first.scalars)
+    for name in scalars:
+        vals = [st.scalars[name] for _, st in parts]
+        if all(_same(v, vals[0]) for v in vals):
+            continue
+        merged_v = vals[-1]
+        for (pc, _), v in zip(reversed(parts[:-1]), reversed(vals[:-1]), strict=True):
+            merged_v = bv.ite(pc, v, merged_v)
+        scalars[name] = merged_v
+    maps: dict[str, MapVal] = {}
+    for name in first.maps:
+        objs = [st.maps[name] for _, st in parts]
+        if all(o is objs[0] for o in objs):
+            maps[name] = objs[0]
+            continue
+        merged = objs[-1]
+        for (pc, st) in reversed(parts[:-1]):
+            merged = IteMap(pc, st.maps[name], merged)
+        maps[name] = merged
+    return MachineState(scalars, maps)
+
+
+def _same(a: Sym, b: Sym) -> bool:
+    if isinstance(a, StructVal):
+        return all(_same(x, y) for x, y in zip(a.fields, b.fields, strict=True))
+    return bool(a.eq(b))
 
 
 def _children(n: Any) -> list[Any]:

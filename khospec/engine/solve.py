@@ -223,6 +223,7 @@ class CheckRun:
         s = z3.Solver(ctx=self.ctx)
         s.set("timeout", timeout_ms)
         s.set("random_seed", 0)
+        s.set("core.minimize", True)
         self._pairs: list[tuple[Any, Any]] = []
         if profile is not None:
             for name, value in profile.bindings:
@@ -236,6 +237,10 @@ class CheckRun:
     def query(self, s: z3.Solver, *assumptions: Any) -> Any:
         """s.check(), adding the lazy instances a model violates until none is."""
         while True:
+            left = self._deadline - time.monotonic()
+            if left <= 0:
+                return z3.unknown
+            s.set("timeout", max(1, min(self._query_ms, int(left * 1000))))
             r = s.check(*assumptions)
             if r != z3.sat or not self._pending:
                 return r
@@ -257,7 +262,10 @@ class CheckRun:
         return {lit.get_id(): name for name, lit in self.tracked.items()}
 
     def attempt(self, profile: ir.ProfileDef | None, timeout_ms: int | None = None) -> Outcome:
+        """Decide for one profile within ``timeout_ms`` overall (default: the check's)."""
         t0 = time.perf_counter()
+        self._query_ms = self.timeout_ms
+        self._deadline = time.monotonic() + (timeout_ms or self.timeout_ms) / 1000
         try:
             out = self._attempt(profile, timeout_ms or self.timeout_ms)
         except z3.Z3Exception as exc:
@@ -328,6 +336,8 @@ class CheckRun:
         """None if the assumptions and premise are satisfiable and every relevant step
         runs; otherwise the vacuous outcome (or unknown)."""
         t0 = time.perf_counter()
+        self._query_ms = self.timeout_ms
+        self._deadline = time.monotonic() + self.timeout_ms / 1000
         s, lits = self._solver(profile, self.timeout_ms)
         names = self._names()
         prem = z3.Bool("premise", self.ctx)
@@ -363,19 +373,26 @@ class CheckRun:
                                if dead else "no step can violate the claim")
         return None
 
+    _deadline = float("inf")
+    _query_ms = 60000
+
     def _minimize(self, s: z3.Solver, core: list[Any], extra: list[Any]) -> list[Any]:
-        """Deletion-based: drop each literal whose absence keeps the query unsat."""
-        s.set("timeout", MINIMIZE_MS)
-        order = sorted(core, key=str)
-        kept = list(order)
-        for c in order:
-            if not any(k.eq(c) for k in kept):
+        """The solver's core (already reduced by z3's core.minimize), then deletion of
+        each of the check's own assumptions whose absence keeps the query unsat. Axioms
+        are facts, not choices; they are left as z3 reduced them, since proving that one
+        of them is unneeded costs a satisfiable query each."""
+        saved = self._query_ms
+        self._query_ms = MINIMIZE_MS
+        chosen = set(self.check.assuming)
+        kept = list(core)
+        for c in sorted(core, key=str):
+            if str(c) not in chosen or not any(k.eq(c) for k in kept):
                 continue
             trial = [k for k in kept if not k.eq(c)]
             if self.query(s, *trial, *extra) == z3.unsat:
                 sub = {x.get_id() for x in s.unsat_core()}
                 kept = [k for k in trial if k.get_id() in sub]
-        s.set("timeout", self.timeout_ms)
+        self._query_ms = saved
         return kept
 
     def _incomplete(self, s: z3.Solver, lits: list[Any]) -> list[str] | None:
@@ -445,7 +462,7 @@ class CheckRun:
                 continue
             seen.add((name, avals))
             pfuncs.setdefault(name, []).append([list(avals), val(app, pd.ty)])
-        path = v.node.path() if v.node is not None else []
+        path = v.node.path(lambda pc: z3.is_true(model.eval(self.sub(pc), model_completion=True))) if v.node is not None else []
         witnesses = []
         for sk in low.skolems:
             witnesses.append({

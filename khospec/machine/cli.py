@@ -180,7 +180,7 @@ def machine_text(
 def _summary(results: list[Result], time_s: float) -> str:
     proved = sum(1 for r in results if r.verdict is Verdict.PROVED)
     refuted = sum(1 for r in results if r.verdict is Verdict.REFUTED)
-    return f"{len(results)} answers: {proved} proved, {refuted} refuted; {time_s:.2f}s"
+    return f"{len(results)} answers: {proved} proved, {refuted} refuted; {time_s:.3f}s"
 
 
 __all__ = ["import_command", "machine_command", "machine_text"]

@@ -870,7 +870,7 @@ class _Reader:
             boots=boots,
             warnings=tuple(warnings + b.warnings + self.file_warnings),
             memoryless=self._memoryless(b, have),
-            origin=f"`Early memory node ranges` (line {b.early_header})"
+            origin=f"`Early memory node ranges`, line {b.early_header}"
             if b.early_header
             else "`Early memory node ranges` entries",
             **common,  # type: ignore[arg-type]
@@ -987,7 +987,7 @@ class _Reader:
             boots=boots,
             warnings=tuple(warnings + b.warnings + self.file_warnings),
             memoryless=tuple(sorted({z.nid for z in self.zoneinfo} - {r.nid for r in merged})),
-            origin=f"/proc/zoneinfo zone spans (line {first})",
+            origin=f"/proc/zoneinfo zone spans, line {first}",
             page_shift=shift,
             **common,  # type: ignore[arg-type]
         )

@@ -234,11 +234,12 @@ def section_single_node(
     changes = sum(1 for a, b in itertools.pairwise(ranges) if a.nid != b.nid)
     if not changes:
         return Finding(None, 0, "one node owns all memory")
-    return Finding(
-        None,
-        0,
-        f"{_n(changes, 'change', 'changes')} of node in address order, each at a section boundary",
+    where = (
+        "the change of node in address order is at a section boundary"
+        if changes == 1
+        else f"all {changes} changes of node in address order are at section boundaries"
     )
+    return Finding(None, 0, where)
 
 
 def _boundaries(ranges: Sequence[PfnRange]) -> Iterable[tuple[int, int, int, PfnRange, PfnRange]]:

@@ -1,0 +1,99 @@
+"""The command line as a user meets it: exit codes, the JSON contract, bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import run_cli
+
+BASIC = "tests/golden/specs/basic.kho"
+
+
+def test_version() -> None:
+    r = run_cli("--version")
+    assert r.code == 0
+    assert r.out.startswith("khospec ")
+
+
+def test_check_table_and_exit_code() -> None:
+    r = run_cli("check", BASIC, "--jobs", "1")
+    assert r.code == 0, r.out + r.err
+    assert "wraps" in r.out and "proved" in r.out and "refuted" in r.out
+    assert "as expected, 0 not" in r.out
+
+
+def test_json_contract() -> None:
+    r = run_cli("check", BASIC, "--format", "json", "--jobs", "1")
+    assert r.code == 0
+    doc = json.loads(r.out)
+    assert set(doc) >= {"tool", "version", "z3_version", "results", "summary"}
+    assert doc["tool"] == "khospec"
+    for res in doc["results"]:
+        assert set(res) >= {"file", "line", "check", "strategy", "profile", "verdict",
+                            "expected", "met", "time_s"}
+        assert res["verdict"] in ("proved", "holds_to_depth", "refuted", "vacuous", "unknown")
+        if res["verdict"] == "proved":
+            assert "assumptions_used" in res
+        if res["verdict"] == "refuted":
+            cx = res["counterexample"]
+            assert set(cx) >= {"layout", "chunks", "trace", "violated"}
+            assert res["replay"].startswith("confirmed")
+
+
+def test_unmet_expectation_exits_1(tmp_path: Path) -> None:
+    spec = tmp_path / "wrong.kho"
+    spec.write_text("check wrong: 1 + 1 == 3\n  for x86_64\n  expect proved\n")
+    r = run_cli("check", str(spec))
+    assert r.code == 1
+    assert "MISMATCH" in r.out
+
+
+def test_contradictory_assumptions_are_vacuous() -> None:
+    r = run_cli("check", "tests/golden/specs/vacuous.kho", "--format", "json")
+    doc = json.loads(r.out)
+    assert [x["verdict"] for x in doc["results"]] == ["vacuous"]
+    assert r.code == 0  # it expects vacuous
+
+
+@pytest.mark.parametrize(
+    "content,code",
+    [
+        (b"\x00\x01\x02", "KHO102"),
+        (b"check c: \xff\xfe", "KHO101"),
+        (b"check c: " + b"(" * 300 + b"1" + b")" * 300, "KHO104"),
+        (b"check c: 1 +", "KHO112"),
+        (b"fn f( -> int = 1", "KHO111"),
+        (b"check c: nosuch == 1", "KHO210"),
+        (b"check c: 1 + true", "KHO301"),
+    ],
+)
+def test_bad_input_is_located_never_a_traceback(tmp_path: Path, content: bytes, code: str) -> None:
+    spec = tmp_path / "bad.kho"
+    spec.write_bytes(content)
+    r = run_cli("check", str(spec))
+    assert r.code == 2
+    assert f"error[{code}]" in r.err
+    assert f"{spec}:1:" in r.err
+    assert "Traceback" not in r.err + r.out
+
+
+def test_usage_errors_exit_2() -> None:
+    assert run_cli("check").code == 2
+    assert run_cli("check", "does/not/exist.kho").code == 2
+    assert run_cli("nonsense").code == 2
+    assert run_cli("check", BASIC, "--timeout", "0").code == 2
+
+
+def test_filters() -> None:
+    r = run_cli("check", BASIC, "--check", "wraps", "--format", "json")
+    doc = json.loads(r.out)
+    assert {x["check"] for x in doc["results"]} == {"wraps"}
+
+
+def test_explain() -> None:
+    r = run_cli("explain", f"{BASIC}::not_monotone")
+    assert r.code == 0
+    assert "refuted" in r.out and "violated" in r.out

@@ -1,0 +1,118 @@
+"""Verdicts of small specs through the API, one behaviour per test."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from khospec.api import Options, check_file
+from khospec.results import Verdict
+
+
+def _verdicts(tmp_path: Path, text: str) -> dict[str, Verdict]:
+    spec = tmp_path / "t.kho"
+    spec.write_text(text)
+    return {r.check: r.verdict for r in check_file(spec, Options(timeout_s=30))}
+
+
+def test_basic_verdicts() -> None:
+    got = {r.check: r.verdict for r in check_file("tests/golden/specs/basic.kho")}
+    assert got == {
+        "wraps": Verdict.PROVED,
+        "sign_conversion": Verdict.PROVED,
+        "not_monotone": Verdict.REFUTED,
+        "int_shift": Verdict.PROVED,
+        "two_nodes_possible": Verdict.REFUTED,
+    }
+
+
+def test_contradiction_is_never_proved(tmp_path: Path) -> None:
+    got = _verdicts(tmp_path, """
+param X: int
+assume small: X < 5
+assume big: X > 10
+check c: X == X + 0
+  for x86_64
+  assuming small, big
+  expect vacuous
+""")
+    assert got["c"] is Verdict.VACUOUS
+
+
+def test_proof_names_its_assumptions(tmp_path: Path) -> None:
+    spec = tmp_path / "t.kho"
+    spec.write_text("""
+param X: int
+assume positive: X > 0
+assume unused: X < 1000000
+check c: X >= 1
+  for x86_64
+  assuming positive, unused
+""")
+    [r] = check_file(spec)
+    assert r.verdict is Verdict.PROVED
+    assert r.assumptions_used == ("positive",)
+
+
+def test_machine_trace_and_requirement(tmp_path: Path) -> None:
+    got = _verdicts(tmp_path, """
+state { n: int = 0, ok: bool = true }
+step inc when n < 3 { n = n + 1 }
+step check_it when n == 3 and ok {
+  require small: n <= 3
+  ok = false
+}
+check stays_small: requirement small
+  for x86_64
+check reaches_three: always n <= 2
+  for x86_64
+  expect refuted
+""")
+    assert got == {"stays_small": Verdict.PROVED, "reaches_three": Verdict.REFUTED}
+
+
+def test_step_never_enabled_is_vacuous(tmp_path: Path) -> None:
+    got = _verdicts(tmp_path, """
+state { n: int = 0 }
+step never when n > 5 {
+  require r: n == 0
+}
+check c: requirement r
+  for x86_64
+  expect vacuous
+""")
+    assert got["c"] is Verdict.VACUOUS
+
+
+def test_loop_with_invariant_is_proved(tmp_path: Path) -> None:
+    got = _verdicts(tmp_path, """
+fn sum_to(n: uint) -> uint {
+  var i: uint = 0
+  while i < n
+    invariant i <= n
+  {
+    require bounded: i < n
+    i = i + 1
+  }
+  require done: i == n
+  return i
+}
+check all_iterations: forall n: uint. requires_hold(sum_to(n))
+  for x86_64
+""")
+    assert got["all_iterations"] is Verdict.PROVED
+
+
+def test_layout_witnesses_are_exact(tmp_path: Path) -> None:
+    # any layout may have a pfn of node 3 next to one of node 7: refuted with a real layout
+    got = _verdicts(tmp_path, """
+check one_node: forall p: ulong. pfn_in_ram(p) and pfn_in_ram(p + 1) -> pfn_node(p) == pfn_node(p + 1)
+  for x86_64
+  expect refuted
+assume aligned: forall a in ranges. IS_ALIGNED(a.start, 4) and IS_ALIGNED(a.end, 4)
+check one_node_aligned: forall p: ulong. IS_ALIGNED(p, 4) and pfn_in_ram(p) and pfn_in_ram(p + 1)
+    -> pfn_node(p) == pfn_node(p + 1)
+  for x86_64
+  assuming aligned
+  expect proved
+""")
+    assert got == {"one_node": Verdict.REFUTED, "one_node_aligned": Verdict.PROVED}
