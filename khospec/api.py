@@ -125,6 +125,7 @@ def _layout_for(program: ir.Program, check: ir.CheckDef, options: Options) -> tu
 def run_job(program: ir.Program, job: Job, options: Options) -> list[Result]:
     """Decide one job in this process. Raises InternalError on a khospec bug."""
     from khospec.engine import solve  # z3 is imported here, not before
+    from khospec.engine.crosscheck import CrossCheckError
     from khospec.engine.lower import LowerError
 
     check = next(c for c in program.checks if c.name == job.check)
@@ -134,9 +135,12 @@ def run_job(program: ir.Program, job: Job, options: Options) -> list[Result]:
     try:
         outcomes = solve.run(program, check, job.strategy, list(profiles),
                              timeout_ms=int(options.timeout_s * 1000), unroll=options.unroll,
-                             layout=layout)
+                             layout=layout, cross_check=options.cross_check)
     except LowerError as exc:
         raise InputError([exc.diag], SourceCache()) from exc
+    except CrossCheckError as exc:
+        raise InternalError(f"{job.file}:{job.line}: `{job.check}` [{job.strategy or 'base'}]: "
+                            f"second solver: {exc}") from exc
     results: list[Result] = []
     for prof, o in outcomes:
         r = Result(
@@ -165,11 +169,13 @@ def _present(program: ir.Program, check: ir.CheckDef, r: Result) -> Result:
 
 
 def _replay(program: ir.Program, check: ir.CheckDef, r: Result) -> Result:
-    from khospec.interp import ReplayMismatch, replay
+    from khospec.interp import Incomplete, ReplayMismatch, replay
 
     assert r.counterexample is not None
     try:
         status = replay(program, check, r)
+    except Incomplete as exc:
+        return replace(r, verdict=Verdict.UNKNOWN, reason=str(exc), replay="failed: " + str(exc))
     except ReplayMismatch as exc:
         raise InternalError(
             f"{r.file}:{r.line}: counterexample of `{r.check}` [{r.strategy}, {r.profile}] "

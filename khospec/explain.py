@@ -86,8 +86,9 @@ def present(program: ir.Program, check: ir.CheckDef, r: Result) -> dict[str, Any
             zones.append({"zone": ZONE_NAMES[z], "start_pfn": hex(lo), "end_pfn": hex(hi)})
     chunks = []
     values: dict[str, Any] = {}
+    used = ir.used_params(program, check, r.strategy)
     for name, v in params.items():
-        if isinstance(v, dict) and set(v) == {"pfn", "order"}:
+        if isinstance(v, dict) and set(v) == {"pfn", "order"} and name in used:
             chunks.append(_chunk(name, v, page_shift))
     for w in raw["witnesses"]:
         v = w["value"]
@@ -112,7 +113,7 @@ def present(program: ir.Program, check: ir.CheckDef, r: Result) -> dict[str, Any
         },
         "chunks": chunks,
         "values": values,
-        "params": {k: v for k, v in params.items() if not isinstance(v, dict)},
+        "params": {k: v for k, v in params.items() if not isinstance(v, dict) and k in used},
         "trace": list(raw["trace"]),
         "violated": violated,
         "model": raw,

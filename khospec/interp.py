@@ -27,6 +27,11 @@ class Undetermined(Exception):
     """The counterexample lacks a value the interpreter needs."""
 
 
+class Incomplete(Exception):
+    """The counterexample breaks a pfn-quantified assumption the solver only instantiated
+    at some pfns: not a bug, a limit of the instantiation (the verdict becomes unknown)."""
+
+
 class ReplayMismatch(Exception):
     def __init__(self, message: str, solver_view: str, interp_view: str) -> None:
         super().__init__(message)
@@ -216,7 +221,8 @@ class _Return(Exception):
 
 
 class Interp:
-    def __init__(self, program: ir.Program, strategy: str | None, model: dict[str, Any]) -> None:
+    def __init__(self, program: ir.Program, strategy: str | None, model: dict[str, Any],
+                 points: Any = None) -> None:
         self.program = program
         self.strategy = strategy
         self.params: dict[str, Any] = {}
@@ -240,6 +246,9 @@ class Interp:
         for v in self.params.values():
             pts.update(_ints(_to_json(v)))
         self.points = sorted(p for p in pts if 0 <= p < 1 << 64)
+        if points is not None:
+            # a narrowed instance: these points are the whole domain that matters
+            self.points = sorted(set(points))
         self.sampled = 0  # quantifiers decided at points, not over their whole domain
 
     # -- values
@@ -644,7 +653,11 @@ def replay(program: ir.Program, check: ir.CheckDef, r: Result) -> str:
             raise ReplayMismatch(f"the layout is not a layout: {bad}", "a valid layout", bad)
         base = Frame({}, None)
         for a in [*program.axioms, *(program.assumes[n] for n in check.assuming)]:
+            before = interp.sampled
             if a.before is None and not interp.ev(a.formula, base):
+                if interp.sampled > before:
+                    raise Incomplete(f"the solver's counterexample breaks assumption `{a.name}` at a pfn "
+                                     "where the solver did not instantiate it")
                 raise ReplayMismatch(f"assumption `{a.name}` does not hold on the counterexample",
                                      f"{a.name} holds", f"{a.name} is false")
         claim = check.claim

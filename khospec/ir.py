@@ -10,6 +10,7 @@ referenced by name and looked up per strategy.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from khospec import syntax as S
 from khospec.diagnostics import NO_SPAN, Span
@@ -484,3 +485,35 @@ class Program:
         if strategy is not None:
             visit(strategy)
         return chain
+
+
+def used_params(program: Program, check: CheckDef, strategy: str | None) -> set[str]:
+    """Params the check can read (through the claim, assumptions, steps and functions)."""
+    roots: list[object] = []
+    if check.claim.expr is not None:
+        roots.append(check.claim.expr)
+    roots += [a.formula for a in program.axioms] + [program.assumes[a].formula for a in check.assuming]
+    if check.is_trace:
+        roots += [s for st in program.step_defs(strategy) for s in (*st.body, *([st.guard] if st.guard else []))]
+    seen_fns: set[str] = set()
+    out: set[str] = set()
+    stack = list(roots)
+    while stack:
+        node = stack.pop()
+        if isinstance(node, ParamRef | ParamApp):
+            out.add(node.name)
+        if isinstance(node, CallFn | SCall):
+            call = node if isinstance(node, CallFn) else node.call
+            if call.name not in seen_fns:
+                seen_fns.add(call.name)
+                f = program.fn(call.name, strategy)
+                stack.extend(f.body if isinstance(f.body, tuple) else [f.body])
+        for fld in getattr(node, "__dataclass_fields__", {}):
+            if fld in ("span", "ty"):
+                continue
+            v = getattr(node, fld)
+            if isinstance(v, tuple):
+                stack.extend(x for x in v if hasattr(x, "__dataclass_fields__"))
+            elif hasattr(v, "__dataclass_fields__"):
+                stack.append(v)
+    return out

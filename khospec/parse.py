@@ -643,14 +643,34 @@ class _ToAst(Transformer[Token, Any]):
         return S.FirstNode(self._ident(var), cond, default, self._span(meta))
 
 
+def _too_deep(name: str, tree: Any) -> Diagnostic:
+    meta = getattr(tree, "meta", None)
+    line = getattr(meta, "line", 1) or 1
+    col = getattr(meta, "column", 1) or 1
+    return Diagnostic("KHO105", Span(name, line, col, line, col + 1),
+                      "this declaration nests too deeply (thousands of operators in one chain)",
+                      "split it with let or fn")
+
+
 def _to_ast(name: str, tree: Tree[Token]) -> tuple[tuple[S.Decl, ...] | None, list[Diagnostic]]:
-    try:
-        decls = _ToAst(name).transform(tree)
-    except VisitError as exc:
-        inner = exc.orig_exc
-        if isinstance(inner, _SyntaxErrorInTree):
-            return None, [inner.diag]
-        raise
+    decls: list[S.Decl] = []
+    diags: list[Diagnostic] = []
+    transformer = _ToAst(name)
+    for child in tree.children:
+        try:
+            decls.append(transformer.transform(child))
+        except VisitError as exc:
+            inner = exc.orig_exc
+            if isinstance(inner, _SyntaxErrorInTree):
+                diags.append(inner.diag)
+            elif isinstance(inner, RecursionError):
+                diags.append(_too_deep(name, child))
+            else:
+                raise
+        except RecursionError:
+            diags.append(_too_deep(name, child))
+    if diags:
+        return None, diags
     return tuple(decls), []
 
 

@@ -1652,7 +1652,12 @@ def check_program(root: Path, sources: SourceCache, display: str | None = None
     if any(d.is_error for d in diags):
         return None, diags
     checker = Checker(modules, display or str(root))
-    program = checker.run()
+    try:
+        program = checker.run()
+    except RecursionError:
+        diags.append(Diagnostic("KHO105", Span.point(display or str(root)),
+                                "the spec nests too deeply to check", "split long expressions with let or fn"))
+        return None, diags
     diags.extend(checker.diags)
     if any(d.is_error for d in diags):
         return None, diags

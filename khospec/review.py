@@ -425,3 +425,102 @@ def mail(report: Report) -> str:
 
 
 __all__ = ["MAIL_WIDTH", "SARIF_SCHEMA", "mail", "sarif"]
+
+
+# ---------------------------------------------------------------- ITF traces
+
+
+def _itf_value(v: Any) -> Any:
+    """ITF (the Informal Trace Format of Apalache and Quint): big integers as
+    {"#bigint": "..."}, records as objects, maps as {"#map": [[k, v], ...]}."""
+    if isinstance(v, bool):
+        return v
+    if isinstance(v, int):
+        return v if -(2**53) < v < 2**53 else {"#bigint": str(v)}
+    if isinstance(v, dict):
+        return {k: _itf_value(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [_itf_value(x) for x in v]
+    return v
+
+
+def itf_trace(report_result: Result, program: Any) -> dict[str, Any]:
+    """The counterexample's trace as ITF: one state per step, with the machine's scalar
+    state and the struct pages at the pfns the counterexample is about."""
+    from khospec.interp import Frame, Interp, _to_json
+
+    cx = report_result.counterexample
+    assert cx is not None
+    model = cx.get("model", cx)
+    interp = Interp(program, report_result.strategy, model)
+    pfns: list[int] = []
+    for c in cx.get("chunks", []):
+        pfn = int(c["pfn"], 16)
+        pfns.append(pfn)
+        if c["order"] < 64:
+            pfns.append(pfn + (1 << c["order"]) - 1)
+    for w in model.get("witnesses", []):
+        if w["type"] in ("ulong", "u64") and isinstance(w["value"], int):
+            pfns.append(w["value"])
+    pfns = sorted(set(pfns))[:32]
+    states: list[dict[str, Any]] = []
+    names: list[str] = []
+    if report_result.counterexample and model.get("trace"):
+        state = interp.initial_state()
+
+        def snapshot(i: int, step: str | None) -> dict[str, Any]:
+            out: dict[str, Any] = {"#meta": {"index": i, **({"step": step} if step else {})}}
+            for k, v in state.scalars.items():
+                out[k] = _itf_value(_to_json(v))
+            for k, m in state.maps.items():
+                out[k] = {"#map": [[_itf_value(p), _itf_value(_to_json(m.read(p)))] for p in pfns]}
+            return out
+
+        states.append(snapshot(0, None))
+        for i, step in enumerate(model["trace"], 1):
+            state, _, _ = interp.step(step, state)
+            states.append(snapshot(i, step))
+        names = [k for k in states[0] if k != "#meta"]
+    else:
+        values = {w["name"]: _itf_value(w["value"]) for w in model.get("witnesses", [])}
+        states.append({"#meta": {"index": 0}, **values})
+        names = list(values)
+        del Frame
+    return {
+        "#meta": {
+            "format": "ITF",
+            "format-description": "https://apalache-mc.org/docs/adr/015adr-trace.html",
+            "source": report_result.file,
+            "description": f"khospec {__version__}: counterexample of {report_result.check} "
+                           f"[{report_result.strategy or 'base'}, {report_result.profile}]",
+        },
+        "vars": names,
+        "states": states,
+    }
+
+
+def write_itf(report: Report, directory: str) -> list[str]:
+    """One ITF file per refutation of a spec check, named FILE.CHECK.STRATEGY.PROFILE.itf.json."""
+    import json
+    from pathlib import Path
+
+    from khospec.api import load
+    from khospec.diagnostics import SourceCache
+
+    out_dir = Path(directory)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written: list[str] = []
+    programs: dict[str, Any] = {}
+    for r in report.results:
+        if r.counterexample is None or "model" not in r.counterexample:
+            continue
+        if r.file not in programs:
+            programs[r.file], _ = load(Path(r.file), r.file, SourceCache())
+        program = programs[r.file]
+        if program is None:
+            continue
+        name = ".".join([Path(r.file).stem, r.check, r.strategy or "base", r.profile or "any"]) + ".itf.json"
+        path = out_dir / name
+        path.write_text(json.dumps(itf_trace(r, program), indent=1) + "\n", encoding="utf-8")
+        written.append(str(path))
+    return written

@@ -31,3 +31,5 @@ def run_cli(*args: str) -> Run:
 
 
 UPDATE_GOLDEN = os.environ.get("KHOSPEC_UPDATE_GOLDEN") == "1"
+
+pytest_plugins = ["pytester"]

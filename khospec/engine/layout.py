@@ -285,6 +285,9 @@ class SymbolicLayout:
                 return eager, lazy
         raise LayoutLimit("the layout's witness closure did not settle")
 
+    def round(self, align_pfns: int, below_pfns: int) -> Any:
+        return round_ranges(self.ranges, self.ctx, align_pfns, below_pfns)
+
     # -- counterexamples
     def extract(self, model: z3.ModelRef) -> dict[str, Any]:
         ranges: set[tuple[int, int, int, bool]] = set()
@@ -315,6 +318,20 @@ class SymbolicLayout:
             ],
             "mirrored_kernelcore": z3.is_true(model.eval(self._mirrored, model_completion=True)),
         }
+
+
+def round_ranges(ranges: list[WRange], ctx: z3.Context, align_pfns: int, below_pfns: int) -> Any:
+    """Every existing range starts and ends on a multiple of align_pfns, below below_pfns,
+    with small node ids: what a reader takes in at a glance."""
+    out = []
+    mask = z3.BitVecVal(align_pfns - 1, 64, ctx)
+    for r in ranges:
+        out.append(z3.Implies(r.exists, z3.And(
+            (r.start & mask) == 0, (r.end & mask) == 0,
+            z3.ULE(r.end, z3.BitVecVal(below_pfns, 64, ctx)),
+            z3.ULT(r.nid, z3.BitVecVal(4, 32, ctx)),
+        )))
+    return z3.And(*out) if out else z3.BoolVal(True, ctx)
 
 
 class ConcreteLayout:
@@ -495,6 +512,9 @@ class ConcreteLayout:
         out, self.hard = self.hard, []
         return out, []
 
+    def round(self, align_pfns: int, below_pfns: int) -> Any:
+        return z3.BoolVal(True, self.ctx)
+
 
     def extract(self, model: z3.ModelRef) -> dict[str, Any]:
         return {
@@ -547,6 +567,12 @@ class BoundedLayout:
         self._zlo = z3.Function("arch_zone_lowest_possible_pfn", z3.BitVecSort(32, ctx), z3.BitVecSort(64, ctx))
         self._zhi = z3.Function("arch_zone_highest_possible_pfn", z3.BitVecSort(32, ctx), z3.BitVecSort(64, ctx))
         self._mirrored = z3.Bool("mirrored_kernelcore", ctx)
+        # pfn quantifiers are instantiated at these too: a fact about pfns that depends on
+        # the layout only through its ranges is constant between range boundaries, so the
+        # boundaries and their neighbours cover every case
+        for r in self.ranges:
+            for t in (r.start, r.end, r.start - 1, r.end - 1):
+                self.note_pfn(t)
 
     def _name(self, base: str) -> str:
         self._fresh += 1
@@ -657,6 +683,9 @@ class BoundedLayout:
                 break
         out, self.hard = self.hard, []
         return out, lazy
+
+    def round(self, align_pfns: int, below_pfns: int) -> Any:
+        return round_ranges(self.ranges, self.ctx, align_pfns, below_pfns)
 
     def extract(self, model: z3.ModelRef) -> dict[str, Any]:
         return SymbolicLayout.extract(self, model)  # type: ignore[arg-type]

@@ -934,7 +934,9 @@ class Lowering:
         self.hard.append(z3.Implies(running, z3.And(inv_x, z3.Not(c_x))))
         for u in modified:
             fr.locals[u] = bv.ite(running, exit_h[u], before[u])
-        fr.guard = outer
+        # the state after the loop is the invariants' stand-in when the loop ran past the
+        # unrolling: only executions that use the stand-in reach what follows then
+        fr.guard = z3.And(outer, z3.Or(z3.Not(running), tail_flag))
         key = (f"{fn.strategy}::{fn.name}", s.site)
         if key not in self._consecution_done:
             self._consecution_done.add(key)

@@ -42,6 +42,7 @@ DEFAULT_DEPTH = 16
 SYMBOLIC_ATTEMPT_MS = 4000
 SMALL_LAYOUT_MS = 20000
 SMALL_LAYOUT_RANGES = 3
+ROUNDING_MS = 3000
 MINIMIZE_MS = 3000
 
 
@@ -78,7 +79,7 @@ class CheckRun:
     def __init__(self, program: ir.Program, check: ir.CheckDef, strategy: str | None,
                  layout: ir.LayoutDef | None, page_shift: int | None, timeout_ms: int,
                  unroll: int, allow_tail: bool = True, vacuity_only: bool = False,
-                 bounded: int | None = None) -> None:
+                 bounded: int | None = None, cross_check: bool = False) -> None:
         self.program = program
         self.check = check
         self.strategy = strategy
@@ -86,6 +87,7 @@ class CheckRun:
         self.timeout_ms = timeout_ms
         self.vacuity_only = vacuity_only
         self.bounded = bounded
+        self.cross_check = cross_check
         self.low = Lowering(program, strategy, self.ctx, layout, page_shift, unroll,
                             check.claim.requirement, allow_tail, bounded)
         if vacuity_only or (check.is_trace and check.claim.kind != "requirement"):
@@ -303,7 +305,8 @@ class CheckRun:
                 return Outcome(Verdict.HOLDS_TO_DEPTH, 0, assumptions_used=used,
                                depth=self.depth_limit if self.check.is_trace else self.low.unroll,
                                notes=incomplete)
-            return Outcome(Verdict.PROVED, 0, assumptions_used=used)
+            notes = self._second_opinion([z3.Or(*[v.formula for v in self.violations])], "unsat")
+            return Outcome(Verdict.PROVED, 0, assumptions_used=used, notes=notes)
         out = self._refute(s, lits, [], profile)
         if out is None:
             return Outcome(Verdict.UNKNOWN, 0, reason=_reason(s))
@@ -321,6 +324,8 @@ class CheckRun:
         status, chosen = self._shortest(s, lits, blockers)
         if status == z3.unknown:
             return None
+        if chosen is not None:
+            self._roundest(s, lits, [chosen.formula, *blockers], profile)
         if chosen is None:
             if extra:
                 return None
@@ -330,7 +335,40 @@ class CheckRun:
             return Outcome(Verdict.UNKNOWN, 0, reason=(
                 f"the loop invariant of `{chosen.what['fn']}` does not hold where the loop starts, for some arguments"))
         cex = self._extract(s.model(), chosen, profile)
-        return Outcome(Verdict.REFUTED, 0, counterexample=cex)
+        notes = self._second_opinion([chosen.formula, *blockers], "sat")
+        return Outcome(Verdict.REFUTED, 0, counterexample=cex, notes=notes)
+
+    def _roundest(self, s: z3.Solver, lits: list[Any], goal: list[Any], profile: ir.ProfileDef | None) -> None:
+        """Leave the solver with the roundest model it finds quickly: ranges on 1 GiB, then
+        2 MiB boundaries below 1 TiB, small node ids. A readability pass: it never
+        changes the verdict, only which counterexample is shown."""
+        ps = 12
+        if profile is not None:
+            v = dict(profile.bindings).get("PAGE_SHIFT")
+            ps = v if isinstance(v, int) and not isinstance(v, bool) else 12
+        model = s.model()
+        for align, below in ((30, 40), (21, 40), (ps, 48)):
+            saved = self._query_ms
+            self._query_ms = ROUNDING_MS
+            lit = z3.Bool(f"round {align}", self.ctx)
+            s.add(z3.Implies(lit, self.low.layout.round(1 << max(align - ps, 0), 1 << max(below - ps, 0))))
+            r = self.query(s, *lits, lit, *[self.sub(g) for g in goal])
+            self._query_ms = saved
+            if r == z3.sat:
+                return
+        # nothing rounder: the solver's last model is the shortest-trace one again
+        r = self.query(s, *lits, *[self.sub(g) for g in goal])
+        del model, r
+
+    def _second_opinion(self, goal: list[Any], answer: str) -> list[str]:
+        """With --cross-check: the whole query (every lazy instance) solved by cvc5."""
+        if not self.cross_check:
+            return []
+        from khospec.engine.crosscheck import cross_check
+
+        formulas = [self.sub(h) for h in self.hard] + [self.sub(f) for f in self.lazy]
+        formulas += list(self.tracked.values()) + [self.sub(g) for g in goal]
+        return [cross_check(formulas, self.ctx, answer, self.timeout_ms)]
 
     def vacuity(self, profile: ir.ProfileDef | None) -> Outcome | None:
         """None if the assumptions and premise are satisfiable and every relevant step
@@ -533,7 +571,8 @@ def _decided(o: Outcome) -> bool:
 
 def run(program: ir.Program, check: ir.CheckDef, strategy: str | None,
         profiles: list[ir.ProfileDef | None], timeout_ms: int = 60000, unroll: int = 3,
-        layout: ir.LayoutDef | None = None) -> list[tuple[ir.ProfileDef | None, Outcome]]:
+        layout: ir.LayoutDef | None = None, cross_check: bool = False
+        ) -> list[tuple[ir.ProfileDef | None, Outcome]]:
     """Decide ``check`` under ``strategy`` for each profile (see the module docstring).
 
     The search order follows the check's expectation, which only decides what is tried
@@ -552,7 +591,8 @@ def run(program: ir.Program, check: ir.CheckDef, strategy: str | None,
                 runs[key] = CheckRun(program, check, strategy, layout, ps, timeout_ms,
                                      unroll if (phase_b or small) else 0,
                                      allow_tail=not (phase_b or small), vacuity_only=vacuity,
-                                     bounded=SMALL_LAYOUT_RANGES if small and layout is None else None)
+                                     bounded=SMALL_LAYOUT_RANGES if small and layout is None else None,
+                                     cross_check=cross_check and not vacuity)
             return runs[key]
 
         def page_shift(p: ir.ProfileDef | None) -> int | None:

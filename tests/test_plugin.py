@@ -1,0 +1,49 @@
+"""The pytest plugin on a spec of its own: items per check, strategy and profile;
+expectations enforced; a failure shows the verdict and the counterexample."""
+
+from __future__ import annotations
+
+import pytest
+
+SPEC = """
+state { n: int = 0 }
+step inc when n < 2 { n = n + 1 }
+strategy fast {
+  step inc when n < 2 { n = n + 2 }
+}
+check bounded: always n <= 2
+  under base, fast
+  for x86_64, arm64-4k
+check wrong: always n <= 1
+  for x86_64
+  expect proved
+"""
+
+
+def test_items_and_failures(pytester: pytest.Pytester) -> None:
+    pytester.makefile(".kho", machine=SPEC)
+    pytester.makeini("[pytest]\nkhospec_paths = .\n")
+    result = pytester.runpytest("-v", "--khospec-jobs", "1")
+    result.stdout.fnmatch_lines([
+        "*bounded[[]base-x86_64[]] PASSED*",
+        "*bounded[[]fast-arm64-4k[]] PASSED*",
+        "*wrong[[]base-x86_64[]] FAILED*",
+        "*verdict refuted, expected proved*",
+        "*trace:*inc -> inc*",
+    ])
+    result.assert_outcomes(passed=4, failed=1)
+
+
+def test_keyword_selection(pytester: pytest.Pytester) -> None:
+    pytester.makefile(".kho", machine=SPEC)
+    pytester.makeini("[pytest]\nkhospec_paths = .\n")
+    result = pytester.runpytest("-k", "fast", "--khospec-jobs", "1")
+    result.assert_outcomes(passed=2)
+
+
+def test_input_errors_fail_the_file(pytester: pytest.Pytester) -> None:
+    pytester.makefile(".kho", broken="check c: 1 +\n")
+    pytester.makeini("[pytest]\nkhospec_paths = .\n")
+    result = pytester.runpytest()
+    result.stdout.fnmatch_lines(["*error[[]KHO112[]]*"])
+    result.assert_outcomes(failed=1)
