@@ -27,6 +27,10 @@ class Undetermined(Exception):
     """The counterexample lacks a value the interpreter needs."""
 
 
+class _RequireFailed(Exception):
+    pass
+
+
 class Incomplete(Exception):
     """The counterexample breaks a pfn-quantified assumption the solver only instantiated
     at some pfns: not a bug, a limit of the instantiation (the verdict becomes unknown)."""
@@ -211,6 +215,9 @@ class Frame:
     ret: Any = None
     returned: bool = False
     bulk: tuple[int, set[str]] | None = None
+    # inside requires_hold(): the first failed require decides, whatever the rest of
+    # the execution would do (a loop may not end once the walk has gone wrong)
+    stop_at_failure: bool = False
 
 
 class _Return(Exception):
@@ -331,7 +338,10 @@ class Interp:
         if n == "requires_hold":
             call = e.args[0]
             assert isinstance(call, ir.CallFn)
-            sub = self.call(call, fr)
+            try:
+                sub = self.call(call, fr, stop_at_failure=True)
+            except _RequireFailed:
+                return False
             return not sub.failures
         if n == "mirrored_kernelcore":
             return lay.mirrored
@@ -381,7 +391,8 @@ class Interp:
         raise AssertionError(n)  # pragma: no cover
 
     def _bind(self, fr: Frame, var: ir.Local, v: Any) -> Frame:
-        return Frame({**fr.locals, var.uid: v}, fr.state, fr.failures, fr.emits, bulk=fr.bulk)
+        return Frame({**fr.locals, var.uid: v}, fr.state, fr.failures, fr.emits, bulk=fr.bulk,
+                     stop_at_failure=fr.stop_at_failure)
 
     def domain(self, var: ir.Local, d: ir.Domain, site: int, fr: Frame) -> tuple[list[Any], bool]:
         """The values to try, and whether they are the whole domain."""
@@ -446,10 +457,11 @@ class Interp:
     def _ev_EmitsEq(self, e: ir.EmitsEq, fr: Frame) -> Any:
         return self.call(e.call, fr).emits == [self.ev(i, fr) for i in e.items]
 
-    def call(self, e: ir.CallFn, fr: Frame) -> Frame:
+    def call(self, e: ir.CallFn, fr: Frame, stop_at_failure: bool = False) -> Frame:
         fn = self.program.fn(e.name, self.strategy)
         args = [self.ev(a, fr) for a in e.args]
-        sub = Frame({p.uid: a for p, a in zip(fn.params, args, strict=True)}, fr.state, [], [], bulk=fr.bulk)
+        sub = Frame({p.uid: a for p, a in zip(fn.params, args, strict=True)}, fr.state, [], [], bulk=fr.bulk,
+                    stop_at_failure=fr.stop_at_failure or stop_at_failure)
         if isinstance(fn.body, tuple):
             try:
                 self.exec_block(fn.body, sub)
@@ -494,6 +506,8 @@ class Interp:
         elif isinstance(s, ir.SRequire):
             if not self.ev(s.cond, fr):
                 fr.failures.append(Failure(s.name, s.site, fr.bulk[0] if fr.bulk else None))
+                if fr.stop_at_failure:
+                    raise _RequireFailed
         elif isinstance(s, ir.SEmit):
             fr.emits.append(self.ev(s.value, fr))
         elif isinstance(s, ir.SReturn):
@@ -521,7 +535,8 @@ class Interp:
         written = _written(s.body, self.program, self.strategy)
 
         def run_at(q: int) -> Frame:
-            sub = Frame({**fr.locals, s.var.uid: q}, pre.copy(), [], [], bulk=(q, written))
+            sub = Frame({**fr.locals, s.var.uid: q}, pre.copy(), [], [], bulk=(q, written),
+                        stop_at_failure=fr.stop_at_failure)
             if self._in_domain(s, Frame(dict(fr.locals), pre), q):
                 self.exec_block(s.body, sub)
             return sub
@@ -546,7 +561,8 @@ class Interp:
         for q in values:
             if not self._in_domain(s, Frame(dict(fr.locals), pre), q):
                 continue
-            sub = Frame({**fr.locals, var.uid: q}, pre.copy() if written else fr.state, [], [], bulk=(q, written))
+            sub = Frame({**fr.locals, var.uid: q}, pre.copy() if written else fr.state, [], [], bulk=(q, written),
+                        stop_at_failure=fr.stop_at_failure)
             try:
                 self.exec_block(s.body, sub)
             except Undetermined:

@@ -42,6 +42,7 @@ DEFAULT_DEPTH = 16
 SYMBOLIC_ATTEMPT_MS = 4000
 SMALL_LAYOUT_MS = 20000
 SMALL_LAYOUT_RANGES = 3
+COMPLETE_MS = 20000
 ROUNDING_MS = 3000
 MINIMIZE_MS = 3000
 
@@ -88,6 +89,7 @@ class CheckRun:
         self.vacuity_only = vacuity_only
         self.bounded = bounded
         self.cross_check = cross_check
+        self._scope_defs = []
         self.low = Lowering(program, strategy, self.ctx, layout, page_shift, unroll,
                             check.claim.requirement, allow_tail, bounded)
         if vacuity_only or (check.is_trace and check.claim.kind != "requirement"):
@@ -154,6 +156,15 @@ class CheckRun:
             else:
                 break
             body = q.body
+        claim_expr = body.right if isinstance(body, ir.Binary) and body.op == "->" else body
+        # requires_hold(f(...)) fails at the first failed require of f, in a prefix of its
+        # execution; if nothing else in the claim reads a loop's outcome, a violation
+        # needs no loop to end within the unrolling
+        self.prefix_violation = (
+            isinstance(claim_expr, ir.Builtin) and claim_expr.name == "requires_hold"
+            and not _mentions(claim_expr.args[0].args if isinstance(claim_expr.args[0], ir.CallFn) else (claim_expr,),
+                              (ir.CallFn, ir.InEmits, ir.EmitsEq))
+            and not (claim_expr is not body and _mentions((body.left,), (ir.CallFn, ir.InEmits, ir.EmitsEq))))
         if isinstance(body, ir.Binary) and body.op == "->":
             self.premise = z3.And(self.premise, low.ev(body.left, fr, 1))
             if self.vacuity_only:
@@ -219,21 +230,43 @@ class CheckRun:
         return out
 
     # -- solvers
-    def _solver(self, profile: ir.ProfileDef | None, timeout_ms: int) -> tuple[z3.Solver, list[Any]]:
+    def _solver(self, profile: ir.ProfileDef | None, timeout_ms: int,
+                seed: list[Any] | None = None) -> tuple[z3.Solver, list[Any]]:
         """A solver holding the formulas with the profile's constants substituted;
-        everything added to it later goes through ``self.sub``."""
-        s = z3.Solver(ctx=self.ctx)
-        s.set("timeout", timeout_ms)
-        s.set("random_seed", 0)
-        s.set("core.minimize", True)
+        everything added to it later goes through ``self.sub``.
+
+        With ``seed`` (the formulas the queries will add), only the formulas that share
+        a symbol with them, directly or through other formulas, go in: the rest is an
+        independent conjunct whose satisfiability the vacuity check (which takes no
+        seed) settles, and which ``_complete`` adds back for a counterexample."""
         self._pairs: list[tuple[Any, Any]] = []
         if profile is not None:
             for name, value in profile.bindings:
                 pd = self.program.params[name]
                 self._pairs.append((self.low.param(name), bv.const(value, pd.ty, self.ctx)))
-        for h in self.hard:
-            s.add(self.sub(h))
+        hard = [self.sub(h) for h in self.hard]
         self._pending = [self.sub(f) for f in self.lazy]
+        self._dropped = []
+        if seed is not None:
+            keep = _cone([self.sub(f) for f in seed], hard + self._pending)
+            self._dropped = [f for i, f in enumerate(hard + self._pending) if i not in keep]
+            self._pending = [f for i, f in enumerate(self._pending, len(hard)) if i in keep]
+            hard = [f for i, f in enumerate(hard) if i in keep]
+        # Pure bit-vector problems (the arithmetic of the split, lemmas) go to z3's
+        # bit-blasting SAT solver, which is an order of magnitude faster on them than the
+        # general SMT core; anything with uninterpreted functions (layouts, param
+        # functions) stays on the general solver.
+        goal = z3.Goal(ctx=self.ctx)
+        goal.add(*hard, *self._pending)
+        if z3.Probe("is-qfbv", self.ctx)(goal) == 1.0:
+            s = z3.SolverFor("QF_BV", ctx=self.ctx)
+        else:
+            s = z3.Solver(ctx=self.ctx)
+            s.set("core.minimize", True)
+        s.set("timeout", timeout_ms)
+        s.set("random_seed", 0)
+        for h in hard:
+            s.add(h)
         return s, list(self.tracked.values())
 
     def query(self, s: z3.Solver, *assumptions: Any) -> Any:
@@ -276,17 +309,69 @@ class CheckRun:
         return out
 
     def _attempt(self, profile: ir.ProfileDef | None, timeout_ms: int) -> Outcome:
-        s, lits = self._solver(profile, timeout_ms)
-        names = self._names()
         if not self.violations:
             return Outcome(Verdict.PROVED, 0, assumptions_used=(), notes=["the claim is never evaluated"])
+        s, lits = self._solver(profile, timeout_ms, self._seed())
+        return self._decide(s, lits, [], profile)
+
+    def _seed(self) -> list[Any]:
+        """Every formula a decision query may add to the solver."""
+        out = [v.formula for v in self.violations] + [self.premise] + list(self.low.hard_open)
+        for loop in self.low.loops:
+            out += [f for f in (loop.tail, loop.open, loop.consecution, loop.entry_violation) if f is not None]
+        return out + list(self.trace_open)
+
+    def attempt_profiles(self, profiles: list[ir.ProfileDef], timeout_ms: int) -> dict[str, Outcome]:
+        """All profiles in one solver: the architecture constants stay symbolic and the
+        query says "one of these profiles". Unsat proves every remaining profile at once;
+        a model names the profile it refutes, which then leaves the disjunction."""
+        t0 = time.perf_counter()
+        self._query_ms = timeout_ms * len(profiles)
+        self._deadline = time.monotonic() + timeout_ms * len(profiles) / 1000
+        out: dict[str, Outcome] = {}
+        try:
+            plits = {p.name: z3.Bool(f"profile {p.name}", self.ctx) for p in profiles}
+            defs = [z3.Implies(plits[p.name], self.low.profile_binding(p)) for p in profiles]
+            s, lits = self._solver(None, self._query_ms, self._seed() + defs)
+            for definition in defs:
+                s.add(definition)
+                self._scope_defs.append(definition)
+            remaining = list(profiles)
+            while remaining:
+                some = z3.Bool(f"one of {len(remaining)} profiles", self.ctx)
+                definition = z3.Implies(some, z3.Or(*[plits[p.name] for p in remaining]))
+                s.add(definition)
+                self._scope_defs.append(definition)
+                if not self.violations:
+                    o = Outcome(Verdict.PROVED, 0, assumptions_used=(), notes=["the claim is never evaluated"])
+                    out.update({p.name: o for p in remaining})
+                    break
+                o = self._decide(s, lits, [some], None, plits=plits, remaining=remaining)
+                if o.verdict is Verdict.REFUTED and o.counterexample is not None:
+                    name = o.counterexample.pop("profile")
+                    out[name] = o
+                    remaining = [p for p in remaining if p.name != name]
+                    continue
+                out.update({p.name: o for p in remaining})
+                break
+        except z3.Z3Exception as exc:
+            for p in profiles:
+                out.setdefault(p.name, Outcome(Verdict.UNKNOWN, 0.0, reason=f"solver error: {exc}"))
+        share = (time.perf_counter() - t0) / max(len(profiles), 1)
+        for o in out.values():
+            o.time_s = share
+        return out
+
+    def _decide(self, s: z3.Solver, lits: list[Any], scope: list[Any], profile: ir.ProfileDef | None,
+                plits: dict[str, Any] | None = None, remaining: list[ir.ProfileDef] | None = None) -> Outcome:
+        names = self._names()
         vlit = z3.Bool("violation", self.ctx)
         s.add(z3.Implies(vlit, self.sub(z3.Or(*[v.formula for v in self.violations]))))
-        r = self.query(s, *lits, vlit)
+        r = self.query(s, *lits, *scope, vlit)
         if self.bounded is not None:
             # a search among small layouts: only a counterexample means something
             if r == z3.sat:
-                out = self._refute(s, lits, [], profile)
+                out = self._refute(s, lits, list(scope), profile)
                 if out is not None and out.verdict is Verdict.REFUTED:
                     return out
             return Outcome(Verdict.UNKNOWN, 0, reason=f"no counterexample with at most {self.bounded} memory ranges")
@@ -294,20 +379,31 @@ class CheckRun:
             return Outcome(Verdict.UNKNOWN, 0, reason=_reason(s))
         if r == z3.unsat:
             core = [c for c in s.unsat_core() if c.get_id() in names]
-            core = self._minimize(s, core, [vlit])
+            core = self._minimize(s, core, [*scope, vlit])
             used = tuple(sorted(names[c.get_id()] for c in core))
             prem = z3.Bool("premise", self.ctx)
             s.add(z3.Implies(prem, self.sub(self.premise)))
-            incomplete = self._incomplete(s, [*lits, prem])
+            incomplete = self._incomplete(s, [*lits, *scope, prem])
             if incomplete is None:
                 return Outcome(Verdict.UNKNOWN, 0, reason=_reason(s))
             if incomplete:
                 return Outcome(Verdict.HOLDS_TO_DEPTH, 0, assumptions_used=used,
                                depth=self.depth_limit if self.check.is_trace else self.low.unroll,
                                notes=incomplete)
-            notes = self._second_opinion([z3.Or(*[v.formula for v in self.violations])], "unsat")
+            notes = self._second_opinion([z3.Or(*[v.formula for v in self.violations]), *scope], "unsat")
             return Outcome(Verdict.PROVED, 0, assumptions_used=used, notes=notes)
-        out = self._refute(s, lits, [], profile)
+        if plits is not None and remaining is not None:
+            # the profile this model refutes
+            m = s.model()
+            hit = next((p for p in remaining if z3.is_true(m.eval(self.low.profile_binding(p), model_completion=True))),
+                       remaining[0])
+            out = self._refute(s, lits, [plits[hit.name]], hit)
+            if out is None:
+                return Outcome(Verdict.UNKNOWN, 0, reason=_reason(s))
+            if out.counterexample is not None:
+                out.counterexample["profile"] = hit.name
+            return out
+        out = self._refute(s, lits, list(scope), profile)
         if out is None:
             return Outcome(Verdict.UNKNOWN, 0, reason=_reason(s))
         return out
@@ -319,12 +415,13 @@ class CheckRun:
         the unrolled iterations), or None if the solver gave up."""
         blockers = [*extra]
         blockers += [z3.Not(loop.tail) for loop in self.low.loops if loop.tail is not None]
-        blockers += [self.sub(z3.Not(loop.open)) for loop in self.low.loops if loop.tail is None]
+        if not self.prefix_violation:
+            blockers += [self.sub(z3.Not(loop.open)) for loop in self.low.loops if loop.tail is None]
         blockers += [self.sub(z3.Not(o)) for o in self.low.hard_open]
         status, chosen = self._shortest(s, lits, blockers)
         if status == z3.unknown:
             return None
-        if chosen is not None:
+        if chosen is not None and _uses_layout(self.program, self.check, self.strategy):
             self._roundest(s, lits, [chosen.formula, *blockers], profile)
         if chosen is None:
             if extra:
@@ -334,9 +431,29 @@ class CheckRun:
         if chosen.what.get("kind") == "invariant":
             return Outcome(Verdict.UNKNOWN, 0, reason=(
                 f"the loop invariant of `{chosen.what['fn']}` does not hold where the loop starts, for some arguments"))
-        cex = self._extract(s.model(), chosen, profile)
+        model = self._complete(s, lits, [chosen.formula, *blockers])
+        if model is None:
+            return Outcome(Verdict.UNKNOWN, 0, reason=(
+                "a counterexample to the claim was found, but it could not be completed to a "
+                "layout that satisfies the assumptions the claim does not mention"))
+        cex = self._extract(model, chosen, profile)
         notes = self._second_opinion([chosen.formula, *blockers], "sat")
         return Outcome(Verdict.REFUTED, 0, counterexample=cex, notes=notes)
+
+    def _complete(self, s: z3.Solver, lits: list[Any], goal: list[Any]) -> Any:
+        """The solver's model, extended to the formulas ``_solver`` left out. They share
+        no symbol with the model's, so the extension exists unless they contradict each
+        other (the vacuity check reports that); the model's constants are kept."""
+        model = s.model()
+        if not self._dropped:
+            return model
+        full = z3.Solver(ctx=self.ctx)
+        full.set("timeout", max(1, min(COMPLETE_MS, int((self._deadline - time.monotonic()) * 1000))))
+        full.add(*s.assertions(), *self._dropped)
+        keep = [d() == model[d] for d in model.decls() if d.arity() == 0]
+        if full.check(*lits, *[self.sub(g) for g in goal], *keep) != z3.sat:
+            return None
+        return full.model()
 
     def _roundest(self, s: z3.Solver, lits: list[Any], goal: list[Any], profile: ir.ProfileDef | None) -> None:
         """Leave the solver with the roundest model it finds quickly: ranges on 1 GiB, then
@@ -366,7 +483,7 @@ class CheckRun:
             return []
         from khospec.engine.crosscheck import cross_check
 
-        formulas = [self.sub(h) for h in self.hard] + [self.sub(f) for f in self.lazy]
+        formulas = [self.sub(h) for h in self.hard] + [self.sub(f) for f in self.lazy] + self._scope_defs
         formulas += list(self.tracked.values()) + [self.sub(g) for g in goal]
         return [cross_check(formulas, self.ctx, answer, self.timeout_ms)]
 
@@ -413,6 +530,9 @@ class CheckRun:
 
     _deadline = float("inf")
     _query_ms = 60000
+    _scope_defs: list[Any] = []
+    _dropped: list[Any] = []
+    prefix_violation = False
 
     def _minimize(self, s: z3.Solver, core: list[Any], extra: list[Any]) -> list[Any]:
         """The solver's core (already reduced by z3's core.minimize), then deletion of
@@ -558,11 +678,100 @@ def _mentions_require(stmts: tuple[ir.Stmt, ...], name: str, program: ir.Program
     return False
 
 
+_LAYOUT_BUILTINS = frozenset({
+    "pfn_in_ram", "pfn_node", "pfn_range", "node_start_pfn", "node_end_pfn", "zone_movable_pfn",
+    "arch_zone_lowest_possible_pfn", "arch_zone_highest_possible_pfn", "mirrored_kernelcore"})
+
+
+def _touches_layout(n: Any) -> bool:
+    return ((isinstance(n, ir.Builtin) and n.name in _LAYOUT_BUILTINS) or isinstance(n, ir.FirstNode)
+            or (isinstance(n, ir.Quant) and n.domain.kind in ("nodes", "ranges"))
+            or (isinstance(n, ir.SForBulk) and n.domain == "nodes"))
+
+
+def _uses_layout(program: ir.Program, check: ir.CheckDef, strategy: str | None) -> bool:
+    """Whether the claim or an assumption it names reads the memory layout, directly or
+    through the functions it calls."""
+    if check.is_trace:
+        return True
+    roots: list[Any] = [check.claim.expr, *(program.assumes[n].formula for n in check.assuming)]
+    return _mentions(tuple(roots), (), program, strategy, _touches_layout)
+
+
+def _mentions(nodes: tuple[Any, ...], types: tuple[type, ...], program: ir.Program | None = None,
+              strategy: str | None = None, pred: Any = None) -> bool:
+    """Whether a node of one of ``types`` (or satisfying ``pred``) occurs under ``nodes``,
+    following function calls when ``program`` is given."""
+    stack: list[Any] = list(nodes)
+    seen: set[str] = set()
+    while stack:
+        n = stack.pop()
+        if isinstance(n, types) or (pred is not None and pred(n)):
+            return True
+        if program is not None and isinstance(n, ir.CallFn | ir.SCall):
+            call = n if isinstance(n, ir.CallFn) else n.call
+            if call.name not in seen:
+                seen.add(call.name)
+                f = program.fn(call.name, strategy)
+                stack.extend(list(f.body) if isinstance(f.body, tuple) else [f.body])
+        for fld in getattr(n, "__dataclass_fields__", {}):
+            if fld in ("span", "ty"):
+                continue
+            val = getattr(n, fld)
+            if isinstance(val, tuple):
+                stack.extend(x for x in val if hasattr(x, "__dataclass_fields__"))
+            elif hasattr(val, "__dataclass_fields__"):
+                stack.append(val)
+    return False
+
+
 def _reason(s: z3.Solver) -> str:
     r = s.reason_unknown()
     if r in ("timeout", "canceled"):
         return "time limit reached"
     return r or "solver gave up"
+
+
+def _cone(seed: list[Any], formulas: list[Any]) -> set[int]:
+    """Indices of the formulas connected to ``seed`` through shared uninterpreted
+    symbols (constants and functions), transitively."""
+    index: dict[int, int] = {}  # symbol's decl id -> bit
+    memo: dict[int, int] = {}  # term id -> bit set of the symbols under it
+
+    def symbols(f: Any) -> int:
+        stack = [(f, False)]
+        while stack:
+            e, done = stack.pop()
+            k = e.get_id()
+            if k in memo and not done:
+                continue
+            kids = e.children() if z3.is_app(e) else [e.body()] if z3.is_quantifier(e) else []
+            if not done:
+                stack.append((e, True))
+                stack.extend((c, False) for c in kids if c.get_id() not in memo)
+                continue
+            bits = 0
+            for c in kids:
+                bits |= memo[c.get_id()]
+            if z3.is_app(e) and e.decl().kind() == z3.Z3_OP_UNINTERPRETED:
+                bits |= 1 << index.setdefault(e.decl().get_id(), len(index))
+            memo[k] = bits
+        return memo[f.get_id()]
+
+    reach = 0
+    for f in seed:
+        reach |= symbols(f)
+    sets = [symbols(f) for f in formulas]
+    keep: set[int] = set()
+    grew = True
+    while grew:
+        grew = False
+        for j, bits in enumerate(sets):
+            if j not in keep and (bits & reach or not bits):
+                keep.add(j)
+                reach |= bits
+                grew = True
+    return keep
 
 
 def _decided(o: Outcome) -> bool:
@@ -614,28 +823,32 @@ def run(program: ir.Program, check: ir.CheckDef, strategy: str | None,
                                 reason=vac.reason, notes=o.notes)
             out[i] = o
 
-        # 1. one proof for every profile, with the constants symbolic
-        if layout is None and len(profiles) > 1 and not expect_refuted:
-            t1 = time.perf_counter()
-            sym = runner(None).attempt(None, min(timeout_ms, SYMBOLIC_ATTEMPT_MS))
-            if sym.verdict is Verdict.PROVED:
-                share = (time.perf_counter() - t1) / len(profiles)
+        # 1. every profile in one solver (a proof for all of them at once, or a
+        #    counterexample per refuted profile)
+        if layout is None and len(profiles) > 1 and not expect_refuted and all(p is not None for p in profiles):
+            together = runner(None).attempt_profiles([p for p in profiles if p is not None], timeout_ms)
+            if all(_decided(together[p.name]) for p in profiles if p is not None):
                 for i, p in enumerate(profiles):
+                    assert p is not None
                     t2 = time.perf_counter()
-                    o = Outcome(Verdict.PROVED, 0.0, sym.assumptions_used,
-                                notes=["proved once for every profile, with the architecture constants symbolic"])
-                    finish(i, p, o, None)
-                    out[i].time_s = share + time.perf_counter() - t2
+                    finish(i, p, together[p.name], None)
+                    out[i].time_s = together[p.name].time_s + time.perf_counter() - t2
                 return [(p, out[i]) for i, p in enumerate(profiles)]
-        # 2. per profile
+            for i, p in enumerate(profiles):
+                assert p is not None
+                if _decided(together[p.name]):
+                    finish(i, p, together[p.name], None)
+        # 2. per profile, for what is left
         for i, p in enumerate(profiles):
+            if i in out:
+                continue
             t1 = time.perf_counter()
             ps = page_shift(p)
             if ps == -1:
                 out[i] = Outcome(Verdict.UNKNOWN, 0.0, reason="a concrete layout needs a profile with a fixed PAGE_SHIFT")
                 continue
             o: Outcome | None = None
-            if layout is None and expect_refuted:
+            if layout is None and expect_refuted and _uses_layout(program, check, strategy):
                 small = runner(ps, small=True).attempt(p, min(timeout_ms, SMALL_LAYOUT_MS))
                 if small.verdict is Verdict.REFUTED:
                     o = small
