@@ -28,7 +28,9 @@ from khospec.diagnostics import SourceCache
 from khospec.engine import solve
 
 
-def _verdicts(program: ir.Program, checks: list[ir.CheckDef], profile: str, timeout: float) -> dict[tuple[str, str | None], str]:
+def _verdicts(
+    program: ir.Program, checks: list[ir.CheckDef], profile: str, timeout: float
+) -> dict[tuple[str, str | None], str]:
     out: dict[tuple[str, str | None], str] = {}
     for c in checks:
         prof = program.profiles.get(profile) if profile in c.profiles else program.profiles[c.profiles[0]]
@@ -68,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     used: dict[str, int] = {}
     t0 = time.perf_counter()
     for path, display in files:
-        program, diags = load(path, display, SourceCache())
+        program, _diags = load(path, display, SourceCache())
         if program is None or not program.checks:
             continue
         base = _verdicts(program, program.checks, args.profile, args.timeout)
@@ -86,7 +88,9 @@ def main(argv: list[str] | None = None) -> int:
             after = _verdicts(mutant, checks, args.profile, args.timeout)
             changes = [f"{c}[{s or 'base'}] {base[(c, s)]} -> {v}" for (c, s), v in after.items() if v != base[(c, s)]]
             used[f"{kind} {name}"] = used.get(f"{kind} {name}", 0) + len(changes)
-            lines.append(f"| `{name}` ({display}) | {kind} | {len(after)} | {len(changes)} | {'; '.join(changes) or '-'} |")
+            lines.append(
+                f"| `{name}` ({display}) | {kind} | {len(after)} | {len(changes)} | {'; '.join(changes) or '-'} |"
+            )
             print(lines[-1], file=sys.stderr, flush=True)
     dead = sorted(k for k, n in used.items() if n == 0)
     report = [

@@ -34,21 +34,24 @@ def _build(stderr: TextIO) -> argparse.ArgumentParser:
     p = _Parser(prog="khospec", description="Machine-checked specifications of Linux KHO memory preservation.",
                 stderr=stderr)
     p.add_argument("--version", action="store_true", help="print the version and exit")
-    sub = p.add_subparsers(dest="command", parser_class=_Parser)  # type: ignore[arg-type]
+    sub = p.add_subparsers(dest="command", parser_class=_Parser)
 
     def sub_parser(name: str, help_: str) -> argparse.ArgumentParser:
-        return sub.add_parser(name, help=help_, description=help_, stderr=stderr)  # type: ignore[call-arg]
+        return sub.add_parser(name, help=help_, description=help_, stderr=stderr)
 
     c = sub_parser("check", "check spec files (.kho) and print the verdicts")
     c.add_argument("paths", nargs="+", metavar="PATH", help="spec files or folders")
     c.add_argument("--format", choices=("text", "json", "sarif", "mail"), default="text")
     c.add_argument("--timeout", type=float, default=60.0, metavar="SECONDS",
                    help="time limit per check, strategy and profile (default 60)")
-    c.add_argument("--strategy", action="append", metavar="NAME", help="only this strategy (repeatable; `base` for none)")
+    c.add_argument("--strategy", action="append", metavar="NAME",
+                   help="only this strategy (repeatable; `base` for none)")
     c.add_argument("--profile", action="append", metavar="NAME", help="only this profile (repeatable)")
     c.add_argument("--check", action="append", metavar="NAME", dest="checks", help="only this check (repeatable)")
-    c.add_argument("--layout", metavar="LOG", help="run the strategy checks on this machine's layout (dmesg or /proc/zoneinfo)")
-    c.add_argument("--jobs", "-j", type=int, default=0, metavar="N", help="worker processes (default: cores, at most 2 per core)")
+    c.add_argument("--layout", metavar="LOG",
+                   help="run the strategy checks on this machine's layout (dmesg or /proc/zoneinfo)")
+    c.add_argument("--jobs", "-j", type=int, default=0, metavar="N",
+                   help="worker processes (default: cores, at most 2 per core)")
     c.add_argument("--cross-check", action="store_true", help="re-solve every query with a second solver (cvc5)")
     c.add_argument("--no-replay", action="store_true", help="do not replay counterexamples")
     c.add_argument("--itf", metavar="DIR", help="write each counterexample trace as ITF JSON into DIR")

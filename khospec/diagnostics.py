@@ -80,10 +80,7 @@ class SourceCache:
 
 def _caret_line(src: str, span: Span) -> str:
     start = max(span.col - 1, 0)
-    if span.end_line == span.line:
-        width = max(span.end_col - span.col, 1)
-    else:
-        width = max(len(src) - start, 1)
+    width = max(span.end_col - span.col, 1) if span.end_line == span.line else max(len(src) - start, 1)
     width = min(width, max(len(src) - start, 1))
     prefix = "".join("\t" if ch == "\t" else " " for ch in src[:start])
     return prefix + "^" * width
@@ -100,7 +97,9 @@ def render(diag: Diagnostic, sources: SourceCache) -> str:
             start = max(diag.span.col - 80, 0)
             shown = ("..." if start else "") + src[start:start + 160] + ("..." if start + 160 < len(src) else "")
             shift = start - (3 if start else 0)
-            span = Span(span.file, span.line, span.col - shift, span.line, max(span.end_col - shift, span.col - shift + 1))
+            span = Span(
+                span.file, span.line, span.col - shift, span.line, max(span.end_col - shift, span.col - shift + 1)
+            )
         out.append(f"  {diag.span.line:>4} | {shown}")
         out.append(f"       | {_caret_line(shown, span)}")
     for rel in diag.related:

@@ -55,7 +55,7 @@ def present(program: ir.Program, check: ir.CheckDef, r: Result) -> dict[str, Any
     params = raw["params"]
     page_shift = params.get("PAGE_SHIFT", 12)
     layout = raw["layout"]
-    fdp = {tuple(a)[0]: v for a, v in raw["param_functions"].get("first_deferred_pfn", [])}
+    fdp = {next(iter(a)): v for a, v in raw["param_functions"].get("first_deferred_pfn", [])}
     nodes = []
     for nid in layout["nodes"]:
         rs = [x for x in layout["ranges"] if x[2] == nid]

@@ -11,6 +11,7 @@ witnesses and at every number the counterexample mentions (the status says so).
 from __future__ import annotations
 
 import bisect
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -463,10 +464,8 @@ class Interp:
         sub = Frame({p.uid: a for p, a in zip(fn.params, args, strict=True)}, fr.state, [], [], bulk=fr.bulk,
                     stop_at_failure=fr.stop_at_failure or stop_at_failure)
         if isinstance(fn.body, tuple):
-            try:
+            with contextlib.suppress(_Return):
                 self.exec_block(fn.body, sub)
-            except _Return:
-                pass
         else:
             sub.ret = self.ev(fn.body, sub)
         if fr.state is not None and sub.state is not None:
@@ -525,9 +524,7 @@ class Interp:
             return False
         if s.hi is not None and not q < self.ev(s.hi, fr):
             return False
-        if s.where is not None and not self.ev(s.where, self._bind(fr, s.var, q)):
-            return False
-        return True
+        return s.where is None or bool(self.ev(s.where, self._bind(fr, s.var, q)))
 
     def _bulk(self, s: ir.SForBulk, fr: Frame) -> None:
         assert fr.state is not None
@@ -549,7 +546,11 @@ class Interp:
             return cache[q]
 
         for name in written:
-            fr.state.maps[name] = CBulk(lambda q, name=name: at(q).state.maps[name].read(q))  # type: ignore[union-attr]
+
+            def read(q: int, name: str = name) -> Any:
+                return at(q).state.maps[name].read(q)  # type: ignore[union-attr]
+
+            fr.state.maps[name] = CBulk(read)
         # requires: check the solver's witness for this loop and every other candidate
         var = s.var
         if s.domain == "nodes":

@@ -10,7 +10,6 @@ referenced by name and looked up per strategy.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 from khospec import syntax as S
 from khospec.diagnostics import NO_SPAN, Span
@@ -18,7 +17,7 @@ from khospec.types import BOOL, StructType, Type
 
 
 def _span() -> Span:
-    return field(default=NO_SPAN, compare=False, repr=False)  # type: ignore[return-value]
+    return field(default=NO_SPAN, compare=False, repr=False)
 
 
 # ---------------------------------------------------------------- expressions
@@ -310,7 +309,20 @@ class SCall:
     span: Span = _span()
 
 
-Stmt = SLet | SAssign | SStateAssign | SMapWrite | SIf | SForConst | SForBulk | SWhile | SRequire | SEmit | SReturn | SCall
+Stmt = (
+    SLet
+    | SAssign
+    | SStateAssign
+    | SMapWrite
+    | SIf
+    | SForConst
+    | SForBulk
+    | SWhile
+    | SRequire
+    | SEmit
+    | SReturn
+    | SCall
+)
 
 
 # ---------------------------------------------------------------- declarations

@@ -189,7 +189,8 @@ def _syntax_diagnostic(name: str, exc: UnexpectedInput, text: str) -> Diagnostic
     line = getattr(exc, "line", 1) or 1
     col = getattr(exc, "column", 1) or 1
     if isinstance(exc, UnexpectedCharacters):
-        ch = text[exc.pos_in_stream] if exc.pos_in_stream < len(text) else "?"
+        pos = exc.pos_in_stream
+        ch = text[pos] if pos is not None and pos < len(text) else "?"
         hint = None
         if ch == "'":
             hint = 'strings use double quotes: import "file.kho"'
@@ -233,7 +234,7 @@ def _syntax_diagnostic(name: str, exc: UnexpectedInput, text: str) -> Diagnostic
     )
 
 
-_DECL_START = re.compile(r"^(%s)\b" % "|".join(DECL_KEYWORDS))
+_DECL_START = re.compile(r"^({})\b".format("|".join(DECL_KEYWORDS)))
 
 
 def _declaration_chunks(text: str) -> list[tuple[int, str]]:
@@ -657,6 +658,7 @@ def _to_ast(name: str, tree: Tree[Token]) -> tuple[tuple[S.Decl, ...] | None, li
     diags: list[Diagnostic] = []
     transformer = _ToAst(name)
     for child in tree.children:
+        assert isinstance(child, Tree)  # start: _decl*, and every declaration is a rule
         try:
             decls.append(transformer.transform(child))
         except VisitError as exc:

@@ -9,6 +9,7 @@ imported by the workers only.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -16,7 +17,7 @@ from typing import Any
 
 import pytest
 
-_RESULTS = pytest.StashKey[dict[tuple[str, str, str | None, str], Any]]()
+_RESULTS = pytest.StashKey[dict[tuple[str, str, str | None, str | None], Any]]()
 _JOBS = pytest.StashKey[list[Any]]()
 
 
@@ -171,10 +172,8 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 def pytest_runtestloop(session: pytest.Session) -> None:
     jobs = session.config.stash.get(_JOBS, [])
     if jobs and not session.config.option.collectonly:
-        try:
+        with contextlib.suppress(KhoSpecError):  # each affected item reports it
             _run(jobs, session.config)
-        except KhoSpecError:
-            pass  # each affected item reports it
 
 
 def pytest_configure(config: pytest.Config) -> None:

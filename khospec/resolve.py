@@ -255,9 +255,8 @@ class Checker:
     def run(self) -> ir.Program:
         decls = [d for m in self.modules for d in m.decls]
         for d in decls:
-            if isinstance(d, S.StructDecl):
-                if self._claim(d.name.name, d.name.span, "struct"):
-                    self.struct_decls[d.name.name] = d
+            if isinstance(d, S.StructDecl) and self._claim(d.name.name, d.name.span, "struct"):
+                self.struct_decls[d.name.name] = d
         for d in self.struct_decls.values():
             self._struct(d, [])
         for d in decls:
@@ -654,7 +653,8 @@ class Checker:
                            "only steps change state")
             elif kind in ("trace", "step") and fl.loops:
                 self.error("KHO412", span,
-                           f"`{callee}` contains a while loop or emits values; such functions can only be used in claims",
+                           f"`{callee}` contains a while loop or emits values; "
+                           "such functions can only be used in claims",
                            "call it from a `check` claim, e.g. `c in f(args)`")
 
     # -- assumptions, profiles, layouts, checks
@@ -799,18 +799,19 @@ class Checker:
         for a, b in itertools.pairwise(ranges):
             if b.start < a.end:
                 self.error("KHO231", d.span,
-                           f"ranges [{a.start:#x}, {a.end:#x}) of node {a.nid} and [{b.start:#x}, {b.end:#x}) of node {b.nid} overlap",
+                           f"ranges [{a.start:#x}, {a.end:#x}) of node {a.nid} and "
+                           f"[{b.start:#x}, {b.end:#x}) of node {b.nid} overlap",
                            "memblock ranges are disjoint")
                 return None
         # MEMBLOCK_MIRROR splits ranges at mirror boundaries.
         if mirrors:
             cuts = sorted({x for m in mirrors for x in m})
             split: list[ir.LayoutRange] = []
-            for r in ranges:
-                points = [r.start, *[c for c in cuts if r.start < c < r.end], r.end]
+            for rng in ranges:
+                points = [rng.start, *[c for c in cuts if rng.start < c < rng.end], rng.end]
                 for lo, hi in itertools.pairwise(points):
                     is_m = any(m0 <= lo and hi <= m1 for m0, m1 in mirrors)
-                    split.append(ir.LayoutRange(lo, hi, r.nid, is_m))
+                    split.append(ir.LayoutRange(lo, hi, rng.nid, is_m))
             ranges = split
         return ir.LayoutDef(d.name.name, tuple(ranges), tuple(zones), tuple(movable), mirrored_kc,
                             tuple(bindings), d.span)
@@ -855,7 +856,7 @@ class Checker:
         for v in clauses["assuming"].values if "assuming" in clauses else ():
             if v.name not in assumes:
                 hint = self._suggest(v.name, assumes)
-                if any(a.name == v.name for a in self._all_axioms()):
+                if any(a.name.name == v.name for a in self._all_axioms()):
                     hint = f"`{v.name}` is an axiom: it is always in force"
                 self.error("KHO210", v.span, f"unknown assumption `{v.name}`", hint)
                 ok = False
@@ -974,18 +975,18 @@ class Checker:
                 self.error("KHO413", s.span, "emit is only allowed in a function declared with `emits T`")
                 return None
             ctx.flags.add("loop")
-            e = self.expr(s.value, scope, ctx)
-            if e is None:
+            val = self.expr(s.value, scope, ctx)
+            if val is None:
                 return None
-            return ir.SEmit(self.convert(e, ctx.fn.emits, s.value.span, "emitted value"), s.span)
+            return ir.SEmit(self.convert(val, ctx.fn.emits, s.value.span, "emitted value"), s.span)
         if isinstance(s, S.Return):
             if ctx.fn is None or ctx.fn.ret is None:
                 self.error("KHO414", s.span, "return with a value outside a function with a result type")
                 return None
-            e = self.expr(s.value, scope, ctx)
-            if e is None:
+            val = self.expr(s.value, scope, ctx)
+            if val is None:
                 return None
-            return ir.SReturn(self.convert(e, ctx.fn.ret, s.value.span, "returned value"), s.span)
+            return ir.SReturn(self.convert(val, ctx.fn.ret, s.value.span, "returned value"), s.span)
         if isinstance(s, S.CallStmt):
             call = self._call(s.call, scope, ctx, statement=True)
             if call is None:
@@ -1063,7 +1064,8 @@ class Checker:
         sv = self.state.get(name)
         if sv is None:
             if scope.lookup(name) is not None:
-                self.error("KHO416", s.target.span, f"`{name}` is a local value; only state maps take indices and fields")
+                self.error("KHO416", s.target.span,
+                           f"`{name}` is a local value; only state maps take indices and fields")
             else:
                 self.error("KHO210", target.span, f"unknown variable `{name}`",
                            self._suggest(name, [*self.state, *self._scope_names(scope)]))
@@ -1328,9 +1330,9 @@ class Checker:
         if isinstance(e, S.Quant):
             return self._quant(e, list(e.binders), scope, ctx)
         if isinstance(e, S.FirstNode):
-            inner = _Scope(parent=scope)
-            var = self._new_local(inner, e.var, INT, False)
-            c = self.want_bool(self.expr(e.cond, inner, ctx), e.cond.span, "the condition of first")
+            first_scope = _Scope(parent=scope)
+            var = self._new_local(first_scope, e.var, INT, False)
+            c = self.want_bool(self.expr(e.cond, first_scope, ctx), e.cond.span, "the condition of first")
             d = self.expr(e.default, scope, ctx)
             if var is None or c is None or d is None:
                 return None
@@ -1404,13 +1406,13 @@ class Checker:
             return None
         if op in ("<<", ">>"):
             lt, rt = promote(left.ty), promote(right.ty)
-            left, right = self.convert(left, lt, span, ""), self.convert(right, rt, span, "")
-            if isinstance(left, ir.Const) and isinstance(right, ir.Const):
-                return ir.Const(carith.binary(op, int(left.value), int(right.value), lt, rt), lt, span)
-            return ir.Binary(op, left, right, lt, span)
+            lc, rc = self.convert(left, lt, span, ""), self.convert(right, rt, span, "")
+            if isinstance(lc, ir.Const) and isinstance(rc, ir.Const):
+                return ir.Const(carith.binary(op, int(lc.value), int(rc.value), lt, rt), lt, span)
+            return ir.Binary(op, lc, rc, lt, span)
         t = usual_conversion(left.ty, right.ty)
         if op in ("<", "<=", ">", ">=") and left.ty.signed != right.ty.signed and t.signed is False:
-            signed_side = left if left.ty.signed else right
+            signed_side: ir.Expr = left if left.ty.signed else right
             while isinstance(signed_side, ir.Convert):
                 signed_side = signed_side.operand
             if not isinstance(signed_side, ir.Const | ir.ParamRef):
@@ -1510,7 +1512,7 @@ class Checker:
             target_types = nonconst or [a.ty for a in av if isinstance(a.ty, IntType)]
             t = target_types[0]
             for x in target_types[1:]:
-                t = usual_conversion(t, x)  # type: ignore[arg-type]
+                t = usual_conversion(t, x)
             assert isinstance(t, IntType)
             t = promote(t)
             for a, sa in zip(av, e.args, strict=True):

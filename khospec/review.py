@@ -348,10 +348,7 @@ def _cx_lines(r: Result) -> list[str]:
     out: list[str] = []
     for line in body:
         key, sep, rest = line.partition(":")
-        if sep and len(key) <= 9 and rest.startswith(" "):
-            text = f"{key}:".ljust(10) + rest.strip()
-        else:
-            text = line
+        text = f"{key}:".ljust(10) + rest.strip() if sep and len(key) <= 9 and rest.startswith(" ") else line
         out += _wrap(text, "    ", " " * 14, max_lines=6)
     return out
 

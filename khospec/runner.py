@@ -12,6 +12,7 @@ import time
 import traceback
 from collections.abc import Callable
 from multiprocessing.connection import Connection, wait
+from multiprocessing.context import BaseContext
 from typing import Any
 
 from khospec.diagnostics import Diagnostic, InputError, SourceCache
@@ -81,7 +82,7 @@ def run_parallel(jobs: list[Any], options: Any,
                  on_result: Callable[[Result], None] | None = None
                  ) -> tuple[list[Result], list[str], list[Diagnostic]]:
     try:
-        ctx = mp.get_context("fork")
+        ctx: BaseContext = mp.get_context("fork")
     except ValueError:  # pragma: no cover - platforms without fork
         ctx = mp.get_context("spawn")
     n = max(1, min(options.jobs, len(jobs)))

@@ -3,14 +3,12 @@ spec files, and random bytes all give a program or located diagnostics."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from khospec.diagnostics import SourceCache, render
 from khospec.parse import parse_bytes
-from khospec.resolve import Checker, PRELUDE_NAME, prelude_text
+from khospec.resolve import PRELUDE_NAME, Checker, prelude_text
 from tests.conftest import ROOT
 
 SPECS = [p.read_bytes() for p in sorted((ROOT / "spec").rglob("*.kho"))]
@@ -27,7 +25,7 @@ TOKENS = [
 
 def _front_end(data: bytes) -> None:
     sources = SourceCache()
-    module, text, diags = parse_bytes("fuzz.kho", data)
+    module, _text, diags = parse_bytes("fuzz.kho", data)
     for d in diags:
         assert d.code.startswith("KHO")
         assert d.span.line >= 1 and d.span.col >= 1

@@ -108,10 +108,7 @@ def arith(op: str, a: Sym, b: Sym, ty: IntType) -> Sym:
 def shift(op: str, a: Sym, lt: IntType, b: Sym, rt: IntType) -> Sym:
     """C shift with the count taken modulo the width, as x86-64 and arm64 execute it."""
     w = lt.width
-    if rt.width >= w:
-        c = z3.Extract(w - 1, 0, b)
-    else:
-        c = z3.ZeroExt(w - rt.width, b)
+    c = z3.Extract(w - 1, 0, b) if rt.width >= w else z3.ZeroExt(w - rt.width, b)
     c = c & z3.BitVecVal(w - 1, w, a.ctx)
     if op == "<<":
         return a << c
@@ -138,7 +135,8 @@ def _log2_of_onehot(y: Sym, width: int) -> Sym:
         for i in range(64):
             if (i >> k) & 1:
                 mask |= 1 << i
-        bits.append(z3.If((y & z3.BitVecVal(mask, 64, ctx)) != 0, z3.BitVecVal(1 << k, width, ctx), z3.BitVecVal(0, width, ctx)))
+        bits.append(z3.If((y & z3.BitVecVal(mask, 64, ctx)) != 0,
+                          z3.BitVecVal(1 << k, width, ctx), z3.BitVecVal(0, width, ctx)))
     out = bits[0]
     for b in bits[1:]:
         out = out | b

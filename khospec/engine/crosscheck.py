@@ -19,7 +19,7 @@ def smtlib(formulas: list[Any], ctx: z3.Context) -> str:
     s = z3.Solver(ctx=ctx)
     for f in formulas:
         s.add(f)
-    return "(set-logic ALL)\n" + s.to_smt2()
+    return "(set-logic ALL)\n" + str(s.to_smt2())
 
 
 def cvc5_verdict(smt2: str, timeout_ms: int) -> str:

@@ -197,12 +197,13 @@ def brute_side(program: ir.Program, check: ir.CheckDef, strategy: str | None, n:
                     continue
                 if check.claim.kind != "holds":
                     count += 1
-                    if _quiet(lambda: _trace_violated(interp, program, check, strategy)):
+                    if _quiet(lambda interp=interp: _trace_violated(interp, program, check, strategy)):
                         return "violation", count
                     continue
                 for witness in itertools.product(*[_values(q.var.ty, n) for q in claim_vars]):
                     count += 1
-                    if _quiet(lambda: _holds_violated(interp, check, claim_vars, witness)):
+                    if _quiet(lambda interp=interp, witness=witness: _holds_violated(interp, check, claim_vars,
+                                                                                     witness)):
                         return "violation", count
     return "none", count
 

@@ -126,9 +126,10 @@ class SymbolicLayout:
         r = self.new_range("the range holding a pfn", in_ram)
         self.hard.append(z3.Implies(in_ram, r.contains(p)))
         # a hole: no range of the layout holds p
-        self.obligations.append(
-            _Obligation("ranges", lambda w, p=p, in_ram=in_ram: z3.Implies(z3.And(w.exists, z3.Not(in_ram)), z3.Not(w.contains(p))))
-        )
+        def hole(w: WRange, p: Any = p, in_ram: Any = in_ram) -> Any:
+            return z3.Implies(z3.And(w.exists, z3.Not(in_ram)), z3.Not(w.contains(p)))
+
+        self.obligations.append(_Obligation("ranges", hole))
         self._range_of[key] = (in_ram, r)
         return in_ram, r
 
@@ -150,15 +151,11 @@ class SymbolicLayout:
         is_node = z3.Bool(self._name("is_node"), self.ctx)
         lo = self.new_range("the lowest range of a node", is_node, n)
         hi = self.new_range("the highest range of a node", is_node, n)
-        self.obligations.append(
-            _Obligation(
-                "ranges",
-                lambda w, n=n, is_node=is_node, lo=lo, hi=hi: z3.Implies(
-                    z3.And(w.exists, w.nid == n),
-                    z3.And(is_node, z3.ULE(lo.start, w.start), z3.ULE(w.end, hi.end)),
-                ),
-            )
-        )
+        def inside(w: WRange, n: Any = n, is_node: Any = is_node, lo: WRange = lo, hi: WRange = hi) -> Any:
+            return z3.Implies(z3.And(w.exists, w.nid == n),
+                              z3.And(is_node, z3.ULE(lo.start, w.start), z3.ULE(w.end, hi.end)))
+
+        self.obligations.append(_Obligation("ranges", inside))
         self._span[key] = (is_node, lo, hi)
         return is_node, lo, hi
 
@@ -306,7 +303,8 @@ class SymbolicLayout:
             "ranges": sorted(ranges),
             "nodes": nodes,
             "zone_movable_pfn": {
-                n: model.eval(self._movable(z3.BitVecVal(n & 0xFFFFFFFF, 32, self.ctx)), model_completion=True).as_long()
+                n: model.eval(self._movable(z3.BitVecVal(n & 0xFFFFFFFF, 32, self.ctx)),
+                              model_completion=True).as_long()
                 for n in nodes
             },
             "arch_zones": [
@@ -386,10 +384,12 @@ class ConcreteLayout:
             a = build(lo, mid)
             b = build(mid, hi)
             c = z3.ULT(p, self._bv(rs[mid][0], 64))
-            return tuple(z3.If(c, x, y) for x, y in zip(a, b, strict=True))  # type: ignore[return-value]
+            return tuple(z3.If(c, x, y) for x, y in zip(a, b, strict=True))
 
         if not rs:
-            res = (z3.BoolVal(False, self.ctx), StructVal(MEM_RANGE, (self._bv(0, 64), self._bv(0, 64), self._bv(-1, 32), z3.BoolVal(False, self.ctx))))
+            res = (z3.BoolVal(False, self.ctx),
+                   StructVal(MEM_RANGE, (self._bv(0, 64), self._bv(0, 64), self._bv(-1, 32),
+                                         z3.BoolVal(False, self.ctx))))
         else:
             inr, s, e, n, m = build(0, len(rs))
             res = (inr, StructVal(MEM_RANGE, (s, e, n, m)))
@@ -489,7 +489,8 @@ class ConcreteLayout:
         i = z3.BitVec(f"witness_range!{len(self._cache)}", 32, self.ctx)
         vals = self._range_vals()
         if not vals:
-            return z3.BoolVal(False, self.ctx), StructVal(MEM_RANGE, (self._bv(0, 64),) * 2 + (self._bv(0, 32), z3.BoolVal(False, self.ctx)))
+            return z3.BoolVal(False, self.ctx), StructVal(
+                MEM_RANGE, (self._bv(0, 64),) * 2 + (self._bv(0, 32), z3.BoolVal(False, self.ctx)))
         fields = []
         for k in range(4):
             out = vals[-1].fields[k]
@@ -520,7 +521,8 @@ class ConcreteLayout:
         return {
             "ranges": list(self.ranges),
             "nodes": list(self.nodes),
-            "zone_movable_pfn": {n: model.eval(self.zone_movable_pfn(self._bv(n, 32)), model_completion=True).as_long() for n in self.nodes},
+            "zone_movable_pfn": {n: model.eval(self.zone_movable_pfn(self._bv(n, 32)), model_completion=True).as_long()
+                                 for n in self.nodes},
             "arch_zones": [
                 (model.eval(self.arch_zone_lowest(self._bv(z, 32)), model_completion=True).as_long(),
                  model.eval(self.arch_zone_highest(self._bv(z, 32)), model_completion=True).as_long())

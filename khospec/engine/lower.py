@@ -557,7 +557,8 @@ class Lowering:
             q = self.layout.forall_nodes(body)
         elif d.kind == "ranges":
             q = self.layout.forall_ranges(body)
-        elif isinstance(e.var.ty, IntType) and e.var.ty.width == 64 and isinstance(self.layout, SymbolicLayout | BoundedLayout):
+        elif (isinstance(e.var.ty, IntType) and e.var.ty.width == 64
+              and isinstance(self.layout, SymbolicLayout | BoundedLayout)):
             if d.kind == "interval":
                 assert d.lo is not None and d.hi is not None
                 lo, hi = self.ev(d.lo, fr), self.ev(d.hi, fr)
@@ -569,7 +570,8 @@ class Lowering:
                 q = self.layout.forall_pfns(body2)
             else:
                 q = self.layout.forall_pfns(body)
-            self.incomplete.append(f"`{e.kind} {e.var.name}` at {e.span} is instantiated on the pfns the claim mentions")
+            self.incomplete.append(
+                f"`{e.kind} {e.var.name}` at {e.span} is instantiated on the pfns the claim mentions")
         else:
             raise _err(
                 "KHO511", e.span,
@@ -734,7 +736,8 @@ class Lowering:
             assert fn is not None
             self._while(s, fr, fn, opens if opens is not None else [], tail)
         elif isinstance(s, ir.SRequire):
-            if not self.collect_requires or (self.wanted is not None and fr.state is not None and s.name != self.wanted):
+            if not self.collect_requires or (
+                    self.wanted is not None and fr.state is not None and s.name != self.wanted):
                 return
             cond = self.ev(s.cond, fr, 0)
             fr.requires.append(ReqOb(s.name, s.site, fr.active(), cond, fr.label))
@@ -819,7 +822,11 @@ class Lowering:
 
         for name in written:
             base = pre.maps[name]
-            fr.state.maps[name] = BulkMap(base, lambda q, name=name: _read_after(at(q), name, q))
+
+            def read(q: Any, name: str = name) -> Sym:
+                return _read_after(at(q), name, q)
+
+            fr.state.maps[name] = BulkMap(base, read)
         if self.collect_requires and self._has_require(s.body):
             # the requires hold for every index iff they hold for one the solver picks
             key = (s.site, "loop")
@@ -952,7 +959,8 @@ class Lowering:
     def _consecution(self, s: ir.SWhile, fn: ir.FnDef) -> Any:
         """Satisfiable iff some state satisfying the invariants and the condition
         leaves them after one iteration (for any arguments)."""
-        fr = Frame({}, None, z3.BoolVal(True, self.ctx), z3.BoolVal(False, self.ctx), None, [], [], "inductive", None, 0)
+        fr = Frame({}, None, z3.BoolVal(True, self.ctx), z3.BoolVal(False, self.ctx), None, [], [],
+                   "inductive", None, 0)
         for p in fn.params:
             fr.locals[p.uid] = bv.fresh(p.ty, self.fresh_name(f"arg {p.name}"), self.ctx)
         # values of the locals defined before the loop: run the prefix of the body
@@ -1206,4 +1214,4 @@ def lower_init() -> None:  # pragma: no cover - keeps the public surface explici
     pass
 
 
-__all__ = ["BOOL", "Lowering", "LowerError", "SeqType", "TraceNode"]
+__all__ = ["BOOL", "LowerError", "Lowering", "SeqType", "TraceNode"]

@@ -89,7 +89,8 @@ class CheckRun:
         self.vacuity_only = vacuity_only
         self.bounded = bounded
         self.cross_check = cross_check
-        self._scope_defs = []
+        self._scope_defs: list[Any] = []
+        self._dropped: list[Any] = []
         self.low = Lowering(program, strategy, self.ctx, layout, page_shift, unroll,
                             check.claim.requirement, allow_tail, bounded)
         if vacuity_only or (check.is_trace and check.claim.kind != "requirement"):
@@ -160,11 +161,12 @@ class CheckRun:
         # requires_hold(f(...)) fails at the first failed require of f, in a prefix of its
         # execution; if nothing else in the claim reads a loop's outcome, a violation
         # needs no loop to end within the unrolling
+        reads_results = (ir.CallFn, ir.InEmits, ir.EmitsEq)
+        call = claim_expr.args[0] if isinstance(claim_expr, ir.Builtin) and claim_expr.args else None
         self.prefix_violation = (
             isinstance(claim_expr, ir.Builtin) and claim_expr.name == "requires_hold"
-            and not _mentions(claim_expr.args[0].args if isinstance(claim_expr.args[0], ir.CallFn) else (claim_expr,),
-                              (ir.CallFn, ir.InEmits, ir.EmitsEq))
-            and not (claim_expr is not body and _mentions((body.left,), (ir.CallFn, ir.InEmits, ir.EmitsEq))))
+            and isinstance(call, ir.CallFn) and not _mentions(call.args, reads_results)
+            and not (isinstance(body, ir.Binary) and body.op == "->" and _mentions((body.left,), reads_results)))
         if isinstance(body, ir.Binary) and body.op == "->":
             self.premise = z3.And(self.premise, low.ev(body.left, fr, 1))
             if self.vacuity_only:
@@ -246,7 +248,7 @@ class CheckRun:
                 self._pairs.append((self.low.param(name), bv.const(value, pd.ty, self.ctx)))
         hard = [self.sub(h) for h in self.hard]
         self._pending = [self.sub(f) for f in self.lazy]
-        self._dropped = []
+        self._dropped.clear()
         if seed is not None:
             keep = _cone([self.sub(f) for f in seed], hard + self._pending)
             self._dropped = [f for i, f in enumerate(hard + self._pending) if i not in keep]
@@ -280,8 +282,8 @@ class CheckRun:
             if r != z3.sat or not self._pending:
                 return r
             m = s.model()
-            violated = []
-            keep = []
+            violated: list[Any] = []
+            keep: list[Any] = []
             for f in self._pending:
                 (keep if z3.is_true(m.eval(f, model_completion=True)) else violated).append(f)
             if not violated:
@@ -427,7 +429,8 @@ class CheckRun:
             if extra:
                 return None
             return Outcome(Verdict.HOLDS_TO_DEPTH, 0, depth=self.low.unroll, notes=[
-                "no violation within the unrolled loop iterations; the loop invariants do not rule one out beyond them"])
+                "no violation within the unrolled loop iterations; "
+                "the loop invariants do not rule one out beyond them"])
         if chosen.what.get("kind") == "invariant":
             return Outcome(Verdict.UNKNOWN, 0, reason=(
                 f"the loop invariant of `{chosen.what['fn']}` does not hold where the loop starts, for some arguments"))
@@ -530,8 +533,6 @@ class CheckRun:
 
     _deadline = float("inf")
     _query_ms = 60000
-    _scope_defs: list[Any] = []
-    _dropped: list[Any] = []
     prefix_violation = False
 
     def _minimize(self, s: z3.Solver, core: list[Any], extra: list[Any]) -> list[Any]:
@@ -558,7 +559,8 @@ class CheckRun:
         checks: list[tuple[Any, str]] = []
         for loop in self.low.loops:
             if loop.tail is None and not z3.is_false(z3.simplify(loop.open)):
-                checks.append((loop.open, f"the loop at {loop.span} may run more than {self.low.unroll} iterations and no invariant covers the rest"))
+                checks.append((loop.open, f"the loop at {loop.span} may run more than {self.low.unroll} "
+                                          "iterations and no invariant covers the rest"))
             if loop.consecution is not None:
                 checks.append((loop.consecution, f"the invariants of the loop at {loop.span} are not inductive"))
         for o in self.low.hard_open:
@@ -620,7 +622,8 @@ class CheckRun:
                 continue
             seen.add((name, avals))
             pfuncs.setdefault(name, []).append([list(avals), val(app, pd.ty)])
-        path = v.node.path(lambda pc: z3.is_true(model.eval(self.sub(pc), model_completion=True))) if v.node is not None else []
+        path = (v.node.path(lambda pc: z3.is_true(model.eval(self.sub(pc), model_completion=True)))
+                if v.node is not None else [])
         witnesses = []
         for sk in low.skolems:
             witnesses.append({
@@ -845,7 +848,8 @@ def run(program: ir.Program, check: ir.CheckDef, strategy: str | None,
             t1 = time.perf_counter()
             ps = page_shift(p)
             if ps == -1:
-                out[i] = Outcome(Verdict.UNKNOWN, 0.0, reason="a concrete layout needs a profile with a fixed PAGE_SHIFT")
+                out[i] = Outcome(Verdict.UNKNOWN, 0.0,
+                                 reason="a concrete layout needs a profile with a fixed PAGE_SHIFT")
                 continue
             o: Outcome | None = None
             if layout is None and expect_refuted and _uses_layout(program, check, strategy):
