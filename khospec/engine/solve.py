@@ -39,6 +39,13 @@ from khospec.results import Verdict
 from khospec.types import BoolType, IntType
 
 DEFAULT_DEPTH = 16
+# Budgets are z3 resource units, not wall time: the same query gets the same budget on
+# every machine, so verdicts, cores and counterexamples do not depend on the machine's
+# speed or load. Times below are nominal, converted at the rate z3 spends units on this
+# library's queries (about 3 million per second on a 2024 x86-64 core). A wall-clock
+# limit of WALL_FACTOR times the nominal time only catches a solver that stops counting.
+RLIMIT_PER_SECOND = 3_000_000
+WALL_FACTOR = 5
 SYMBOLIC_ATTEMPT_MS = 4000
 SMALL_LAYOUT_MS = 20000
 SMALL_LAYOUT_RANGES = 3
@@ -265,7 +272,6 @@ class CheckRun:
         else:
             s = z3.Solver(ctx=self.ctx)
             s.set("core.minimize", True)
-        s.set("timeout", timeout_ms)
         s.set("random_seed", 0)
         for h in hard:
             s.add(h)
@@ -274,11 +280,13 @@ class CheckRun:
     def query(self, s: z3.Solver, *assumptions: Any) -> Any:
         """s.check(), adding the lazy instances a model violates until none is."""
         while True:
-            left = self._deadline - time.monotonic()
+            left = self._budget - self._spent
             if left <= 0:
                 return z3.unknown
-            s.set("timeout", max(1, min(self._query_ms, int(left * 1000))))
-            r = s.check(*assumptions)
+            units = max(1, min(_units(self._query_ms), left))
+            r = _check(s, units, assumptions)
+            # the count is the context's, over all its solvers, and only grows
+            self._spent = max(self._spent, _rlimit_count(s))
             if r != z3.sat or not self._pending:
                 return r
             m = s.model()
@@ -302,7 +310,7 @@ class CheckRun:
         """Decide for one profile within ``timeout_ms`` overall (default: the check's)."""
         t0 = time.perf_counter()
         self._query_ms = self.timeout_ms
-        self._deadline = time.monotonic() + (timeout_ms or self.timeout_ms) / 1000
+        self._budget = self._spent + _units(timeout_ms or self.timeout_ms)
         try:
             out = self._attempt(profile, timeout_ms or self.timeout_ms)
         except z3.Z3Exception as exc:
@@ -329,7 +337,7 @@ class CheckRun:
         a model names the profile it refutes, which then leaves the disjunction."""
         t0 = time.perf_counter()
         self._query_ms = timeout_ms * len(profiles)
-        self._deadline = time.monotonic() + timeout_ms * len(profiles) / 1000
+        self._budget = self._spent + _units(timeout_ms * len(profiles))
         out: dict[str, Outcome] = {}
         try:
             plits = {p.name: z3.Bool(f"profile {p.name}", self.ctx) for p in profiles}
@@ -451,10 +459,9 @@ class CheckRun:
         if not self._dropped:
             return model
         full = z3.Solver(ctx=self.ctx)
-        full.set("timeout", max(1, min(COMPLETE_MS, int((self._deadline - time.monotonic()) * 1000))))
         full.add(*s.assertions(), *self._dropped)
         keep = [d() == model[d] for d in model.decls() if d.arity() == 0]
-        if full.check(*lits, *[self.sub(g) for g in goal], *keep) != z3.sat:
+        if _check(full, _units(COMPLETE_MS), [*lits, *[self.sub(g) for g in goal], *keep]) != z3.sat:
             return None
         return full.model()
 
@@ -495,7 +502,7 @@ class CheckRun:
         runs; otherwise the vacuous outcome (or unknown)."""
         t0 = time.perf_counter()
         self._query_ms = self.timeout_ms
-        self._deadline = time.monotonic() + self.timeout_ms / 1000
+        self._budget = self._spent + _units(self.timeout_ms)
         s, lits = self._solver(profile, self.timeout_ms)
         names = self._names()
         prem = z3.Bool("premise", self.ctx)
@@ -531,7 +538,8 @@ class CheckRun:
                                if dead else "no step can violate the claim")
         return None
 
-    _deadline = float("inf")
+    _budget = 1 << 62  # the context's resource count at which this attempt's queries stop
+    _spent = 0  # the context's resource count after the last query
     _query_ms = 60000
     prefix_violation = False
 
@@ -728,10 +736,25 @@ def _mentions(nodes: tuple[Any, ...], types: tuple[type, ...], program: ir.Progr
     return False
 
 
+def _units(ms: int) -> int:
+    return ms * RLIMIT_PER_SECOND // 1000
+
+
+def _check(s: z3.Solver, units: int, assumptions: Any) -> Any:
+    s.set("rlimit", units)
+    s.set("timeout", max(1, units * 1000 * WALL_FACTOR // RLIMIT_PER_SECOND))
+    return s.check(*assumptions)
+
+
+def _rlimit_count(s: z3.Solver) -> int:
+    st = s.statistics()
+    return int(st.get_key_value("rlimit count")) if "rlimit count" in st.keys() else 0
+
+
 def _reason(s: z3.Solver) -> str:
     r = s.reason_unknown()
-    if r in ("timeout", "canceled"):
-        return "time limit reached"
+    if r in ("timeout", "canceled", "max. resource limit exceeded"):
+        return "time limit reached (the solver's budget for --timeout ran out)"
     return r or "solver gave up"
 
 
