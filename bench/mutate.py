@@ -6,7 +6,9 @@ is checked again with that piece weakened:
 - a step keeps its guard and its phase change but does nothing else.
 Each check that uses the piece (an axiom: every check; an assumption: the checks that
 name it; a step: the checks that run the machine) is re-decided on one profile, and
-every verdict that changes is reported. A piece whose removal changes no verdict is
+every verdict that changes is reported. Dropping an assumption cannot undo a
+counterexample, nor a proof whose unsat core does not name it: those checks are counted
+as re-run without solving them again. A piece whose removal changes no verdict is
 flagged as dead: either it is redundant, or no check exercises it.
 
     python bench/mutate.py [SPEC_DIR] [--profile x86_64] [--timeout 60] [--out FILE]
@@ -26,22 +28,39 @@ from khospec import ir
 from khospec.api import find_spec_files, load
 from khospec.diagnostics import SourceCache
 from khospec.engine import solve
+from khospec.types import BOOL
+
+Key = tuple[str, str | None]
 
 
 def _verdicts(
-    program: ir.Program, checks: list[ir.CheckDef], profile: str, timeout: float
-) -> dict[tuple[str, str | None], str]:
-    out: dict[tuple[str, str | None], str] = {}
+    program: ir.Program, checks: list[ir.CheckDef], profile: str, timeout: float,
+    only: set[Key] | None = None,
+) -> dict[Key, tuple[str, tuple[str, ...]]]:
+    """(verdict, assumptions_used) per check and strategy, on one profile."""
+    out: dict[Key, tuple[str, tuple[str, ...]]] = {}
     for c in checks:
         prof = program.profiles.get(profile) if profile in c.profiles else program.profiles[c.profiles[0]]
         for st in c.strategies:
+            if only is not None and (c.name, st) not in only:
+                continue
             [(_, o)] = solve.run(program, c, st, [prof], timeout_ms=int(timeout * 1000))
-            out[(c.name, st)] = o.verdict.value
+            out[(c.name, st)] = (o.verdict.value, tuple(o.assumptions_used or ()))
     return out
 
 
+def _may_change(base: tuple[str, tuple[str, ...]], dropped: str) -> bool:
+    """Whether dropping an assumption can change a verdict. A counterexample stays one
+    with fewer constraints, and a proof whose unsat core lacks the assumption stands;
+    only proofs that used it, and verdicts that were not decided, can move."""
+    verdict, used = base
+    if verdict == "refuted":
+        return False
+    return verdict != "proved" or dropped in used
+
+
 def _drop_assumption(program: ir.Program, name: str) -> ir.Program:
-    true = ir.Const(True, ir.BOOL)
+    true = ir.Const(True, BOOL)
     p = dataclasses.replace(program)
     p.axioms = [dataclasses.replace(a, formula=true) if a.name == name else a for a in program.axioms]
     p.assumes = {k: dataclasses.replace(a, formula=true) if k == name else a for k, a in program.assumes.items()}
@@ -66,7 +85,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default=None)
     args = ap.parse_args(argv)
     files, _ = find_spec_files([args.spec])
-    lines = ["| piece | kind | checks re-run | verdicts changed | changes |", "|---|---|---|---|---|"]
+    lines = ["| piece | kind | checks solved again (of those using it) | verdicts changed | changes |",
+             "|---|---|---|---|---|"]
     used: dict[str, int] = {}
     t0 = time.perf_counter()
     for path, display in files:
@@ -74,22 +94,26 @@ def main(argv: list[str] | None = None) -> int:
         if program is None or not program.checks:
             continue
         base = _verdicts(program, program.checks, args.profile, args.timeout)
-        pieces: list[tuple[str, str, ir.Program, list[ir.CheckDef]]] = []
+        pieces: list[tuple[str, str, ir.Program, list[ir.CheckDef], set[Key] | None]] = []
         for a in program.axioms:
-            pieces.append((a.name, "axiom", _drop_assumption(program, a.name), program.checks))
+            pieces.append((a.name, "axiom", _drop_assumption(program, a.name), program.checks,
+                           {k for k, b in base.items() if _may_change(b, a.name)}))
         for name in sorted({n for c in program.checks for n in c.assuming}):
             pieces.append((name, "assume", _drop_assumption(program, name),
-                           [c for c in program.checks if name in c.assuming]))
+                           [c for c in program.checks if name in c.assuming],
+                           {k for k, b in base.items() if _may_change(b, name)}))
         trace_checks = [c for c in program.checks if c.is_trace]
         if trace_checks:
             for name in program.steps:
-                pieces.append((name, "step", _hollow_step(program, name), trace_checks))
-        for name, kind, mutant, checks in pieces:
-            after = _verdicts(mutant, checks, args.profile, args.timeout)
-            changes = [f"{c}[{s or 'base'}] {base[(c, s)]} -> {v}" for (c, s), v in after.items() if v != base[(c, s)]]
+                pieces.append((name, "step", _hollow_step(program, name), trace_checks, None))
+        for name, kind, mutant, checks, only in pieces:
+            after = _verdicts(mutant, checks, args.profile, args.timeout, only)
+            changes = [f"{c}[{s or 'base'}] {base[(c, s)][0]} -> {v}"
+                       for (c, s), (v, _) in after.items() if v != base[(c, s)][0]]
             used[f"{kind} {name}"] = used.get(f"{kind} {name}", 0) + len(changes)
             lines.append(
-                f"| `{name}` ({display}) | {kind} | {len(after)} | {len(changes)} | {'; '.join(changes) or '-'} |"
+                f"| `{name}` ({display}) | {kind} | {len(after)} of {sum(len(c.strategies) for c in checks)} "
+                f"| {len(changes)} | {'; '.join(changes) or '-'} |"
             )
             print(lines[-1], file=sys.stderr, flush=True)
     dead = sorted(k for k, n in used.items() if n == 0)

@@ -43,7 +43,8 @@ def _build(stderr: TextIO) -> argparse.ArgumentParser:
     c.add_argument("paths", nargs="+", metavar="PATH", help="spec files or folders")
     c.add_argument("--format", choices=("text", "json", "sarif", "mail"), default="text")
     c.add_argument("--timeout", type=float, default=60.0, metavar="SECONDS",
-                   help="time limit per check, strategy and profile (default 60)")
+                   help="solver budget per check, strategy and profile, in seconds of a current "
+                        "x86-64 core; the same on every machine (default 60)")
     c.add_argument("--strategy", action="append", metavar="NAME",
                    help="only this strategy (repeatable; `base` for none)")
     c.add_argument("--profile", action="append", metavar="NAME", help="only this profile (repeatable)")

@@ -26,7 +26,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                   type="paths", default=[])
     group = parser.getgroup("khospec")
     group.addoption("--khospec-timeout", type=float, default=60.0,
-                    help="time limit per check, strategy and profile (seconds)")
+                    help="solver budget per check, strategy and profile (seconds of a current x86-64 core)")
     group.addoption("--khospec-jobs", type=int, default=0,
                     help="worker processes for the spec checks (default: one per core)")
 

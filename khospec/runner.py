@@ -96,8 +96,10 @@ def run_parallel(jobs: list[Any], options: Any,
         if pending:
             job = pending.pop(0)
             slot.job = job
-            # budget: every profile may take two solving phases and a vacuity check
-            slot.deadline = time.monotonic() + options.timeout_s * 3 * len(job.profiles) + 30
+            # a safety net only: the solver budgets (engine/solve.py) end a check first;
+            # every profile may take two solving phases and a vacuity check, each with a
+            # wall-clock limit of several times its nominal budget
+            slot.deadline = time.monotonic() + options.timeout_s * 10 * len(job.profiles) + 60
             slot.conn.send(job)
         else:
             slot.job = None
