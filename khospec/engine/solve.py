@@ -46,7 +46,7 @@ DEFAULT_DEPTH = 16
 # limit of WALL_FACTOR times the nominal time only catches a solver that stops counting.
 RLIMIT_PER_SECOND = 3_000_000
 WALL_FACTOR = 5
-SYMBOLIC_ATTEMPT_MS = 4000
+SYMBOLIC_ATTEMPT_MS = 5000  # per profile, for all profiles in one solver
 SMALL_LAYOUT_MS = 20000
 SMALL_LAYOUT_RANGES = 3
 COMPLETE_MS = 20000
@@ -748,7 +748,8 @@ def _check(s: z3.Solver, units: int, assumptions: Any) -> Any:
 
 def _rlimit_count(s: z3.Solver) -> int:
     st = s.statistics()
-    return int(st.get_key_value("rlimit count")) if "rlimit count" in st.keys() else 0
+    names = list(st.keys())  # z3's Statistics has no `in`
+    return int(st.get_key_value("rlimit count")) if "rlimit count" in names else 0
 
 
 def _reason(s: z3.Solver) -> str:
@@ -852,7 +853,10 @@ def run(program: ir.Program, check: ir.CheckDef, strategy: str | None,
         # 1. every profile in one solver (a proof for all of them at once, or a
         #    counterexample per refuted profile)
         if layout is None and len(profiles) > 1 and not expect_refuted and all(p is not None for p in profiles):
-            together = runner(None).attempt_profiles([p for p in profiles if p is not None], timeout_ms)
+            # a short budget: where the profiles together are much harder than one by one
+            # (the long trace proofs), little is lost before solving them one by one
+            together = runner(None).attempt_profiles([p for p in profiles if p is not None],
+                                                     min(timeout_ms, SYMBOLIC_ATTEMPT_MS))
             if all(_decided(together[p.name]) for p in profiles if p is not None):
                 for i, p in enumerate(profiles):
                     assert p is not None
