@@ -29,7 +29,7 @@ import z3
 
 from khospec import ir
 from khospec.engine.layout import BoundedLayout
-from khospec.engine.solve import CheckRun
+from khospec.engine.solve import CheckRun, _units
 from khospec.interp import Frame, Interp, ReplayMismatch, Undetermined, _from_json
 from khospec.types import BOOL, BoolType, IntType, StructType
 
@@ -117,10 +117,12 @@ def solver_side(program: ir.Program, check: ir.CheckDef, strategy: str | None, n
         extra.append(z3.Not(val) if z3.is_bool(val) else val == 0)
     s, lits = run._solver(NARROW_PROFILE, timeout_ms)
     run._query_ms = timeout_ms
-    run._deadline = time.monotonic() + timeout_ms / 1000
+    run._budget = run._spent + _units(timeout_ms)
     for e in extra:
         s.add(run.sub(e))
-    blockers = [run.sub(z3.Not(loop.open)) for loop in low.loops if loop.tail is None]
+    # the same real-execution rule as the engine's refutations (CheckRun._refute)
+    blockers = ([] if run.prefix_violation else
+                [run.sub(z3.Not(loop.open)) for loop in low.loops if loop.tail is None])
     blockers += [run.sub(z3.Not(o)) for o in low.hard_open]
     goal = run.sub(z3.Or(*[v.formula for v in run.violations])) if run.violations else z3.BoolVal(False, run.ctx)
     r = run.query(s, *lits, goal, *blockers)
