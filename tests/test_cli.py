@@ -97,3 +97,29 @@ def test_explain() -> None:
     r = run_cli("explain", f"{BASIC}::not_monotone")
     assert r.code == 0
     assert "refuted" in r.out and "violated" in r.out
+
+
+def test_reruns_give_identical_results() -> None:
+    """Verdicts, cores and counterexamples do not depend on the run: two processes with
+    different hash seeds print the same JSON, times aside."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    def run(seed: str) -> list[dict[str, object]]:
+        cmd = [sys.executable, "-m", "khospec", "check", "spec/deferred_init.kho", "spec/split.kho",
+               "--check", "none_restore_reads_initialized", "--check", "split_from_pfn_0",
+               "--check", "split_62_66_gib", "--profile", "x86_64", "--profile", "arm64-64k",
+               "--format", "json"]
+        out = subprocess.run(cmd, capture_output=True, text=True, check=False,
+                             env={**os.environ, "PYTHONHASHSEED": seed})
+        assert out.returncode == 0, out.stderr
+        results = json.loads(out.stdout)["results"]
+        for r in results:
+            r.pop("time_s")
+        return results
+
+    first = run("1")
+    assert any(r["verdict"] == "refuted" for r in first) and any(r["verdict"] == "proved" for r in first)
+    assert run("2") == first
