@@ -46,7 +46,7 @@ DEFAULT_DEPTH = 16
 # limit of WALL_FACTOR times the nominal time only catches a solver that stops counting.
 RLIMIT_PER_SECOND = 3_000_000
 WALL_FACTOR = 5
-SYMBOLIC_ATTEMPT_MS = 15000  # per profile, for all profiles in one solver
+SYMBOLIC_ATTEMPT_MS = 5000  # per profile, for all profiles in one solver
 SMALL_LAYOUT_MS = 20000
 SMALL_LAYOUT_RANGES = 3
 COMPLETE_MS = 20000
