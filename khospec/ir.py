@@ -9,6 +9,7 @@ referenced by name and looked up per strategy.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 from khospec import syntax as S
@@ -507,18 +508,23 @@ def used_params(program: Program, check: CheckDef, strategy: str | None) -> set[
     roots += [a.formula for a in program.axioms] + [program.assumes[a].formula for a in check.assuming]
     if check.is_trace:
         roots += [s for st in program.step_defs(strategy) for s in (*st.body, *([st.guard] if st.guard else []))]
-    seen_fns: set[str] = set()
-    out: set[str] = set()
+    return {n.name for n in walk(roots, program, strategy) if isinstance(n, ParamRef | ParamApp)}
+
+
+def walk(roots: Iterable[object], program: Program | None = None, strategy: str | None = None) -> Iterator[object]:
+    """Every IR node under ``roots``; with ``program``, also the bodies of the functions
+    called (each once), preceded by the function's FnDef."""
+    seen: set[str] = set()
     stack = list(roots)
     while stack:
         node = stack.pop()
-        if isinstance(node, ParamRef | ParamApp):
-            out.add(node.name)
-        if isinstance(node, CallFn | SCall):
+        yield node
+        if program is not None and isinstance(node, CallFn | SCall):
             call = node if isinstance(node, CallFn) else node.call
-            if call.name not in seen_fns:
-                seen_fns.add(call.name)
+            if call.name not in seen:
+                seen.add(call.name)
                 f = program.fn(call.name, strategy)
+                yield f
                 stack.extend(f.body if isinstance(f.body, tuple) else [f.body])
         for fld in getattr(node, "__dataclass_fields__", {}):
             if fld in ("span", "ty"):
@@ -528,4 +534,3 @@ def used_params(program: Program, check: CheckDef, strategy: str | None) -> set[
                 stack.extend(x for x in v if hasattr(x, "__dataclass_fields__"))
             elif hasattr(v, "__dataclass_fields__"):
                 stack.append(v)
-    return out

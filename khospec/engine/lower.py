@@ -678,7 +678,7 @@ class Lowering:
         if hit is None:
             hit = not fn.reads_state and not fn.writes_state and not fn.has_loop and fn.ret is not None
             if hit:
-                hit = _simple_body(fn.body, self.program, self.strategy, set())
+                hit = _simple_body(fn.body, self.program, self.strategy)
             self._simple[key] = hit
         return hit
 
@@ -1175,33 +1175,14 @@ def _key(v: Sym) -> Any:
     return v.get_id()
 
 
-def _simple_body(body: tuple[ir.Stmt, ...] | ir.Expr, program: ir.Program, strategy: str | None,
-                 seen: set[str]) -> bool:
+def _simple_body(body: tuple[ir.Stmt, ...] | ir.Expr, program: ir.Program, strategy: str | None) -> bool:
     bad = (ir.Quant, ir.InEmits, ir.EmitsEq, ir.StateRef, ir.MapRead, ir.SRequire, ir.SWhile,
            ir.SEmit, ir.SForBulk, ir.SStateAssign, ir.SMapWrite)
-    stack: list[Any] = list(body) if isinstance(body, tuple) else [body]
-    while stack:
-        n = stack.pop()
-        if isinstance(n, bad):
+    for n in ir.walk(list(body) if isinstance(body, tuple) else [body], program, strategy):
+        if isinstance(n, bad) or (isinstance(n, ir.Builtin) and n.name == "requires_hold"):
             return False
-        if isinstance(n, ir.Builtin) and n.name == "requires_hold":
+        if isinstance(n, ir.FnDef) and (n.reads_state or n.writes_state or n.has_loop):
             return False
-        if isinstance(n, ir.CallFn | ir.SCall):
-            call = n if isinstance(n, ir.CallFn) else n.call
-            if call.name not in seen:
-                seen.add(call.name)
-                f = program.fn(call.name, strategy)
-                if f.reads_state or f.writes_state or f.has_loop:
-                    return False
-                stack.extend(list(f.body) if isinstance(f.body, tuple) else [f.body])
-        for fld in getattr(n, "__dataclass_fields__", {}):
-            if fld in ("span", "ty"):
-                continue
-            v = getattr(n, fld)
-            if isinstance(v, tuple):
-                stack.extend(x for x in v if hasattr(x, "__dataclass_fields__"))
-            elif hasattr(v, "__dataclass_fields__"):
-                stack.append(v)
     return True
 
 

@@ -234,7 +234,7 @@ class CheckRun:
         """Steps whose bodies (or functions they call) contain `require name`."""
         out: set[str] = set()
         for st in self.program.step_defs(self.strategy):
-            if _mentions_require(st.body, name, self.program, self.strategy, set()):
+            if _mentions_require(st.body, name, self.program, self.strategy):
                 out.add(st.name)
         return out
 
@@ -666,27 +666,8 @@ def _subst_sym(v: Any, sub: Any) -> Any:
 
 
 def _mentions_require(stmts: tuple[ir.Stmt, ...], name: str, program: ir.Program,
-                      strategy: str | None, seen: set[str]) -> bool:
-    stack: list[Any] = list(stmts)
-    while stack:
-        n = stack.pop()
-        if isinstance(n, ir.SRequire) and n.name == name:
-            return True
-        if isinstance(n, ir.CallFn | ir.SCall):
-            call = n if isinstance(n, ir.CallFn) else n.call
-            if call.name not in seen:
-                seen.add(call.name)
-                f = program.fn(call.name, strategy)
-                stack.extend(list(f.body) if isinstance(f.body, tuple) else [f.body])
-        for fld in getattr(n, "__dataclass_fields__", {}):
-            if fld in ("span", "ty"):
-                continue
-            val = getattr(n, fld)
-            if isinstance(val, tuple):
-                stack.extend(x for x in val if hasattr(x, "__dataclass_fields__"))
-            elif hasattr(val, "__dataclass_fields__"):
-                stack.append(val)
-    return False
+                      strategy: str | None) -> bool:
+    return any(isinstance(n, ir.SRequire) and n.name == name for n in ir.walk(stmts, program, strategy))
 
 
 _LAYOUT_BUILTINS = frozenset({
@@ -713,27 +694,7 @@ def _mentions(nodes: tuple[Any, ...], types: tuple[type, ...], program: ir.Progr
               strategy: str | None = None, pred: Any = None) -> bool:
     """Whether a node of one of ``types`` (or satisfying ``pred``) occurs under ``nodes``,
     following function calls when ``program`` is given."""
-    stack: list[Any] = list(nodes)
-    seen: set[str] = set()
-    while stack:
-        n = stack.pop()
-        if isinstance(n, types) or (pred is not None and pred(n)):
-            return True
-        if program is not None and isinstance(n, ir.CallFn | ir.SCall):
-            call = n if isinstance(n, ir.CallFn) else n.call
-            if call.name not in seen:
-                seen.add(call.name)
-                f = program.fn(call.name, strategy)
-                stack.extend(list(f.body) if isinstance(f.body, tuple) else [f.body])
-        for fld in getattr(n, "__dataclass_fields__", {}):
-            if fld in ("span", "ty"):
-                continue
-            val = getattr(n, fld)
-            if isinstance(val, tuple):
-                stack.extend(x for x in val if hasattr(x, "__dataclass_fields__"))
-            elif hasattr(val, "__dataclass_fields__"):
-                stack.append(val)
-    return False
+    return any(isinstance(n, types) or (pred is not None and pred(n)) for n in ir.walk(nodes, program, strategy))
 
 
 def _units(ms: int) -> int:
