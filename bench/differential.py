@@ -29,7 +29,7 @@ def main() -> int:
     args = ap.parse_args()
     n = Narrowing(space=args.space, grid=args.grid)
     files, _ = find_spec_files(args.paths)
-    bad = total = 0
+    bad = total = undecided = 0
     for path, display in files:
         program, _ = load(Path(path), display, SourceCache())
         if program is None:
@@ -41,11 +41,16 @@ def main() -> int:
             for st in c.strategies:
                 a = compare(program, c, st, n, budget_s=args.budget)
                 total += 1
-                bad += not a.agree
-                mark = "agree" if a.agree else "DISAGREE"
+                if "unknown" in (a.solver, a.brute):
+                    undecided += 1
+                    mark = "undecided (a side ran out of time)"
+                else:
+                    bad += not a.agree
+                    mark = "agree" if a.agree else "DISAGREE"
                 print(f"{display}:{c.span.line} {c.name} [{st or 'base'}]: solver {a.solver}, "
                       f"brute force {a.brute} ({a.instances} instances), {a.time_s:.1f} s: {mark}", flush=True)
-    print(f"{total} checks and strategies, {bad} disagreements (space {n.space} pfns, grid {n.grid})")
+    print(f"{total} checks and strategies: {total - bad - undecided} agree, {bad} disagree, "
+          f"{undecided} undecided (space {n.space} pfns, grid {n.grid})")
     return 1 if bad else 0
 
 
