@@ -38,6 +38,22 @@ check c: X == X + 0
     assert got["c"] is Verdict.VACUOUS
 
 
+def test_contradiction_apart_from_the_claim_is_never_proved(tmp_path: Path) -> None:
+    # the solver only sees the formulas connected to the claim (about X); the vacuity
+    # check sees them all, so assumptions contradicting each other about Y still count
+    got = _verdicts(tmp_path, """
+param X: int
+param Y: int
+assume small: Y < 5
+assume big: Y > 10
+check c: X == X + 0
+  for x86_64
+  assuming small, big
+  expect vacuous
+""")
+    assert got["c"] is Verdict.VACUOUS
+
+
 def test_proof_names_its_assumptions(tmp_path: Path) -> None:
     spec = tmp_path / "t.kho"
     spec.write_text("""
@@ -116,3 +132,22 @@ check one_node_aligned: forall p: ulong. IS_ALIGNED(p, 4) and pfn_in_ram(p) and 
   expect proved
 """)
     assert got == {"one_node": Verdict.REFUTED, "one_node_aligned": Verdict.PROVED}
+
+
+def test_counterexample_satisfies_assumptions_apart_from_the_claim(tmp_path: Path) -> None:
+    # Y is outside the claim's cone: the counterexample is completed with a Y that
+    # satisfies its assumption, and the replay checks it
+    spec = tmp_path / "t.kho"
+    spec.write_text("""
+param X: uint
+param Y: uint
+assume y_range: Y > 100 and Y < 103
+check c: X + 1 > X
+  for x86_64
+  assuming y_range
+  expect refuted
+""")
+    [r] = check_file(spec)
+    assert r.verdict is Verdict.REFUTED and r.replay == "confirmed"
+    assert r.counterexample is not None
+    assert r.counterexample["params"]["Y"] in ("101", "102", 101, 102, "0x65", "0x66")
