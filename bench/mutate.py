@@ -45,7 +45,8 @@ def _verdicts(
             if only is not None and (c.name, st) not in only:
                 continue
             [(_, o)] = solve.run(program, c, st, [prof], timeout_ms=int(timeout * 1000))
-            out[(c.name, st)] = (o.verdict.value, tuple(o.assumptions_used or ()))
+            verdict = o.verdict.value if o.verdict.value != "unknown" else f"unknown ({o.reason})"
+            out[(c.name, st)] = (verdict, tuple(o.assumptions_used or ()))
     return out
 
 
