@@ -183,6 +183,9 @@ def _check(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         progress.stop()
     if report.diagnostics:
         err.write(diagnostics_text(report) + "\n")
+    for e in report.internal_errors:
+        # on stderr whatever the format, so that piping JSON or SARIF does not hide it
+        err.write(f"khospec: internal error (a bug in khospec; please report it): {e}\n")
     if args.format == "json":
         out.write(json.dumps(to_json(report), indent=2) + "\n")
     elif args.format == "sarif":

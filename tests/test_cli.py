@@ -123,3 +123,25 @@ def test_reruns_give_identical_results() -> None:
     first = run("1")
     assert any(r["verdict"] == "refuted" for r in first) and any(r["verdict"] == "proved" for r in first)
     assert run("2") == first
+
+
+def test_cross_check_agrees_on_every_query() -> None:
+    import json
+
+    r = run_cli("check", "tests/golden/specs/basic.kho", "--cross-check", "--format", "json")
+    assert r.code == 0, r.err
+    results = json.loads(r.out)["results"]
+    assert results
+    for res in results:
+        assert any(n.startswith("cvc5 agrees") for n in res.get("notes", [])), res
+
+
+def test_cross_check_disagreement_is_an_internal_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    from khospec.engine import crosscheck
+
+    flip = {"sat": "unsat", "unsat": "sat"}
+    real = crosscheck.cvc5_verdict
+    monkeypatch.setattr(crosscheck, "cvc5_verdict", lambda smt2, ms: flip[real(smt2, ms)])
+    r = run_cli("check", "tests/golden/specs/basic.kho", "--check", "wraps", "--cross-check", "-j", "1")
+    assert r.code == 3
+    assert "second solver" in r.err and "cvc5 says" in r.err
