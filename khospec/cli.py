@@ -237,10 +237,16 @@ def _explain(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if not report.results:
         err.write(f"khospec: no check `{check}` in {file} (for that strategy and profile)\n")
         return 2
+    from pathlib import Path
+
+    from khospec.api import load
+    from khospec.diagnostics import SourceCache
     from khospec.interp import explain_text
 
+    program, _ = load(Path(file), file, SourceCache())
+    check_def = next((c for c in program.checks if c.name == check), None) if program else None
     for r in report.results:
-        out.write(explain_text(r) + "\n")
+        out.write(explain_text(r, program, check_def) + "\n")
         if r.counterexample:
             break
     return report.exit_code()

@@ -724,8 +724,64 @@ def _replay_trace(interp: Interp, program: ir.Program, check: ir.CheckDef, model
         raise ReplayMismatch("the claim holds in the final state", "claim false", "claim true")
 
 
-def explain_text(r: Result) -> str:
-    """The counterexample as a numbered trace (or the verdict when there is none)."""
+def _show(v: Any) -> str:
+    if isinstance(v, SVal):
+        return "{" + ", ".join(f"{n}={_show(x)}" for (n, _), x in zip(v.ty.fields, v.fields, strict=True)) + "}"
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int):
+        return hex(v) if abs(v) >= 4096 else str(v)
+    return str(v)
+
+
+def _watched_pfns(model: dict[str, Any]) -> list[int]:
+    """The pfns a reader of the trace cares about: each chunk's first and last page
+    and every pfn-sized value the counterexample names."""
+    out: list[int] = []
+    for v in [*model.get("params", {}).values(), *(w["value"] for w in model.get("witnesses", []))]:
+        if isinstance(v, dict) and {"pfn", "order"} <= set(v):
+            pfn, order = int(v["pfn"]), int(v["order"])
+            if order < 64:
+                out += [pfn, pfn + (1 << order) - 1]
+        elif isinstance(v, int) and not isinstance(v, bool) and v >= 1 << 12:
+            out.append(v)
+    return sorted(set(out))[:8]
+
+
+def trace_changes(program: ir.Program, check: ir.CheckDef, r: Result) -> list[list[str]]:
+    """Per step of the counterexample's trace, what it changed: the machine's scalar
+    state, and the struct pages of the watched pfns. Empty when there is no trace."""
+    cx = r.counterexample
+    if not cx or not cx.get("trace"):
+        return []
+    model = cx.get("model", cx)
+    interp = Interp(program, r.strategy, model)
+    state = interp.initial_state()
+    watched = _watched_pfns(model)
+
+    def snapshot(st: CState) -> dict[str, str]:
+        snap = {k: _show(v) for k, v in st.scalars.items()}
+        for name, m in st.maps.items():
+            for q in watched:
+                try:
+                    snap[f"{name}[{hex(q)}]"] = _show(m.read(q))
+                except (Undetermined, Incomplete, KeyError):
+                    continue
+        return snap
+
+    out: list[list[str]] = []
+    before = snapshot(state)
+    for name in model["trace"]:
+        state, _failures, _enabled = interp.step(name, state)
+        after = snapshot(state)
+        out.append([f"{k}: {before.get(k, '?')} -> {v}" for k, v in after.items() if before.get(k) != v])
+        before = after
+    return out
+
+
+def explain_text(r: Result, program: ir.Program | None = None, check: ir.CheckDef | None = None) -> str:
+    """The counterexample as a numbered trace with what each step changed (given the
+    program), or the verdict when there is none."""
     from khospec.explain import short_lines
 
     head = f"{r.check} [{r.strategy or 'base'}, {r.profile}]: {r.verdict.value}"
@@ -734,8 +790,16 @@ def explain_text(r: Result) -> str:
         return head + used + (f" ({r.reason})" if r.reason else "")
     lines = [head, *("  " + s for s in short_lines(r))]
     cx = r.counterexample
+    changes: list[list[str]] = []
+    if program is not None and check is not None:
+        try:
+            changes = trace_changes(program, check, r)
+        except (Undetermined, Incomplete, ReplayMismatch):
+            changes = []
     for i, step in enumerate(cx.get("trace", []), 1):
         lines.append(f"  {i}. {step}")
+        if i <= len(changes):
+            lines += [f"       {c}" for c in changes[i - 1]] or ["       (no change to what is shown)"]
     if cx.get("violated"):
         v = cx["violated"]
         lines.append(f"  => {v.get('text') or v.get('name')} is false ({v.get('at', '')})")

@@ -145,3 +145,15 @@ def test_cross_check_disagreement_is_an_internal_error(monkeypatch: pytest.Monke
     r = run_cli("check", "tests/golden/specs/basic.kho", "--check", "wraps", "--cross-check", "-j", "1")
     assert r.code == 3
     assert "second solver" in r.err and "cvc5 says" in r.err
+
+
+def test_explain_shows_what_each_step_changed() -> None:
+    r = run_cli("explain", "spec/handover.kho::order_survives_deserialize_first", "--profile", "x86_64")
+    assert r.code == 0, r.err
+    steps = r.out.split("\n  2. memmap_init\n")
+    assert len(steps) == 2
+    # kho_memory_init writes the head's magic and order into page->private ...
+    assert "private=0 ->" not in steps[0] and "private=0x4b484f50" in steps[0]
+    # ... and memmap_init, running after it in this variant, wipes it
+    after = steps[1].split("\n  3.")[0]
+    assert "private=0x4b484f5000000009} -> {init=true" in after and after.rstrip().endswith("private=0}")
