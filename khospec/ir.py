@@ -526,11 +526,18 @@ def walk(roots: Iterable[object], program: Program | None = None, strategy: str 
                 f = program.fn(call.name, strategy)
                 yield f
                 stack.extend(f.body if isinstance(f.body, tuple) else [f.body])
-        for fld in getattr(node, "__dataclass_fields__", {}):
-            if fld in ("span", "ty"):
-                continue
-            v = getattr(node, fld)
-            if isinstance(v, tuple):
-                stack.extend(x for x in v if hasattr(x, "__dataclass_fields__"))
-            elif hasattr(v, "__dataclass_fields__"):
-                stack.append(v)
+        stack.extend(children(node))
+
+
+def children(node: object) -> list[object]:
+    """The IR nodes directly under ``node`` (not the function bodies it calls)."""
+    out: list[object] = []
+    for fld in getattr(node, "__dataclass_fields__", {}):
+        if fld in ("span", "ty"):
+            continue
+        v = getattr(node, fld)
+        if isinstance(v, tuple):
+            out.extend(x for x in v if hasattr(x, "__dataclass_fields__"))
+        elif hasattr(v, "__dataclass_fields__"):
+            out.append(v)
+    return out

@@ -774,7 +774,7 @@ class Lowering:
 
     def _has_require(self, stmts: tuple[ir.Stmt, ...]) -> bool:
         """Some `require` we collect can run in these statements (calls included)."""
-        return _find_require(stmts, self.wanted, self.program, self.strategy)
+        return mentions_require(stmts, self.wanted, self.program, self.strategy)
 
     def _bulk(self, s: ir.SForBulk, fr: Frame) -> None:
         assert fr.state is not None
@@ -1108,35 +1108,11 @@ def _same(a: Sym, b: Sym) -> bool:
     return bool(a.eq(b))
 
 
-def _children(n: Any) -> list[Any]:
-    out: list[Any] = []
-    for fld in getattr(n, "__dataclass_fields__", {}):
-        if fld in ("span", "ty"):
-            continue
-        v = getattr(n, fld)
-        if isinstance(v, tuple):
-            out.extend(x for x in v if hasattr(x, "__dataclass_fields__"))
-        elif hasattr(v, "__dataclass_fields__"):
-            out.append(v)
-    return out
-
-
-def _find_require(stmts: tuple[ir.Stmt, ...], name: str | None, program: ir.Program,
-                  strategy: str | None) -> bool:
-    seen: set[str] = set()
-    stack: list[Any] = list(stmts)
-    while stack:
-        n = stack.pop()
-        if isinstance(n, ir.SRequire) and (name is None or n.name == name):
-            return True
-        if isinstance(n, ir.CallFn | ir.SCall):
-            call = n if isinstance(n, ir.CallFn) else n.call
-            if call.name not in seen:
-                seen.add(call.name)
-                f = program.fn(call.name, strategy)
-                stack.extend(list(f.body) if isinstance(f.body, tuple) else [f.body])
-        stack.extend(_children(n))
-    return False
+def mentions_require(stmts: tuple[ir.Stmt, ...], name: str | None, program: ir.Program,
+                     strategy: str | None) -> bool:
+    """Whether `require name` (any require for None) is in stmts or a function they call."""
+    return any(isinstance(n, ir.SRequire) and (name is None or n.name == name)
+               for n in ir.walk(stmts, program, strategy))
 
 
 def _free_locals(e: Any) -> set[int]:
@@ -1149,7 +1125,7 @@ def _free_locals(e: Any) -> set[int]:
             out.add(n.uid)
         if isinstance(n, ir.Quant | ir.FirstNode):
             bound.add(n.var.uid)
-        stack.extend(_children(n))
+        stack.extend(ir.children(n))
     return out - bound
 
 
@@ -1165,7 +1141,7 @@ def _reads_state(e: Any, program: ir.Program, strategy: str | None) -> bool:
             f = program.fn(n.name, strategy)
             if f.reads_state:
                 return True
-        stack.extend(_children(n))
+        stack.extend(ir.children(n))
     return False
 
 
@@ -1195,4 +1171,4 @@ def lower_init() -> None:  # pragma: no cover - keeps the public surface explici
     pass
 
 
-__all__ = ["BOOL", "LowerError", "Lowering", "SeqType", "TraceNode"]
+__all__ = ["BOOL", "LowerError", "Lowering", "SeqType", "TraceNode", "mentions_require"]

@@ -34,7 +34,7 @@ import z3
 from khospec import ir
 from khospec.engine import bv
 from khospec.engine.layout import LayoutLimit
-from khospec.engine.lower import Frame, LowerError, Lowering, Skolem, TraceNode
+from khospec.engine.lower import Frame, LowerError, Lowering, Skolem, TraceNode, mentions_require
 from khospec.results import Verdict
 from khospec.types import BoolType, IntType
 
@@ -234,7 +234,7 @@ class CheckRun:
         """Steps whose bodies (or functions they call) contain `require name`."""
         out: set[str] = set()
         for st in self.program.step_defs(self.strategy):
-            if _mentions_require(st.body, name, self.program, self.strategy):
+            if mentions_require(st.body, name, self.program, self.strategy):
                 out.add(st.name)
         return out
 
@@ -663,11 +663,6 @@ def _subst_sym(v: Any, sub: Any) -> Any:
     if isinstance(v, bv.StructVal):
         return bv.StructVal(v.ty, tuple(_subst_sym(f, sub) for f in v.fields))
     return sub(v)
-
-
-def _mentions_require(stmts: tuple[ir.Stmt, ...], name: str, program: ir.Program,
-                      strategy: str | None) -> bool:
-    return any(isinstance(n, ir.SRequire) and n.name == name for n in ir.walk(stmts, program, strategy))
 
 
 _LAYOUT_BUILTINS = frozenset({

@@ -18,6 +18,7 @@ from rich.table import Table
 from rich.text import Text
 
 from khospec.api import Report
+from khospec.explain import size_text
 from khospec.machine.importer import ImportError_, MachineLayout, read_layout_file
 from khospec.machine.questions import (
     CLAIMS,
@@ -25,7 +26,6 @@ from khospec.machine.questions import (
     UnknownProfile,
     answer,
     arch_profile,
-    size_text,
     witness_lines,
     witness_text,
 )

@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from khospec import ir
+from khospec.explain import size_text
 
 # include/linux/mmzone.h: enum zone_type, in the order the spec language numbers zones
 ZONE_ORDER = ("DMA", "DMA32", "Normal", "Movable", "Device")
@@ -220,7 +221,7 @@ class MachineLayout:
         ]
         total = self.total
         out.append(
-            f"# {len(self.nodes)} node(s) with memory, {len(self.ranges)} range(s), {_size(total)}"
+            f"# {len(self.nodes)} node(s) with memory, {len(self.ranges)} range(s), {size_text(total)}"
         )
         out.append("")
         out.append(f"layout {name} {{")
@@ -233,11 +234,11 @@ class MachineLayout:
                 lo, hi = min(r.start for r in rs), max(r.end for r in rs)
                 out.append(
                     f"  # node {nid}: span [{lo:#x}, {hi:#x}), "
-                    f"{len(rs)} range(s), {_size(sum(r.size for r in rs))}"
+                    f"{len(rs)} range(s), {size_text(sum(r.size for r in rs))}"
                 )
         for r in self.ranges:
             where = f", line {r.line}" if r.line else ""
-            out.append(f"  node {r.nid}: [{r.start:#x}, {r.end:#x})  # {_size(r.size)}{where}")
+            out.append(f"  node {r.nid}: [{r.start:#x}, {r.end:#x})  # {size_text(r.size)}{where}")
         for z, lim in self.zones:
             out.append(
                 f"  zone {z}: empty" if lim is None else f"  zone {z}: [{lim[0]:#x}, {lim[1]:#x})"
@@ -264,21 +265,6 @@ def check_layout_name(name: str) -> str:
 
 def _one_line(s: str) -> str:
     return s.replace("\n", " ").replace("\r", " ")
-
-
-def _size(n: int) -> str:
-    for unit, shift in (
-        ("EiB", 60),
-        ("PiB", 50),
-        ("TiB", 40),
-        ("GiB", 30),
-        ("MiB", 20),
-        ("KiB", 10),
-    ):
-        if n >= 1 << shift:
-            v = n / (1 << shift)
-            return f"{n >> shift} {unit}" if n % (1 << shift) == 0 else f"{v:.2f} {unit}"
-    return f"{n} B"
 
 
 # ---------------------------------------------------------------- reading

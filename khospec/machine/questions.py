@@ -40,6 +40,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from khospec.explain import size_text
 from khospec.machine.importer import MachineLayout
 from khospec.results import Result, Verdict
 
@@ -152,24 +153,6 @@ def _ctz(x: int) -> int:
 
 def _hex(x: int) -> str:
     return hex(x)
-
-
-def size_text(n: int) -> str:
-    for unit, shift in (
-        ("EiB", 60),
-        ("PiB", 50),
-        ("TiB", 40),
-        ("GiB", 30),
-        ("MiB", 20),
-        ("KiB", 10),
-    ):
-        if n >= 1 << shift:
-            return (
-                f"{n >> shift} {unit}"
-                if n % (1 << shift) == 0
-                else f"{n / (1 << shift):.2f} {unit}"
-            )
-    return f"{n} B"
 
 
 def _page(pfn: int, r: PfnRange, page_shift: int) -> dict[str, Any]:

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from khospec import ir
+from khospec.explain import size_text
 from khospec.machine.importer import ZONE_ORDER, MachineLayout
 from khospec.results import Result
 
@@ -270,24 +271,6 @@ def _breakpoints(data: MapData, highlights: Sequence[Highlight]) -> list[int]:
     return sorted(pts)
 
 
-def _size(n: int) -> str:
-    for unit, shift in (
-        ("EiB", 60),
-        ("PiB", 50),
-        ("TiB", 40),
-        ("GiB", 30),
-        ("MiB", 20),
-        ("KiB", 10),
-    ):
-        if n >= 1 << shift:
-            return (
-                f"{n >> shift} {unit}"
-                if n % (1 << shift) == 0
-                else f"{n / (1 << shift):.2f} {unit}"
-            )
-    return f"{n} B"
-
-
 def _colour(nid: int) -> str:
     return _PALETTE[nid % len(_PALETTE)]
 
@@ -386,11 +369,11 @@ def svg_for_layout(
     info = [
         f"{len(groups)} node(s) with memory",
         f"{len(data.ranges)} range(s)",
-        _size(total),
-        f"{_size(1 << data.page_shift)} pages",
+        size_text(total),
+        f"{size_text(1 << data.page_shift)} pages",
     ]
     if data.section_bits is not None:
-        info.append(f"{_size(1 << data.section_bits)} sections")
+        info.append(f"{size_text(1 << data.section_bits)} sections")
     info.append("axis compressed (log of each piece's size)" if axis.compressed else "linear axis")
     svg.text(head, 12, 40, ", ".join(info))
 
@@ -421,7 +404,7 @@ def svg_for_layout(
             )
             a += step
         grid_note = (
-            f"section grid: every {'section' if per == 1 else f'{per} sections'} ({_size(step)})"
+            f"section grid: every {'section' if per == 1 else f'{per} sections'} ({size_text(step)})"
         )
 
     # address labels at the breakpoints, thinned so they do not overlap
@@ -481,7 +464,7 @@ def svg_for_layout(
             fill=_colour(nid),
             class_="range",
         )
-        ET.SubElement(r, "title").text = f"node {nid}: [{s:#x}, {e:#x}) {_size(e - s)}"
+        ET.SubElement(r, "title").text = f"node {nid}: [{s:#x}, {e:#x}) {size_text(e - s)}"
         prev = max(prev, e)
     if hi > prev:
         _hole(svg, ram_g, axis, prev, hi, y_ram)
@@ -498,7 +481,7 @@ def svg_for_layout(
                 lane,
                 12,
                 y + min(lane_h, 18) * 0.75,
-                f"node {nid}" + ("" if many else f" {_size(size)}"),
+                f"node {nid}" + ("" if many else f" {size_text(size)}"),
                 font_size=11 if not many else 8,
             )
         own = groups.get(nid, [])
@@ -536,7 +519,7 @@ def svg_for_layout(
                 fill=_colour(nid),
                 class_="range",
             )
-            ET.SubElement(r, "title").text = f"node {nid}: [{s:#x}, {e:#x}) {_size(e - s)}"
+            ET.SubElement(r, "title").text = f"node {nid}: [{s:#x}, {e:#x}) {size_text(e - s)}"
         for addr, label in markers.get(nid, ()):
             mx = axis.x(addr)
             m = svg.el(
@@ -619,7 +602,7 @@ def _hole(svg: _Svg, parent: ET.Element, axis: _Axis, s: int, e: int, y: float) 
         fill="url(#hole)",
         class_="hole",
     )
-    ET.SubElement(r, "title").text = f"hole [{s:#x}, {e:#x}) {_size(e - s)}"
+    ET.SubElement(r, "title").text = f"hole [{s:#x}, {e:#x}) {size_text(e - s)}"
 
 
 def _detail(
@@ -724,7 +707,7 @@ def _detail(
         g,
         left,
         y_bot + 14,
-        f"[{h.start:#x}, {h.end:#x}): {_size(h.end - h.start)}"
+        f"[{h.start:#x}, {h.end:#x}): {size_text(h.end - h.start)}"
         + (f", pfn {h.start >> data.page_shift:#x}" if h.kind != "section" else ""),
         fill=_HIGHLIGHT,
         font_size=10,
@@ -920,7 +903,7 @@ def terminal_map(
         by_node.setdefault(nid, []).append((s, e))
     label_w = 10
     out = [
-        f"memory map, {hex(lo)} .. {hex(hi)} ({_size(hi - lo)}), "
+        f"memory map, {hex(lo)} .. {hex(hi)} ({size_text(hi - lo)}), "
         + ("axis compressed (log of each piece's size)" if axis.compressed else "linear axis")
     ]
 
@@ -972,7 +955,7 @@ def terminal_map(
                 bar.append("-")
             else:
                 bar.append(" ")
-        out.append(row(f"node {nid}", "".join(bar), _size(sum(e - s for s, e in rs))))
+        out.append(row(f"node {nid}", "".join(bar), size_text(sum(e - s for s, e in rs))))
     if len(shown) < len(nodes):
         out.append(f"{'':<{label_w}} ... {len(nodes) - len(shown)} more node(s) not shown")
     for h in hls:
