@@ -30,6 +30,20 @@ def run_cli(*args: str) -> Run:
     return Run(code, out.getvalue(), err.getvalue())
 
 
+# boot logs: the constructed ones in tests/data, and the real ones beside the project
+DATA = Path(__file__).parent / "data" / "layouts"
+
+
+def _shared_dir() -> Path | None:
+    for cand in (ROOT.parent / "shared" / "layouts", Path("/work/shared/layouts")):
+        if cand.is_dir():
+            return cand
+    return None
+
+
+SHARED = _shared_dir()
+needs_shared = pytest.mark.skipif(SHARED is None, reason="the shared boot logs (shared/layouts) are not here")
+
 UPDATE_GOLDEN = os.environ.get("KHOSPEC_UPDATE_GOLDEN") == "1"
 
 pytest_plugins = ["pytester"]

@@ -19,25 +19,9 @@ from khospec.machine.importer import (
     strip_prefix,
 )
 from khospec.resolve import check_program
+from tests.conftest import DATA, SHARED, needs_shared
 
-DATA = Path(__file__).parent / "data" / "layouts"
-
-
-def _shared_dir() -> Path | None:
-    for cand in (
-        Path(__file__).resolve().parents[2] / "shared" / "layouts",
-        Path("/work/shared/layouts"),
-    ):
-        if cand.is_dir():
-            return cand
-    return None
-
-
-SHARED = _shared_dir()
 SHARED_LOGS = sorted(SHARED.glob("*.txt")) if SHARED is not None else []
-needs_shared = pytest.mark.skipif(
-    SHARED is None, reason="the shared boot logs (shared/layouts) are not here"
-)
 GOOD_LOGS = sorted(
     p
     for p in DATA.glob("*.txt")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import itertools
 import json
-from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -26,24 +25,7 @@ from khospec.machine.questions import (
     builtin_profiles,
 )
 from khospec.results import Verdict
-
-DATA = Path(__file__).parent / "data" / "layouts"
-
-
-def _shared_dir() -> Path | None:
-    for cand in (
-        Path(__file__).resolve().parents[2] / "shared" / "layouts",
-        Path("/work/shared/layouts"),
-    ):
-        if cand.is_dir():
-            return cand
-    return None
-
-
-SHARED = _shared_dir()
-needs_shared = pytest.mark.skipif(
-    SHARED is None, reason="the shared boot logs (shared/layouts) are not here"
-)
+from tests.conftest import DATA, SHARED
 
 
 def _shared(prefix: str) -> str:
