@@ -12,6 +12,7 @@ as re-run without solving them again. A piece whose removal changes no verdict i
 flagged as dead: either it is redundant, or no check exercises it.
 
     python bench/mutate.py [SPEC_DIR] [--profile x86_64] [--timeout 60] [--out FILE]
+                           [--piece NAME ...]
 
 It prints a Markdown report (the one in MUTATION.md).
 """
@@ -84,6 +85,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--profile", default="x86_64")
     ap.add_argument("--timeout", type=float, default=60.0)
     ap.add_argument("--out", default=None)
+    ap.add_argument("--piece", action="append", default=None,
+                    help="only this assumption, axiom or step (repeatable)")
     args = ap.parse_args(argv)
     files, _ = find_spec_files([args.spec])
     lines = ["| piece | kind | checks solved again (of those using it) | verdicts changed | changes |",
@@ -107,6 +110,8 @@ def main(argv: list[str] | None = None) -> int:
         if trace_checks:
             for name in program.steps:
                 pieces.append((name, "step", _hollow_step(program, name), trace_checks, None))
+        if args.piece:
+            pieces = [p for p in pieces if p[0] in args.piece]
         for name, kind, mutant, checks, only in pieces:
             after = _verdicts(mutant, checks, args.profile, args.timeout, only)
             changes = [f"{c}[{s or 'base'}] {base[(c, s)][0]} -> {v}"

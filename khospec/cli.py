@@ -53,7 +53,8 @@ def _build(stderr: TextIO) -> argparse.ArgumentParser:
                    help="run the strategy checks on this machine's layout (dmesg or /proc/zoneinfo)")
     c.add_argument("--jobs", "-j", type=int, default=0, metavar="N",
                    help="worker processes (default: cores, at most 2 per core)")
-    c.add_argument("--cross-check", action="store_true", help="re-solve every query with a second solver (cvc5)")
+    c.add_argument("--cross-check", action="store_true",
+                   help="re-solve every query with a second solver (bitwuzla, then cvc5)")
     c.add_argument("--no-replay", action="store_true", help="do not replay counterexamples")
     c.add_argument("--itf", metavar="DIR", help="write each counterexample trace as ITF JSON into DIR")
     c.add_argument("--svg", metavar="FILE", help="draw the first refutation's layout and chunk as SVG")

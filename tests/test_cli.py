@@ -115,7 +115,7 @@ def test_reruns_give_identical_results() -> None:
         out = subprocess.run(cmd, capture_output=True, text=True, check=False,
                              env={**os.environ, "PYTHONHASHSEED": seed})
         assert out.returncode == 0, out.stderr
-        results = json.loads(out.stdout)["results"]
+        results: list[dict[str, object]] = json.loads(out.stdout)["results"]
         for r in results:
             r.pop("time_s")
         return results
@@ -125,26 +125,49 @@ def test_reruns_give_identical_results() -> None:
     assert run("2") == first
 
 
-def test_cross_check_agrees_on_every_query() -> None:
+@pytest.mark.parametrize("solver", ["bitwuzla", "cvc5"])
+def test_cross_check_agrees_on_every_query(solver: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each second solver on its own, on every query of a small spec."""
     import json
 
-    r = run_cli("check", "tests/golden/specs/basic.kho", "--cross-check", "--format", "json")
+    from khospec.engine import crosscheck
+
+    pytest.importorskip(solver)
+    real = crosscheck.solvers()
+    monkeypatch.setattr(crosscheck, "solvers", lambda: [s for s in real if s[0] == solver])
+    r = run_cli("check", "tests/golden/specs/basic.kho", "--cross-check", "--format", "json", "-j", "1")
     assert r.code == 0, r.err
     results = json.loads(r.out)["results"]
     assert results
     for res in results:
-        assert any(n.startswith("cvc5 agrees") for n in res.get("notes", [])), res
+        assert f"{solver} agrees ({'unsat' if res['verdict'] == 'proved' else 'sat'})" in res["notes"], res
 
 
 def test_cross_check_disagreement_is_an_internal_error(monkeypatch: pytest.MonkeyPatch) -> None:
     from khospec.engine import crosscheck
 
     flip = {"sat": "unsat", "unsat": "sat"}
-    real = crosscheck.cvc5_verdict
-    monkeypatch.setattr(crosscheck, "cvc5_verdict", lambda smt2, ms: flip[real(smt2, ms)])
+    real = crosscheck.solvers()
+    wrong = [(name, lambda smt2, ms, f=f: flip[f(smt2, ms)]) for name, f in real]
+    monkeypatch.setattr(crosscheck, "solvers", lambda: wrong)
     r = run_cli("check", "tests/golden/specs/basic.kho", "--check", "wraps", "--cross-check", "-j", "1")
     assert r.code == 3
-    assert "second solver" in r.err and "cvc5 says" in r.err
+    assert "second solver" in r.err and "z3 says unsat, bitwuzla says sat" in r.err
+
+
+def test_cross_check_asks_cvc5_when_bitwuzla_cannot_decide(monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+
+    from khospec.engine import crosscheck
+
+    real = dict(crosscheck.solvers())
+    monkeypatch.setattr(crosscheck, "solvers", lambda: [("bitwuzla", lambda smt2, ms: "unknown"),
+                                                       ("cvc5", real["cvc5"])])
+    r = run_cli("check", "tests/golden/specs/basic.kho", "--check", "wraps", "--cross-check",
+                "--format", "json", "-j", "1")
+    assert r.code == 0, r.err
+    [res] = json.loads(r.out)["results"]
+    assert "cvc5 agrees (unsat) after bitwuzla could not decide" in res["notes"]
 
 
 def test_explain_shows_what_each_step_changed() -> None:

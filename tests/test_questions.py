@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import itertools
 import json
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -264,28 +265,28 @@ def test_witnesses_of_the_interleaved_machine() -> None:
     assert zone["occurrences"] == 0x80000  # all of [2 GiB, 4 GiB)
     # the boundaries at 2 GiB and 4 GiB are powers of two: every aligned block across them
     # starts at pfn 0; the first chunk is the one across 6 GiB
-    chunk = res[PAGES_CHUNK_SINGLE_NODE]["witness"]
+    chunk: Any = res[PAGES_CHUNK_SINGLE_NODE]["witness"]
     assert chunk["chunk"] == {
         "pfn": "0x100000",
         "order": 20,
         "phys": "0x100000000",
         "size": "4 GiB",
-    }  # type: ignore[index]
-    assert chunk["nodes"] == [0, 1]  # type: ignore[index]
-    assert chunk["call"] == "kho_preserve_pages(pfn_to_page(0x100000), 0x100000)"  # type: ignore[index]
+    }
+    assert chunk["nodes"] == [0, 1]
+    assert chunk["call"] == "kho_preserve_pages(pfn_to_page(0x100000), 0x100000)"
 
 
 def test_witness_of_a_boundary_inside_a_section() -> None:
     layout = read_layout_file(str(DATA / "unaligned_16m_journal.txt"))
     res = by_name(layout, "x86_64")
-    w = res[SECTION_SINGLE_NODE]["witness"]
+    w: Any = res[SECTION_SINGLE_NODE]["witness"]
     assert w["section"] == {
         "number": 0x110,
         "start": "0x880000000",
-        "end": "0x888000000",  # type: ignore[index]
+        "end": "0x888000000",
         "size": "128 MiB",
     }
-    assert w["pages"] == [  # type: ignore[index]
+    assert w["pages"] == [
         {"pfn": "0x880fff", "phys": "0x880fff000", "nid": 0, "log_line": 13},
         {"pfn": "0x881000", "phys": "0x881000000", "nid": 1, "log_line": 14},
     ]
