@@ -26,28 +26,30 @@ import time
 from pathlib import Path
 
 from khospec import ir
-from khospec.api import find_spec_files, load
+from khospec.api import Job, Options, find_spec_files, load, run_job
 from khospec.diagnostics import SourceCache
-from khospec.engine import solve
 from khospec.types import BOOL
 
 Key = tuple[str, str | None]
 
 
 def _verdicts(
-    program: ir.Program, checks: list[ir.CheckDef], profile: str, timeout: float,
+    program: ir.Program, path: Path, checks: list[ir.CheckDef], profile: str, timeout: float,
     only: set[Key] | None = None,
 ) -> dict[Key, tuple[str, tuple[str, ...]]]:
-    """(verdict, assumptions_used) per check and strategy, on one profile."""
+    """(verdict, assumptions_used) per check and strategy, on one profile. Through the
+    API, so that every counterexample, the mutants' included, is replayed: one that does
+    not replay stops the script with an internal error."""
     out: dict[Key, tuple[str, tuple[str, ...]]] = {}
     for c in checks:
-        prof = program.profiles.get(profile) if profile in c.profiles else program.profiles[c.profiles[0]]
+        prof = profile if profile in c.profiles else c.profiles[0]
         for st in c.strategies:
             if only is not None and (c.name, st) not in only:
                 continue
-            [(_, o)] = solve.run(program, c, st, [prof], timeout_ms=int(timeout * 1000))
-            verdict = o.verdict.value if o.verdict.value != "unknown" else f"unknown ({o.reason})"
-            out[(c.name, st)] = (verdict, tuple(o.assumptions_used or ()))
+            job = Job(path, str(path), c.name, c.span.line, st, (prof,))
+            [r] = run_job(program, job, Options(timeout_s=timeout))
+            verdict = r.verdict.value if r.verdict.value != "unknown" else f"unknown ({r.reason})"
+            out[(c.name, st)] = (verdict, tuple(r.assumptions_used or ()))
     return out
 
 
@@ -97,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
         program, _diags = load(path, display, SourceCache())
         if program is None or not program.checks:
             continue
-        base = _verdicts(program, program.checks, args.profile, args.timeout)
+        base = _verdicts(program, path, program.checks, args.profile, args.timeout)
         pieces: list[tuple[str, str, ir.Program, list[ir.CheckDef], set[Key] | None]] = []
         for a in program.axioms:
             pieces.append((a.name, "axiom", _drop_assumption(program, a.name), program.checks,
@@ -113,9 +115,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.piece:
             pieces = [p for p in pieces if p[0] in args.piece]
         for name, kind, mutant, checks, only in pieces:
-            after = _verdicts(mutant, checks, args.profile, args.timeout, only)
+            after = _verdicts(mutant, path, checks, args.profile, args.timeout, only)
+            # a verdict changes, not the wording of an unknown's reason
             changes = [f"{c}[{s or 'base'}] {base[(c, s)][0]} -> {v}"
-                       for (c, s), (v, _) in after.items() if v != base[(c, s)][0]]
+                       for (c, s), (v, _) in after.items() if v.split()[0] != base[(c, s)][0].split()[0]]
             used[f"{kind} {name}"] = used.get(f"{kind} {name}", 0) + len(changes)
             lines.append(
                 f"| `{name}` ({display}) | {kind} | {len(after)} of {sum(len(c.strategies) for c in checks)} "

@@ -51,9 +51,18 @@ def _strict(root: z3.ExprRef, memo: dict[int, z3.ExprRef]) -> z3.ExprRef:
 
 
 def smtlib(formulas: list[Any], ctx: z3.Context) -> str:
-    s = z3.Solver(ctx=ctx)
+    """The query as an SMT-LIB2 script. Built in a context of its own: new terms in the
+    checking context would renumber the terms created after them, and z3's search
+    (hence whether a proof fits in its budget) depends on that numbering, so a
+    --cross-check run could otherwise change a later verdict."""
+    del ctx  # the formulas carry theirs; it is only read
+    own = z3.Context()
+    s = z3.Solver(ctx=own)
+    # the translated formulas must outlive the memo: it is keyed by term ids, which z3
+    # reuses once a term is freed
+    translated = [f.translate(own) for f in formulas]
     memo: dict[int, z3.ExprRef] = {}
-    for f in formulas:
+    for f in translated:
         s.add(_strict(f, memo))
     return f"(set-logic {LOGIC})\n" + str(s.to_smt2())
 

@@ -25,6 +25,7 @@ then, if undecided, bounded model checking of the first iterations without them.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -65,6 +66,7 @@ class Outcome:
     reason: str | None = None
     depth: int | None = None
     notes: list[str] = field(default_factory=list)
+    unsure: tuple[str, ...] = ()  # names in assumptions_used not shown to be needed
 
 
 @dataclass
@@ -103,6 +105,7 @@ class CheckRun:
         if vacuity_only or (check.is_trace and check.claim.kind != "requirement"):
             self.low.collect_requires = False
         self.tracked: dict[str, Any] = {}  # name -> literal
+        self.meaning: dict[str, Any] = {}  # name -> formula (those not tied to a step)
         self.hard: list[Any] = []
         self.lazy: list[Any] = []
         self.violations: list[_Violation] = []
@@ -125,6 +128,7 @@ class CheckRun:
                 before.setdefault(a.before, []).append((lit, a))
                 continue
             value = low.ev(a.formula, _frame(low, f"assume {a.name}"), 1)
+            self.meaning[a.name] = value
             self.hard.append(z3.Implies(lit, value))
         claim = self.check.claim
         if claim.kind == "holds":
@@ -263,15 +267,19 @@ class CheckRun:
             hard = [f for i, f in enumerate(hard) if i in keep]
         # Pure bit-vector problems (the arithmetic of the split, lemmas) go to z3's
         # bit-blasting SAT solver, which is an order of magnitude faster on them than the
-        # general SMT core; anything with uninterpreted functions (layouts, param
-        # functions) stays on the general solver.
+        # SMT core; the rest (layouts and param functions are uninterpreted functions)
+        # to the SMT core set up for QF_UFBV, all a khospec query uses (no integers, no
+        # quantifiers); on `eager_no_uninit_read_folio` for arm64-16k it needs less
+        # than 45 s of budget where the default set-up needs more.
         goal = z3.Goal(ctx=self.ctx)
         goal.add(*hard, *self._pending)
         if z3.Probe("is-qfbv", self.ctx)(goal) == 1.0:
             s = z3.SolverFor("QF_BV", ctx=self.ctx)
         else:
-            s = z3.Solver(ctx=self.ctx)
-            s.set("core.minimize", True)
+            s = z3.SolverFor("QF_UFBV", ctx=self.ctx)
+            # z3's own core minimisation costs more than the whole proof on the larger
+            # queries; _minimize does it by deletion, within a budget
+            s.set("core.minimize", False)
         s.set("random_seed", 0)
         for h in hard:
             s.add(h)
@@ -310,6 +318,7 @@ class CheckRun:
         """Decide for one profile within ``timeout_ms`` overall (default: the check's)."""
         t0 = time.perf_counter()
         self._query_ms = self.timeout_ms
+        self._base = self._spent
         self._budget = self._spent + _units(timeout_ms or self.timeout_ms)
         try:
             out = self._attempt(profile, timeout_ms or self.timeout_ms)
@@ -362,7 +371,7 @@ class CheckRun:
                     out[name] = o
                     remaining = [p for p in remaining if p.name != name]
                     continue
-                out.update({p.name: o for p in remaining})
+                out.update({p.name: self._narrowed(o, p) for p in remaining})
                 break
         except z3.Z3Exception as exc:
             for p in profiles:
@@ -377,10 +386,15 @@ class CheckRun:
         names = self._names()
         vlit = z3.Bool("violation", self.ctx)
         s.add(z3.Implies(vlit, self.sub(z3.Or(*[v.formula for v in self.violations]))))
+        before = self._spent
         r = self.query(s, *lits, *scope, vlit)
+        cheap = self._spent - before <= _units(MINIMIZE_MS)
         if self.bounded is not None:
-            # a search among small layouts: only a counterexample means something
+            # a search among small layouts: only a counterexample means something. Once
+            # one is known to exist, the shortest is looked for with the check's whole
+            # budget: starting over on every layout would cost more
             if r == z3.sat:
+                self._budget = max(self._budget, self._base + _units(self.timeout_ms))
                 out = self._refute(s, lits, list(scope), profile)
                 if out is not None and out.verdict is Verdict.REFUTED:
                     return out
@@ -389,8 +403,13 @@ class CheckRun:
             return Outcome(Verdict.UNKNOWN, 0, reason=_reason(s))
         if r == z3.unsat:
             core = [c for c in s.unsat_core() if c.get_id() in names]
-            core = self._minimize(s, core, [*scope, vlit])
-            used = tuple(sorted(names[c.get_id()] for c in core))
+            core, undecided = self._minimize(s, core, [*scope, vlit], axioms_too=cheap)
+            # an axiom about the architecture constants is a constant truth under every
+            # profile the query ranges over: implied by the profile, never needed
+            scoped = [profile] if profile is not None else (remaining or [])
+            used = tuple(sorted(n for n in (names[c.get_id()] for c in core)
+                                if not (scoped and all(self._true_under(n, p) for p in scoped))))
+            unsure = tuple(n for n in used if n in undecided)
             prem = z3.Bool("premise", self.ctx)
             s.add(z3.Implies(prem, self.sub(self.premise)))
             incomplete = self._incomplete(s, [*lits, *scope, prem])
@@ -399,9 +418,9 @@ class CheckRun:
             if incomplete:
                 return Outcome(Verdict.HOLDS_TO_DEPTH, 0, assumptions_used=used,
                                depth=self.depth_limit if self.check.is_trace else self.low.unroll,
-                               notes=incomplete)
+                               notes=incomplete, unsure=unsure)
             notes = self._second_opinion([z3.Or(*[v.formula for v in self.violations]), *scope], "unsat")
-            return Outcome(Verdict.PROVED, 0, assumptions_used=used, notes=notes)
+            return Outcome(Verdict.PROVED, 0, assumptions_used=used, notes=notes, unsure=unsure)
         if plits is not None and remaining is not None:
             # the profile this model refutes
             m = s.model()
@@ -453,17 +472,24 @@ class CheckRun:
 
     def _complete(self, s: z3.Solver, lits: list[Any], goal: list[Any]) -> Any:
         """The solver's model, extended to the formulas ``_solver`` left out. They share
-        no symbol with the model's, so the extension exists unless they contradict each
-        other (the vacuity check reports that); the model's constants are kept."""
+        no symbol with the claim's formulas, so the extension exists unless they
+        contradict each other (the vacuity check reports that). The model's constants
+        are kept where they can be: first all of them, then those the left-out formulas
+        do not mention (a layout rounding constraint, which reaches every range of the
+        layout, can have given values to ranges the claim never looks at), then none:
+        any model of the whole query with the chosen violation is a counterexample."""
         model = s.model()
         if not self._dropped:
             return model
         full = z3.Solver(ctx=self.ctx)
         full.add(*s.assertions(), *self._dropped)
-        keep = [d() == model[d] for d in model.decls() if d.arity() == 0]
-        if _check(full, _units(COMPLETE_MS), [*lits, *[self.sub(g) for g in goal], *keep]) != z3.sat:
-            return None
-        return full.model()
+        consts = [d for d in model.decls() if d.arity() == 0]
+        left_out = _symbols(self._dropped)
+        target = [*lits, *[self.sub(g) for g in goal]]
+        for pinned in (consts, [d for d in consts if d.get_id() not in left_out], []):
+            if _check(full, _units(COMPLETE_MS), [*target, *[d() == model[d] for d in pinned]]) == z3.sat:
+                return full.model()
+        return None
 
     def _roundest(self, s: z3.Solver, lits: list[Any], goal: list[Any], profile: ir.ProfileDef | None) -> None:
         """Leave the solver with the roundest model it finds quickly: ranges on 1 GiB, then
@@ -512,7 +538,7 @@ class CheckRun:
             return Outcome(Verdict.UNKNOWN, time.perf_counter() - t0, reason="vacuity check: " + _reason(s))
         if r == z3.unsat:
             core = [c for c in s.unsat_core() if c.get_id() in names]
-            core = self._minimize(s, core, [prem])
+            core, _ = self._minimize(s, core, [prem])
             used = tuple(sorted(names[c.get_id()] for c in core))
             what = ", ".join(used) if used else "the axioms"
             return Outcome(Verdict.VACUOUS, time.perf_counter() - t0, assumptions_used=used,
@@ -539,28 +565,56 @@ class CheckRun:
         return None
 
     _budget = 1 << 62  # the context's resource count at which this attempt's queries stop
+    _base = 0  # the context's resource count when this attempt started
     _spent = 0  # the context's resource count after the last query
     _query_ms = 60000
     prefix_violation = False
 
-    def _minimize(self, s: z3.Solver, core: list[Any], extra: list[Any]) -> list[Any]:
-        """The solver's core (already reduced by z3's core.minimize), then deletion of
-        each of the check's own assumptions whose absence keeps the query unsat. Axioms
-        are facts, not choices; they are left as z3 reduced them, since proving that one
-        of them is unneeded costs a satisfiable query each."""
+    def _narrowed(self, o: Outcome, profile: ir.ProfileDef) -> Outcome:
+        """A proof shared by several profiles, for one of them: without the axioms
+        its constants make true."""
+        if o.assumptions_used is None:
+            return o
+        used = tuple(n for n in o.assumptions_used if not self._true_under(n, profile))
+        return dataclasses.replace(o, assumptions_used=used, unsure=tuple(n for n in o.unsure if n in used),
+                                   notes=list(o.notes))
+
+    def _true_under(self, name: str, profile: ir.ProfileDef) -> bool:
+        value = self.meaning.get(name)
+        if value is None:
+            return False
+        pairs = [(self.low.param(n), bv.const(v, self.program.params[n].ty, self.ctx)) for n, v in profile.bindings]
+        return bool(z3.is_true(z3.simplify(z3.substitute(value, *pairs) if pairs else value)))
+
+    def _minimize(self, s: z3.Solver, core: list[Any], extra: list[Any],
+                  axioms_too: bool = True) -> tuple[list[Any], list[str]]:
+        """Deletion over the solver's core: a member whose absence keeps the query unsat
+        goes, with whatever else the smaller core leaves out. The check's own assumptions
+        are always tried; axioms only with ``axioms_too`` (when the proof itself was
+        cheap: otherwise each trial costs about as much and rarely ends in time). A
+        member not tried, or whose trial the budget cannot decide, is kept (a name too
+        many is an over-statement; a name too few would be a false claim) and comes back
+        in the second list, so that the result can say the set may not be minimal."""
         saved = self._query_ms
         self._query_ms = MINIMIZE_MS
         chosen = set(self.check.assuming)
         kept = list(core)
+        undecided: list[str] = []
         for c in sorted(core, key=str):
-            if str(c) not in chosen or not any(k.eq(c) for k in kept):
+            if not any(k.eq(c) for k in kept):
+                continue
+            if not axioms_too and str(c) not in chosen:
+                undecided.append(str(c))
                 continue
             trial = [k for k in kept if not k.eq(c)]
-            if self.query(s, *trial, *extra) == z3.unsat:
+            r = self.query(s, *trial, *extra)
+            if r == z3.unsat:
                 sub = {x.get_id() for x in s.unsat_core()}
                 kept = [k for k in trial if k.get_id() in sub]
+            elif r == z3.unknown:
+                undecided.append(str(c))
         self._query_ms = saved
-        return kept
+        return kept, [u for u in undecided if any(str(k) == u for k in kept)]
 
     def _incomplete(self, s: z3.Solver, lits: list[Any]) -> list[str] | None:
         notes: list[str] = []
@@ -715,6 +769,23 @@ def _reason(s: z3.Solver) -> str:
     return r or "solver gave up"
 
 
+def _symbols(formulas: list[Any]) -> set[int]:
+    """Decl ids of the uninterpreted symbols (constants and functions) in ``formulas``."""
+    out: set[int] = set()
+    seen: set[int] = set()
+    stack = list(formulas)
+    while stack:
+        e = stack.pop()
+        if e.get_id() in seen:
+            continue
+        seen.add(e.get_id())
+        if z3.is_app(e):
+            if e.decl().kind() == z3.Z3_OP_UNINTERPRETED:
+                out.add(e.decl().get_id())
+            stack.extend(e.children())
+    return out
+
+
 def _cone(seed: list[Any], formulas: list[Any]) -> set[int]:
     """Indices of the formulas connected to ``seed`` through shared uninterpreted
     symbols (constants and functions), transitively."""
@@ -774,11 +845,12 @@ def run(program: ir.Program, check: ir.CheckDef, strategy: str | None,
     """
     t_start = time.perf_counter()
     out: dict[int, Outcome] = {}
-    runs: dict[tuple[int, bool, bool, bool], CheckRun] = {}
+    runs: dict[tuple[int, bool, bool, bool, str], CheckRun] = {}
     expect_refuted = check.expect == "refuted"
     try:
-        def runner(ps: int | None, phase_b: bool = False, vacuity: bool = False, small: bool = False) -> CheckRun:
-            key = (ps or 0, phase_b, vacuity, small)
+        def runner(ps: int | None, phase_b: bool = False, vacuity: bool = False, small: bool = False,
+                   own: str = "") -> CheckRun:
+            key = (ps or 0, phase_b, vacuity, small, own)
             if key not in runs:
                 runs[key] = CheckRun(program, check, strategy, layout, ps, timeout_ms,
                                      unroll if (phase_b or small) else 0,
@@ -794,6 +866,10 @@ def run(program: ir.Program, check: ir.CheckDef, strategy: str | None,
             return v if isinstance(v, int) and not isinstance(v, bool) else -1
 
         def finish(i: int, p: ir.ProfileDef | None, o: Outcome, ps: int | None) -> None:
+            if o.unsure:
+                o.notes.insert(0, f"assumptions_used may name more than the proof needs: it was not shown to "
+                                  f"hold without {', '.join(o.unsure)} (a {MINIMIZE_MS // 1000} s trial each; "
+                                  "axioms are tried only when the proof took less)")
             if o.verdict in (Verdict.PROVED, Verdict.HOLDS_TO_DEPTH):
                 # a premise over loops: satisfied within the unrolled iterations settles it;
                 # otherwise only the invariants' over-approximation can show it is empty
@@ -835,16 +911,20 @@ def run(program: ir.Program, check: ir.CheckDef, strategy: str | None,
                                  reason="a concrete layout needs a profile with a fixed PAGE_SHIFT")
                 continue
             o: Outcome | None = None
+            # a z3 context per profile: the terms an earlier profile's queries created
+            # would renumber this one's, and z3's search depends on the numbering, so a
+            # verdict near its budget would depend on which profiles ran before it
+            own = p.name if p is not None else ""
             if layout is None and expect_refuted and _uses_layout(program, check, strategy):
-                small = runner(ps, small=True).attempt(p, min(timeout_ms, SMALL_LAYOUT_MS))
+                small = runner(ps, small=True, own=own).attempt(p, min(timeout_ms, SMALL_LAYOUT_MS))
                 if small.verdict is Verdict.REFUTED:
                     o = small
             if o is None:
-                a = runner(ps)
+                a = runner(ps, own=own)
                 o = a.attempt(p)
                 if (not _decided(o) and o.verdict is not Verdict.UNKNOWN and a.low.loops
                         and check.claim.kind == "holds"):
-                    b = runner(ps, phase_b=True).attempt(p)
+                    b = runner(ps, phase_b=True, own=own).attempt(p)
                     if _decided(b):
                         o = b
             finish(i, p, o, ps)
