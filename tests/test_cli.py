@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -195,4 +196,6 @@ def test_explain_shows_what_each_step_changed() -> None:
     assert "private=0 ->" not in steps[0] and "private=0x4b484f50" in steps[0]
     # ... and memmap_init, running after it in this variant, wipes it
     after = steps[1].split("\n  3.")[0]
-    assert "private=0x4b484f5000000009} -> {init=true" in after and after.rstrip().endswith("private=0}")
+    # (magic KHOP in the high half, the chunk's order, whichever the solver chose, in the low)
+    assert re.search(r"private=0x4b484f50[0-9a-f]{8}\} -> \{init=true", after), after
+    assert after.rstrip().endswith("private=0}")
