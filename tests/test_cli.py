@@ -126,6 +126,26 @@ def test_reruns_give_identical_results() -> None:
     assert run("2") == first
 
 
+def test_a_profile_verdict_does_not_depend_on_the_other_profiles() -> None:
+    """Each profile is solved in a z3 context of its own: the same result, counterexample
+    included, whether the profile is checked alone or after others."""
+    import json
+
+    def run(*profiles: str) -> dict[str, dict[str, object]]:
+        args = [a for p in profiles for a in ("--profile", p)]
+        r = run_cli("check", "spec/split.kho", "--check", "split_from_pfn_0", *args, "--format", "json", "-j", "1")
+        out: dict[str, dict[str, object]] = {}
+        for res in json.loads(r.out)["results"]:
+            res.pop("time_s")
+            out[res["profile"]] = res
+        return out
+
+    alone = run("arm64-64k")
+    after = run("x86_64", "ppc64-4k", "arm64-64k")
+    assert alone["arm64-64k"]["verdict"] == "refuted"
+    assert alone["arm64-64k"] == after["arm64-64k"]
+
+
 @pytest.mark.parametrize("solver", ["bitwuzla", "cvc5"])
 def test_cross_check_agrees_on_every_query(solver: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """Each second solver on its own, on every query of a small spec."""
