@@ -185,11 +185,12 @@ def test_cross_check_disagreement_is_an_internal_error(monkeypatch: pytest.Monke
 
     flip = {"sat": "unsat", "unsat": "sat"}
     real = crosscheck.solvers()
-    wrong = [(name, lambda smt2, ms, f=f: flip[f(smt2, ms)]) for name, f in real]
+    # an absent solver answers None and is skipped (no bitwuzla wheel on macOS)
+    wrong = [(name, lambda smt2, ms, f=f: (lambda a: flip.get(a, a) if a else a)(f(smt2, ms))) for name, f in real]
     monkeypatch.setattr(crosscheck, "solvers", lambda: wrong)
     r = run_cli("check", "tests/golden/specs/basic.kho", "--check", "wraps", "--cross-check", "-j", "1")
     assert r.code == 3
-    assert "second solver" in r.err and "z3 says unsat, bitwuzla says sat" in r.err
+    assert "second solver" in r.err and re.search(r"z3 says unsat, (bitwuzla|cvc5) says sat", r.err)
 
 
 def test_cross_check_asks_cvc5_when_bitwuzla_cannot_decide(monkeypatch: pytest.MonkeyPatch) -> None:
