@@ -28,6 +28,7 @@ from pathlib import Path
 from khospec import ir
 from khospec.api import Job, Options, find_spec_files, load, run_job
 from khospec.diagnostics import SourceCache
+from khospec.results import Result, Verdict
 from khospec.types import BOOL
 
 Key = tuple[str, str | None]
@@ -36,31 +37,32 @@ Key = tuple[str, str | None]
 def _verdicts(
     program: ir.Program, path: Path, checks: list[ir.CheckDef], profile: str, timeout: float,
     only: set[Key] | None = None,
-) -> dict[Key, tuple[str, tuple[str, ...]]]:
-    """(verdict, assumptions_used) per check and strategy, on one profile. Through the
-    API, so that every counterexample, the mutants' included, is replayed: one that does
-    not replay stops the script with an internal error."""
-    out: dict[Key, tuple[str, tuple[str, ...]]] = {}
+) -> dict[Key, Result]:
+    """The result per check and strategy, on one profile. Through the API, so that every
+    counterexample, the mutants' included, is replayed: one that does not replay stops
+    the script with an internal error."""
+    out: dict[Key, Result] = {}
     for c in checks:
         prof = profile if profile in c.profiles else c.profiles[0]
         for st in c.strategies:
             if only is not None and (c.name, st) not in only:
                 continue
             job = Job(path, str(path), c.name, c.span.line, st, (prof,))
-            [r] = run_job(program, job, Options(timeout_s=timeout))
-            verdict = r.verdict.value if r.verdict.value != "unknown" else f"unknown ({r.reason})"
-            out[(c.name, st)] = (verdict, tuple(r.assumptions_used or ()))
+            [out[(c.name, st)]] = run_job(program, job, Options(timeout_s=timeout))
     return out
 
 
-def _may_change(base: tuple[str, tuple[str, ...]], dropped: str) -> bool:
+def _shown(r: Result) -> str:
+    return f"unknown ({r.reason})" if r.verdict is Verdict.UNKNOWN else r.verdict.value
+
+
+def _may_change(base: Result, dropped: str) -> bool:
     """Whether dropping an assumption can change a verdict. A counterexample stays one
     with fewer constraints, and a proof whose unsat core lacks the assumption stands;
     only proofs that used it, and verdicts that were not decided, can move."""
-    verdict, used = base
-    if verdict == "refuted":
+    if base.verdict is Verdict.REFUTED:
         return False
-    return verdict != "proved" or dropped in used
+    return base.verdict is not Verdict.PROVED or dropped in (base.assumptions_used or ())
 
 
 def _drop_assumption(program: ir.Program, name: str) -> ir.Program:
@@ -116,9 +118,8 @@ def main(argv: list[str] | None = None) -> int:
             pieces = [p for p in pieces if p[0] in args.piece]
         for name, kind, mutant, checks, only in pieces:
             after = _verdicts(mutant, path, checks, args.profile, args.timeout, only)
-            # a verdict changes, not the wording of an unknown's reason
-            changes = [f"{c}[{s or 'base'}] {base[(c, s)][0]} -> {v}"
-                       for (c, s), (v, _) in after.items() if v.split()[0] != base[(c, s)][0].split()[0]]
+            changes = [f"{c}[{s or 'base'}] {_shown(base[(c, s)])} -> {_shown(r)}"
+                       for (c, s), r in after.items() if r.verdict is not base[(c, s)].verdict]
             used[f"{kind} {name}"] = used.get(f"{kind} {name}", 0) + len(changes)
             lines.append(
                 f"| `{name}` ({display}) | {kind} | {len(after)} of {sum(len(c.strategies) for c in checks)} "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -129,8 +130,6 @@ def test_reruns_give_identical_results() -> None:
 def test_a_profile_verdict_does_not_depend_on_the_other_profiles() -> None:
     """Each profile is solved in a z3 context of its own: the same result, counterexample
     included, whether the profile is checked alone or after others."""
-    import json
-
     def run(*profiles: str) -> dict[str, dict[str, object]]:
         args = [a for p in profiles for a in ("--profile", p)]
         r = run_cli("check", "spec/split.kho", "--check", "split_from_pfn_0", *args, "--format", "json", "-j", "1")
@@ -149,8 +148,6 @@ def test_a_profile_verdict_does_not_depend_on_the_other_profiles() -> None:
 @pytest.mark.parametrize("solver", ["bitwuzla", "cvc5"])
 def test_cross_check_agrees_on_every_query(solver: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """Each second solver on its own, on every query of a small spec."""
-    import json
-
     from khospec.engine import crosscheck
 
     pytest.importorskip(solver)
@@ -167,8 +164,6 @@ def test_cross_check_agrees_on_every_query(solver: str, monkeypatch: pytest.Monk
 def test_cross_check_changes_no_verdict_nor_counterexample() -> None:
     """The export works in a z3 context of its own, so the checking context's terms and
     hence z3's search are the same with and without --cross-check."""
-    import json
-
     def run(*extra: str) -> list[dict[str, object]]:
         r = run_cli("check", "tests/golden/specs/basic.kho", "--format", "json", "-j", "1", *extra)
         results: list[dict[str, object]] = json.loads(r.out)["results"]
@@ -184,18 +179,21 @@ def test_cross_check_disagreement_is_an_internal_error(monkeypatch: pytest.Monke
     from khospec.engine import crosscheck
 
     flip = {"sat": "unsat", "unsat": "sat"}
+
+    def wrong(verdict: Callable[[str, int], str | None]) -> Callable[[str, int], str | None]:
+        def answer(smt2: str, ms: int) -> str | None:
+            a = verdict(smt2, ms)  # None (absent: no bitwuzla wheel on macOS) and unknown stay
+            return flip.get(a, a) if a is not None else None
+        return answer
+
     real = crosscheck.solvers()
-    # an absent solver answers None and is skipped (no bitwuzla wheel on macOS)
-    wrong = [(name, lambda smt2, ms, f=f: (lambda a: flip.get(a, a) if a else a)(f(smt2, ms))) for name, f in real]
-    monkeypatch.setattr(crosscheck, "solvers", lambda: wrong)
+    monkeypatch.setattr(crosscheck, "solvers", lambda: [(name, wrong(f)) for name, f in real])
     r = run_cli("check", "tests/golden/specs/basic.kho", "--check", "wraps", "--cross-check", "-j", "1")
     assert r.code == 3
     assert "second solver" in r.err and re.search(r"z3 says unsat, (bitwuzla|cvc5) says sat", r.err)
 
 
 def test_cross_check_asks_cvc5_when_bitwuzla_cannot_decide(monkeypatch: pytest.MonkeyPatch) -> None:
-    import json
-
     from khospec.engine import crosscheck
 
     real = dict(crosscheck.solvers())

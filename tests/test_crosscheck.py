@@ -18,7 +18,7 @@ def _query(ctx: z3.Context) -> list[z3.BoolRef]:
 
 def test_export_has_no_single_argument_and_or() -> None:
     ctx = z3.Context()
-    text = smtlib(_query(ctx), ctx)
+    text = smtlib(_query(ctx))
     assert text.startswith("(set-logic QF_UFBV)")
     for f in _query(ctx):
         g = _strict(f, {})
@@ -44,9 +44,9 @@ def test_deep_formula_does_not_hit_the_recursion_limit() -> None:
 def test_both_solvers_read_the_export(verdict: object) -> None:
     ctx = z3.Context()
     assert callable(verdict)
-    answer = verdict(smtlib(_query(ctx), ctx), 10_000)
+    answer = verdict(smtlib(_query(ctx)), 10_000)
     if answer is None:
         pytest.skip("solver not installed")
     assert answer == "sat"  # x = 1, y = 2, p
     x = z3.BitVec("x", 8, ctx=ctx)
-    assert verdict(smtlib([*_query(ctx), x != 1], ctx), 10_000) == "unsat"
+    assert verdict(smtlib([*_query(ctx), x != 1]), 10_000) == "unsat"

@@ -50,12 +50,11 @@ def _strict(root: z3.ExprRef, memo: dict[int, z3.ExprRef]) -> z3.ExprRef:
     return memo[root.get_id()]
 
 
-def smtlib(formulas: list[Any], ctx: z3.Context) -> str:
+def smtlib(formulas: list[Any]) -> str:
     """The query as an SMT-LIB2 script. Built in a context of its own: new terms in the
     checking context would renumber the terms created after them, and z3's search
     (hence whether a proof fits in its budget) depends on that numbering, so a
     --cross-check run could otherwise change a later verdict."""
-    del ctx  # the formulas carry theirs; it is only read
     own = z3.Context()
     s = z3.Solver(ctx=own)
     # the translated formulas must outlive the memo: it is keyed by term ids, which z3
@@ -114,9 +113,9 @@ def solvers() -> list[tuple[str, Callable[[str, int], str | None]]]:
     return [("bitwuzla", bitwuzla_verdict), ("cvc5", cvc5_verdict)]
 
 
-def cross_check(formulas: list[Any], ctx: z3.Context, z3_answer: str, timeout_ms: int) -> str:
+def cross_check(formulas: list[Any], z3_answer: str, timeout_ms: int) -> str:
     """A note for the result; raises CrossCheckError on a disagreement."""
-    smt2 = smtlib(formulas, ctx)
+    smt2 = smtlib(formulas)
     undecided: list[str] = []
     for name, verdict in solvers():
         other = verdict(smt2, timeout_ms)

@@ -322,11 +322,12 @@ class Lowering:
                 a = tuple(bv.const(x, t, self.ctx) for x, t in zip(args, pd.arg_types, strict=True))
                 self.hard.append(bv.eq(self.param(name, a), bv.const(value, pd.ty, self.ctx)))
 
+    def constants(self, profile: ir.ProfileDef) -> list[tuple[Sym, Sym]]:
+        """(parameter, value) for each constant the profile fixes."""
+        return [(self.param(n), bv.const(v, self.program.params[n].ty, self.ctx)) for n, v in profile.bindings]
+
     def profile_binding(self, profile: ir.ProfileDef) -> Any:
-        eqs = []
-        for name, value in profile.bindings:
-            pd = self.program.params[name]
-            eqs.append(bv.eq(self.param(name), bv.const(value, pd.ty, self.ctx)))
+        eqs = [bv.eq(param, value) for param, value in self.constants(profile)]
         return z3.And(*eqs) if eqs else z3.BoolVal(True, self.ctx)
 
     # -- expressions

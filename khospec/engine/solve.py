@@ -100,6 +100,7 @@ class CheckRun:
         self.cross_check = cross_check
         self._scope_defs: list[Any] = []
         self._dropped: list[Any] = []
+        self._dropped_symbols: set[int] = set()  # decl ids of the symbols in _dropped
         self.low = Lowering(program, strategy, self.ctx, layout, page_shift, unroll,
                             check.claim.requirement, allow_tail, bounded)
         if vacuity_only or (check.is_trace and check.claim.kind != "requirement"):
@@ -252,16 +253,13 @@ class CheckRun:
         a symbol with them, directly or through other formulas, go in: the rest is an
         independent conjunct whose satisfiability the vacuity check (which takes no
         seed) settles, and which ``_complete`` adds back for a counterexample."""
-        self._pairs: list[tuple[Any, Any]] = []
-        if profile is not None:
-            for name, value in profile.bindings:
-                pd = self.program.params[name]
-                self._pairs.append((self.low.param(name), bv.const(value, pd.ty, self.ctx)))
+        self._pairs = self.low.constants(profile) if profile is not None else []
         hard = [self.sub(h) for h in self.hard]
         self._pending = [self.sub(f) for f in self.lazy]
         self._dropped.clear()
+        self._dropped_symbols.clear()
         if seed is not None:
-            keep = _cone([self.sub(f) for f in seed], hard + self._pending)
+            keep, self._dropped_symbols = _cone([self.sub(f) for f in seed], hard + self._pending)
             self._dropped = [f for i, f in enumerate(hard + self._pending) if i not in keep]
             self._pending = [f for i, f in enumerate(self._pending, len(hard)) if i in keep]
             hard = [f for i, f in enumerate(hard) if i in keep]
@@ -484,9 +482,8 @@ class CheckRun:
         full = z3.Solver(ctx=self.ctx)
         full.add(*s.assertions(), *self._dropped)
         consts = [d for d in model.decls() if d.arity() == 0]
-        left_out = _symbols(self._dropped)
         target = [*lits, *[self.sub(g) for g in goal]]
-        for pinned in (consts, [d for d in consts if d.get_id() not in left_out], []):
+        for pinned in (consts, [d for d in consts if d.get_id() not in self._dropped_symbols], []):
             if _check(full, _units(COMPLETE_MS), [*target, *[d() == model[d] for d in pinned]]) == z3.sat:
                 return full.model()
         return None
@@ -521,7 +518,7 @@ class CheckRun:
 
         formulas = [self.sub(h) for h in self.hard] + [self.sub(f) for f in self.lazy] + self._scope_defs
         formulas += list(self.tracked.values()) + [self.sub(g) for g in goal]
-        return [cross_check(formulas, self.ctx, answer, self.timeout_ms)]
+        return [cross_check(formulas, answer, self.timeout_ms)]
 
     def vacuity(self, profile: ir.ProfileDef | None) -> Outcome | None:
         """None if the assumptions and premise are satisfiable and every relevant step
@@ -583,7 +580,7 @@ class CheckRun:
         value = self.meaning.get(name)
         if value is None:
             return False
-        pairs = [(self.low.param(n), bv.const(v, self.program.params[n].ty, self.ctx)) for n, v in profile.bindings]
+        pairs = self.low.constants(profile)
         return bool(z3.is_true(z3.simplify(z3.substitute(value, *pairs) if pairs else value)))
 
     def _minimize(self, s: z3.Solver, core: list[Any], extra: list[Any],
@@ -594,7 +591,8 @@ class CheckRun:
         cheap: otherwise each trial costs about as much and rarely ends in time). A
         member not tried, or whose trial the budget cannot decide, is kept (a name too
         many is an over-statement; a name too few would be a false claim) and comes back
-        in the second list, so that the result can say the set may not be minimal."""
+        in the second list (a name there may still leave with a later, smaller core), so
+        that the result can say the set may not be minimal."""
         saved = self._query_ms
         self._query_ms = MINIMIZE_MS
         chosen = set(self.check.assuming)
@@ -614,7 +612,7 @@ class CheckRun:
             elif r == z3.unknown:
                 undecided.append(str(c))
         self._query_ms = saved
-        return kept, [u for u in undecided if any(str(k) == u for k in kept)]
+        return kept, undecided
 
     def _incomplete(self, s: z3.Solver, lits: list[Any]) -> list[str] | None:
         notes: list[str] = []
@@ -769,26 +767,10 @@ def _reason(s: z3.Solver) -> str:
     return r or "solver gave up"
 
 
-def _symbols(formulas: list[Any]) -> set[int]:
-    """Decl ids of the uninterpreted symbols (constants and functions) in ``formulas``."""
-    out: set[int] = set()
-    seen: set[int] = set()
-    stack = list(formulas)
-    while stack:
-        e = stack.pop()
-        if e.get_id() in seen:
-            continue
-        seen.add(e.get_id())
-        if z3.is_app(e):
-            if e.decl().kind() == z3.Z3_OP_UNINTERPRETED:
-                out.add(e.decl().get_id())
-            stack.extend(e.children())
-    return out
-
-
-def _cone(seed: list[Any], formulas: list[Any]) -> set[int]:
+def _cone(seed: list[Any], formulas: list[Any]) -> tuple[set[int], set[int]]:
     """Indices of the formulas connected to ``seed`` through shared uninterpreted
-    symbols (constants and functions), transitively."""
+    symbols (constants and functions), transitively; and the decl ids of the symbols
+    of the formulas left out."""
     index: dict[int, int] = {}  # symbol's decl id -> bit
     memo: dict[int, int] = {}  # term id -> bit set of the symbols under it
 
@@ -825,7 +807,11 @@ def _cone(seed: list[Any], formulas: list[Any]) -> set[int]:
                 keep.add(j)
                 reach |= bits
                 grew = True
-    return keep
+    left_out = 0
+    for j, bits in enumerate(sets):
+        if j not in keep:
+            left_out |= bits
+    return keep, {decl for decl, bit in index.items() if left_out >> bit & 1}
 
 
 def _decided(o: Outcome) -> bool:
