@@ -8,7 +8,7 @@ tiny but satisfy every prelude axiom (PAGE_SHIFT 12, SECTION_SIZE_BITS 15: secti
 - zone limits fixed (DMA, DMA32, Normal in quarters, no movable zone, no mirror);
 - every integer the claim quantifies over, every chunk and every parameter drawn from
   small finite domains (pfns below ``space``, orders up to ``max_order``, a node's
-  first_deferred_pfn either ULONG_MAX or one section in);
+  first_deferred_pfn either ULONG_MAX or one section in, and not grown);
 - uninitialised memory reads as zero.
 
 The solver decides the narrowed query (the check's formulas plus those restrictions);
@@ -113,6 +113,8 @@ def solver_side(program: ir.Program, check: ir.CheckDef, strategy: str | None, n
         for nid in (0, 1):
             app = low.param("first_deferred_pfn", (z3.BitVecVal(nid, 32, run.ctx),))
             extra.append(z3.Or(*[app == v for v in n.fdp]))
+            if "grown_first_deferred_pfn" in program.params:
+                extra.append(low.param("grown_first_deferred_pfn", (z3.BitVecVal(nid, 32, run.ctx),)) == app)
     for _, _, val in low.garbage_apps:
         extra.append(z3.Not(val) if z3.is_bool(val) else val == 0)
     s, lits = run._solver(NARROW_PROFILE, timeout_ms)
@@ -187,7 +189,9 @@ def brute_side(program: ir.Program, check: ir.CheckDef, strategy: str | None, n:
                 model = {
                     "params": {**dict(NARROW_PROFILE.bindings),
                                **{k: v for (k, _), v in zip(params, values, strict=True)}},
-                    "param_functions": {"first_deferred_pfn": [[[nid], v] for nid, v in zip(nodes, fdp, strict=True)]},
+                    # deferred_grow_zone() grows nothing here (the solver's side says the same)
+                    "param_functions": {name: [[[nid], v] for nid, v in zip(nodes, fdp, strict=True)]
+                                        for name in ("first_deferred_pfn", "grown_first_deferred_pfn")},
                     "layout": {"ranges": layout, "nodes": nodes, "zone_movable_pfn": {},
                                "arch_zones": n.zones, "mirrored_kernelcore": False},
                     "witnesses": [],
