@@ -17,6 +17,15 @@ def _at_root(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(ROOT)
 
 
+@pytest.fixture(autouse=True)
+def _own_cache(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    # every test starts from an empty verdict cache of its own: a result taken from an
+    # earlier test's run would make a test of the solver pass without solving
+    d = tmp_path / "khospec-cache"
+    monkeypatch.setenv("KHOSPEC_CACHE_DIR", str(d))
+    return d
+
+
 class Run:
     def __init__(self, code: int, out: str, err: str) -> None:
         self.code, self.out, self.err = code, out, err
@@ -30,19 +39,12 @@ def run_cli(*args: str) -> Run:
     return Run(code, out.getvalue(), err.getvalue())
 
 
-# boot logs: the constructed ones in tests/data, and the real ones beside the project
+# boot logs: the constructed ones in tests/data, and the real ones shipped in
+# examples/layouts (each with a header naming its public source)
 DATA = Path(__file__).parent / "data" / "layouts"
-
-
-def _shared_dir() -> Path | None:
-    for cand in (ROOT.parent / "shared" / "layouts", Path("/work/shared/layouts")):
-        if cand.is_dir():
-            return cand
-    return None
-
-
-SHARED = _shared_dir()
-needs_shared = pytest.mark.skipif(SHARED is None, reason="the shared boot logs (shared/layouts) are not here")
+_REAL = ROOT / "examples" / "layouts"
+SHARED: Path | None = _REAL if _REAL.is_dir() else None
+needs_shared = pytest.mark.skipif(SHARED is None, reason="examples/layouts is missing")
 
 UPDATE_GOLDEN = os.environ.get("KHOSPEC_UPDATE_GOLDEN") == "1"
 
