@@ -6,12 +6,15 @@ this module. Nothing here prints; z3 is imported only when a check actually runs
 
 from __future__ import annotations
 
+import difflib
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from khospec import ir
+from khospec.cache import VerdictCache, default_dir, job_key, job_name
 from khospec.diagnostics import Diagnostic, InputError, Severity, SourceCache, Span
 from khospec.resolve import check_program
 from khospec.results import InternalError, Result, Verdict
@@ -28,11 +31,14 @@ class Options:
     replay: bool = True  # replay every counterexample in the concrete interpreter
     cross_check: bool = False  # re-solve every query with a second solver
     unroll: int = 3
+    cache: bool = True  # reuse and store results in the verdict cache (khospec/cache.py)
+    cache_dir: str | None = None  # None: KHOSPEC_CACHE_DIR, else the user cache directory
 
 
 @dataclass(frozen=True)
 class Job:
-    """One check under one strategy, for its profiles: the unit of work."""
+    """One check under one strategy and one profile: the unit of work (``profiles`` has
+    one member, or none for a check that runs on no profile)."""
 
     path: Path
     file: str
@@ -77,18 +83,21 @@ def find_spec_files(paths: Iterable[str]) -> tuple[list[tuple[Path, str]], list[
         if p.is_dir():
             found = sorted(p.rglob("*.kho"))
             if not found:
-                diags.append(Diagnostic("KHO202", Span.point(raw), f"no .kho files in {raw}",
+                diags.append(Diagnostic("KHO202", Span.whole(raw), f"no .kho files in {raw}",
                                         "spec files end in .kho"))
             for f in found:
                 if f.resolve() not in seen:
                     seen.add(f.resolve())
                     out.append((f, str(f)))
+        elif p.exists() and p.suffix != ".kho":
+            diags.append(Diagnostic("KHO202", Span.whole(raw), f"{raw} is not a spec file",
+                                    "spec files end in .kho; give them, or a folder holding them"))
         elif p.exists():
             if p.resolve() not in seen:
                 seen.add(p.resolve())
                 out.append((p, raw))
         else:
-            diags.append(Diagnostic("KHO201", Span.point(raw), f"no such file or folder: {raw}"))
+            diags.append(Diagnostic("KHO201", Span.whole(raw), f"no such file or folder: {raw}"))
     return out, diags
 
 
@@ -108,7 +117,8 @@ def plan(program: ir.Program, path: Path, display: str, options: Options) -> lis
         for st in check.strategies:
             if options.strategies is not None and (st or "base") not in options.strategies:
                 continue
-            jobs.append(Job(path, display, check.name, check.span.line, st, profiles))
+            for prof in profiles:
+                jobs.append(Job(path, display, check.name, check.span.line, st, (prof,)))
     return jobs
 
 
@@ -122,13 +132,83 @@ def _layout_for(program: ir.Program, check: ir.CheckDef, options: Options) -> tu
     return None, None
 
 
+def open_cache(options: Options) -> VerdictCache | None:
+    if not options.cache:
+        return None
+    return VerdictCache(Path(options.cache_dir) if options.cache_dir else default_dir())
+
+
+def _cache_key(program: ir.Program, check: ir.CheckDef, job: Job, options: Options) -> str | None:
+    if len(job.profiles) != 1:
+        return None
+    layout, _ = _layout_for(program, check, options)
+    return job_key(program, check, job.strategy, program.profiles[job.profiles[0]],
+                   timeout_s=options.timeout_s, unroll=options.unroll, cross_check=options.cross_check,
+                   layout=layout)
+
+
+def _to_body(program: ir.Program, r: Result) -> dict[str, Any]:
+    cx = r.counterexample
+    site = None
+    if cx is not None and isinstance(cx.get("violated"), dict) and "at" in cx["violated"]:
+        at = cx["violated"]["at"]
+        site = next((k for k, sp in program.site_spans.items() if str(sp) == at), None)
+    return {"verdict": r.verdict.value, "time_s": r.time_s, "counterexample": cx,
+            "assumptions_used": list(r.assumptions_used) if r.assumptions_used is not None else None,
+            "reason": r.reason, "depth": r.depth, "notes": list(r.notes), "violated_site": site}
+
+
+def _from_body(program: ir.Program, check: ir.CheckDef, job: Job, layout_name: str | None,
+               body: dict[str, Any]) -> Result:
+    cx = body["counterexample"]
+    site = body.get("violated_site")
+    if cx is not None and site is not None and site in program.site_spans:
+        # the position as the source has it now (a comment may have moved the line)
+        cx = {**cx, "violated": {**cx["violated"], "at": str(program.site_spans[site])}}
+    used = body["assumptions_used"]
+    return Result(
+        file=job.file, line=job.line, check=job.check, strategy=job.strategy, profile=job.profiles[0],
+        verdict=Verdict(body["verdict"]), expected=check.expect, time_s=float(body["time_s"]),
+        counterexample=cx, assumptions_used=tuple(used) if used is not None else None,
+        reason=body["reason"], depth=body["depth"], notes=tuple(body["notes"]), layout=layout_name,
+        cached=True)
+
+
 def run_job(program: ir.Program, job: Job, options: Options) -> list[Result]:
-    """Decide one job in this process. Raises InternalError on a khospec bug."""
+    """Decide one job in this process, or take it from the verdict cache. Raises
+    InternalError on a khospec bug."""
+    check = next(c for c in program.checks if c.name == job.check)
+    cache = open_cache(options)
+    key = _cache_key(program, check, job, options) if cache is not None else None
+    if cache is not None and key is not None:
+        body = cache.get(key)
+        if body is not None:
+            try:
+                raw = _from_body(program, check, job, _layout_for(program, check, options)[1], body)
+            except (KeyError, TypeError, ValueError):
+                raw = None  # a body of another shape: solve again
+            if raw is not None:
+                return [_finish(program, check, raw, options)]
+    raws = _solve_job(program, check, job, options)
+    if cache is not None and key is not None and len(raws) == 1 and raws[0].verdict is not Verdict.UNKNOWN:
+        # an unknown depends on the machine's wall clock as a last resort: solve it again
+        cache.put(key, _to_body(program, raws[0]))
+    return [_finish(program, check, r, options) for r in raws]
+
+
+def _finish(program: ir.Program, check: ir.CheckDef, r: Result, options: Options) -> Result:
+    if r.counterexample is not None:
+        r = _present(program, check, r)
+        if options.replay:
+            r = _replay(program, check, r)
+    return r
+
+
+def _solve_job(program: ir.Program, check: ir.CheckDef, job: Job, options: Options) -> list[Result]:
     from khospec.engine import solve  # z3 is imported here, not before
     from khospec.engine.crosscheck import CrossCheckError
     from khospec.engine.lower import LowerError
 
-    check = next(c for c in program.checks if c.name == job.check)
     layout, layout_name = _layout_for(program, check, options)
     profiles = [program.profiles[p] for p in job.profiles]
     t0 = time.perf_counter()
@@ -150,10 +230,6 @@ def run_job(program: ir.Program, job: Job, options: Options) -> list[Result]:
             assumptions_used=o.assumptions_used, reason=o.reason, depth=o.depth,
             notes=tuple(o.notes), layout=layout_name,
         )
-        if r.counterexample is not None:
-            r = _present(program, check, r)
-            if options.replay:
-                r = _replay(program, check, r)
         results.append(r)
     if not outcomes:
         results.append(Result(job.file, job.line, job.check, job.strategy, None, Verdict.UNKNOWN,
@@ -186,7 +262,8 @@ def _replay(program: ir.Program, check: ir.CheckDef, r: Result) -> Result:
 
 def check_paths(paths: Iterable[str], options: Options | None = None,
                 on_result: Callable[[Result], None] | None = None,
-                on_plan: Callable[[int], None] | None = None) -> Report:
+                on_plan: Callable[[list[tuple[str, float | None]]], None] | None = None,
+                on_start: Callable[[str], None] | None = None) -> Report:
     """Load every spec file under ``paths`` and run its checks."""
     options = options or Options()
     report = Report()
@@ -194,26 +271,44 @@ def check_paths(paths: Iterable[str], options: Options | None = None,
     files, diags = find_spec_files(paths)
     report.diagnostics.extend(diags)
     programs: dict[str, ir.Program] = {}
-    jobs: list[Job] = []
+    loaded: list[tuple[Path, str, ir.Program]] = []
     for path, display in files:
         program, pdiags = load(path, display, report.sources)
         report.diagnostics.extend(pdiags)
         if program is None:
             continue
         programs[display] = program
-        jobs.extend(plan(program, path, display, options))
+        loaded.append((path, display, program))
+    options, name_diags = _check_names(options, [p for _, _, p in loaded])
+    report.diagnostics.extend(name_diags)
+    jobs: list[Job] = []
+    if not report.has_input_errors:
+        for path, display, program in loaded:
+            jobs.extend(plan(program, path, display, options))
+        if not jobs and files:
+            report.diagnostics.append(Diagnostic(
+                "KHO004", Span.whole(", ".join(str(p) for p in paths)),
+                "nothing to check: no check matches" + _selection(options),
+                "a file with definitions only is checked through the files that import it"))
     jobs = [replace(j, index=i) for i, j in enumerate(jobs)]
+    cache = open_cache(options)
+    known = cache.times() if cache is not None else {}
     if on_plan is not None:
-        on_plan(sum(len(j.profiles) for j in jobs))
+        on_plan([(job_name(j.file, j.check, j.strategy, p), known.get(job_name(j.file, j.check, j.strategy, p)))
+                 for j in jobs for p in j.profiles])
     if options.jobs > 1 and len(jobs) > 1:
         from khospec.runner import run_parallel
 
-        results, internal, input_diags = run_parallel(jobs, options, on_result)
+        results, internal, input_diags = run_parallel(schedule(jobs, known, programs), options, on_result,
+                                                      on_start)
         report.results.extend(results)
         report.internal_errors.extend(internal)
         report.diagnostics.extend(input_diags)
     else:
         for job in jobs:
+            if on_start is not None:
+                for p in job.profiles:
+                    on_start(job_name(job.file, job.check, job.strategy, p))
             try:
                 rs = run_job(programs[job.file], job, options)
             except InputError as exc:
@@ -227,7 +322,86 @@ def check_paths(paths: Iterable[str], options: Options | None = None,
                 if on_result is not None:
                     on_result(r)
     report.time_s = time.perf_counter() - t0
+    record_times(report.results, options)
     return report
+
+
+def schedule(jobs: list[Job], known: dict[str, float], programs: dict[str, ir.Program]) -> list[Job]:
+    """Longest expected first (list scheduling): the previous run's times (``known``, by
+    job name) where there are some, else trace checks before the others. Results still
+    come back in plan order (``Job.index``)."""
+
+    def expected(j: Job) -> float:
+        t = known.get(job_name(j.file, j.check, j.strategy, j.profiles[0] if j.profiles else None))
+        if t is not None:
+            return t
+        program = programs.get(j.file)
+        check = next((c for c in program.checks if c.name == j.check), None) if program else None
+        return 10.0 if check is not None and check.is_trace else 1.0
+
+    return sorted(jobs, key=lambda j: (-expected(j), j.index))
+
+
+def record_times(results: list[Result], options: Options) -> None:
+    cache = open_cache(options)
+    if cache is not None:
+        cache.record_times({job_name(r.file, r.check, r.strategy, r.profile): r.time_s
+                            for r in results if not r.cached})
+
+
+def _selection(options: Options) -> str:
+    parts = [f"{flag} {', '.join(sorted(names))}" for flag, names in
+             (("--check", options.checks), ("--strategy", options.strategies), ("--profile", options.profiles))
+             if names is not None]
+    return " (" + "; ".join(parts) + ")" if parts else " (the files define no check)"
+
+
+def _unknown(kind: str, flag: str, name: str, known: Iterable[str]) -> Diagnostic:
+    close = difflib.get_close_matches(name, sorted(set(known)), n=3, cutoff=0.6)
+    hint = (f"did you mean {' or '.join(f'`{c}`' for c in close)}?" if close
+            else f"the files define: {', '.join(sorted(set(known))) or 'none'}")
+    return Diagnostic("KHO003", Span.whole(flag), f"no {kind} `{name}` in the files given", hint)
+
+
+def _check_names(options: Options, programs: list[ir.Program]) -> tuple[Options, list[Diagnostic]]:
+    """Every name in ``options`` must match something the files define: a typo must not
+    select nothing and pass. Profile sets expand to their profiles. A strategy that no
+    check runs under is worth a warning: its definitions are checked by nothing."""
+    diags: list[Diagnostic] = []
+    if not programs:
+        return options, diags
+    checks = {c.name for p in programs for c in p.checks}
+    strategies = {"base"} | {st for p in programs for st in p.strategies}
+    profiles = {n for p in programs for n in p.profiles}
+    sets = {k: v for p in programs for k, v in p.profile_sets.items()}
+    for name in sorted(options.checks or ()):
+        if name not in checks:
+            diags.append(_unknown("check", "--check", name, checks))
+    for name in sorted(options.strategies or ()):
+        if name not in strategies:
+            diags.append(_unknown("strategy", "--strategy", name, strategies))
+    if options.profiles is not None:
+        expanded: set[str] = set()
+        for name in sorted(options.profiles):
+            if name in sets:
+                expanded.update(sets[name])
+            elif name in profiles:
+                expanded.add(name)
+            else:
+                diags.append(_unknown("profile or profile set", "--profile", name, profiles | set(sets)))
+        options = replace(options, profiles=frozenset(expanded))
+    run_under: set[str] = set()
+    for p in programs:
+        for c in p.checks:
+            for under in c.strategies:
+                run_under.update(p.strategy_chain(under) if under is not None else ())
+    for p in programs:
+        for name, sdef in p.strategies.items():
+            if name not in run_under and p.checks and sdef.span.file == p.root:
+                diags.append(Diagnostic(
+                    "KHO005", sdef.span, f"strategy `{name}` is run by no check: nothing checks it",
+                    "name it in a check's `under` clause", severity=Severity.WARNING))
+    return options, diags
 
 
 def check_file(path: str | Path, options: Options | None = None) -> list[Result]:

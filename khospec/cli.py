@@ -56,6 +56,8 @@ def _build(stderr: TextIO) -> argparse.ArgumentParser:
     c.add_argument("--cross-check", action="store_true",
                    help="re-solve every query with a second solver (bitwuzla, then cvc5)")
     c.add_argument("--no-replay", action="store_true", help="do not replay counterexamples")
+    c.add_argument("--no-cache", action="store_true",
+                   help="solve everything again; neither read nor write the verdict cache")
     c.add_argument("--itf", metavar="DIR", help="write each counterexample trace as ITF JSON into DIR")
     c.add_argument("--svg", metavar="FILE", help="draw the first refutation's layout and chunk as SVG")
 
@@ -75,7 +77,10 @@ def _build(stderr: TextIO) -> argparse.ArgumentParser:
     m.add_argument("--format", choices=("text", "json", "sarif", "mail"), default="text")
     m.add_argument("--svg", metavar="FILE")
 
-    sub_parser("profiles", "list the built-in architecture profiles")
+    sub_parser("profiles", "list the built-in architecture profiles and profile sets")
+
+    k = sub_parser("cache", "the verdict cache (KHOSPEC_CACHE_DIR, else the user cache directory)")
+    k.add_argument("action", choices=("info", "clear"))
     return p
 
 
@@ -105,6 +110,8 @@ def _main(argv: list[str], out: TextIO, err: TextIO) -> int:
         return 2
     if args.command == "profiles":
         return _profiles(out)
+    if args.command == "cache":
+        return _cache(args, out)
     if args.command == "check":
         return _check(args, out, err)
     if args.command == "explain":
@@ -134,6 +141,19 @@ def _profiles(out: TextIO) -> int:
     for p in program.profiles.values():
         b = dict(p.bindings)
         out.write(p.name.ljust(18) + "".join(str(b.get(n, "symbolic")).lower().ljust(20) for n in names) + "\n")
+    return 0
+
+
+def _cache(args: argparse.Namespace, out: TextIO) -> int:
+    from khospec.cache import VerdictCache, default_dir
+
+    cache = VerdictCache(default_dir())
+    if args.action == "clear":
+        n = cache.clear()
+        out.write(f"removed {n} entries from {cache.root}\n")
+        return 0
+    info = cache.info()
+    out.write(f"{info.path}: {info.entries} entries, {info.bytes / 1024:.0f} KiB\n")
     return 0
 
 
@@ -171,15 +191,17 @@ def _check(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         jobs=_jobs(args.jobs),
         replay=not args.no_replay,
         cross_check=args.cross_check,
+        cache=not args.no_cache,
     )
     progress = None
-    if args.format == "text" and err.isatty():
+    if err.isatty():  # on stderr, whatever the format of stdout
         from khospec.progress import Progress
 
-        progress = Progress(err)
+        progress = Progress(err, workers=options.jobs)
     report = check_paths(args.paths, options,
                          on_result=progress.advance if progress else None,
-                         on_plan=progress.start if progress else None)
+                         on_plan=progress.start if progress else None,
+                         on_start=progress.begin if progress else None)
     if progress:
         progress.stop()
     if report.diagnostics:

@@ -3,6 +3,8 @@
 Nothing in the front end prints. Every stage returns diagnostics; the command line and
 the pytest plugin render them. Codes are stable (tests and users grep for them):
 
+- ``KHO0xx`` the command line and ``Options``: names that match nothing, a run that
+  selects nothing (api.py)
 - ``KHO1xx`` reading and syntax (parse.py)
 - ``KHO2xx`` names, imports and declarations (resolve.py)
 - ``KHO3xx`` types and C arithmetic (resolve.py)
@@ -27,11 +29,16 @@ class Span:
     end_col: int
 
     def __str__(self) -> str:
-        return f"{self.file}:{self.line}:{self.col}"
+        return f"{self.file}:{self.line}:{self.col}" if self.line > 0 else self.file
 
     @staticmethod
     def point(file: str, line: int = 1, col: int = 1) -> Span:
         return Span(file, line, col, line, col + 1)
+
+    @staticmethod
+    def whole(name: str) -> Span:
+        """A file, folder or command-line option as a whole: no line and column."""
+        return Span(name, 0, 0, 0, 0)
 
 
 NO_SPAN = Span("<builtin>", 1, 1, 1, 1)
@@ -89,7 +96,7 @@ def _caret_line(src: str, span: Span) -> str:
 def render(diag: Diagnostic, sources: SourceCache) -> str:
     """``file:line:col: error[CODE]: message``, the source line, a caret, the hint."""
     out = [f"{diag.span}: {diag.severity.value}[{diag.code}]: {diag.message}"]
-    src = sources.line(diag.span.file, diag.span.line)
+    src = sources.line(diag.span.file, diag.span.line) if diag.span.line > 0 else None
     if src is not None:
         shown, span = src, diag.span
         if len(src) > 160:

@@ -461,6 +461,7 @@ class Program:
     requirement_names: set[str]
     site_spans: dict[int, Span]
     modules: list[S.Module]
+    profile_sets: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     def fn(self, name: str, strategy: str | None) -> FnDef:
         chain = self.strategy_chain(strategy)

@@ -1,7 +1,10 @@
-"""Progress on long runs, shown on a terminal only (rich)."""
+"""Progress on long runs, shown on a terminal only (rich): how many results are done,
+which are being solved now, and an estimate of the time left from the times the
+previous run took (the verdict cache keeps them)."""
 
 from __future__ import annotations
 
+import time
 from typing import TextIO
 
 from rich.console import Console
@@ -10,21 +13,53 @@ from rich.progress import Progress as _Bar
 
 from khospec.results import Result
 
+# a result with no time on record is guessed at this many seconds
+UNKNOWN_S = 2.0
+
 
 class Progress:
-    def __init__(self, stream: TextIO) -> None:
+    def __init__(self, stream: TextIO, workers: int = 1) -> None:
         self._bar = _Bar(
             TextColumn("checking"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
             TextColumn("{task.description}"), console=Console(file=stream), transient=True,
         )
         self._task = self._bar.add_task("", total=None)
+        self._workers = max(1, workers)
+        self._expected: dict[str, float] = {}
+        self._running: dict[str, float] = {}  # name -> when it started
 
-    def start(self, total: int) -> None:
-        self._bar.update(self._task, total=total)
+    def start(self, plan: list[tuple[str, float | None]]) -> None:
+        """``plan``: each result's name and its time in the previous run, if known."""
+        self._expected = {name: (t if t is not None else UNKNOWN_S) for name, t in plan}
+        self._bar.update(self._task, total=len(plan))
         self._bar.start()
+        self._show()
+
+    def begin(self, name: str) -> None:
+        self._running[name] = time.monotonic()
+        self._show()
 
     def advance(self, r: Result) -> None:
-        self._bar.update(self._task, advance=1, description=r.check)
+        name = r.name
+        self._running.pop(name, None)
+        self._expected.pop(name, None)
+        self._bar.update(self._task, advance=1)
+        self._show()
+
+    def _show(self) -> None:
+        now = time.monotonic()
+        left = sum(max(self._expected.get(n, UNKNOWN_S) - (now - t0), 0.0) for n, t0 in self._running.items())
+        left += sum(t for n, t in self._expected.items() if n not in self._running)
+        names = sorted(n.split("::", 1)[-1] for n in self._running)  # check[strategy, profile]
+        flight = ", ".join(names[:2]) + (f" (+{len(names) - 2})" if len(names) > 2 else "")
+        eta = f"about {_duration(left / self._workers)} left"
+        self._bar.update(self._task, description=f"{eta}; now: {flight}" if flight else eta)
 
     def stop(self) -> None:
         self._bar.stop()
+
+
+def _duration(s: float) -> str:
+    if s < 60:
+        return f"{s:.0f} s"
+    return f"{s / 60:.0f} min"

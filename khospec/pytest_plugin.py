@@ -29,6 +29,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="solver budget per check, strategy and profile (seconds of a current x86-64 core)")
     group.addoption("--khospec-jobs", type=int, default=0,
                     help="worker processes for the spec checks (default: one per core)")
+    group.addoption("--khospec-no-cache", action="store_true",
+                    help="solve every spec check again; neither read nor write the verdict cache")
 
 
 def _in_paths(config: pytest.Config, path: Path) -> bool:
@@ -139,15 +141,18 @@ def _describe(r: Any) -> str:
 def _run(jobs: list[Any], config: pytest.Config) -> None:
     import os
 
-    from khospec.api import Options
+    from khospec.api import Options, open_cache, record_times, schedule
     from khospec.runner import run_parallel
 
     if not jobs:
         return
     n = config.getoption("--khospec-jobs") or max(1, os.cpu_count() or 1)
-    options = Options(timeout_s=config.getoption("--khospec-timeout"), jobs=n)
+    options = Options(timeout_s=config.getoption("--khospec-timeout"), jobs=n,
+                      cache=not config.getoption("--khospec-no-cache"))
     jobs = [replace(j, index=i) for i, j in enumerate(jobs)]
-    results, internal, diags = run_parallel(jobs, options)
+    cache = open_cache(options)
+    results, internal, diags = run_parallel(schedule(jobs, cache.times() if cache else {}, {}), options)
+    record_times(results, options)
     store = config.stash.setdefault(_RESULTS, {})
     for r in results:
         store[(r.file, r.check, r.strategy, r.profile)] = r

@@ -43,6 +43,8 @@ def summary(report: Report) -> dict[str, Any]:
         "verdicts": {v.value: counts.get(v.value, 0) for v in Verdict},
         "input_errors": sum(1 for d in report.diagnostics if d.is_error),
         "internal_errors": len(report.internal_errors),
+        "solved": sum(1 for r in report.results if not r.cached),
+        "cached": sum(1 for r in report.results if r.cached),
         "time_s": round(report.time_s, 3),
     }
 
@@ -100,7 +102,7 @@ def table_text(report: Report, color: bool, width: int = 140) -> str:
             r.profile or "-",
             Text(verdict, style=_STYLE[r.verdict]),
             _expected_cell(r),
-            f"{r.time_s:.2f}s",
+            f"{r.time_s:.2f}s" + (" (cached)" if r.cached else ""),
         )
     console.print(t)
     details = [r for r in report.results if r.counterexample or (not r.met and (r.reason or r.notes))]
@@ -121,7 +123,8 @@ def table_text(report: Report, color: bool, width: int = 140) -> str:
     s = summary(report)
     v = s["verdicts"]
     parts = ", ".join(f"{n} {k}" for k, n in v.items() if n)
-    line = f"{s['checks']} results: {parts}; {s['met']} as expected, {s['not_met']} not; {s['time_s']:.1f}s"
+    line = (f"{s['checks']} results: {parts}; {s['met']} as expected, {s['not_met']} not; "
+            f"{s['solved']} solved, {s['cached']} from the cache; {s['time_s']:.1f}s")
     console.print(Text(line, style="bold" if s["not_met"] == 0 else "bold red"))
     for e in report.internal_errors:
         console.print(Text("internal error: " + e, style="bold red"))

@@ -378,6 +378,7 @@ class Checker:
             requirement_names=self.requirement_names,
             site_spans=self.site_spans,
             modules=self.modules,
+            profile_sets=dict(self.profile_sets),
         )
 
     # -- types

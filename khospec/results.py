@@ -37,12 +37,18 @@ class Result:
     notes: tuple[str, ...] = field(default=())
     replay: str | None = None
     layout: str | None = None
+    cached: bool = False  # taken from the verdict cache (khospec/cache.py), not solved now
 
     @property
     def met(self) -> bool:
         """A check without `expect` must be proved."""
         want = self.expected or "proved"
         return self.verdict.value == want
+
+    @property
+    def name(self) -> str:
+        """file::check[strategy, profile]: names this result across runs."""
+        return f"{self.file}::{self.check}[{self.strategy or 'base'}, {self.profile or '-'}]"
 
     @property
     def test_id(self) -> str:
@@ -64,6 +70,7 @@ class Result:
             "expected": self.expected,
             "met": self.met,
             "time_s": round(self.time_s, 4),
+            "cached": self.cached,
         }
         if self.layout is not None:
             out["layout"] = self.layout

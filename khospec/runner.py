@@ -79,8 +79,10 @@ def _timeout_results(job: Any, options: Any) -> list[Result]:
 
 
 def run_parallel(jobs: list[Any], options: Any,
-                 on_result: Callable[[Result], None] | None = None
+                 on_result: Callable[[Result], None] | None = None,
+                 on_start: Callable[[str], None] | None = None,
                  ) -> tuple[list[Result], list[str], list[Diagnostic]]:
+    """Run ``jobs`` in the order given (the caller schedules), results in plan order."""
     try:
         ctx: BaseContext = mp.get_context("fork")
     except ValueError:  # pragma: no cover - platforms without fork
@@ -101,6 +103,9 @@ def run_parallel(jobs: list[Any], options: Any,
             # wall-clock limit of several times its nominal budget
             slot.deadline = time.monotonic() + options.timeout_s * 10 * len(job.profiles) + 60
             slot.conn.send(job)
+            if on_start is not None:
+                for p in job.profiles:
+                    on_start(f"{job.file}::{job.check}[{job.strategy or 'base'}, {p or '-'}]")
         else:
             slot.job = None
 
