@@ -22,6 +22,8 @@ from khospec.results import InternalError, Result, Verdict
 
 @dataclass(frozen=True)
 class Options:
+    """What to check and how; every field has the command line's default."""
+
     timeout_s: float = 60.0  # per check, strategy and profile
     strategies: frozenset[str] | None = None  # run only these (None: all a check names)
     profiles: frozenset[str] | None = None
@@ -32,13 +34,15 @@ class Options:
     cross_check: bool = False  # re-solve every query with a second solver
     unroll: int = 3
     cache: bool = True  # reuse and store results in the verdict cache (khospec/cache.py)
+    import_roots: tuple[str, ...] = ()  # folders imports may reach besides the spec's project
     cache_dir: str | None = None  # None: KHOSPEC_CACHE_DIR, else the user cache directory
 
 
 @dataclass(frozen=True)
 class Job:
-    """One check under one strategy and one profile: the unit of work (``profiles`` has
-    one member, or none for a check that runs on no profile)."""
+    """One check under one strategy, for one profile (a check over traces: the long
+    proofs run in parallel) or for all its profiles (a claim over formulas, which the
+    engine first tries to prove for every profile at once): the unit of work."""
 
     path: Path
     file: str
@@ -51,6 +55,8 @@ class Job:
 
 @dataclass
 class Report:
+    """What ``check_paths`` found: results in plan order, diagnostics, internal errors."""
+
     results: list[Result] = field(default_factory=list)
     diagnostics: list[Diagnostic] = field(default_factory=list)
     sources: SourceCache = field(default_factory=SourceCache)
@@ -101,8 +107,9 @@ def find_spec_files(paths: Iterable[str]) -> tuple[list[tuple[Path, str]], list[
     return out, diags
 
 
-def load(path: Path, display: str, sources: SourceCache) -> tuple[ir.Program | None, list[Diagnostic]]:
-    return check_program(path, sources, display)
+def load(path: Path, display: str, sources: SourceCache,
+         import_roots: tuple[str, ...] = ()) -> tuple[ir.Program | None, list[Diagnostic]]:
+    return check_program(path, sources, display, tuple(Path(r) for r in import_roots))
 
 
 def plan(program: ir.Program, path: Path, display: str, options: Options) -> list[Job]:
@@ -117,8 +124,14 @@ def plan(program: ir.Program, path: Path, display: str, options: Options) -> lis
         for st in check.strategies:
             if options.strategies is not None and (st or "base") not in options.strategies:
                 continue
-            for prof in profiles:
-                jobs.append(Job(path, display, check.name, check.span.line, st, (prof,)))
+            if check.is_trace:
+                # the long proofs: one job per profile, so that they run in parallel
+                for prof in profiles:
+                    jobs.append(Job(path, display, check.name, check.span.line, st, (prof,)))
+            else:
+                # claims over formulas: every profile in one job, where the engine proves
+                # them for all profiles at once (the split's arithmetic is one query)
+                jobs.append(Job(path, display, check.name, check.span.line, st, profiles))
     return jobs
 
 
@@ -139,10 +152,10 @@ def open_cache(options: Options) -> VerdictCache | None:
 
 
 def _cache_key(program: ir.Program, check: ir.CheckDef, job: Job, options: Options) -> str | None:
-    if len(job.profiles) != 1:
+    if not job.profiles:
         return None
     layout, _ = _layout_for(program, check, options)
-    return job_key(program, check, job.strategy, program.profiles[job.profiles[0]],
+    return job_key(program, check, job.strategy, tuple(program.profiles[p] for p in job.profiles),
                    timeout_s=options.timeout_s, unroll=options.unroll, cross_check=options.cross_check,
                    layout=layout)
 
@@ -153,7 +166,7 @@ def _to_body(program: ir.Program, r: Result) -> dict[str, Any]:
     if cx is not None and isinstance(cx.get("violated"), dict) and "at" in cx["violated"]:
         at = cx["violated"]["at"]
         site = next((k for k, sp in program.site_spans.items() if str(sp) == at), None)
-    return {"verdict": r.verdict.value, "time_s": r.time_s, "counterexample": cx,
+    return {"profile": r.profile, "verdict": r.verdict.value, "time_s": r.time_s, "counterexample": cx,
             "assumptions_used": list(r.assumptions_used) if r.assumptions_used is not None else None,
             "reason": r.reason, "depth": r.depth, "notes": list(r.notes), "violated_site": site}
 
@@ -167,7 +180,7 @@ def _from_body(program: ir.Program, check: ir.CheckDef, job: Job, layout_name: s
         cx = {**cx, "violated": {**cx["violated"], "at": str(program.site_spans[site])}}
     used = body["assumptions_used"]
     return Result(
-        file=job.file, line=job.line, check=job.check, strategy=job.strategy, profile=job.profiles[0],
+        file=job.file, line=job.line, check=job.check, strategy=job.strategy, profile=body["profile"],
         verdict=Verdict(body["verdict"]), expected=check.expect, time_s=float(body["time_s"]),
         counterexample=cx, assumptions_used=tuple(used) if used is not None else None,
         reason=body["reason"], depth=body["depth"], notes=tuple(body["notes"]), layout=layout_name,
@@ -183,16 +196,18 @@ def run_job(program: ir.Program, job: Job, options: Options) -> list[Result]:
     if cache is not None and key is not None:
         body = cache.get(key)
         if body is not None:
+            layout_name = _layout_for(program, check, options)[1]
             try:
-                raw = _from_body(program, check, job, _layout_for(program, check, options)[1], body)
+                raws = [_from_body(program, check, job, layout_name, b) for b in body["results"]]
             except (KeyError, TypeError, ValueError):
-                raw = None  # a body of another shape: solve again
-            if raw is not None:
-                return [_finish(program, check, raw, options)]
+                raws = []  # a body of another shape: solve again
+            if [r.profile for r in raws] == list(job.profiles):
+                return [_finish(program, check, r, options) for r in raws]
     raws = _solve_job(program, check, job, options)
-    if cache is not None and key is not None and len(raws) == 1 and raws[0].verdict is not Verdict.UNKNOWN:
+    if (cache is not None and key is not None and [r.profile for r in raws] == list(job.profiles)
+            and all(r.verdict is not Verdict.UNKNOWN for r in raws)):
         # an unknown depends on the machine's wall clock as a last resort: solve it again
-        cache.put(key, _to_body(program, raws[0]))
+        cache.put(key, {"results": [_to_body(program, r) for r in raws]})
     return [_finish(program, check, r, options) for r in raws]
 
 
@@ -217,6 +232,8 @@ def _solve_job(program: ir.Program, check: ir.CheckDef, job: Job, options: Optio
                              timeout_ms=int(options.timeout_s * 1000), unroll=options.unroll,
                              layout=layout, cross_check=options.cross_check)
     except LowerError as exc:
+        if exc.diag.code == "KHO599":  # the lowering's own consistency checks: a bug, exit 3
+            raise InternalError(f"{exc.diag.span}: {exc.diag.message}") from exc
         raise InputError([exc.diag], SourceCache()) from exc
     except CrossCheckError as exc:
         raise InternalError(f"{job.file}:{job.line}: `{job.check}` [{job.strategy or 'base'}]: "
@@ -273,7 +290,7 @@ def check_paths(paths: Iterable[str], options: Options | None = None,
     programs: dict[str, ir.Program] = {}
     loaded: list[tuple[Path, str, ir.Program]] = []
     for path, display in files:
-        program, pdiags = load(path, display, report.sources)
+        program, pdiags = load(path, display, report.sources, options.import_roots)
         report.diagnostics.extend(pdiags)
         if program is None:
             continue
@@ -332,9 +349,9 @@ def schedule(jobs: list[Job], known: dict[str, float], programs: dict[str, ir.Pr
     come back in plan order (``Job.index``)."""
 
     def expected(j: Job) -> float:
-        t = known.get(job_name(j.file, j.check, j.strategy, j.profiles[0] if j.profiles else None))
-        if t is not None:
-            return t
+        ts = [known.get(job_name(j.file, j.check, j.strategy, p)) for p in j.profiles]
+        if ts and all(t is not None for t in ts):
+            return sum(t for t in ts if t is not None)
         program = programs.get(j.file)
         check = next((c for c in program.checks if c.name == j.check), None) if program else None
         return 10.0 if check is not None and check.is_trace else 1.0

@@ -33,8 +33,8 @@ from typing import Any
 from khospec import __version__, ir
 
 # Bump with every change to the engine that can change a result for the same query.
-ENGINE_VERSION = "2026-11-29.1"
-FORMAT = 1
+ENGINE_VERSION = "2026-11-29.3"
+FORMAT = 2
 
 
 def default_dir() -> Path:
@@ -87,13 +87,13 @@ def program_digest(program: ir.Program, check: ir.CheckDef, strategy: str | None
     )
 
 
-def job_key(program: ir.Program, check: ir.CheckDef, strategy: str | None, profile: ir.ProfileDef,
+def job_key(program: ir.Program, check: ir.CheckDef, strategy: str | None, profiles: tuple[ir.ProfileDef, ...],
             *, timeout_s: float, unroll: int, cross_check: bool, layout: ir.LayoutDef | None) -> str:
     return _digest(
         f"khospec {__version__} engine {ENGINE_VERSION} format {FORMAT}",
         solver_versions(cross_check),
         f"timeout {timeout_s!r} unroll {unroll} cross {cross_check}",
-        repr(profile),
+        repr(profiles),
         repr(layout),
         program_digest(program, check, strategy),
     )

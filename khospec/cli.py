@@ -58,6 +58,10 @@ def _build(stderr: TextIO) -> argparse.ArgumentParser:
     c.add_argument("--no-replay", action="store_true", help="do not replay counterexamples")
     c.add_argument("--no-cache", action="store_true",
                    help="solve everything again; neither read nor write the verdict cache")
+    c.add_argument("--import-root", action="append", default=[], metavar="DIR",
+                   help="a folder imports may reach besides the spec's project (repeatable)")
+    c.add_argument("--color", choices=("auto", "always", "never"), default="auto",
+                   help="colour the table: auto (a terminal, unless NO_COLOR is set), always, never")
     c.add_argument("--itf", metavar="DIR", help="write each counterexample trace as ITF JSON into DIR")
     c.add_argument("--svg", metavar="FILE", help="draw the first refutation's layout and chunk as SVG")
 
@@ -144,6 +148,13 @@ def _profiles(out: TextIO) -> int:
     return 0
 
 
+def _color(choice: str, out: TextIO) -> bool:
+    """--color: auto honours NO_COLOR (no-color.org: set and not empty) and a terminal."""
+    if choice != "auto":
+        return choice == "always"
+    return out.isatty() and not os.environ.get("NO_COLOR")
+
+
 def _cache(args: argparse.Namespace, out: TextIO) -> int:
     from khospec.cache import VerdictCache, default_dir
 
@@ -192,6 +203,7 @@ def _check(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         replay=not args.no_replay,
         cross_check=args.cross_check,
         cache=not args.no_cache,
+        import_roots=tuple(args.import_root),
     )
     progress = None
     if err.isatty():  # on stderr, whatever the format of stdout
@@ -220,11 +232,12 @@ def _check(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
         out.write(mail(report))
     elif report.results or not report.has_input_errors:
-        out.write(table_text(report, color=out.isatty()))
+        out.write(table_text(report, color=_color(args.color, out)))
     if args.itf:
         from khospec.review import write_itf
 
-        write_itf(report, args.itf)
+        written = write_itf(report, args.itf)
+        err.write(f"khospec: wrote {len(written)} ITF trace(s) into {args.itf}\n")
     if args.svg:
         from khospec.machine.svg import svg_for_result
 
@@ -232,6 +245,7 @@ def _check(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         if first is not None:
             with open(args.svg, "w", encoding="utf-8") as f:
                 f.write(svg_for_result(first))
+            err.write(f"khospec: wrote {args.svg} ({first.check} [{first.strategy or 'base'}, {first.profile}])\n")
         else:
             err.write("khospec: no refutation to draw\n")
     return report.exit_code()

@@ -90,13 +90,18 @@ def present(program: ir.Program, check: ir.CheckDef, r: Result) -> dict[str, Any
     for name, v in params.items():
         if isinstance(v, dict) and set(v) == {"pfn", "order"} and name in used:
             chunks.append(_chunk(name, v, page_shift))
+    # a trace violation happens at one node of the tree of traces: the witnesses of the
+    # other nodes played no part in it
+    node = raw["violated"].get("node")
     for w in raw["witnesses"]:
         v = w["value"]
+        if node is not None and w["label"] not in ("claim", node):
+            continue
         if isinstance(v, dict) and set(v) == {"pfn", "order"}:
             chunks.append(_chunk(w["name"], v, page_shift))
         elif w["label"] in ("claim",) or w["role"] == "witness":
             values.setdefault(w["name"], _fmt(v, w["type"]))
-    violated = dict(raw["violated"])
+    violated = {k: v for k, v in raw["violated"].items() if k != "node"}
     at = violated.get("at")
     if at:
         text = _source_line(at)

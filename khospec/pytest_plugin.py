@@ -166,10 +166,11 @@ def _run(jobs: list[Any], config: pytest.Config) -> None:
 
 def pytest_collection_finish(session: pytest.Session) -> None:
     """Decide every selected check at once, in parallel."""
-    seen: dict[tuple[str, str, str | None], Any] = {}
+    seen: dict[tuple[str, str, str | None, tuple[str, ...]], Any] = {}
     for item in session.items:
         if isinstance(item, KhoItem):
-            seen.setdefault((item.job.file, item.job.check, item.job.strategy), item.job)
+            j = item.job  # one per check and strategy, and per profile for trace checks
+            seen.setdefault((j.file, j.check, j.strategy, j.profiles), j)
     session.config.stash[_JOBS] = list(seen.values())
 
 

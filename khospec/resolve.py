@@ -91,10 +91,24 @@ PRELUDE_NAME = "<prelude>"
 # ---------------------------------------------------------------- loading
 
 
+def spec_tree(path: Path) -> Path:
+    """Where a spec's imports may come from: the nearest folder at or above ``path``
+    holding ``pyproject.toml`` or ``.git`` (the project), else ``path``'s own folder."""
+    start = (path if path.is_dir() else path.parent).resolve()
+    for p in (start, *start.parents):
+        if (p / "pyproject.toml").exists() or (p / ".git").exists():
+            return p
+    return start
+
+
 def load_modules(
-    root: Path, sources: SourceCache, display: str | None = None
+    root: Path, sources: SourceCache, display: str | None = None, trees: tuple[Path, ...] = ()
 ) -> tuple[list[S.Module], list[Diagnostic]]:
-    """The prelude, the root file and everything it imports (each once)."""
+    """The prelude, the root file and everything it imports (each once). Imports must
+    stay inside the spec tree (``spec_tree(root)``, and ``trees``) and name .kho files;
+    anything else is refused before it is read: spec files come from contributors, and
+    what the diagnostics quote ends up in logs."""
+    allowed = (spec_tree(root), *(t.resolve() for t in trees))
     diags: list[Diagnostic] = []
     modules: list[S.Module] = []
     ptext = prelude_text()
@@ -133,9 +147,17 @@ def load_modules(
         modules.append(module)
         for decl in module.decls:
             if isinstance(decl, S.Import):
-                target = (path.parent / decl.path).resolve()
+                target = (path.parent / decl.path).resolve()  # symbolic links followed
                 tname = _display_path(Path(name).parent / decl.path)
-                queue.append((target, tname, decl.span))
+                if target.suffix != ".kho":
+                    diags.append(Diagnostic("KHO206", decl.span, f"`{decl.path}` is not a spec file",
+                                            "imports name .kho files"))
+                elif not any(target.is_relative_to(t) for t in allowed):
+                    diags.append(Diagnostic(
+                        "KHO206", decl.span, f"`{decl.path}` is outside the spec tree ({allowed[0]})",
+                        "imports stay inside the project holding the spec; --import-root DIR allows another"))
+                else:
+                    queue.append((target, tname, decl.span))
     return modules, diags
 
 
@@ -1648,10 +1670,10 @@ def fold(e: ir.Expr) -> int | bool | None:
     return None
 
 
-def check_program(root: Path, sources: SourceCache, display: str | None = None
-                  ) -> tuple[ir.Program | None, list[Diagnostic]]:
+def check_program(root: Path, sources: SourceCache, display: str | None = None,
+                  trees: tuple[Path, ...] = ()) -> tuple[ir.Program | None, list[Diagnostic]]:
     """Load, parse and type-check ``root`` with its imports and the prelude."""
-    modules, diags = load_modules(root, sources, display)
+    modules, diags = load_modules(root, sources, display, trees)
     if any(d.is_error for d in diags):
         return None, diags
     checker = Checker(modules, display or str(root))

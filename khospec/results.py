@@ -8,6 +8,8 @@ from typing import Any
 
 
 class Verdict(Enum):
+    """The answer for one check under one strategy and one profile."""
+
     # holds for every layout, profile value and trace the assumptions allow
     PROVED = "proved"
     # no violation in any trace of at most `depth` steps / unrolled iterations; not a proof
@@ -22,6 +24,8 @@ class Verdict(Enum):
 
 @dataclass(frozen=True)
 class Result:
+    """One check under one strategy and one profile: the verdict and what explains it."""
+
     file: str
     line: int
     check: str

@@ -33,7 +33,7 @@ def _worker(conn: Connection, options: Any) -> None:
         job = msg
         try:
             if job.file not in programs:
-                program, diags = load(job.path, job.file, SourceCache())
+                program, diags = load(job.path, job.file, SourceCache(), options.import_roots)
                 if program is None:
                     conn.send(("input", job.index, [d for d in diags if d.is_error]))
                     continue

@@ -43,7 +43,7 @@ def _keys(path: Path) -> dict[str, str]:
     for c in program.checks:
         for st in c.strategies:
             for p in c.profiles:
-                out[f"{c.name}[{st}]"] = job_key(program, c, st, program.profiles[p], timeout_s=60.0,
+                out[f"{c.name}[{st}]"] = job_key(program, c, st, (program.profiles[p],), timeout_s=60.0,
                                                   unroll=3, cross_check=False, layout=None)
     return out
 
@@ -137,7 +137,8 @@ def test_damaged_entries_are_solved_again(damage: str, _own_cache: Path) -> None
             f.write_bytes(b"\xff\x00not json")
         elif damage == "checksum":
             entry = json.loads(text)
-            entry["body"]["verdict"] = "proved" if entry["body"]["verdict"] == "refuted" else "refuted"
+            for r in entry["body"]["results"]:  # a verdict flipped, the checksum left as it was
+                r["verdict"] = "proved" if r["verdict"] == "refuted" else "refuted"
             f.write_text(json.dumps(entry))
         else:  # an entry moved under another key's name
             entry = json.loads(text)

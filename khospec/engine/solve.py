@@ -224,7 +224,7 @@ class CheckRun:
                     continue
                 v = z3.Not(low.ev(claim.expr, low.frame_for(n), -1))
                 self.violations.append(_Violation(z3.And(n.pc, v), f"n{n.id}", n.depth, n,
-                                                  {"kind": claim.kind, "step": n.step}))
+                                                  {"kind": claim.kind, "step": n.step, "node": f"n{n.id}"}))
         else:
             for n in nodes:
                 for r in n.requires:
@@ -232,7 +232,7 @@ class CheckRun:
                         continue
                     self.violations.append(_Violation(
                         z3.And(r.guard, z3.Not(r.cond)), f"n{n.id}", n.depth, n,
-                        {"kind": "requirement", "name": r.name, "step": n.step,
+                        {"kind": "requirement", "name": r.name, "step": n.step, "node": f"n{n.id}",
                          "at": str(self.program.site_spans.get(r.site, claim.span))}))
 
     def _requirement_steps(self, name: str) -> set[str]:
@@ -939,7 +939,8 @@ def run(program: ir.Program, check: ir.CheckDef, strategy: str | None,
             # would renumber this one's, and z3's search depends on the numbering, so a
             # verdict near its budget would depend on which profiles ran before it
             own = p.name if p is not None else ""
-            if layout is None and expect_refuted and _uses_layout(program, check, strategy):
+            small_layouts = layout is None and _uses_layout(program, check, strategy)
+            if small_layouts and expect_refuted:
                 small = runner(ps, small=True, own=own).attempt(p, min(timeout_ms, SMALL_LAYOUT_MS))
                 if small.verdict is Verdict.REFUTED:
                     o = small
@@ -951,6 +952,17 @@ def run(program: ir.Program, check: ir.CheckDef, strategy: str | None,
                     b = runner(ps, phase_b=True, own=own).attempt(p)
                     if _decided(b):
                         o = b
+            if o.verdict is Verdict.UNKNOWN and small_layouts and not expect_refuted:
+                # the expectation only orders the work: an undecided query gets the
+                # small-layout search too before it is called unknown
+                small = runner(ps, small=True, own=own).attempt(p, min(timeout_ms, SMALL_LAYOUT_MS))
+                if small.verdict is Verdict.REFUTED:
+                    small.notes.insert(0, "the general query was undecided; this counterexample comes from the "
+                                          f"search among layouts of at most {SMALL_LAYOUT_RANGES} memory ranges")
+                    o = small
+            if o.verdict is Verdict.UNKNOWN:
+                o.notes.append("to decide it: a larger budget (--timeout), a concrete layout (`on LAYOUT`, "
+                               "--layout), or a bound on the traces (`depth N`)")
             finish(i, p, o, ps)
             out[i].time_s = time.perf_counter() - t1
         return [(p, out[i]) for i, p in enumerate(profiles)]

@@ -106,6 +106,11 @@ def machine_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         except OSError as exc:
             err.write(f"khospec: error: cannot write {args.svg}: {exc.strerror or exc}\n")
             return 2
+        err.write(f"khospec: wrote {args.svg}\n")
+    at_risk = [r.check for r in results if r.verdict is Verdict.REFUTED]
+    if at_risk:
+        # exit 1 means the machine is at risk, whatever the format; say so where it is read
+        err.write(f"khospec: {args.log}: at risk: {', '.join(at_risk)} refuted (exit code 1)\n")
     return report.exit_code()
 
 

@@ -544,7 +544,8 @@ def answer(
                 strategy=None,
                 profile=prof.name,
                 verdict=Verdict.REFUTED if f.witness is not None else Verdict.PROVED,
-                expected=None,
+                # the safe answer: a refuted question is a machine at risk (exit code 1)
+                expected="proved",
                 time_s=time.perf_counter() - t1 + prep / len(QUESTIONS),
                 counterexample=cx,
                 assumptions_used=None if f.witness is not None else (),
