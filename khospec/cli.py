@@ -52,7 +52,7 @@ def _build(stderr: TextIO) -> argparse.ArgumentParser:
     c.add_argument("--layout", metavar="LOG",
                    help="run the strategy checks on this machine's layout (dmesg or /proc/zoneinfo)")
     c.add_argument("--jobs", "-j", type=int, default=0, metavar="N",
-                   help="worker processes (default: cores, at most 2 per core)")
+                   help="worker processes (default: one per core, at most 8)")
     c.add_argument("--cross-check", action="store_true",
                    help="re-solve every query with a second solver (bitwuzla, then cvc5)")
     c.add_argument("--no-replay", action="store_true", help="do not replay counterexamples")
@@ -145,6 +145,10 @@ def _profiles(out: TextIO) -> int:
     for p in program.profiles.values():
         b = dict(p.bindings)
         out.write(p.name.ljust(18) + "".join(str(b.get(n, "symbolic")).lower().ljust(20) for n in names) + "\n")
+    if program.profile_sets:
+        out.write("\nprofile set       profiles (accepted by --profile wherever a profile is)\n")
+        for name, members in program.profile_sets.items():
+            out.write(name.ljust(18) + ", ".join(members) + "\n")
     return 0
 
 

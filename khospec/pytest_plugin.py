@@ -184,3 +184,12 @@ def pytest_runtestloop(session: pytest.Session) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "khospec: a check of a khospec spec file")
+    # khospec_paths are collected wherever they point (relative to the rootdir, `..`
+    # included), not only under the paths pytest walks: a run with no path arguments
+    # adds those the walk does not reach
+    if config.args_source is not pytest.Config.ArgsSource.ARGS:
+        walked = [Path(a).resolve() for a in config.args]
+        for p in config.getini("khospec_paths"):
+            rp = Path(p).resolve()
+            if rp.exists() and not any(rp == w or w in rp.parents for w in walked):
+                config.args.append(str(rp))

@@ -154,8 +154,9 @@ def load_modules(
                                             "imports name .kho files"))
                 elif not any(target.is_relative_to(t) for t in allowed):
                     diags.append(Diagnostic(
-                        "KHO206", decl.span, f"`{decl.path}` is outside the spec tree ({allowed[0]})",
-                        "imports stay inside the project holding the spec; --import-root DIR allows another"))
+                        "KHO206", decl.span, f"`{decl.path}` is outside the spec tree",
+                        "imports stay inside the project holding the spec (the folder with pyproject.toml "
+                        "or .git); --import-root DIR allows another"))
                 else:
                     queue.append((target, tname, decl.span))
     return modules, diags
@@ -256,9 +257,16 @@ class Checker:
     def warn(self, code: str, span: Span, message: str, hint: str | None = None) -> None:
         self.diags.append(Diagnostic(code, span, message, hint, Severity.WARNING))
 
-    def _suggest(self, name: str, options: Iterable[str]) -> str | None:
-        close = difflib.get_close_matches(name, list(options), n=1, cutoff=0.7)
-        return f"did you mean `{close[0]}`?" if close else None
+    def _suggest(self, name: str, options: Iterable[str], listing: str | None = None) -> str | None:
+        """A did-you-mean; with no close match, ``listing`` (e.g. "the fields are") and
+        every option, when there are few."""
+        opts = list(options)
+        close = difflib.get_close_matches(name, opts, n=1, cutoff=0.7)
+        if close:
+            return f"did you mean `{close[0]}`?"
+        if listing is not None and 0 < len(opts) <= 12:
+            return f"{listing}: {', '.join(f'`{o}`' for o in opts)}"
+        return None
 
     def _claim(self, name: str, span: Span, what: str) -> bool:
         if name in self.declared:
@@ -577,6 +585,7 @@ class Checker:
             if base is None:
                 self.error("KHO403", f.name.span,
                            f"strategy `{d.name.name}` redefines `{name}`, which is not a function",
+                           self._suggest(name, self.fn_sigs) or
                            "a strategy gives alternative definitions of functions and steps declared outside it")
                 continue
             if sig is None:
@@ -1124,7 +1133,8 @@ class Checker:
         for f in path:
             if not isinstance(cur_ty, StructType) or cur_ty.field_type(f) is None:
                 self.error("KHO305", s.target.span, f"{cur_ty} has no field `{f}`",
-                           self._suggest(f, [n for n, _ in cur_ty.fields]) if isinstance(cur_ty, StructType) else None)
+                           self._suggest(f, [n for n, _ in cur_ty.fields], "its fields are")
+                           if isinstance(cur_ty, StructType) else None)
                 return None
             ft = cur_ty.field_type(f)
             assert ft is not None
@@ -1290,7 +1300,7 @@ class Checker:
             ft = obj.ty.field_type(e.name.name)
             if ft is None:
                 self.error("KHO305", e.name.span, f"{obj.ty} has no field `{e.name.name}`",
-                           self._suggest(e.name.name, [n for n, _ in obj.ty.fields]))
+                           self._suggest(e.name.name, [n for n, _ in obj.ty.fields], "its fields are"))
                 return None
             return ir.FieldGet(obj, e.name.name, ft, e.span)
         if isinstance(e, S.Index):

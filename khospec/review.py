@@ -275,7 +275,7 @@ def _wrap(text: str, indent: str, hang: str | None = None, max_lines: int = 0) -
         width=MAIL_WIDTH,
         initial_indent=indent,
         subsequent_indent=hang if hang is not None else indent,
-        break_long_words=True,
+        break_long_words=False,  # a path or a hex number stays whole, even past the width
         break_on_hyphens=False,
     ) or [indent.rstrip()]
     if max_lines and len(lines) > max_lines:

@@ -22,6 +22,7 @@ def test_golden_diagnostics(path: Path) -> None:
     assert program is None, "a golden diagnostics case must not type-check"
     got = "\n".join(render(d, sources) for d in diags) + "\n"
     expected = path.with_suffix(".expected")
-    if UPDATE_GOLDEN or not expected.exists():
+    if UPDATE_GOLDEN:
         expected.write_text(got, encoding="utf-8")
+    assert expected.exists(), f"{expected.name} is missing: write it (KHOSPEC_UPDATE_GOLDEN=1) and read it"
     assert got == expected.read_text(encoding="utf-8")

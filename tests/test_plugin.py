@@ -47,3 +47,18 @@ def test_input_errors_fail_the_file(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest()
     result.stdout.fnmatch_lines(["*error[[]KHO112[]]*"])
     result.assert_outcomes(failed=1)
+
+
+def test_paths_outside_the_project(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    """khospec_paths may point out of the rootdir (`..`): collected, ids carry the file."""
+    lib = pytester.path.parent / (pytester.path.name + "-speclib")
+    lib.mkdir()
+    (lib / "machine.kho").write_text(SPEC)
+    proj = pytester.mkdir("proj")
+    (proj / "pytest.ini").write_text(f"[pytest]\nkhospec_paths = ../../{lib.name}\n")
+    (proj / "test_a.py").write_text("def test_x():\n    pass\n")
+    monkeypatch.chdir(proj)
+    result = pytester.runpytest("-v", "--khospec-jobs", "1")
+    result.stdout.fnmatch_lines(["*machine.kho::bounded[[]base-x86_64[]] PASSED*",
+                                 "*machine.kho::wrong[[]base-x86_64[]] FAILED*"])
+    result.assert_outcomes(passed=5, failed=1)

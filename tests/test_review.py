@@ -303,7 +303,9 @@ def test_sarif_uri_escaping() -> None:
 def check_mail(text: str) -> list[str]:
     lines = text.splitlines()
     assert text.endswith("\n")
-    assert all(len(line) <= MAIL_WIDTH for line in lines), [
+    # at most 72 columns, except a line that is one word (a long path) after its indent:
+    # a path is never broken
+    assert all(len(line) <= MAIL_WIDTH or len(line.split()) == 1 for line in lines), [
         line for line in lines if len(line) > MAIL_WIDTH
     ]
     assert "\x1b" not in text and "\t" not in text
