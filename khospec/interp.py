@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from khospec import carith, ir
+from khospec import syntax as S
 from khospec.results import Result
 from khospec.types import BoolType, IntType, MapType, StructType, Type
 
@@ -724,14 +725,41 @@ def _replay_trace(interp: Interp, program: ir.Program, check: ir.CheckDef, model
         raise ReplayMismatch("the claim holds in the final state", "claim false", "claim true")
 
 
-def _show(v: Any) -> str:
+def _show(v: Any, names: tuple[str, ...] = (), fields: dict[str, tuple[str, ...]] | None = None) -> str:
+    """A value as the trace shows it; ``names``: the enum members an int stands for."""
     if isinstance(v, SVal):
-        return "{" + ", ".join(f"{n}={_show(x)}" for (n, _), x in zip(v.ty.fields, v.fields, strict=True)) + "}"
+        return "{" + ", ".join(f"{n}={_show(x, (fields or {}).get(n, ()))}"
+                               for (n, _), x in zip(v.ty.fields, v.fields, strict=True)) + "}"
     if isinstance(v, bool):
         return "true" if v else "false"
+    if isinstance(v, int) and 0 <= v < len(names):
+        return names[v]
     if isinstance(v, int):
         return hex(v) if abs(v) >= 4096 else str(v)
     return str(v)
+
+
+def _enum_names(program: ir.Program) -> tuple[dict[str, tuple[str, ...]], dict[str, tuple[str, ...]]]:
+    """Kernel terms for the trace: the enum whose member initialises a state variable
+    (`phase: int = SETUP_ARCH` shows phases by name), and zone_type for struct fields
+    named `zone`."""
+    enums: dict[str, tuple[str, ...]] = {}
+    for mod in program.modules:
+        for d in mod.decls:
+            if isinstance(d, S.EnumDecl):
+                members = tuple(m.name for m in d.members)
+                enums.update({m: members for m in members})
+                if d.name.name == "zone_type":
+                    enums["zone_type"] = members
+    scalars: dict[str, tuple[str, ...]] = {}
+    for mod in program.modules:
+        for d in mod.decls:
+            if isinstance(d, S.StateDecl):
+                for v in d.vars:
+                    if isinstance(v.init, S.Name) and v.init.id in enums:
+                        scalars[v.name.name] = enums[v.init.id]
+    fields = {"zone": enums["zone_type"]} if "zone_type" in enums else {}
+    return scalars, fields
 
 
 def _watched_pfns(model: dict[str, Any]) -> list[int]:
@@ -758,13 +786,14 @@ def trace_changes(program: ir.Program, check: ir.CheckDef, r: Result) -> list[li
     interp = Interp(program, r.strategy, model)
     state = interp.initial_state()
     watched = _watched_pfns(model)
+    scalar_names, field_names = _enum_names(program)
 
     def snapshot(st: CState) -> dict[str, str]:
-        snap = {k: _show(v) for k, v in st.scalars.items()}
+        snap = {k: _show(v, scalar_names.get(k, ())) for k, v in st.scalars.items()}
         for name, m in st.maps.items():
             for q in watched:
                 try:
-                    snap[f"{name}[{hex(q)}]"] = _show(m.read(q))
+                    snap[f"{name}[{hex(q)}]"] = _show(m.read(q), (), field_names)
                 except (Undetermined, Incomplete, KeyError):
                     continue
         return snap

@@ -120,3 +120,10 @@ def test_public_api() -> None:
     assert khospec.InputError is __import__("khospec.diagnostics").diagnostics.InputError
     for name in ("check_file", "check_paths", "Options", "Result", "Verdict", "InputError"):
         assert getattr(khospec, name).__doc__, name
+
+
+def test_explain_speaks_kernel_terms() -> None:
+    r = run_cli("explain", "spec/handover.kho::order_survives_deserialize_first", "--profile", "x86_64")
+    assert r.code == 0, r.err
+    assert "phase: SETUP_ARCH -> MM_CORE_INIT" in r.out
+    assert "zone=ZONE_" in r.out
