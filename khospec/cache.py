@@ -33,7 +33,7 @@ from typing import Any
 from khospec import __version__, ir
 
 # Bump with every change to the engine that can change a result for the same query.
-ENGINE_VERSION = "2026-11-29.3"
+ENGINE_VERSION = "2026-11-29.4"
 FORMAT = 2
 
 

@@ -320,14 +320,18 @@ class SymbolicLayout:
 
 def round_ranges(ranges: list[WRange], ctx: z3.Context, align_pfns: int, below_pfns: int) -> Any:
     """Every existing range starts and ends on a multiple of align_pfns, below below_pfns,
-    with small node ids: what a reader takes in at a glance."""
+    with node ids numbered from 0 (a node n > 0 only where node n - 1 has memory too):
+    what a reader takes in at a glance."""
     out = []
     mask = z3.BitVecVal(align_pfns - 1, 64, ctx)
+    one = z3.BitVecVal(1, 32, ctx)
     for r in ranges:
+        below = [z3.And(o.exists, o.nid == r.nid - one) for o in ranges if o is not r]
         out.append(z3.Implies(r.exists, z3.And(
             (r.start & mask) == 0, (r.end & mask) == 0,
             z3.ULE(r.end, z3.BitVecVal(below_pfns, 64, ctx)),
             z3.ULT(r.nid, z3.BitVecVal(4, 32, ctx)),
+            z3.Or(r.nid == 0, *below),
         )))
     return z3.And(*out) if out else z3.BoolVal(True, ctx)
 
