@@ -340,7 +340,7 @@ def test_results_follow_the_contract() -> None:
             0,
             None,
             "x86_64",
-            None,
+            "proved",  # the safe answer: a refuted question is a machine at risk
         )
         j = r.to_json()
         assert {

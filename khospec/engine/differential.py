@@ -36,7 +36,9 @@ from khospec.types import BOOL, BoolType, IntType, StructType
 ULONG_MAX = (1 << 64) - 1
 NARROW_PROFILE = ir.ProfileDef("narrow", (
     ("PAGE_SHIFT", 12), ("SECTION_SIZE_BITS", 15), ("MAX_PAGE_ORDER", 3), ("pageblock_order", 2),
-    ("ARCH_KEEP_MEMBLOCK", False),
+    ("ARCH_KEEP_MEMBLOCK", False), ("MAX_PHYSMEM_BITS", 52),
+    # the narrowed zone limits are fixed below; none comes from the profile
+    ("ZONE_DMA_LIMIT", 0), ("ZONE_DMA32_LIMIT", 0),
 ))
 
 
