@@ -16,7 +16,7 @@ from typing import Any
 from khospec import ir
 from khospec.cache import VerdictCache, default_dir, job_key, job_name
 from khospec.diagnostics import Diagnostic, InputError, Severity, SourceCache, Span
-from khospec.resolve import check_program
+from khospec.resolve import check_program, spec_tree
 from khospec.results import InternalError, Result, Verdict
 
 
@@ -285,8 +285,12 @@ def check_paths(paths: Iterable[str], options: Options | None = None,
     options = options or Options()
     report = Report()
     t0 = time.perf_counter()
+    paths = list(paths)
     files, diags = find_spec_files(paths)
     report.diagnostics.extend(diags)
+    # imports may reach anywhere in the folders given (or the projects holding them)
+    trees = tuple(str(spec_tree(Path(p))) for p in paths if Path(p).exists())
+    options = replace(options, import_roots=(*options.import_roots, *trees))
     programs: dict[str, ir.Program] = {}
     loaded: list[tuple[Path, str, ir.Program]] = []
     for path, display in files:

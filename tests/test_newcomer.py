@@ -127,3 +127,13 @@ def test_explain_speaks_kernel_terms() -> None:
     assert r.code == 0, r.err
     assert "phase: SETUP_ARCH -> MM_CORE_INIT" in r.out
     assert "zone=ZONE_" in r.out
+
+
+def test_the_library_copied_out_of_the_project_still_imports(tmp_path: Path) -> None:
+    """The tree is the folder given on the command line when no project holds it."""
+    import shutil
+
+    shutil.copytree(ROOT / "spec", tmp_path / "spec")
+    r = run_cli("check", str(tmp_path / "spec"), "--check", "reserve_size_u64", "--profile", "x86_64")
+    assert r.code == 0, r.err
+    assert "KHO206" not in r.err
