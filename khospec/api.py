@@ -202,20 +202,27 @@ def run_job(program: ir.Program, job: Job, options: Options) -> list[Result]:
             except (KeyError, TypeError, ValueError):
                 raws = []  # a body of another shape: solve again
             if [r.profile for r in raws] == list(job.profiles):
-                return [_finish(program, check, r, options) for r in raws]
+                replays = [b.get("replay") for b in body["results"]]
+                return [_finish(program, check, r, options, rp) for r, rp in zip(raws, replays, strict=True)]
     raws = _solve_job(program, check, job, options)
+    done = [_finish(program, check, r, options) for r in raws]
     if (cache is not None and key is not None and [r.profile for r in raws] == list(job.profiles)
-            and all(r.verdict is not Verdict.UNKNOWN for r in raws)):
+            and all(r.verdict is not Verdict.UNKNOWN for r in done)):
         # an unknown depends on the machine's wall clock as a last resort: solve it again
-        cache.put(key, {"results": [_to_body(program, r) for r in raws]})
-    return [_finish(program, check, r, options) for r in raws]
+        cache.put(key, {"results": [{**_to_body(program, r), "replay": d.replay if options.replay else None}
+                                    for r, d in zip(raws, done, strict=True)]})
+    return done
 
 
-def _finish(program: ir.Program, check: ir.CheckDef, r: Result, options: Options) -> Result:
+def _finish(program: ir.Program, check: ir.CheckDef, r: Result, options: Options,
+            replayed: str | None = None) -> Result:
+    """Present the counterexample and replay it. ``replayed``: the replay's status when
+    the result comes from the cache: the interpreter is deterministic and the entry's
+    address covers everything it reads, so its answer would be the same."""
     if r.counterexample is not None:
         r = _present(program, check, r)
         if options.replay:
-            r = _replay(program, check, r)
+            r = replace(r, replay=replayed) if replayed else _replay(program, check, r)
     return r
 
 

@@ -32,8 +32,9 @@ from typing import Any
 
 from khospec import __version__, ir
 
-# Bump with every change to the engine that can change a result for the same query.
-ENGINE_VERSION = "2026-11-29.4"
+# Bump with every change to the engine or the interpreter that can change a result (or
+# its replay) for the same query.
+ENGINE_VERSION = "2026-11-29.5"
 FORMAT = 2
 
 
