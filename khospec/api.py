@@ -187,23 +187,37 @@ def _from_body(program: ir.Program, check: ir.CheckDef, job: Job, layout_name: s
         cached=True)
 
 
+def cached_results(program: ir.Program, job: Job, options: Options) -> list[Result] | None:
+    """The job's results from the verdict cache, presented against the program as it is
+    now; None when the cache has no entry to trust."""
+    cache = open_cache(options)
+    check = next(c for c in program.checks if c.name == job.check)
+    key = _cache_key(program, check, job, options) if cache is not None else None
+    if cache is None or key is None:
+        return None
+    body = cache.get(key)
+    if body is None:
+        return None
+    layout_name = _layout_for(program, check, options)[1]
+    try:
+        raws = [_from_body(program, check, job, layout_name, b) for b in body["results"]]
+        replays = [b.get("replay") for b in body["results"]]
+    except (KeyError, TypeError, ValueError):
+        return None  # a body of another shape: solve again
+    if [r.profile for r in raws] != list(job.profiles):
+        return None
+    return [_finish(program, check, r, options, rp) for r, rp in zip(raws, replays, strict=True)]
+
+
 def run_job(program: ir.Program, job: Job, options: Options) -> list[Result]:
     """Decide one job in this process, or take it from the verdict cache. Raises
     InternalError on a khospec bug."""
+    hit = cached_results(program, job, options)
+    if hit is not None:
+        return hit
     check = next(c for c in program.checks if c.name == job.check)
     cache = open_cache(options)
     key = _cache_key(program, check, job, options) if cache is not None else None
-    if cache is not None and key is not None:
-        body = cache.get(key)
-        if body is not None:
-            layout_name = _layout_for(program, check, options)[1]
-            try:
-                raws = [_from_body(program, check, job, layout_name, b) for b in body["results"]]
-            except (KeyError, TypeError, ValueError):
-                raws = []  # a body of another shape: solve again
-            if [r.profile for r in raws] == list(job.profiles):
-                replays = [b.get("replay") for b in body["results"]]
-                return [_finish(program, check, r, options, rp) for r, rp in zip(raws, replays, strict=True)]
     raws = _solve_job(program, check, job, options)
     done = [_finish(program, check, r, options) for r in raws]
     if (cache is not None and key is not None and [r.profile for r in raws] == list(job.profiles)
@@ -327,11 +341,28 @@ def check_paths(paths: Iterable[str], options: Options | None = None,
     if options.jobs > 1 and len(jobs) > 1:
         from khospec.runner import run_parallel
 
-        results, internal, input_diags = run_parallel(schedule(jobs, known, programs), options, on_result,
-                                                      on_start)
-        report.results.extend(results)
-        report.internal_errors.extend(internal)
-        report.diagnostics.extend(input_diags)
+        # cache hits here, with the programs already loaded: workers only for solving
+        by_index: dict[int, list[Result]] = {}
+        todo: list[Job] = []
+        for job in jobs:
+            hit = cached_results(programs[job.file], job, options)
+            if hit is None:
+                todo.append(job)
+                continue
+            by_index[job.index] = hit
+            for r in hit:
+                if on_result is not None:
+                    on_result(r)
+        if todo:
+            results, internal, input_diags = run_parallel(schedule(todo, known, programs), options, on_result,
+                                                          on_start)
+            report.internal_errors.extend(internal)
+            report.diagnostics.extend(input_diags)
+            where: dict[tuple[str, str, str | None, str | None], int] = {
+                (j.file, j.check, j.strategy, p): j.index for j in todo for p in j.profiles}
+            for r in results:  # in plan order, one job's results together
+                by_index.setdefault(where.get((r.file, r.check, r.strategy, r.profile), -1), []).append(r)
+        report.results.extend(r for i in sorted(by_index) for r in by_index[i])
     else:
         for job in jobs:
             if on_start is not None:

@@ -80,7 +80,8 @@ def test_key_follows_versions(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
 
 
 def _run(path: Path, **kw: object) -> list[dict[str, object]]:
-    report = check_paths([str(path)], Options(jobs=1, **kw))  # type: ignore[arg-type]
+    kw.setdefault("jobs", 1)
+    report = check_paths([str(path)], Options(**kw))  # type: ignore[arg-type]
     assert not report.diagnostics and not report.internal_errors
     return [r.to_json() for r in report.results]
 
@@ -184,3 +185,13 @@ def test_cache_command(_own_cache: Path) -> None:
     assert "0 entries" in run_cli("cache", "info").out
     r = run_cli("check", "tests/golden/specs/basic.kho", "--jobs", "1", "--no-cache")
     assert "0 from the cache" in r.out and "0 entries" in run_cli("cache", "info").out
+
+
+def test_parallel_run_takes_hits_in_process_and_keeps_the_order() -> None:
+    spec = ROOT / "tests/golden/specs/basic.kho"
+    serial = _run(spec)
+    cold = _run(spec, jobs=2)
+    warm = _run(spec, jobs=2)
+    assert [r["cached"] for r in cold] == [True] * len(cold)  # the serial run filled the cache
+    _same(serial, warm)
+    _same(serial, _run(spec, jobs=2, cache=False))
