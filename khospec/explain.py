@@ -73,7 +73,8 @@ def present(program: ir.Program, check: ir.CheckDef, r: Result) -> dict[str, Any
                 for s, e, _, m in rs
             ],
         }
-        if nid in fdp:
+        # first_deferred_pfn plays a part only where the boot runs (a claim over traces)
+        if nid in fdp and check.is_trace:
             v = fdp[nid]
             node["first_deferred_pfn"] = "ULONG_MAX" if v == (1 << 64) - 1 else hex(v)
         mv = layout["zone_movable_pfn"].get(nid) or layout["zone_movable_pfn"].get(str(nid))
