@@ -16,7 +16,7 @@ from typing import Any
 from khospec import ir
 from khospec.cache import VerdictCache, default_dir, job_key, job_name
 from khospec.diagnostics import Diagnostic, InputError, Severity, SourceCache, Span
-from khospec.resolve import check_program, spec_tree
+from khospec.resolve import ParseCache, check_program, spec_tree
 from khospec.results import InternalError, Result, Verdict
 
 
@@ -107,9 +107,9 @@ def find_spec_files(paths: Iterable[str]) -> tuple[list[tuple[Path, str]], list[
     return out, diags
 
 
-def load(path: Path, display: str, sources: SourceCache,
-         import_roots: tuple[str, ...] = ()) -> tuple[ir.Program | None, list[Diagnostic]]:
-    return check_program(path, sources, display, tuple(Path(r) for r in import_roots))
+def load(path: Path, display: str, sources: SourceCache, import_roots: tuple[str, ...] = (),
+         parsed: ParseCache | None = None) -> tuple[ir.Program | None, list[Diagnostic]]:
+    return check_program(path, sources, display, tuple(Path(r) for r in import_roots), parsed)
 
 
 def plan(program: ir.Program, path: Path, display: str, options: Options) -> list[Job]:
@@ -314,8 +314,9 @@ def check_paths(paths: Iterable[str], options: Options | None = None,
     options = replace(options, import_roots=(*options.import_roots, *trees))
     programs: dict[str, ir.Program] = {}
     loaded: list[tuple[Path, str, ir.Program]] = []
+    parsed: ParseCache = {}  # the files several roots import are parsed once
     for path, display in files:
-        program, pdiags = load(path, display, report.sources, options.import_roots)
+        program, pdiags = load(path, display, report.sources, options.import_roots, parsed)
         report.diagnostics.extend(pdiags)
         if program is None:
             continue

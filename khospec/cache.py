@@ -74,15 +74,25 @@ def program_digest(program: ir.Program, check: ir.CheckDef, strategy: str | None
     spans, so the digest is blind to comments and positions."""
     chain = program.strategy_chain(strategy)
     layout = program.layouts.get(check.layout) if check.layout is not None else None
+    base = program.digests.get("base")
+    if base is None:  # the same for every job of the program: once
+        base = program.digests["base"] = _digest(
+            repr(sorted(program.params.items())),
+            repr(sorted(program.structs.items())),
+            repr(sorted(program.fns.items())),
+            repr(program.axioms),
+            repr(program.state),
+            repr(sorted(program.steps.items())),
+        )
+    strategies = []
+    for s in chain:
+        if "strategy " + s not in program.digests:
+            program.digests["strategy " + s] = _digest(repr(program.strategies[s]))
+        strategies.append(program.digests["strategy " + s])
     return _digest(
-        repr(sorted(program.params.items())),
-        repr(sorted(program.structs.items())),
-        repr(sorted(program.fns.items())),
-        repr([program.strategies[s] for s in chain]),
-        repr(program.axioms),
+        base,
+        *strategies,
         repr([program.assumes[n] for n in check.assuming]),
-        repr(program.state),
-        repr(sorted(program.steps.items())),
         repr(layout),
         repr(dataclasses.replace(check, file="")),  # where the file is does not count
     )

@@ -462,6 +462,8 @@ class Program:
     site_spans: dict[int, Span]
     modules: list[S.Module]
     profile_sets: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # digests of parts of the program (khospec/cache.py), computed once per program
+    digests: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     def fn(self, name: str, strategy: str | None) -> FnDef:
         chain = self.strategy_chain(strategy)

@@ -101,8 +101,24 @@ def spec_tree(path: Path) -> Path:
     return start
 
 
+ParseCache = dict[tuple[str, bytes], tuple[S.Module | None, str | None, list[Diagnostic]]]
+
+
+def _parse(name: str, data: bytes, parsed: ParseCache | None
+           ) -> tuple[S.Module | None, str | None, list[Diagnostic]]:
+    """parse_bytes, once per (name, content) within one run (``parsed``): the files a
+    library's roots import in common, and the prelude, are read by every root."""
+    if parsed is None:
+        return parse_bytes(name, data)
+    key = (name, data)
+    if key not in parsed:
+        parsed[key] = parse_bytes(name, data)
+    return parsed[key]
+
+
 def load_modules(
-    root: Path, sources: SourceCache, display: str | None = None, trees: tuple[Path, ...] = ()
+    root: Path, sources: SourceCache, display: str | None = None, trees: tuple[Path, ...] = (),
+    parsed: ParseCache | None = None,
 ) -> tuple[list[S.Module], list[Diagnostic]]:
     """The prelude, the root file and everything it imports (each once). Imports must
     stay inside the spec tree (``spec_tree(root)``, and ``trees``) and name .kho files;
@@ -113,7 +129,7 @@ def load_modules(
     modules: list[S.Module] = []
     ptext = prelude_text()
     sources.add(PRELUDE_NAME, ptext)
-    pmod, _, pdiags = parse_bytes(PRELUDE_NAME, ptext.encode())
+    pmod, _, pdiags = _parse(PRELUDE_NAME, ptext.encode(), parsed)
     diags.extend(pdiags)
     if pmod is not None:
         modules.append(pmod)
@@ -138,7 +154,7 @@ def load_modules(
                 )
             )
             continue
-        module, text, pdiags = parse_bytes(name, data)
+        module, text, pdiags = _parse(name, data, parsed)
         if text is not None:
             sources.add(name, text)
         diags.extend(pdiags)
@@ -1681,9 +1697,10 @@ def fold(e: ir.Expr) -> int | bool | None:
 
 
 def check_program(root: Path, sources: SourceCache, display: str | None = None,
-                  trees: tuple[Path, ...] = ()) -> tuple[ir.Program | None, list[Diagnostic]]:
+                  trees: tuple[Path, ...] = (), parsed: ParseCache | None = None
+                  ) -> tuple[ir.Program | None, list[Diagnostic]]:
     """Load, parse and type-check ``root`` with its imports and the prelude."""
-    modules, diags = load_modules(root, sources, display, trees)
+    modules, diags = load_modules(root, sources, display, trees, parsed)
     if any(d.is_error for d in diags):
         return None, diags
     checker = Checker(modules, display or str(root))
