@@ -187,15 +187,25 @@ def _from_body(program: ir.Program, check: ir.CheckDef, job: Job, layout_name: s
         cached=True)
 
 
-def cached_results(program: ir.Program, job: Job, options: Options) -> list[Result] | None:
+def _entry(program: ir.Program, job: Job, options: Options) -> tuple[VerdictCache, str] | None:
+    """The cache and the job's address in it (None: no cache, or nothing to address)."""
+    cache = open_cache(options)
+    if cache is None:
+        return None
+    check = next(c for c in program.checks if c.name == job.check)
+    key = _cache_key(program, check, job, options)
+    return (cache, key) if key is not None else None
+
+
+def cached_results(program: ir.Program, job: Job, options: Options,
+                   entry: tuple[VerdictCache, str] | None = None) -> list[Result] | None:
     """The job's results from the verdict cache, presented against the program as it is
     now; None when the cache has no entry to trust."""
-    cache = open_cache(options)
-    check = next(c for c in program.checks if c.name == job.check)
-    key = _cache_key(program, check, job, options) if cache is not None else None
-    if cache is None or key is None:
+    entry = entry or _entry(program, job, options)
+    if entry is None:
         return None
-    body = cache.get(key)
+    check = next(c for c in program.checks if c.name == job.check)
+    body = entry[0].get(entry[1])
     if body is None:
         return None
     layout_name = _layout_for(program, check, options)[1]
@@ -212,18 +222,17 @@ def cached_results(program: ir.Program, job: Job, options: Options) -> list[Resu
 def run_job(program: ir.Program, job: Job, options: Options) -> list[Result]:
     """Decide one job in this process, or take it from the verdict cache. Raises
     InternalError on a khospec bug."""
-    hit = cached_results(program, job, options)
+    entry = _entry(program, job, options)
+    hit = cached_results(program, job, options, entry)
     if hit is not None:
         return hit
     check = next(c for c in program.checks if c.name == job.check)
-    cache = open_cache(options)
-    key = _cache_key(program, check, job, options) if cache is not None else None
     raws = _solve_job(program, check, job, options)
     done = [_finish(program, check, r, options) for r in raws]
-    if (cache is not None and key is not None and [r.profile for r in raws] == list(job.profiles)
+    if (entry is not None and [r.profile for r in raws] == list(job.profiles)
             and all(r.verdict is not Verdict.UNKNOWN for r in done)):
         # an unknown depends on the machine's wall clock as a last resort: solve it again
-        cache.put(key, {"results": [{**_to_body(program, r), "replay": d.replay if options.replay else None}
+        entry[0].put(entry[1], {"results": [{**_to_body(program, r), "replay": d.replay if options.replay else None}
                                     for r, d in zip(raws, done, strict=True)]})
     return done
 
