@@ -51,8 +51,10 @@ class Result:
 
     @property
     def name(self) -> str:
-        """file::check[strategy, profile]: names this result across runs."""
-        return f"{self.file}::{self.check}[{self.strategy or 'base'}, {self.profile or '-'}]"
+        """file::check[strategy, profile]: names this result across runs (cache.job_name)."""
+        from khospec.cache import job_name
+
+        return job_name(self.file, self.check, self.strategy, self.profile)
 
     @property
     def test_id(self) -> str:

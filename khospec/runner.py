@@ -15,6 +15,7 @@ from multiprocessing.connection import Connection, wait
 from multiprocessing.context import BaseContext
 from typing import Any
 
+from khospec.cache import job_name
 from khospec.diagnostics import Diagnostic, InputError, SourceCache
 from khospec.results import InternalError, Result, Verdict
 
@@ -105,7 +106,7 @@ def run_parallel(jobs: list[Any], options: Any,
             slot.conn.send(job)
             if on_start is not None:
                 for p in job.profiles:
-                    on_start(f"{job.file}::{job.check}[{job.strategy or 'base'}, {p or '-'}]")
+                    on_start(job_name(job.file, job.check, job.strategy, p))
         else:
             slot.job = None
 
