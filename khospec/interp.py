@@ -4,14 +4,18 @@ It shares nothing with the Z3 lowering (engine/) beyond the typed program (ir.py
 the C arithmetic reference (carith.py): a counterexample's layout, parameters, witness
 values and initial memory are loaded, the trace's steps are executed on concrete state,
 and the violated condition must come out false. Quantifiers over nodes, ranges and
-small intervals are evaluated exactly; over pfns they are evaluated at the solver's
-witnesses and at every number the counterexample mentions (the status says so).
+small intervals are evaluated exactly. A quantifier over a large integer domain (a pfn)
+is decided exactly too, by splitting the domain into cells on which every comparison the
+body makes with the variable comes out the same (see `PV`); where the body does with the
+variable something the splitting does not follow, the quantifier is evaluated at the
+solver's witnesses and at every number of the counterexample, and the status names it.
 """
 
 from __future__ import annotations
 
 import bisect
 import contextlib
+import operator
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,6 +27,191 @@ from khospec.types import BoolType, IntType, MapType, StructType, Type
 
 MAX_LOOP = 4096
 MAX_ENUM = 4096
+EXACT_CELLS = 20000  # body evaluations one exact quantifier decision may take
+RESIDUE_CUTS = 4096  # alignment boundaries one cell may be split at
+
+
+class _Opaque(Exception):
+    """The body did with a probed variable something cells cannot follow."""
+
+    def __init__(self, probe: _Probe, what: str) -> None:
+        super().__init__(what)
+        self.probe = probe
+
+
+@dataclass
+class _Probe:
+    """One exact quantifier decision: the cell being evaluated, [lo, hi) of the variable's
+    values, and the points where a comparison made at its representative may change."""
+
+    lo: int
+    hi: int
+    cuts: set[int] = field(default_factory=set)
+
+
+class PV:
+    """The value ``ty.wrap(x + off)`` for the probed variable x, at the representative x.
+
+    Comparing it with anything records the values of x where the outcome can change
+    (the threshold, the wrap-arounds of the addition); adding or subtracting a constant
+    keeps it a PV (C's wrapping addition composes); testing low bits (IS_ALIGNED, a
+    low mask) records each aligned value inside the cell. Every other use raises
+    _Opaque, so no dependence on x is ever lost silently.
+    """
+
+    __slots__ = ("off", "probe", "ty", "x")
+
+    def __init__(self, x: int, off: int, ty: IntType, probe: _Probe) -> None:
+        self.x, self.off, self.ty, self.probe = x, off, ty, probe
+
+    @property
+    def v(self) -> int:
+        return self.ty.wrap(self.x + self.off)
+
+    def _wraps(self) -> list[int]:
+        w = self.ty.width
+        return [-self.off, (1 << (w - 1)) - self.off, (1 << w) - self.off, -(1 << (w - 1)) - self.off]
+
+    def _cut(self, c: int) -> None:
+        w = 1 << self.ty.width
+        for t in (c - self.off, c - self.off + 1, *self._wraps()):
+            self.probe.cuts.update((t, t - w, t + w))
+
+    def _cmp(self, other: Any, f: Callable[[int, int], bool]) -> bool:
+        if isinstance(other, PV):
+            if other.probe is not self.probe:
+                raise _Opaque(self.probe, "compared with the variable of another quantifier")
+            for t in (*self._wraps(), *other._wraps()):
+                self.probe.cuts.update((t, t - (1 << self.ty.width), t + (1 << self.ty.width)))
+            return f(self.v, other.v)
+        if isinstance(other, bool) or not isinstance(other, int):
+            raise _Opaque(self.probe, f"compared with {type(other).__name__}")
+        self._cut(other)
+        return f(self.v, other)
+
+    def __eq__(self, o: object) -> bool:
+        return self._cmp(o, lambda a, b: a == b)
+
+    def __ne__(self, o: object) -> bool:
+        return self._cmp(o, lambda a, b: a != b)
+
+    def __lt__(self, o: Any) -> bool:
+        return self._cmp(o, lambda a, b: a < b)
+
+    def __le__(self, o: Any) -> bool:
+        return self._cmp(o, lambda a, b: a <= b)
+
+    def __gt__(self, o: Any) -> bool:
+        return self._cmp(o, lambda a, b: a > b)
+
+    def __ge__(self, o: Any) -> bool:
+        return self._cmp(o, lambda a, b: a >= b)
+
+    def shifted(self, c: int, ty: IntType) -> PV:
+        """``ty.wrap(self + c)``; the same type, or a wider one the value fits unchanged."""
+        if ty != self.ty and not (self.off == 0 and _widens(self.ty, ty)):
+            raise _Opaque(self.probe, f"converted from {self.ty} to {ty}")
+        return PV(self.x, self.off + c, ty, self.probe)
+
+    def aligned(self, k: int) -> bool:
+        """Whether the value is a multiple of 2^k: a cut at every such value in the cell."""
+        step = 1 << k
+        probe = self.probe
+        # Only the first piece of the cell, up to the first cut made so far, is decided by
+        # this evaluation (the path to here differs beyond it): the values of x in it where
+        # x + off is a multiple of 2^k, and the values after them, are cuts.
+        hi = min([c for c in probe.cuts if c > probe.lo] + [probe.hi])
+        first = probe.lo + ((-(probe.lo + self.off)) % step)
+        if (hi - first) // step + 1 > RESIDUE_CUTS:
+            raise _Opaque(probe, f"tested for alignment to {step} across {hi - probe.lo} values")
+        for t in range(first, hi, step):
+            probe.cuts.update((t, t + 1))
+        for t in self._wraps():
+            probe.cuts.update((t, t - (1 << self.ty.width), t + (1 << self.ty.width)))
+        return self.v % step == 0
+
+    def __hash__(self) -> int:
+        raise _Opaque(self.probe, "used as a key")
+
+    def __bool__(self) -> bool:
+        raise _Opaque(self.probe, "used as a truth value")
+
+    def __index__(self) -> int:
+        raise _Opaque(self.probe, "used as a number")
+
+    def __int__(self) -> int:
+        raise _Opaque(self.probe, "used as a number")
+
+    def __repr__(self) -> str:
+        return f"PV({self.v})"
+
+    def _opaque(self, *_: Any) -> Any:
+        raise _Opaque(self.probe, "in arithmetic the cells do not follow")
+
+    __add__ = __radd__ = __sub__ = __rsub__ = __mul__ = __rmul__ = _opaque
+    __and__ = __rand__ = __or__ = __ror__ = __xor__ = __rxor__ = _opaque
+    __lshift__ = __rlshift__ = __rshift__ = __rrshift__ = _opaque
+    __floordiv__ = __rfloordiv__ = __mod__ = __rmod__ = __neg__ = __invert__ = __abs__ = _opaque
+
+
+class PVLow:
+    """``pv & (2^k - 1)``: only its comparison with 0 (an alignment test) is followed."""
+
+    __slots__ = ("k", "probe", "pv")
+
+    def __init__(self, pv: PV, k: int) -> None:
+        self.pv, self.k, self.probe = pv, k, pv.probe
+
+    def _zero(self, o: object) -> bool:
+        if isinstance(o, bool) or o != 0:
+            raise _Opaque(self.probe, "low bits compared with a number other than 0")
+        return self.pv.aligned(self.k)
+
+    def __eq__(self, o: object) -> bool:
+        return self._zero(o)
+
+    def __ne__(self, o: object) -> bool:
+        return not self._zero(o)
+
+    def _opaque(self, *_: Any) -> Any:
+        raise _Opaque(self.probe, "low bits used other than in an alignment test")
+
+    __lt__ = __le__ = __gt__ = __ge__ = __hash__ = __bool__ = __index__ = __int__ = _opaque
+    __add__ = __radd__ = __sub__ = __rsub__ = __and__ = __rand__ = __or__ = __ror__ = _opaque
+    __lshift__ = __rshift__ = __mul__ = __rmul__ = __neg__ = __invert__ = _opaque
+
+
+_COMPARE: dict[str, Callable[[Any, Any], bool]] = {
+    "==": operator.eq, "!=": operator.ne, "<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}
+
+
+def _label(e: ir.Expr) -> str:
+    """An index expression as the spec writes it, for the simple forms (else "...")."""
+    if isinstance(e, ir.Local):
+        return e.name
+    if isinstance(e, ir.ParamRef):
+        return e.name
+    if isinstance(e, ir.FieldGet):
+        return f"{_label(e.obj)}.{e.field}"
+    if isinstance(e, ir.Convert):
+        return _label(e.operand)
+    if isinstance(e, ir.Const) and isinstance(e.value, int):
+        return hex(e.value)
+    if isinstance(e, ir.Binary) and e.op in ("+", "-"):
+        return f"{_label(e.left)} {e.op} {_label(e.right)}"
+    return "..."
+
+
+def _widens(a: IntType, b: IntType) -> bool:
+    """Every value of a is a value of b."""
+    if a.signed == b.signed:
+        return b.width >= a.width
+    return not a.signed and b.signed and b.width > a.width
+
+
+def _low_mask_bits(m: int) -> int | None:
+    """k when m == 2^k - 1."""
+    return (m + 1).bit_length() - 1 if m >= 0 and (m + 1) & m == 0 else None
 
 
 class Undetermined(Exception):
@@ -134,8 +323,13 @@ class CLayout:
 class CMap:
     def __init__(self) -> None:
         self.memo: dict[int, Any] = {}
+        # the interpreter's open exact decisions: while one is open a read can depend on
+        # the probed variable, so nothing is memoised
+        self.probes: list[_Probe] = []
 
     def read(self, i: int) -> Any:
+        if self.probes or isinstance(i, PV):
+            return self._read(i)
         if i not in self.memo:
             self.memo[i] = self._read(i)
         return self.memo[i]
@@ -161,10 +355,14 @@ class CGarbage(CMap):
     def _leaf(self, path: str, ty: Type, i: int) -> Any:
         if isinstance(ty, StructType):
             return SVal(ty, tuple(self._leaf(f"{path}.{n}", t, i) for n, t in ty.fields))
-        if (path, i) not in self.initial:
+        key: tuple[str, int] | None = (path, i)
+        if isinstance(i, PV):
+            # a probed index is compared with every index the solver gave a value
+            key = next(((p, j) for p, j in self.initial if p == path and i == j), None)
+        if key is None or key not in self.initial:
             # a value the solver never looked at: any value does, the model's default is 0
             return False if isinstance(ty, BoolType) else 0
-        v = self.initial[(path, i)]
+        v = self.initial[key]
         return bool(v) if isinstance(ty, BoolType) else ty.wrap(int(v)) if isinstance(ty, IntType) else v
 
     def _read(self, i: int) -> Any:
@@ -206,6 +404,7 @@ class Failure:
     name: str
     site: int
     index: Any = None
+    reads: tuple[tuple[str, Any], ...] = ()  # the map cells the failed condition read
 
 
 @dataclass
@@ -259,6 +458,9 @@ class Interp:
             # a narrowed instance: these points are the whole domain that matters
             self.points = sorted(set(points))
         self.sampled = 0  # quantifiers decided at points, not over their whole domain
+        self.undecided: list[str] = []  # those quantifiers, and why
+        self.decided = 0  # quantifiers over large domains decided exactly
+        self.probes: list[_Probe] = []  # the exact decisions in progress, outermost first
 
     # -- values
     def param(self, name: str, args: tuple[Any, ...] = ()) -> Any:
@@ -313,6 +515,8 @@ class Interp:
         if op == "<->":
             return bool(self.ev(e.left, fr)) == bool(self.ev(e.right, fr))
         a, b = self.ev(e.left, fr), self.ev(e.right, fr)
+        if isinstance(a, PV | PVLow) or isinstance(b, PV | PVLow):
+            return self._probed_binary(e, a, b)
         if op in ("==", "!="):
             return (a == b) if op == "==" else (a != b)
         if op in ("<", "<=", ">", ">="):
@@ -323,7 +527,45 @@ class Interp:
 
     def _ev_Convert(self, e: ir.Convert, fr: Frame) -> Any:
         assert isinstance(e.ty, IntType)
-        return carith.convert(self.ev(e.operand, fr), e.ty)
+        v = self.ev(e.operand, fr)
+        if isinstance(v, PV):
+            return v.shifted(0, e.ty)
+        return carith.convert(v, e.ty)
+
+    def _probed_binary(self, e: ir.Binary, a: Any, b: Any) -> Any:
+        """A binary operator with a probed value: what cells can follow, else _Opaque."""
+        op = e.op
+        if op in _COMPARE:
+            return _COMPARE[op](a, b)
+        pv = a if isinstance(a, PV) else b
+        other = b if pv is a else a
+        ty = e.ty
+        if isinstance(pv, PV) and isinstance(ty, IntType) and isinstance(other, int) \
+                and not isinstance(other, bool):
+            if op == "+":
+                return pv.shifted(other, ty)
+            if op == "-" and pv is a:
+                return pv.shifted(-other, ty)
+            if op == "&" and _low_mask_bits(ty.wrap(other)) is not None:
+                return PVLow(pv, _low_mask_bits(ty.wrap(other)) or 0)
+        probe = (a if isinstance(a, PV | PVLow) else b).probe
+        raise _Opaque(probe, f"`{op}` on it")
+
+    def _reads(self, cond: ir.Expr, fr: Frame) -> tuple[tuple[str, Any], ...]:
+        """``page[last]`` and the pfn it is, for each map read written in the condition."""
+        out = []
+        for n in ir.walk([cond]):
+            if isinstance(n, ir.MapRead):
+                idx = _label(n.index)
+                try:
+                    out.append((f"{n.name}[{idx}]", self.ev(n.index, fr)))
+                except (Undetermined, _Opaque):
+                    continue
+        return tuple(out)
+
+    def _map(self, m: CMap) -> CMap:
+        m.probes = self.probes
+        return m
 
     def _ev_Ite(self, e: ir.Ite, fr: Frame) -> Any:
         return self.ev(e.then, fr) if self.ev(e.cond, fr) else self.ev(e.else_, fr)
@@ -348,6 +590,13 @@ class Interp:
         if n == "mirrored_kernelcore":
             return lay.mirrored
         args = [self.ev(a, fr) for a in e.args]
+        probed = [a for a in args if isinstance(a, PV | PVLow)]
+        if probed:
+            if n == "IS_ALIGNED" and isinstance(args[0], PV) and not isinstance(args[1], PV | PVLow) \
+                    and args[1] > 0 and args[1] & (args[1] - 1) == 0:
+                return args[0].aligned(args[1].bit_length() - 1)
+            if n not in ("pfn_in_ram", "pfn_node", "pfn_range", "min", "max", "clamp"):
+                raise _Opaque(probed[0].probe, f"passed to {n}()")
         if n in ("pfn_in_ram", "pfn_node", "pfn_range"):
             r = lay.range_of(args[0])
             if n == "pfn_in_ram":
@@ -429,8 +678,15 @@ class Interp:
 
     def _ev_Quant(self, e: ir.Quant, fr: Frame) -> Any:
         values, whole = self.domain(e.var, e.domain, e.site, fr)
-        if not whole:
-            self.sampled += 1
+        why = "its values are not numbers"
+        if not whole and isinstance(e.var.ty, IntType):
+            lo, hi = self._int_bounds(e, fr)
+            decided, why = self._decide(e, fr, lo, hi)
+            if decided is not None:
+                return decided
+            if self.probes:
+                # an enclosing exact decision cannot rest on a sampled one
+                raise _Opaque(self.probes[0], f"encloses `{e.kind} {e.var.name}`, which is not decided exactly")
         for v in values:
             b = self.ev(e.body, self._bind(fr, e.var, v))
             if e.kind == "forall" and not b:
@@ -439,7 +695,62 @@ class Interp:
                 return True
         if e.kind == "exists" and not whole:
             raise Undetermined(f"no value found for `exists {e.var.name}` among the counterexample's numbers")
+        if not whole:
+            # true at every number tried, which is not every value
+            self.sampled += 1
+            note = f"`{e.kind} {e.var.name}` at {e.span} ({why})"
+            if note not in self.undecided:
+                self.undecided.append(note)
         return e.kind == "forall"
+
+    def _int_bounds(self, e: ir.Quant, fr: Frame) -> tuple[int, int]:
+        ty = e.var.ty
+        assert isinstance(ty, IntType)
+        lo, hi = (-(1 << (ty.width - 1)), 1 << (ty.width - 1)) if ty.signed else (0, 1 << ty.width)
+        if e.domain.kind == "interval":
+            assert e.domain.lo is not None and e.domain.hi is not None
+            a, b = self.ev(e.domain.lo, fr), self.ev(e.domain.hi, fr)
+            for v in (a, b):
+                if isinstance(v, PV | PVLow):
+                    raise _Opaque(v.probe, f"bounds `{e.kind} {e.var.name}`")
+            lo, hi = max(lo, a), min(hi, b)
+        return lo, hi
+
+    def _decide(self, e: ir.Quant, fr: Frame, lo: int, hi: int) -> tuple[bool | None, str]:
+        """The quantifier over every value in [lo, hi): the range is split into cells until
+        each comparison the body makes with the variable, at a cell's first value, comes
+        out the same for every value of the cell. The body then takes the same path, and
+        gives the same answer, everywhere in the cell. None (and why) where the body does
+        something with the variable the cells do not follow."""
+        ty = e.var.ty
+        assert isinstance(ty, IntType)
+        probe = _Probe(lo, hi)
+        cells = [(lo, hi)]
+        evaluations = 0
+        self.probes.append(probe)
+        try:
+            while cells:
+                a, b = cells.pop()
+                probe.lo, probe.hi, probe.cuts = a, b, set()
+                evaluations += 1
+                if evaluations > EXACT_CELLS:
+                    return None, f"more than {EXACT_CELLS} cells"
+                try:
+                    value = bool(self.ev(e.body, self._bind(fr, e.var, PV(a, 0, ty, probe))))
+                except _Opaque as exc:
+                    if exc.probe is not probe:
+                        raise
+                    return None, f"the body uses it {exc}"
+                if (e.kind == "forall") != value:
+                    return value, ""
+                cuts = sorted(c for c in probe.cuts if a < c < b)
+                # [a, cuts[0]) is decided by the evaluation at a; the rest is split further
+                if cuts:
+                    cells.extend(zip(cuts, [*cuts[1:], b], strict=True))
+        finally:
+            self.probes.pop()
+            self.decided += 1
+        return e.kind == "forall", ""
 
     def _ev_FirstNode(self, e: ir.FirstNode, fr: Frame) -> Any:
         for n in self.layout.nodes:
@@ -487,7 +798,7 @@ class Interp:
         elif isinstance(s, ir.SMapWrite):
             assert fr.state is not None
             idx = self.ev(s.index, fr)
-            fr.state.maps[s.name] = CWrite(fr.state.maps[s.name], idx, s.path, self.ev(s.value, fr))
+            fr.state.maps[s.name] = self._map(CWrite(fr.state.maps[s.name], idx, s.path, self.ev(s.value, fr)))
         elif isinstance(s, ir.SIf):
             self.exec_block(s.then if self.ev(s.cond, fr) else s.else_, fr)
         elif isinstance(s, ir.SForConst):
@@ -505,7 +816,7 @@ class Interp:
                     raise Undetermined(f"the loop at {s.span} runs more than {MAX_LOOP} iterations")
         elif isinstance(s, ir.SRequire):
             if not self.ev(s.cond, fr):
-                fr.failures.append(Failure(s.name, s.site, fr.bulk[0] if fr.bulk else None))
+                fr.failures.append(Failure(s.name, s.site, fr.bulk[0] if fr.bulk else None, self._reads(s.cond, fr)))
                 if fr.stop_at_failure:
                     raise _RequireFailed
         elif isinstance(s, ir.SEmit):
@@ -542,6 +853,8 @@ class Interp:
         cache: dict[int, Frame] = {}
 
         def at(q: int) -> Frame:
+            if self.probes or isinstance(q, PV):
+                return run_at(q)
             if q not in cache:
                 cache[q] = run_at(q)
             return cache[q]
@@ -551,7 +864,7 @@ class Interp:
             def read(q: int, name: str = name) -> Any:
                 return at(q).state.maps[name].read(q)  # type: ignore[union-attr]
 
-            fr.state.maps[name] = CBulk(read)
+            fr.state.maps[name] = self._map(CBulk(read))
         # requires: check the solver's witness for this loop and every other candidate
         var = s.var
         if s.domain == "nodes":
@@ -579,9 +892,9 @@ class Interp:
         for sv in self.program.state:
             if isinstance(sv.ty, MapType):
                 if sv.init is not None:
-                    maps[sv.name] = CConst(self.ev(sv.init, fr))
+                    maps[sv.name] = self._map(CConst(self.ev(sv.init, fr)))
                 else:
-                    maps[sv.name] = CGarbage(sv.name, sv.ty.value, self.initial)
+                    maps[sv.name] = self._map(CGarbage(sv.name, sv.ty.value, self.initial))
             elif sv.init is not None:
                 scalars[sv.name] = self.ev(sv.init, fr)
             else:
@@ -661,9 +974,16 @@ def replay(program: ir.Program, check: ir.CheckDef, r: Result) -> str:
 
     Returns "unchecked: ..." when the counterexample lacks what the interpreter needs.
     """
+    return replay_details(program, check, r)[0]
+
+
+def replay_details(program: ir.Program, check: ir.CheckDef, r: Result) -> tuple[str, list[dict[str, Any]]]:
+    """The replay's status, and for a failed requirement the cells its condition read
+    (``{"read": "page[last]", "pfn": "0x..."}``): the struct page the kernel touches."""
     cx = r.counterexample
     assert cx is not None
     model = cx.get("model", cx)
+    reads: list[dict[str, Any]] = []
     try:
         interp = Interp(program, r.strategy, model)
         bad = interp.layout.wellformed()
@@ -671,9 +991,9 @@ def replay(program: ir.Program, check: ir.CheckDef, r: Result) -> str:
             raise ReplayMismatch(f"the layout is not a layout: {bad}", "a valid layout", bad)
         base = Frame({}, None)
         for a in [*program.axioms, *(program.assumes[n] for n in check.assuming)]:
-            before = interp.sampled
+            before = interp.sampled + interp.decided
             if a.before is None and not interp.ev(a.formula, base):
-                if interp.sampled > before:
+                if interp.sampled + interp.decided > before:
                     raise Incomplete(f"the solver's counterexample breaks assumption `{a.name}` at a pfn "
                                      "where the solver did not instantiate it")
                 raise ReplayMismatch(f"assumption `{a.name}` does not hold on the counterexample",
@@ -691,15 +1011,21 @@ def replay(program: ir.Program, check: ir.CheckDef, r: Result) -> str:
             if ok:
                 raise ReplayMismatch("the claim holds on the counterexample", "claim false", "claim true")
         else:
-            _replay_trace(interp, program, check, model)
+            hit = _replay_trace(interp, program, check, model)
+            if hit is not None:
+                reads = [{"read": name, "pfn": hex(v)} for name, v in hit.reads
+                         if isinstance(v, int) and not isinstance(v, bool)]
     except Undetermined as exc:
-        return f"unchecked: {exc}"
+        return f"unchecked: {exc}", []
     if interp.sampled:
-        return f"confirmed (pfn quantifiers evaluated at the {len(interp.points)} numbers of the counterexample)"
-    return "confirmed"
+        return (f"confirmed, with {'; '.join(interp.undecided)} evaluated only at the "
+                f"{len(interp.points)} numbers of the counterexample"), reads
+    return "confirmed", reads
 
 
-def _replay_trace(interp: Interp, program: ir.Program, check: ir.CheckDef, model: dict[str, Any]) -> None:
+def _replay_trace(interp: Interp, program: ir.Program, check: ir.CheckDef,
+                  model: dict[str, Any]) -> Failure | None:
+    """Run the trace; the failure of the claimed requirement, if that is the claim."""
     claim = check.claim
     state = interp.initial_state()
     trace = list(model["trace"])
@@ -717,12 +1043,14 @@ def _replay_trace(interp: Interp, program: ir.Program, check: ir.CheckDef, model
         if not hit:
             raise ReplayMismatch(f"`require {claim.requirement}` does not fail in the last step",
                                  f"{claim.requirement} fails in {trace[-1] if trace else '?'}", "it holds")
-        return
+        at = (model.get("violated") or {}).get("at")
+        return next((f for f in hit if str(program.site_spans.get(f.site)) == at), hit[0])
     assert claim.expr is not None
     fr, body = _claim_frame(interp, claim.expr)
     fr.state = state
     if interp.ev(body if body is not claim.expr else claim.expr, fr):
         raise ReplayMismatch("the claim holds in the final state", "claim false", "claim true")
+    return None
 
 
 def _show(v: Any, names: tuple[str, ...] = (), fields: dict[str, tuple[str, ...]] | None = None) -> str:
