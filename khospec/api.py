@@ -212,11 +212,12 @@ def cached_results(program: ir.Program, job: Job, options: Options,
     try:
         raws = [_from_body(program, check, job, layout_name, b) for b in body["results"]]
         replays = [b.get("replay") for b in body["results"]]
+        reads = [b.get("reads") for b in body["results"]]
     except (KeyError, TypeError, ValueError):
         return None  # a body of another shape: solve again
     if [r.profile for r in raws] != list(job.profiles):
         return None
-    return [_finish(program, check, r, options, rp) for r, rp in zip(raws, replays, strict=True)]
+    return [_finish(program, check, r, options, rp, rd) for r, rp, rd in zip(raws, replays, reads, strict=True)]
 
 
 def run_job(program: ir.Program, job: Job, options: Options) -> list[Result]:
@@ -232,20 +233,30 @@ def run_job(program: ir.Program, job: Job, options: Options) -> list[Result]:
     if (entry is not None and [r.profile for r in raws] == list(job.profiles)
             and all(r.verdict is not Verdict.UNKNOWN for r in done)):
         # an unknown depends on the machine's wall clock as a last resort: solve it again
-        entry[0].put(entry[1], {"results": [{**_to_body(program, r), "replay": d.replay if options.replay else None}
-                                    for r, d in zip(raws, done, strict=True)]})
+        entry[0].put(entry[1], {"results": [{**_to_body(program, r), "replay": d.replay if options.replay else None,
+                                             "reads": _reads_of(d)}
+                                            for r, d in zip(raws, done, strict=True)]})
     return done
 
 
+def _reads_of(r: Result) -> list[dict[str, Any]] | None:
+    cx = r.counterexample or {}
+    violated = cx.get("violated")
+    return violated.get("reads") if isinstance(violated, dict) else None
+
+
 def _finish(program: ir.Program, check: ir.CheckDef, r: Result, options: Options,
-            replayed: str | None = None) -> Result:
+            replayed: str | None = None, reads: list[dict[str, Any]] | None = None) -> Result:
     """Present the counterexample and replay it. ``replayed``: the replay's status when
     the result comes from the cache: the interpreter is deterministic and the entry's
     address covers everything it reads, so its answer would be the same."""
     if r.counterexample is not None:
         r = _present(program, check, r)
-        if options.replay:
-            r = replace(r, replay=replayed) if replayed else _replay(program, check, r)
+        if options.replay and replayed:
+            assert r.counterexample is not None
+            r = replace(r, replay=replayed, counterexample=_with_reads(r.counterexample, reads))
+        elif options.replay:
+            r = _replay(program, check, r)
     return r
 
 
@@ -253,6 +264,7 @@ def _solve_job(program: ir.Program, check: ir.CheckDef, job: Job, options: Optio
     from khospec.engine import solve  # z3 is imported here, not before
     from khospec.engine.crosscheck import CrossCheckError
     from khospec.engine.lower import LowerError
+    from khospec.machine.importer import shipped_layouts
 
     layout, layout_name = _layout_for(program, check, options)
     profiles = [program.profiles[p] for p in job.profiles]
@@ -260,7 +272,8 @@ def _solve_job(program: ir.Program, check: ir.CheckDef, job: Job, options: Optio
     try:
         outcomes = solve.run(program, check, job.strategy, list(profiles),
                              timeout_ms=int(options.timeout_s * 1000), unroll=options.unroll,
-                             layout=layout, cross_check=options.cross_check)
+                             layout=layout, cross_check=options.cross_check,
+                             real_layouts=shipped_layouts() if layout is None else ())
     except LowerError as exc:
         if exc.diag.code == "KHO599":  # the lowering's own consistency checks: a bug, exit 3
             raise InternalError(f"{exc.diag.span}: {exc.diag.message}") from exc
@@ -292,11 +305,11 @@ def _present(program: ir.Program, check: ir.CheckDef, r: Result) -> Result:
 
 
 def _replay(program: ir.Program, check: ir.CheckDef, r: Result) -> Result:
-    from khospec.interp import Incomplete, ReplayMismatch, replay
+    from khospec.interp import Incomplete, ReplayMismatch, replay_details
 
     assert r.counterexample is not None
     try:
-        status = replay(program, check, r)
+        status, reads = replay_details(program, check, r)
     except Incomplete as exc:
         return replace(r, verdict=Verdict.UNKNOWN, reason=str(exc), replay="failed: " + str(exc))
     except ReplayMismatch as exc:
@@ -304,7 +317,14 @@ def _replay(program: ir.Program, check: ir.CheckDef, r: Result) -> Result:
             f"{r.file}:{r.line}: counterexample of `{r.check}` [{r.strategy}, {r.profile}] "
             f"does not replay: {exc}\nsolver's view: {exc.solver_view}\ninterpreter's view: {exc.interp_view}"
         ) from exc
-    return replace(r, replay=status)
+    return replace(r, replay=status, counterexample=_with_reads(r.counterexample, reads))
+
+
+def _with_reads(cx: dict[str, Any], reads: list[dict[str, Any]] | None) -> dict[str, Any]:
+    """The presented counterexample with the struct pages the failed requirement read."""
+    if not reads or "violated" not in cx:
+        return cx
+    return {**cx, "violated": {**cx["violated"], "reads": reads}}
 
 
 def check_paths(paths: Iterable[str], options: Options | None = None,

@@ -111,11 +111,14 @@ def present(program: ir.Program, check: ir.CheckDef, r: Result) -> dict[str, Any
     elif violated.get("kind") in ("claim", "after", "always"):
         violated["text"] = _source_line(str(check.claim.span)) or check.name
         violated["at"] = str(check.claim.span)
+    if not ir.uses_layout(program, check, r.strategy):
+        # the solver gave the unread layout some values; they are no part of the finding
+        nodes, zones = [], []
     return {
         "layout": {
             "nodes": nodes,
             "zones": zones,
-            **({"mirrored_kernelcore": True} if layout.get("mirrored_kernelcore") else {}),
+            **({"mirrored_kernelcore": True} if layout.get("mirrored_kernelcore") and nodes else {}),
         },
         "chunks": chunks,
         "values": values,
@@ -169,4 +172,11 @@ def short_lines(r: Result) -> list[str]:
     where = f" in {v['step']}" if v.get("step") else ""
     text = v.get("text") or v.get("name") or ""
     out.append(f"violated: {text}{where} ({v.get('at', '')})")
+    if v.get("reads"):
+        out.append("reads:    " + reads_text(v["reads"]))
     return out
+
+
+def reads_text(reads: list[dict[str, Any]]) -> str:
+    """The struct pages a failed requirement read, in the kernel's terms."""
+    return ", ".join(f"the struct page of pfn {x['pfn']} ({x['read']})" for x in reads)

@@ -514,6 +514,26 @@ def used_params(program: Program, check: CheckDef, strategy: str | None) -> set[
     return {n.name for n in walk(roots, program, strategy) if isinstance(n, ParamRef | ParamApp)}
 
 
+LAYOUT_BUILTINS = frozenset({
+    "pfn_in_ram", "pfn_node", "pfn_range", "node_start_pfn", "node_end_pfn", "zone_movable_pfn",
+    "arch_zone_lowest_possible_pfn", "arch_zone_highest_possible_pfn", "mirrored_kernelcore"})
+
+
+def _touches_layout(n: object) -> bool:
+    return ((isinstance(n, Builtin) and n.name in LAYOUT_BUILTINS) or isinstance(n, FirstNode)
+            or (isinstance(n, Quant) and n.domain.kind in ("nodes", "ranges"))
+            or (isinstance(n, SForBulk) and n.domain == "nodes"))
+
+
+def uses_layout(program: Program, check: CheckDef, strategy: str | None) -> bool:
+    """Whether the claim or an assumption it names reads the memory layout, directly or
+    through the functions it calls (a trace claim always does: the boot walks it)."""
+    if check.is_trace:
+        return True
+    roots: list[object] = [check.claim.expr, *(program.assumes[n].formula for n in check.assuming)]
+    return any(_touches_layout(n) for n in walk(roots, program, strategy))
+
+
 def walk(roots: Iterable[object], program: Program | None = None, strategy: str | None = None) -> Iterator[object]:
     """Every IR node under ``roots``; with ``program``, also the bodies of the functions
     called (each once), preceded by the function's FnDef."""

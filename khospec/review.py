@@ -88,6 +88,10 @@ def _message(r: Result) -> str:
         what = violated.get("text") or violated.get("name")
         if what:
             text += f" Violated: {what}."
+        if violated.get("reads"):
+            from khospec.explain import reads_text
+
+            text += f" It reads {reads_text(violated['reads'])}."
     if r.reason:
         text += f" Reason: {r.reason}."
     return text
@@ -149,6 +153,10 @@ def _spec_flow(r: Result, cx: dict[str, Any]) -> list[dict[str, Any]]:
         last = i == len(trace)
         if last and (violated.get("step") in (None, step)):
             loc["message"]["text"] += f"; violates {what}"
+            if violated.get("reads"):
+                from khospec.explain import reads_text
+
+                loc["message"]["text"] += f", reading {reads_text(violated['reads'])}"
             if at:
                 loc["physicalLocation"] = _physical(*at)
         out.append({"location": loc, "executionOrder": i})

@@ -282,8 +282,8 @@ class SymbolicLayout:
                 return eager, lazy
         raise LayoutLimit("the layout's witness closure did not settle")
 
-    def round(self, align_pfns: int, below_pfns: int) -> Any:
-        return round_ranges(self.ranges, self.ctx, align_pfns, below_pfns)
+    def round(self, align_pfns: int, below_pfns: int, node_ids: bool = True) -> Any:
+        return round_ranges(self.ranges, self.ctx, align_pfns, below_pfns, node_ids)
 
     # -- counterexamples
     def extract(self, model: z3.ModelRef) -> dict[str, Any]:
@@ -318,21 +318,20 @@ class SymbolicLayout:
         }
 
 
-def round_ranges(ranges: list[WRange], ctx: z3.Context, align_pfns: int, below_pfns: int) -> Any:
+def round_ranges(ranges: list[WRange], ctx: z3.Context, align_pfns: int, below_pfns: int,
+                 node_ids: bool = True) -> Any:
     """Every existing range starts and ends on a multiple of align_pfns, below below_pfns,
-    with node ids numbered from 0 (a node n > 0 only where node n - 1 has memory too):
-    what a reader takes in at a glance."""
+    and (``node_ids``) with node ids numbered from 0 (a node n > 0 only where node n - 1
+    has memory too): what a reader takes in at a glance."""
     out = []
     mask = z3.BitVecVal(align_pfns - 1, 64, ctx)
     one = z3.BitVecVal(1, 32, ctx)
     for r in ranges:
-        below = [z3.And(o.exists, o.nid == r.nid - one) for o in ranges if o is not r]
-        out.append(z3.Implies(r.exists, z3.And(
-            (r.start & mask) == 0, (r.end & mask) == 0,
-            z3.ULE(r.end, z3.BitVecVal(below_pfns, 64, ctx)),
-            z3.ULT(r.nid, z3.BitVecVal(4, 32, ctx)),
-            z3.Or(r.nid == 0, *below),
-        )))
+        shape = [(r.start & mask) == 0, (r.end & mask) == 0, z3.ULE(r.end, z3.BitVecVal(below_pfns, 64, ctx))]
+        if node_ids:
+            below = [z3.And(o.exists, o.nid == r.nid - one) for o in ranges if o is not r]
+            shape += [z3.ULT(r.nid, z3.BitVecVal(4, 32, ctx)), z3.Or(r.nid == 0, *below)]
+        out.append(z3.Implies(r.exists, z3.And(*shape)))
     return z3.And(*out) if out else z3.BoolVal(True, ctx)
 
 
@@ -517,7 +516,7 @@ class ConcreteLayout:
         out, self.hard = self.hard, []
         return out, []
 
-    def round(self, align_pfns: int, below_pfns: int) -> Any:
+    def round(self, align_pfns: int, below_pfns: int, node_ids: bool = True) -> Any:
         return z3.BoolVal(True, self.ctx)
 
 
@@ -690,8 +689,8 @@ class BoundedLayout:
         out, self.hard = self.hard, []
         return out, lazy
 
-    def round(self, align_pfns: int, below_pfns: int) -> Any:
-        return round_ranges(self.ranges, self.ctx, align_pfns, below_pfns)
+    def round(self, align_pfns: int, below_pfns: int, node_ids: bool = True) -> Any:
+        return round_ranges(self.ranges, self.ctx, align_pfns, below_pfns, node_ids)
 
     def extract(self, model: z3.ModelRef) -> dict[str, Any]:
         return SymbolicLayout.extract(self, model)  # type: ignore[arg-type]

@@ -37,7 +37,7 @@ from khospec.engine import bv
 from khospec.engine.layout import LayoutLimit
 from khospec.engine.lower import Frame, LowerError, Lowering, Skolem, TraceNode, mentions_require
 from khospec.results import Verdict
-from khospec.types import BoolType, IntType
+from khospec.types import BoolType, IntType, StructType
 
 DEFAULT_DEPTH = 16
 # Budgets are z3 resource units, not wall time: the same query gets the same budget on
@@ -52,6 +52,7 @@ SMALL_LAYOUT_MS = 20000
 SMALL_LAYOUT_RANGES = 3
 COMPLETE_MS = 20000
 ROUNDING_MS = 3000
+READABLE_FLOOR_MS = 50
 MINIMIZE_MS = 3000
 
 
@@ -271,8 +272,14 @@ class CheckRun:
         # than 45 s of budget where the default set-up needs more.
         goal = z3.Goal(ctx=self.ctx)
         goal.add(*hard, *self._pending)
-        if z3.Probe("is-qfbv", self.ctx)(goal) == 1.0:
+        later = z3.Goal(ctx=self.ctx)
+        later.add(*[self.sub(f) for f in seed or []])
+        is_qfbv = z3.Probe("is-qfbv", self.ctx)
+        if is_qfbv(goal) == 1.0 and is_qfbv(later) == 1.0:
             s = z3.SolverFor("QF_BV", ctx=self.ctx)
+        elif is_qfbv(goal) == 1.0:
+            s = z3.Solver(ctx=self.ctx)
+            s.set("core.minimize", False)
         else:
             s = z3.SolverFor("QF_UFBV", ctx=self.ctx)
             # z3's own core minimisation costs more than the whole proof on the larger
@@ -478,8 +485,10 @@ class CheckRun:
         status, chosen = self._shortest(s, lits, blockers)
         if status == z3.unknown:
             return None
-        if chosen is not None and _uses_layout(self.program, self.check, self.strategy):
-            self._roundest(s, lits, [chosen.formula, *blockers], profile)
+        round_note = []
+        if chosen is not None and not self._roundest(s, lits, [chosen.formula, *blockers], profile):
+            round_note = ["the counterexample is shown as the solver found it: none with memory and "
+                          "chunks below 2^52 bytes was found within a fifth of the check's time"]
         if chosen is None:
             if extra:
                 return None
@@ -495,7 +504,7 @@ class CheckRun:
                 "a counterexample to the claim was found, but it could not be completed to a "
                 "layout that satisfies the assumptions the claim does not mention"))
         cex = self._extract(model, chosen, profile)
-        notes = self._second_opinion([chosen.formula, *blockers], "sat")
+        notes = round_note + self._second_opinion([chosen.formula, *blockers], "sat")
         return Outcome(Verdict.REFUTED, 0, counterexample=cex, notes=notes)
 
     def _complete(self, s: z3.Solver, lits: list[Any], goal: list[Any]) -> Any:
@@ -518,27 +527,78 @@ class CheckRun:
                 return full.model()
         return None
 
-    def _roundest(self, s: z3.Solver, lits: list[Any], goal: list[Any], profile: ir.ProfileDef | None) -> None:
-        """Leave the solver with the roundest model it finds quickly: ranges on 1 GiB, then
-        2 MiB boundaries below 1 TiB, small node ids. A readability pass: it never
-        changes the verdict, only which counterexample is shown."""
-        ps = 12
-        if profile is not None:
-            v = dict(profile.bindings).get("PAGE_SHIFT")
-            ps = v if isinstance(v, int) and not isinstance(v, bool) else 12
-        model = s.model()
-        for align, below in ((30, 40), (21, 40), (ps, 48)):
-            saved = self._query_ms
-            self._query_ms = ROUNDING_MS
-            lit = z3.Bool(f"round {align}", self.ctx)
-            s.add(z3.Implies(lit, self.low.layout.round(1 << max(align - ps, 0), 1 << max(below - ps, 0))))
-            r = self.query(s, *lits, lit, *[self.sub(g) for g in goal])
-            self._query_ms = saved
-            if r == z3.sat:
-                return
-        # nothing rounder: the solver's last model is the shortest-trace one again
-        r = self.query(s, *lits, *[self.sub(g) for g in goal])
-        del model, r
+    def _roundest(self, s: z3.Solver, lits: list[Any], goal: list[Any], profile: ir.ProfileDef | None) -> bool:
+        """Leave the solver with the most readable model it finds within a fifth of the
+        check's time, each step on top of the last: memory and chunks below 2^52 bytes;
+        below 1 TiB with node ids from 0; then ranges on 1 GiB boundaries with chunks of
+        order <= MAX_PAGE_ORDER, else on 2 MiB boundaries. A readability pass: it never
+        changes the verdict, only which counterexample is shown. False when it found
+        nothing better than the solver's first model."""
+        bindings = dict(profile.bindings) if profile is not None else {}
+        ps = bindings.get("PAGE_SHIFT", 12)
+        ps = ps if isinstance(ps, int) and not isinstance(ps, bool) else 12
+        max_order = bindings.get("MAX_PAGE_ORDER", 10)
+        max_order = max_order if isinstance(max_order, int) and not isinstance(max_order, bool) else 10
+        uses_layout = ir.uses_layout(self.program, self.check, self.strategy)
+
+        def shape(align: int, below: int, order: int, node_ids: bool = True) -> list[Any]:
+            out: list[Any] = []
+            if uses_layout:
+                out.append(self.low.layout.round(1 << max(align - ps, 0), 1 << max(below - ps, 0), node_ids))
+            return out + self._small_chunks(1 << max(below - ps, 0), order)
+
+        # below 2^52 bytes: the most x86_64 and arm64 address (MAX_PHYSMEM_BITS)
+        plausible = shape(ps, 52, 52 - ps, node_ids=False)
+        if not plausible:
+            return True  # nothing to make readable
+        targets = [self.sub(g) for g in goal]
+        # at most a fifth of the check's time (a quarter of what the attempt spent so
+        # far), or READABLE_FLOOR_MS where that is less: a check decided in a few
+        # milliseconds still deserves a readable counterexample
+        budget, saved_ms = self._budget, self._query_ms
+        share = max((self._spent - self._base) // 4, _units(READABLE_FLOOR_MS))
+        self._budget = min(budget, self._spent + share)
+        self._query_ms = ROUNDING_MS
+        kept: list[Any] = []
+        last_sat = False
+        try:
+            steps = [("plausible", plausible), ("1 TiB", shape(ps, 40, 40 - ps))]
+            if uses_layout:
+                steps += [("1 GiB", shape(30, 40, max_order)), ("2 MiB", shape(21, 40, 40 - ps))]
+            else:
+                steps += [("small", shape(ps, 40, max_order))]
+            for name, formulas in steps:
+                lit = z3.Bool(f"readable {name}", self.ctx)
+                s.add(z3.Implies(lit, z3.And(*formulas)))
+                last_sat = self.query(s, *lits, *kept, lit, *targets) == z3.sat
+                if last_sat:
+                    kept.append(lit)
+                    if name not in ("plausible", "1 TiB"):
+                        break
+                elif len(kept) < (1 if name == "plausible" else 2):
+                    break  # nothing rounder is likely within the budget either
+        finally:
+            self._budget, self._query_ms = budget, saved_ms
+        if not last_sat:
+            # the model of the best step that succeeded (or the solver's first) again
+            self.query(s, *lits, *kept, *targets)
+        return bool(kept)
+
+    def _small_chunks(self, below_pfns: int, max_order: int) -> list[Any]:
+        """Every chunk of the claim (the chunk params it reads, the chunks it quantifies
+        over) of order <= max_order and ending below below_pfns."""
+        used = ir.used_params(self.program, self.check, self.strategy)
+        syms = [self.low.param(n) for n, pd in self.program.params.items()
+                if pd.arg_types is None and n in used and _is_chunk(pd.ty)]
+        syms += [sk.sym for sk in self.low.skolems if sk.role == "witness" and _is_chunk(sk.ty)]
+        out = []
+        for c in syms:
+            pfn, order = c.get("pfn"), c.get("order")
+            wide = z3.ZeroExt(pfn.size() - order.size(), order) if order.size() < pfn.size() else order
+            end = pfn + (z3.BitVecVal(1, pfn.size(), self.ctx) << wide)
+            bound = z3.BitVecVal(below_pfns, pfn.size(), self.ctx)
+            out.append(self.sub(z3.And(z3.ULE(order, max_order), z3.ULT(pfn, bound), z3.ULE(end, bound))))
+        return out
 
     def _second_opinion(self, goal: list[Any], answer: str) -> list[str]:
         """With --cross-check: the whole query (every lazy instance) solved by cvc5."""
@@ -749,30 +809,19 @@ class CheckRun:
         }
 
 
+def _page_shift(p: ir.ProfileDef | None) -> int:
+    v = dict(p.bindings).get("PAGE_SHIFT") if p is not None else None
+    return v if isinstance(v, int) and not isinstance(v, bool) else 12
+
+
+def _is_chunk(ty: Any) -> bool:
+    return isinstance(ty, StructType) and [n for n, _ in ty.fields] == ["pfn", "order"]
+
+
 def _subst_sym(v: Any, sub: Any) -> Any:
     if isinstance(v, bv.StructVal):
         return bv.StructVal(v.ty, tuple(_subst_sym(f, sub) for f in v.fields))
     return sub(v)
-
-
-_LAYOUT_BUILTINS = frozenset({
-    "pfn_in_ram", "pfn_node", "pfn_range", "node_start_pfn", "node_end_pfn", "zone_movable_pfn",
-    "arch_zone_lowest_possible_pfn", "arch_zone_highest_possible_pfn", "mirrored_kernelcore"})
-
-
-def _touches_layout(n: Any) -> bool:
-    return ((isinstance(n, ir.Builtin) and n.name in _LAYOUT_BUILTINS) or isinstance(n, ir.FirstNode)
-            or (isinstance(n, ir.Quant) and n.domain.kind in ("nodes", "ranges"))
-            or (isinstance(n, ir.SForBulk) and n.domain == "nodes"))
-
-
-def _uses_layout(program: ir.Program, check: ir.CheckDef, strategy: str | None) -> bool:
-    """Whether the claim or an assumption it names reads the memory layout, directly or
-    through the functions it calls."""
-    if check.is_trace:
-        return True
-    roots: list[Any] = [check.claim.expr, *(program.assumes[n].formula for n in check.assuming)]
-    return _mentions(tuple(roots), (), program, strategy, _touches_layout)
 
 
 def _mentions(nodes: tuple[Any, ...], types: tuple[type, ...], program: ir.Program | None = None,
@@ -858,14 +907,17 @@ def _decided(o: Outcome) -> bool:
 
 def run(program: ir.Program, check: ir.CheckDef, strategy: str | None,
         profiles: list[ir.ProfileDef | None], timeout_ms: int = 60000, unroll: int = 3,
-        layout: ir.LayoutDef | None = None, cross_check: bool = False
+        layout: ir.LayoutDef | None = None, cross_check: bool = False,
+        real_layouts: tuple[ir.LayoutDef, ...] = ()
         ) -> list[tuple[ir.ProfileDef | None, Outcome]]:
     """Decide ``check`` under ``strategy`` for each profile (see the module docstring).
 
     The search order follows the check's expectation, which only decides what is tried
     first: a check expected refuted starts with the small-layout search, one expected
     proved with the proof for every profile at once. Either way every path ends in the
-    general query, so the verdict does not depend on the expectation.
+    general query, so the verdict does not depend on the expectation. A query that stays
+    undecided is tried on small generated layouts, then on ``real_layouts`` (the layouts
+    of real machines), before it is called unknown.
     """
     t_start = time.perf_counter()
     out: dict[int, Outcome] = {}
@@ -939,7 +991,7 @@ def run(program: ir.Program, check: ir.CheckDef, strategy: str | None,
             # would renumber this one's, and z3's search depends on the numbering, so a
             # verdict near its budget would depend on which profiles ran before it
             own = p.name if p is not None else ""
-            small_layouts = layout is None and _uses_layout(program, check, strategy)
+            small_layouts = layout is None and ir.uses_layout(program, check, strategy)
             if small_layouts and expect_refuted:
                 small = runner(ps, small=True, own=own).attempt(p, min(timeout_ms, SMALL_LAYOUT_MS))
                 if small.verdict is Verdict.REFUTED:
@@ -960,6 +1012,20 @@ def run(program: ir.Program, check: ir.CheckDef, strategy: str | None,
                     small.notes.insert(0, "the general query was undecided; this counterexample comes from the "
                                           f"search among layouts of at most {SMALL_LAYOUT_RANGES} memory ranges")
                     o = small
+            if o.verdict is Verdict.UNKNOWN and small_layouts:
+                for real in real_layouts:
+                    # the same check on a real machine's memory map: a refutation there is
+                    # a counterexample as good as any (the layout is one a machine has)
+                    try:
+                        on_real = CheckRun(program, check, strategy, real, _page_shift(p), timeout_ms,
+                                           0).attempt(p, min(timeout_ms, SMALL_LAYOUT_MS))
+                    except LayoutLimit:
+                        continue  # not on this profile's pages
+                    if on_real.verdict is Verdict.REFUTED:
+                        on_real.notes.insert(0, "the general query was undecided; this counterexample is the "
+                                                f"memory map of a real machine, layout `{real.name}`")
+                        o = on_real
+                        break
             if o.verdict is Verdict.UNKNOWN:
                 o.notes.append("to decide it: a larger budget (--timeout), a concrete layout (`on LAYOUT`, "
                                "--layout), or a bound on the traces (`depth N`)")
