@@ -297,6 +297,21 @@ def _solve_job(program: ir.Program, check: ir.CheckDef, job: Job, options: Optio
     return results
 
 
+def recheck(program: ir.Program, check: ir.CheckDef, strategy: str | None, profile: str,
+            layout: ir.LayoutDef, options: Options) -> Result:
+    """``check`` decided on one concrete ``layout`` (a reproducer's), its counterexample
+    presented and replayed."""
+    from khospec.engine import solve
+
+    t0 = time.perf_counter()
+    [(_, o)] = solve.run(program, check, strategy, [program.profiles[profile]],
+                         timeout_ms=int(options.timeout_s * 1000), unroll=options.unroll, layout=layout)
+    r = Result(file=str(check.span.file), line=check.span.line, check=check.name, strategy=strategy,
+               profile=profile, verdict=o.verdict, expected=check.expect, time_s=time.perf_counter() - t0,
+               counterexample=o.counterexample, reason=o.reason, notes=tuple(o.notes), layout=layout.name)
+    return _finish(program, check, r, options)
+
+
 def _present(program: ir.Program, check: ir.CheckDef, r: Result) -> Result:
     from khospec.explain import present
 

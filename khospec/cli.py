@@ -71,6 +71,13 @@ def _build(stderr: TextIO) -> argparse.ArgumentParser:
     e.add_argument("--profile", metavar="NAME")
     e.add_argument("--timeout", type=float, default=60.0)
 
+    f = sub_parser("report", "write a refutation as a mail, with a QEMU reproducer")
+    f.add_argument("target", metavar="FILE::CHECK")
+    f.add_argument("--strategy", metavar="NAME")
+    f.add_argument("--profile", metavar="NAME")
+    f.add_argument("--timeout", type=float, default=60.0)
+    f.add_argument("--format", choices=("mail",), default="mail", help="the report's form (a plain-text mail)")
+
     i = sub_parser("import", "print a machine's layout (dmesg log or /proc/zoneinfo) as a spec file")
     i.add_argument("log", metavar="LOG")
     i.add_argument("--name", default=None, help="the layout's name in the spec")
@@ -120,6 +127,8 @@ def _main(argv: list[str], out: TextIO, err: TextIO) -> int:
         return _check(args, out, err)
     if args.command == "explain":
         return _explain(args, out, err)
+    if args.command == "report":
+        return _report(args, out, err)
     if args.command == "import":
         from khospec.machine.cli import import_command
 
@@ -291,6 +300,60 @@ def _explain(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         if r.counterexample:
             break
     return report.exit_code()
+
+
+def _report(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    """The first refutation of FILE::CHECK as a mail (khospec/finding.py)."""
+    from khospec.api import Options, check_paths, load, recheck
+    from khospec.diagnostics import SourceCache
+    from khospec.finding import guest_for, mail, touched_end
+    from khospec.qemu import Guest, two_node_guests
+    from khospec.report import diagnostics_text
+    from khospec.results import Result
+
+    if "::" not in args.target:
+        err.write("khospec: error: report takes FILE::CHECK\n")
+        return 2
+    file, check = args.target.rsplit("::", 1)
+    options = Options(
+        timeout_s=args.timeout,
+        strategies=frozenset([args.strategy]) if args.strategy else None,
+        profiles=frozenset([args.profile]) if args.profile else None,
+        checks=frozenset([check]),
+    )
+    report = check_paths([file], options)
+    if report.diagnostics:
+        err.write(diagnostics_text(report) + "\n")
+        if report.has_input_errors:
+            return 2
+    refuted = [r for r in report.results if r.counterexample is not None]
+    if not refuted:
+        verdicts = ", ".join(sorted({r.verdict.value for r in report.results})) or "no result"
+        err.write(f"khospec: nothing to report: `{check}` is not refuted ({verdicts})\n")
+        return 1
+    r = refuted[0]
+    from pathlib import Path
+
+    program, _ = load(Path(file), file, SourceCache())
+    assert program is not None
+    check_def = next(c for c in program.checks if c.name == check)
+    cx = r.counterexample or {}
+    guest = guest_for(r.profile or "", cx["layout"]["nodes"], touched_end(cx)) if cx else "no layout"
+    # the finding's own layout first, then small two-node guests: the first guest on
+    # which the check is refuted again is the reproducer
+    tried: list[tuple[Guest | str, Result | None]] = []
+    candidates: list[Guest | str] = [guest, *two_node_guests(r.profile or "")]
+    for g in candidates:
+        if isinstance(g, str) or r.profile is None:
+            tried.append((g, None))
+            continue
+        again = recheck(program, check_def, r.strategy, r.profile, g.layout("qemu_guest"), options)
+        tried.append((g, again))
+        if again.verdict.value == "refuted":
+            break
+    chosen = next(((g, a) for g, a in tried if a is not None and a.verdict.value == "refuted"), tried[0])
+    out.write(mail(program, check_def, r, chosen[0], chosen[1], own_layout=chosen[0] is guest))
+    return 0
 
 
 if __name__ == "__main__":  # pragma: no cover
