@@ -34,7 +34,7 @@ from khospec import __version__, ir
 
 # Bump with every change to the engine or the interpreter that can change a result (or
 # its replay) for the same query.
-ENGINE_VERSION = "2026-11-30.6"
+ENGINE_VERSION = "2026-11-30.8"
 FORMAT = 2
 
 
@@ -144,6 +144,9 @@ class VerdictCache:
     def put(self, key: str, body: dict[str, Any]) -> None:
         """Store atomically; a failure to write only costs a later solve."""
         path = self._path(key)
+        # the checksum is of the body as it will be read back: JSON turns int keys (node
+        # ids) into strings, which sort differently
+        body = json.loads(json.dumps(body))
         # the body keeps its order (what is shown follows it); the checksum does not depend on it
         text = json.dumps({"key": key, "sha256": _body_sum(body), "body": body})
         try:

@@ -352,7 +352,9 @@ def _report(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         if again.verdict.value == "refuted":
             break
     chosen = next(((g, a) for g, a in tried if a is not None and a.verdict.value == "refuted"), tried[0])
-    out.write(mail(program, check_def, r, chosen[0], chosen[1], own_layout=chosen[0] is guest))
+    refuted_somewhere = chosen[1] is not None and chosen[1].verdict.value == "refuted"
+    out.write(mail(program, check_def, r, chosen[0], chosen[1], own_layout=chosen[0] is guest,
+                   also_tried=0 if refuted_somewhere else sum(1 for _, a in tried[1:] if a is not None)))
     return 0
 
 

@@ -39,12 +39,13 @@ STEP_FUNCTIONS = {
 
 def _comment_above(lines: list[str], line: int) -> list[str]:
     """The nearest comment block above line ``line`` (1-based), without the '#': the
-    one right above the check, or above the function it states (a few lines up)."""
+    one right above the check, or a few lines up, above the function it states or the
+    sibling check it shares the comment with."""
     out: list[str] = []
     i = line - 2
+    # past blank lines, the function the claim calls, or a sibling check the comment
+    # introduces together with this one
     while i >= 0 and line - i < 16 and not lines[i].lstrip().startswith("#"):
-        if lines[i].lstrip().startswith("check "):
-            return out  # another check's: this one has no comment of its own
         i -= 1
     while i >= 0 and lines[i].lstrip().startswith("#"):
         out.insert(0, lines[i].lstrip()[1:].strip())
@@ -156,10 +157,11 @@ def touched_end(cx: dict[str, Any]) -> int:
 
 
 def mail(program: ir.Program, check: ir.CheckDef, r: Result, guest: Guest | str,
-         again: Result | None, own_layout: bool = True) -> str:
+         again: Result | None, own_layout: bool = True, also_tried: int = 0) -> str:
     """The finding for refutation ``r``; ``guest``: the QEMU machine, or why none can be
     made; ``again``: the check decided on that guest's layout; ``own_layout``: whether
-    the guest recreates the finding's layout (else it is a two-node guest)."""
+    the guest recreates the finding's layout (else it is a two-node guest);
+    ``also_tried``: how many two-node guests were tried besides, none refuting it."""
     cx = r.counterexample or {}
     src = Path(r.file).read_text(encoding="utf-8").splitlines() if Path(r.file).is_file() else []
     said = _comment_above(src, r.line)
@@ -190,6 +192,9 @@ def mail(program: ir.Program, check: ir.CheckDef, r: Result, guest: Guest | str,
     out += ["", "Reproducer:", ""]
     if isinstance(guest, str):
         out += _para(f"No QEMU machine recreates this layout: {guest}.", "  ")
+        if also_tried:
+            out += ["", *_para(f"Nor is the claim refuted on the {also_tried} small two-node "
+                               "guests khospec tries (node boundary at 1.5, 5 and 63 GiB).", "  ")]
     else:
         out += _command_lines(guest.command())
         out += ["", "  The guest's memory map (node: range):"]

@@ -285,6 +285,12 @@ class SymbolicLayout:
     def round(self, align_pfns: int, below_pfns: int, node_ids: bool = True) -> Any:
         return round_ranges(self.ranges, self.ctx, align_pfns, below_pfns, node_ids)
 
+    def existing(self, model: z3.ModelRef) -> int:
+        return sum(1 for r in self.ranges if z3.is_true(model.eval(r.exists, model_completion=True)))
+
+    def at_most(self, k: int) -> Any:
+        return at_most_ranges(self.ranges, self.ctx, k)
+
     # -- counterexamples
     def extract(self, model: z3.ModelRef) -> dict[str, Any]:
         ranges: set[tuple[int, int, int, bool]] = set()
@@ -316,6 +322,14 @@ class SymbolicLayout:
             ],
             "mirrored_kernelcore": z3.is_true(model.eval(self._mirrored, model_completion=True)),
         }
+
+
+def at_most_ranges(ranges: list[WRange], ctx: z3.Context, k: int) -> Any:
+    """At most k of the witness ranges exist: a layout of fewer memory ranges."""
+    if not ranges:
+        return z3.BoolVal(True, ctx)
+    one, zero = z3.BitVecVal(1, 16, ctx), z3.BitVecVal(0, 16, ctx)
+    return z3.ULE(z3.Sum(*[z3.If(r.exists, one, zero) for r in ranges]), z3.BitVecVal(k, 16, ctx))
 
 
 def round_ranges(ranges: list[WRange], ctx: z3.Context, align_pfns: int, below_pfns: int,
@@ -519,6 +533,12 @@ class ConcreteLayout:
     def round(self, align_pfns: int, below_pfns: int, node_ids: bool = True) -> Any:
         return z3.BoolVal(True, self.ctx)
 
+    def existing(self, model: z3.ModelRef) -> int:
+        return 0  # the ranges are the layout's own: nothing to drop
+
+    def at_most(self, k: int) -> Any:
+        return z3.BoolVal(True, self.ctx)
+
 
     def extract(self, model: z3.ModelRef) -> dict[str, Any]:
         return {
@@ -691,6 +711,12 @@ class BoundedLayout:
 
     def round(self, align_pfns: int, below_pfns: int, node_ids: bool = True) -> Any:
         return round_ranges(self.ranges, self.ctx, align_pfns, below_pfns, node_ids)
+
+    def existing(self, model: z3.ModelRef) -> int:
+        return sum(1 for r in self.ranges if z3.is_true(model.eval(r.exists, model_completion=True)))
+
+    def at_most(self, k: int) -> Any:
+        return at_most_ranges(self.ranges, self.ctx, k)
 
     def extract(self, model: z3.ModelRef) -> dict[str, Any]:
         return SymbolicLayout.extract(self, model)  # type: ignore[arg-type]

@@ -52,7 +52,7 @@ SMALL_LAYOUT_MS = 20000
 SMALL_LAYOUT_RANGES = 3
 COMPLETE_MS = 20000
 ROUNDING_MS = 3000
-READABLE_FLOOR_MS = 50
+READABLE_FLOOR_MS = 250
 MINIMIZE_MS = 3000
 
 
@@ -531,7 +531,8 @@ class CheckRun:
         """Leave the solver with the most readable model it finds within a fifth of the
         check's time, each step on top of the last: memory and chunks below 2^52 bytes;
         below 1 TiB with node ids from 0; then ranges on 1 GiB boundaries with chunks of
-        order <= MAX_PAGE_ORDER, else on 2 MiB boundaries. A readability pass: it never
+        order <= MAX_PAGE_ORDER, else on 2 MiB boundaries; then fewer memory ranges, one
+        at a time. A readability pass: it never
         changes the verdict, only which counterexample is shown. False when it found
         nothing better than the solver's first model."""
         bindings = dict(profile.bindings) if profile is not None else {}
@@ -577,6 +578,18 @@ class CheckRun:
                         break
                 elif len(kept) < (1 if name == "plausible" else 2):
                     break  # nothing rounder is likely within the budget either
+            # then the fewest memory ranges, one fewer at a time
+            for _ in range(3 if uses_layout and kept else 0):
+                if not last_sat:
+                    break
+                have = self.low.layout.existing(s.model())
+                if have <= 1:
+                    break
+                lit = z3.Bool(f"readable {have - 1} ranges", self.ctx)
+                s.add(z3.Implies(lit, self.low.layout.at_most(have - 1)))
+                last_sat = self.query(s, *lits, *kept, lit, *targets) == z3.sat
+                if last_sat:
+                    kept.append(lit)
         finally:
             self._budget, self._query_ms = budget, saved_ms
         if not last_sat:
