@@ -12,9 +12,12 @@ import os
 import sys
 import traceback
 from collections.abc import Sequence
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from khospec import __version__
+
+if TYPE_CHECKING:
+    from khospec.api import Options, Report
 
 
 class _Parser(argparse.ArgumentParser):
@@ -264,12 +267,17 @@ def _check(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     return report.exit_code()
 
 
-def _explain(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+def _one_check(command: str, args: argparse.Namespace, err: TextIO,
+               jobs: int | None) -> tuple[str, str, Options, Report] | int:
+    """Run FILE::CHECK (with --strategy, --profile, --timeout): (file, check, options,
+    report), or the exit code when the target or the input is wrong."""
+    from dataclasses import replace
+
     from khospec.api import Options, check_paths
     from khospec.report import diagnostics_text
 
     if "::" not in args.target:
-        err.write("khospec: error: explain takes FILE::CHECK\n")
+        err.write(f"khospec: error: {command} takes FILE::CHECK\n")
         return 2
     file, check = args.target.rsplit("::", 1)
     options = Options(
@@ -277,13 +285,22 @@ def _explain(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         strategies=frozenset([args.strategy]) if args.strategy else None,
         profiles=frozenset([args.profile]) if args.profile else None,
         checks=frozenset([check]),
-        jobs=1,
     )
+    if jobs is not None:
+        options = replace(options, jobs=jobs)
     report = check_paths([file], options)
     if report.diagnostics:
         err.write(diagnostics_text(report) + "\n")
         if report.has_input_errors:
             return 2
+    return file, check, options, report
+
+
+def _explain(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    ran = _one_check("explain", args, err, jobs=1)
+    if isinstance(ran, int):
+        return ran
+    file, check, _, report = ran
     if not report.results:
         err.write(f"khospec: no check `{check}` in {file} (for that strategy and profile)\n")
         return 2
@@ -304,28 +321,16 @@ def _explain(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 def _report(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     """The first refutation of FILE::CHECK as a mail (khospec/finding.py)."""
-    from khospec.api import Options, check_paths, load, recheck
+    from khospec.api import load, recheck
     from khospec.diagnostics import SourceCache
     from khospec.finding import guest_for, mail, touched_end
     from khospec.qemu import Guest, two_node_guests
-    from khospec.report import diagnostics_text
     from khospec.results import Result
 
-    if "::" not in args.target:
-        err.write("khospec: error: report takes FILE::CHECK\n")
-        return 2
-    file, check = args.target.rsplit("::", 1)
-    options = Options(
-        timeout_s=args.timeout,
-        strategies=frozenset([args.strategy]) if args.strategy else None,
-        profiles=frozenset([args.profile]) if args.profile else None,
-        checks=frozenset([check]),
-    )
-    report = check_paths([file], options)
-    if report.diagnostics:
-        err.write(diagnostics_text(report) + "\n")
-        if report.has_input_errors:
-            return 2
+    ran = _one_check("report", args, err, jobs=None)
+    if isinstance(ran, int):
+        return ran
+    file, check, options, report = ran
     refuted = [r for r in report.results if r.counterexample is not None]
     if not refuted:
         verdicts = ", ".join(sorted({r.verdict.value for r in report.results})) or "no result"

@@ -16,6 +16,20 @@ from khospec.results import Result
 ZONE_NAMES = ["DMA", "DMA32", "Normal", "Movable", "Device"]
 
 
+def number(v: Any) -> int | None:
+    """An integer of a presented counterexample (an int, or "0x..." text); None else."""
+    if isinstance(v, bool):
+        return None
+    if isinstance(v, int):
+        return v
+    if isinstance(v, str):
+        try:
+            return int(v, 0)
+        except ValueError:
+            return None
+    return None
+
+
 def size_text(n: int) -> str:
     """Bytes as the largest unit that divides them (else two decimals)."""
     if n <= 0:

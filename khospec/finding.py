@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from khospec import ir
-from khospec.explain import short_lines
+from khospec.explain import number, short_lines
 from khospec.qemu import Guest, guest_for
 from khospec.results import Result
 
@@ -131,26 +131,15 @@ def _skeleton(cx: dict[str, Any]) -> list[str]:
     ]
 
 
-def _int(v: Any) -> int | None:
-    if isinstance(v, int) and not isinstance(v, bool):
-        return v
-    if isinstance(v, str):
-        try:
-            return int(v, 0)
-        except ValueError:
-            return None
-    return None
-
-
 def touched_end(cx: dict[str, Any]) -> int:
     """The end (bytes) of the memory the finding involves: its chunks and range."""
-    ps = _int(cx.get("params", {}).get("PAGE_SHIFT")) or 12
+    ps = number(cx.get("params", {}).get("PAGE_SHIFT")) or 12
     ends = [0]
     for c in cx.get("chunks", []):
-        pfn, order = _int(c.get("pfn")), _int(c.get("order"))
+        pfn, order = number(c.get("pfn")), number(c.get("order"))
         if pfn is not None and order is not None and order < 64 - ps:
             ends.append((pfn + (1 << order)) << ps)
-    start, nr = _int(cx.get("values", {}).get("start")), _int(cx.get("values", {}).get("nr"))
+    start, nr = number(cx.get("values", {}).get("start")), number(cx.get("values", {}).get("nr"))
     if start is not None and nr is not None:
         ends.append((start + nr) << ps)
     return max(ends)

@@ -62,7 +62,23 @@ class _Obligation:
     done: set[int] = field(default_factory=set)
 
 
-class SymbolicLayout:
+class _ShapedRanges:
+    """What the readability pass asks of a layout made of witness ranges."""
+
+    ranges: list[WRange]
+    ctx: z3.Context
+
+    def round(self, align_pfns: int, below_pfns: int, node_ids: bool = True) -> Any:
+        return round_ranges(self.ranges, self.ctx, align_pfns, below_pfns, node_ids)
+
+    def existing(self, model: z3.ModelRef) -> int:
+        return sum(1 for r in self.ranges if z3.is_true(model.eval(r.exists, model_completion=True)))
+
+    def at_most(self, k: int) -> Any:
+        return at_most_ranges(self.ranges, self.ctx, k)
+
+
+class SymbolicLayout(_ShapedRanges):
     kind = "symbolic"
 
     def __init__(self, ctx: z3.Context, params: Callable[[str, tuple[Any, ...]], Any]) -> None:
@@ -281,15 +297,6 @@ class SymbolicLayout:
             if not changed:
                 return eager, lazy
         raise LayoutLimit("the layout's witness closure did not settle")
-
-    def round(self, align_pfns: int, below_pfns: int, node_ids: bool = True) -> Any:
-        return round_ranges(self.ranges, self.ctx, align_pfns, below_pfns, node_ids)
-
-    def existing(self, model: z3.ModelRef) -> int:
-        return sum(1 for r in self.ranges if z3.is_true(model.eval(r.exists, model_completion=True)))
-
-    def at_most(self, k: int) -> Any:
-        return at_most_ranges(self.ranges, self.ctx, k)
 
     # -- counterexamples
     def extract(self, model: z3.ModelRef) -> dict[str, Any]:
@@ -555,7 +562,7 @@ class ConcreteLayout:
         }
 
 
-class BoundedLayout:
+class BoundedLayout(_ShapedRanges):
     """Layouts of at most k memory ranges with symbolic bounds, node ids and flags.
 
     Every question is answered by expanding over the k ranges, so the formulas are
@@ -708,15 +715,6 @@ class BoundedLayout:
                 break
         out, self.hard = self.hard, []
         return out, lazy
-
-    def round(self, align_pfns: int, below_pfns: int, node_ids: bool = True) -> Any:
-        return round_ranges(self.ranges, self.ctx, align_pfns, below_pfns, node_ids)
-
-    def existing(self, model: z3.ModelRef) -> int:
-        return sum(1 for r in self.ranges if z3.is_true(model.eval(r.exists, model_completion=True)))
-
-    def at_most(self, k: int) -> Any:
-        return at_most_ranges(self.ranges, self.ctx, k)
 
     def extract(self, model: z3.ModelRef) -> dict[str, Any]:
         return SymbolicLayout.extract(self, model)  # type: ignore[arg-type]

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from khospec import ir
+from khospec.explain import number as _num
 from khospec.explain import size_text
 from khospec.machine.importer import ZONE_ORDER, MachineLayout
 from khospec.results import Result
@@ -135,19 +136,6 @@ def map_data(
             section_bits=section_bits,
         )
     return _from_json(layout, page_shift, section_bits, title)
-
-
-def _num(v: Any) -> int | None:
-    if isinstance(v, bool):
-        return None
-    if isinstance(v, int):
-        return v
-    if isinstance(v, str):
-        try:
-            return int(v, 0)
-        except ValueError:
-            return None
-    return None
 
 
 def _from_json(
