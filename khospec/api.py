@@ -11,13 +11,16 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from khospec import ir
 from khospec.cache import VerdictCache, default_dir, job_key, job_name
 from khospec.diagnostics import Diagnostic, InputError, Severity, SourceCache, Span
 from khospec.resolve import ParseCache, check_program, spec_tree
 from khospec.results import InternalError, Result, Verdict
+
+if TYPE_CHECKING:
+    from khospec.engine.solve import Outcome
 
 
 @dataclass(frozen=True)
@@ -283,14 +286,8 @@ def _solve_job(program: ir.Program, check: ir.CheckDef, job: Job, options: Optio
                             f"second solver: {exc}") from exc
     results: list[Result] = []
     for prof, o in outcomes:
-        r = Result(
-            file=job.file, line=job.line, check=job.check, strategy=job.strategy,
-            profile=prof.name if prof is not None else None, verdict=o.verdict,
-            expected=check.expect, time_s=o.time_s, counterexample=o.counterexample,
-            assumptions_used=o.assumptions_used, reason=o.reason, depth=o.depth,
-            notes=tuple(o.notes), layout=layout_name,
-        )
-        results.append(r)
+        results.append(_result_of(job.file, job.line, check, job.strategy,
+                                  prof.name if prof is not None else None, o, layout_name))
     if not outcomes:
         results.append(Result(job.file, job.line, job.check, job.strategy, None, Verdict.UNKNOWN,
                               check.expect, time.perf_counter() - t0, reason="no profile to run"))
@@ -303,13 +300,19 @@ def recheck(program: ir.Program, check: ir.CheckDef, strategy: str | None, profi
     presented and replayed."""
     from khospec.engine import solve
 
-    t0 = time.perf_counter()
     [(_, o)] = solve.run(program, check, strategy, [program.profiles[profile]],
                          timeout_ms=int(options.timeout_s * 1000), unroll=options.unroll, layout=layout)
-    r = Result(file=str(check.span.file), line=check.span.line, check=check.name, strategy=strategy,
-               profile=profile, verdict=o.verdict, expected=check.expect, time_s=time.perf_counter() - t0,
-               counterexample=o.counterexample, reason=o.reason, notes=tuple(o.notes), layout=layout.name)
+    r = _result_of(str(check.span.file), check.span.line, check, strategy, profile, o, layout.name)
     return _finish(program, check, r, options)
+
+
+def _result_of(file: str, line: int, check: ir.CheckDef, strategy: str | None, profile: str | None,
+               o: Outcome, layout_name: str | None) -> Result:
+    """The result record of one engine outcome."""
+    return Result(file=file, line=line, check=check.name, strategy=strategy, profile=profile,
+                  verdict=o.verdict, expected=check.expect, time_s=o.time_s, counterexample=o.counterexample,
+                  assumptions_used=o.assumptions_used, reason=o.reason, depth=o.depth,
+                  notes=tuple(o.notes), layout=layout_name)
 
 
 def _present(program: ir.Program, check: ir.CheckDef, r: Result) -> Result:

@@ -68,21 +68,22 @@ class PV:
     def v(self) -> int:
         return self.ty.wrap(self.x + self.off)
 
-    def _wraps(self) -> list[int]:
+    def _cut_at(self, *ts: int) -> None:
+        """Cuts at each t and at the wrap-arounds of the addition, in every
+        representation of x (signed or not)."""
         w = self.ty.width
-        return [-self.off, (1 << (w - 1)) - self.off, (1 << w) - self.off, -(1 << (w - 1)) - self.off]
+        for t in (*ts, -self.off, (1 << (w - 1)) - self.off, -(1 << (w - 1)) - self.off):
+            self.probe.cuts.update((t, t - (1 << w), t + (1 << w)))
 
     def _cut(self, c: int) -> None:
-        w = 1 << self.ty.width
-        for t in (c - self.off, c - self.off + 1, *self._wraps()):
-            self.probe.cuts.update((t, t - w, t + w))
+        self._cut_at(c - self.off, c - self.off + 1)
 
     def _cmp(self, other: Any, f: Callable[[int, int], bool]) -> bool:
         if isinstance(other, PV):
             if other.probe is not self.probe:
                 raise _Opaque(self.probe, "compared with the variable of another quantifier")
-            for t in (*self._wraps(), *other._wraps()):
-                self.probe.cuts.update((t, t - (1 << self.ty.width), t + (1 << self.ty.width)))
+            self._cut_at()
+            other._cut_at()
             return f(self.v, other.v)
         if isinstance(other, bool) or not isinstance(other, int):
             raise _Opaque(self.probe, f"compared with {type(other).__name__}")
@@ -126,8 +127,7 @@ class PV:
             raise _Opaque(probe, f"tested for alignment to {step} across {hi - probe.lo} values")
         for t in range(first, hi, step):
             probe.cuts.update((t, t + 1))
-        for t in self._wraps():
-            probe.cuts.update((t, t - (1 << self.ty.width), t + (1 << self.ty.width)))
+        self._cut_at()
         return self.v % step == 0
 
     def __hash__(self) -> int:
@@ -459,7 +459,7 @@ class Interp:
             self.points = sorted(set(points))
         self.sampled = 0  # quantifiers decided at points, not over their whole domain
         self.undecided: list[str] = []  # those quantifiers, and why
-        self.decided = 0  # quantifiers over large domains decided exactly
+        self.decided = 0  # quantifiers over large domains the cells were tried on
         self.probes: list[_Probe] = []  # the exact decisions in progress, outermost first
 
     # -- values

@@ -275,9 +275,10 @@ class CheckRun:
         later = z3.Goal(ctx=self.ctx)
         later.add(*[self.sub(f) for f in seed or []])
         is_qfbv = z3.Probe("is-qfbv", self.ctx)
-        if is_qfbv(goal) == 1.0 and is_qfbv(later) == 1.0:
+        bits_only = is_qfbv(goal) == 1.0
+        if bits_only and is_qfbv(later) == 1.0:
             s = z3.SolverFor("QF_BV", ctx=self.ctx)
-        elif is_qfbv(goal) == 1.0:
+        elif bits_only:
             s = z3.Solver(ctx=self.ctx)
             s.set("core.minimize", False)
         else:
@@ -532,21 +533,19 @@ class CheckRun:
         check's time, each step on top of the last: memory and chunks below 2^52 bytes;
         below 1 TiB with node ids from 0; then ranges on 1 GiB boundaries with chunks of
         order <= MAX_PAGE_ORDER, else on 2 MiB boundaries; then fewer memory ranges, one
-        at a time. A readability pass: it never
-        changes the verdict, only which counterexample is shown. False when it found
-        nothing better than the solver's first model."""
-        bindings = dict(profile.bindings) if profile is not None else {}
-        ps = bindings.get("PAGE_SHIFT", 12)
-        ps = ps if isinstance(ps, int) and not isinstance(ps, bool) else 12
-        max_order = bindings.get("MAX_PAGE_ORDER", 10)
-        max_order = max_order if isinstance(max_order, int) and not isinstance(max_order, bool) else 10
+        at a time. A readability pass: it never changes the verdict, only which
+        counterexample is shown. False when it found nothing better than the solver's
+        first model."""
+        ps = _int_binding(profile, "PAGE_SHIFT", 12)
+        max_order = _int_binding(profile, "MAX_PAGE_ORDER", 10)
         uses_layout = ir.uses_layout(self.program, self.check, self.strategy)
+        chunks = self._chunk_syms()
 
         def shape(align: int, below: int, order: int, node_ids: bool = True) -> list[Any]:
             out: list[Any] = []
             if uses_layout:
                 out.append(self.low.layout.round(1 << max(align - ps, 0), 1 << max(below - ps, 0), node_ids))
-            return out + self._small_chunks(1 << max(below - ps, 0), order)
+            return out + self._small_chunks(chunks, 1 << max(below - ps, 0), order)
 
         # below 2^52 bytes: the most x86_64 and arm64 address (MAX_PHYSMEM_BITS)
         plausible = shape(ps, 52, 52 - ps, node_ids=False)
@@ -597,13 +596,15 @@ class CheckRun:
             self.query(s, *lits, *kept, *targets)
         return bool(kept)
 
-    def _small_chunks(self, below_pfns: int, max_order: int) -> list[Any]:
-        """Every chunk of the claim (the chunk params it reads, the chunks it quantifies
-        over) of order <= max_order and ending below below_pfns."""
+    def _chunk_syms(self) -> list[Any]:
+        """The chunks of the claim: the chunk params it reads, the chunks it quantifies over."""
         used = ir.used_params(self.program, self.check, self.strategy)
         syms = [self.low.param(n) for n, pd in self.program.params.items()
                 if pd.arg_types is None and n in used and _is_chunk(pd.ty)]
-        syms += [sk.sym for sk in self.low.skolems if sk.role == "witness" and _is_chunk(sk.ty)]
+        return syms + [sk.sym for sk in self.low.skolems if sk.role == "witness" and _is_chunk(sk.ty)]
+
+    def _small_chunks(self, syms: list[Any], below_pfns: int, max_order: int) -> list[Any]:
+        """Each of the chunks ``syms`` of order <= max_order and ending below below_pfns."""
         out = []
         for c in syms:
             pfn, order = c.get("pfn"), c.get("order")
@@ -822,9 +823,10 @@ class CheckRun:
         }
 
 
-def _page_shift(p: ir.ProfileDef | None) -> int:
-    v = dict(p.bindings).get("PAGE_SHIFT") if p is not None else None
-    return v if isinstance(v, int) and not isinstance(v, bool) else 12
+def _int_binding(p: ir.ProfileDef | None, name: str, default: int) -> int:
+    """The profile's number for ``name``, or ``default`` where it leaves it symbolic."""
+    v = dict(p.bindings).get(name) if p is not None else None
+    return v if isinstance(v, int) and not isinstance(v, bool) else default
 
 
 def _is_chunk(ty: Any) -> bool:
@@ -949,10 +951,7 @@ def run(program: ir.Program, check: ir.CheckDef, strategy: str | None,
             return runs[key]
 
         def page_shift(p: ir.ProfileDef | None) -> int | None:
-            if layout is None:
-                return None
-            v = dict(p.bindings).get("PAGE_SHIFT") if p is not None else None
-            return v if isinstance(v, int) and not isinstance(v, bool) else -1
+            return None if layout is None else _int_binding(p, "PAGE_SHIFT", -1)
 
         def finish(i: int, p: ir.ProfileDef | None, o: Outcome, ps: int | None) -> None:
             if o.unsure:
@@ -1030,8 +1029,8 @@ def run(program: ir.Program, check: ir.CheckDef, strategy: str | None,
                     # the same check on a real machine's memory map: a refutation there is
                     # a counterexample as good as any (the layout is one a machine has)
                     try:
-                        on_real = CheckRun(program, check, strategy, real, _page_shift(p), timeout_ms,
-                                           0).attempt(p, min(timeout_ms, SMALL_LAYOUT_MS))
+                        on_real = CheckRun(program, check, strategy, real, _int_binding(p, "PAGE_SHIFT", 12),
+                                           timeout_ms, 0).attempt(p, min(timeout_ms, SMALL_LAYOUT_MS))
                     except LayoutLimit:
                         continue  # not on this profile's pages
                     if on_real.verdict is Verdict.REFUTED:
