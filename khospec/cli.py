@@ -91,6 +91,20 @@ def _build(stderr: TextIO) -> argparse.ArgumentParser:
     m.add_argument("--format", choices=("text", "json", "sarif", "mail"), default="text")
     m.add_argument("--svg", metavar="FILE")
 
+    fl = sub_parser("fleet", "answer the layout questions for every machine of a fleet")
+    fl.add_argument("paths", nargs="*", metavar="PATH",
+                    help="logs, folders (searched recursively), .tar/.tar.gz archives, or - for paths on stdin")
+    fl.add_argument("--arch", metavar="PROFILE", help="the profile of every machine not in the manifest")
+    fl.add_argument("--manifest", metavar="FILE",
+                    help="CSV (header file,arch) or JSON Lines (.jsonl) naming each file's profile")
+    fl.add_argument("--format", choices=("text", "json", "jsonl", "csv"), default="text")
+    fl.add_argument("--svg", metavar="FILE", help="draw how the machines spread over the layouts")
+    fl.add_argument("--jobs", "-j", type=int, default=0, metavar="N",
+                    help="local worker processes (default: one per core; 1: in this process)")
+    fl.add_argument("--scheduler", metavar="ADDRESS",
+                    help="run on a Dask distributed cluster (tcp://host:8786); needs khospec[dist]")
+    fl.add_argument("--batch", type=int, default=64, metavar="N", help="logs per unit of work")
+
     sub_parser("profiles", "list the built-in architecture profiles and profile sets")
 
     k = sub_parser("cache", "the verdict cache (KHOSPEC_CACHE_DIR, else the user cache directory)")
@@ -140,6 +154,10 @@ def _main(argv: list[str], out: TextIO, err: TextIO) -> int:
         from khospec.machine.cli import machine_command
 
         return machine_command(args, out, err)
+    if args.command == "fleet":
+        from khospec.machine.cli import fleet_command
+
+        return fleet_command(args, out, err, _jobs(args.jobs), sys.stdin)
     return 2  # pragma: no cover
 
 

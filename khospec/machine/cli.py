@@ -114,6 +114,98 @@ def machine_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     return report.exit_code()
 
 
+def fleet_command(args: argparse.Namespace, out: TextIO, err: TextIO, jobs: int, stdin: TextIO) -> int:
+    """Answer the four questions for every machine of a fleet (khospec/machine/fleet.py)."""
+    from khospec.executor import ExecutorError, make_executor
+    from khospec.machine import fleet
+
+    if args.batch < 1:
+        err.write("khospec: error: --batch must be at least 1\n")
+        return 2
+    if args.arch is not None:
+        try:
+            arch_profile(args.arch)
+        except UnknownProfile as exc:
+            err.write(f"khospec: error: {exc}\n")
+            return 2
+    try:
+        manifest = fleet.read_manifest(args.manifest) if args.manifest else None
+    except fleet.FleetError as exc:
+        err.write(f"khospec: error: {exc}\n")
+        return 2
+    paths: list[str] | object = args.paths
+    if not args.paths:
+        if manifest is None:
+            err.write("khospec: error: nothing to check: give a PATH, `-` for paths on stdin, or --manifest\n")
+            return 2
+        paths = list(manifest)
+    elif "-" in args.paths:
+        given = list(args.paths)
+        paths = (q for p in given for q in (fleet.read_path_list(stdin) if p == "-" else (p,)))
+    inputs = fleet.iter_inputs(paths, fleet.arch_lookup(manifest, args.arch))  # type: ignore[arg-type]
+    try:
+        executor = make_executor(jobs, args.scheduler)
+    except ExecutorError as exc:
+        err.write(f"khospec: error: {exc}\n")
+        return 2
+    bar = _FleetProgress(err) if err.isatty() else None
+    try:
+        report = fleet.run_fleet(inputs, executor, args.batch, on_progress=bar.advance if bar else None)
+    finally:
+        if bar is not None:
+            bar.stop()
+        executor.close()
+    if args.format == "json":
+        out.write(json.dumps(fleet.to_json(report), indent=2) + "\n")
+    elif args.format == "jsonl":
+        for line in fleet.jsonl_lines(report):
+            out.write(line + "\n")
+    elif args.format == "csv":
+        out.write(fleet.csv_text(report))
+    else:
+        out.write(fleet.fleet_text(report, color=out.isatty()))
+    if args.svg:
+        try:
+            with open(args.svg, "w", encoding="utf-8") as f:
+                f.write(fleet.fleet_svg(report))
+        except OSError as exc:
+            err.write(f"khospec: error: cannot write {args.svg}: {exc.strerror or exc}\n")
+            return 2
+        err.write(f"khospec: wrote {args.svg}\n")
+    s = report.summary()
+    # the exit code folds damaged inputs and machines at risk into one number: say both
+    err.write(
+        f"khospec: fleet: {s['inputs']} inputs, {s['damaged']} damaged, {s['at_risk']} at risk, "
+        f"{s['layouts']} distinct layouts (exit code {report.exit_code()})\n"
+    )
+    return report.exit_code()
+
+
+class _FleetProgress:
+    """Logs read so far and the rate, on a terminal only."""
+
+    def __init__(self, stream: TextIO) -> None:
+        from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+        self._bar = Progress(
+            SpinnerColumn(), TextColumn("reading logs: {task.completed:,.0f}"),
+            TextColumn("({task.fields[rate]})"), TimeElapsedColumn(),
+            console=Console(file=stream), transient=True,
+        )
+        self._task = self._bar.add_task("", total=None, rate="")
+        self._t0 = time.monotonic()
+        self._done = 0
+        self._bar.start()
+
+    def advance(self, n: int) -> None:
+        self._done += n
+        dt = max(1e-9, time.monotonic() - self._t0)
+        self._bar.update(self._task, advance=n, rate=f"{self._done / dt:,.0f}/s")
+
+    def stop(self) -> None:
+        self._bar.stop()
+
+
 _STYLE = {Verdict.PROVED: "green", Verdict.REFUTED: "red"}
 
 
@@ -188,4 +280,4 @@ def _summary(results: list[Result], time_s: float) -> str:
     return f"{len(results)} answers: {proved} proved, {refuted} refuted; {time_s:.3f}s"
 
 
-__all__ = ["import_command", "machine_command", "machine_text"]
+__all__ = ["fleet_command", "import_command", "machine_command", "machine_text"]

@@ -33,6 +33,7 @@ begins with no hole between, ``c = ctz(b)``):
 
 from __future__ import annotations
 
+import functools
 import heapq
 import itertools
 import time
@@ -89,6 +90,12 @@ class ArchProfile:
 def builtin_profiles() -> dict[str, ArchProfile]:
     """The prelude's profiles that bind PAGE_SHIFT, SECTION_SIZE_BITS and MAX_PAGE_ORDER
     (the prelude is the one table of architecture constants)."""
+    return dict(_builtin_profiles())
+
+
+@functools.cache
+def _builtin_profiles() -> tuple[tuple[str, ArchProfile], ...]:
+    # the prelude ships with khospec: reading it once per process serves a fleet's batches
     from khospec.parse import parse_bytes
     from khospec.resolve import PRELUDE_NAME, Checker, prelude_text
 
@@ -102,7 +109,7 @@ def builtin_profiles() -> dict[str, ArchProfile]:
         if all(isinstance(v, int) and not isinstance(v, bool) for v in vals):
             ps, sb, mo = (int(v) for v in vals)  # type: ignore[arg-type]
             out[p.name] = ArchProfile(p.name, ps, sb, mo)
-    return out
+    return tuple(out.items())
 
 
 def arch_profile(name: str, profiles: dict[str, ArchProfile] | None = None) -> ArchProfile:
