@@ -39,6 +39,7 @@ class Options:
     cache: bool = True  # reuse and store results in the verdict cache (khospec/cache.py)
     import_roots: tuple[str, ...] = ()  # folders imports may reach besides the spec's project
     cache_dir: str | None = None  # None: KHOSPEC_CACHE_DIR, else the user cache directory
+    scheduler: str | None = None  # a Dask scheduler's address: solve there (khospec.executor)
 
 
 @dataclass(frozen=True)
@@ -386,8 +387,8 @@ def check_paths(paths: Iterable[str], options: Options | None = None,
     if on_plan is not None:
         on_plan([(job_name(j.file, j.check, j.strategy, p), known.get(job_name(j.file, j.check, j.strategy, p)))
                  for j in jobs for p in j.profiles])
-    if options.jobs > 1 and len(jobs) > 1:
-        from khospec.runner import run_parallel
+    if (options.jobs > 1 and len(jobs) > 1) or options.scheduler:
+        from khospec.runner import run_on_executor, run_parallel
 
         # cache hits here, with the programs already loaded: workers only for solving
         by_index: dict[int, list[Result]] = {}
@@ -401,9 +402,19 @@ def check_paths(paths: Iterable[str], options: Options | None = None,
             for r in hit:
                 if on_result is not None:
                     on_result(r)
-        if todo:
+        if todo and options.scheduler:
+            from khospec.executor import DaskExecutor
+
+            executor = DaskExecutor(options.scheduler)
+            try:
+                results, internal, input_diags = run_on_executor(
+                    schedule(todo, known, programs), options, executor, on_result, on_start)
+            finally:
+                executor.close()
+        elif todo:
             results, internal, input_diags = run_parallel(schedule(todo, known, programs), options, on_result,
                                                           on_start)
+        if todo:
             report.internal_errors.extend(internal)
             report.diagnostics.extend(input_diags)
             where: dict[tuple[str, str, str | None, str | None], int] = {

@@ -12,12 +12,14 @@ import os
 import sys
 import traceback
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING, TextIO
 
 from khospec import __version__
 
 if TYPE_CHECKING:
     from khospec.api import Options, Report
+    from khospec.ir import LayoutDef
 
 
 class _Parser(argparse.ArgumentParser):
@@ -53,7 +55,11 @@ def _build(stderr: TextIO) -> argparse.ArgumentParser:
     c.add_argument("--profile", action="append", metavar="NAME", help="only this profile (repeatable)")
     c.add_argument("--check", action="append", metavar="NAME", dest="checks", help="only this check (repeatable)")
     c.add_argument("--layout", metavar="LOG",
-                   help="run the strategy checks on this machine's layout (dmesg or /proc/zoneinfo)")
+                   help="run the strategy checks on this machine's layout (dmesg or /proc/zoneinfo); "
+                        "a folder or .tar/.tar.gz archive: on every distinct layout of that fleet")
+    c.add_argument("--scheduler", metavar="ADDRESS",
+                   help="solve on a Dask distributed cluster (tcp://host:8786) that sees the spec "
+                        "files at the same paths; needs khospec[dist]")
     c.add_argument("--jobs", "-j", type=int, default=0, metavar="N",
                    help="worker processes (default: one per core, at most 8)")
     c.add_argument("--cross-check", action="store_true",
@@ -209,11 +215,28 @@ def _jobs(n: int) -> int:
 
 
 def _check(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from khospec.api import Options, check_paths
-    from khospec.report import diagnostics_text, table_text, to_json
+    from khospec.api import Options
 
-    layout = None
+    if args.timeout <= 0:
+        err.write("khospec: error: --timeout must be positive\n")
+        return 2
+    options = Options(
+        timeout_s=args.timeout,
+        strategies=frozenset(args.strategy) if args.strategy else None,
+        profiles=frozenset(args.profile) if args.profile else None,
+        checks=frozenset(args.checks) if args.checks else None,
+        jobs=_jobs(args.jobs),
+        replay=not args.no_replay,
+        cross_check=args.cross_check,
+        cache=not args.no_cache,
+        import_roots=tuple(args.import_root),
+        scheduler=args.scheduler,
+    )
     if args.layout:
+        from khospec.machine.fleet import is_fleet_path
+
+        if is_fleet_path(args.layout):
+            return _check_fleet(args, options, out, err)
         from khospec.machine.importer import ImportError_, read_layout_file
 
         try:
@@ -223,33 +246,72 @@ def _check(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             return 2
         for w in imported.warnings:
             err.write(f"{w}\n")
-        layout = imported.to_layout_def()
-    if args.timeout <= 0:
-        err.write("khospec: error: --timeout must be positive\n")
+        options = replace(options, layout=imported.to_layout_def())
+    return _check_report(args, options, out, err)
+
+
+def _check_fleet(args: argparse.Namespace, options: Options, out: TextIO, err: TextIO) -> int:
+    """``check --layout DIR``: the strategy checks on each distinct layout of a fleet; the
+    checks that read no layout run once."""
+    from khospec.executor import ExecutorError, make_executor
+    from khospec.machine.fleet import distinct_layout_defs
+
+    try:
+        executor = make_executor(options.jobs, options.scheduler)
+    except ExecutorError as exc:
+        err.write(f"khospec: error: {exc}\n")
         return 2
-    options = Options(
-        timeout_s=args.timeout,
-        strategies=frozenset(args.strategy) if args.strategy else None,
-        profiles=frozenset(args.profile) if args.profile else None,
-        checks=frozenset(args.checks) if args.checks else None,
-        layout=layout,
-        jobs=_jobs(args.jobs),
-        replay=not args.no_replay,
-        cross_check=args.cross_check,
-        cache=not args.no_cache,
-        import_roots=tuple(args.import_root),
-    )
+    try:
+        layouts, damaged = distinct_layout_defs([args.layout], executor)
+    finally:
+        executor.close()
+    for e in damaged:
+        err.write(e + "\n")
+    if not layouts:
+        err.write(f"khospec: error: no log under {args.layout} has a layout to check\n")
+        return 2
+    err.write(f"khospec: {len(layouts)} distinct layout(s) in {sum(x.machines for x in layouts)} log(s)"
+              f"{f', {len(damaged)} damaged' if damaged else ''}:\n")
+    for x in layouts:
+        err.write(f"  {x.layout.name}: {x.machines} machine(s), e.g. {x.example}\n")
+    return _check_report(args, options, out, err, [x.layout for x in layouts], bad_inputs=len(damaged))
+
+
+def _check_report(args: argparse.Namespace, options: Options, out: TextIO, err: TextIO,
+                  layouts: list[LayoutDef] | None = None, bad_inputs: int = 0) -> int:
+    from khospec.api import Report, check_paths
+    from khospec.executor import ExecutorError
+    from khospec.report import diagnostics_text, table_text, to_json
+
     progress = None
     if err.isatty():  # on stderr, whatever the format of stdout
         from khospec.progress import Progress
 
         progress = Progress(err, workers=options.jobs)
-    report = check_paths(args.paths, options,
-                         on_result=progress.advance if progress else None,
-                         on_plan=progress.start if progress else None,
-                         on_start=progress.begin if progress else None)
-    if progress:
-        progress.stop()
+    report = Report()
+    try:
+        for i, lay in enumerate(layouts or [options.layout]):
+            run = check_paths(args.paths, replace(options, layout=lay),
+                              on_result=progress.advance if progress else None,
+                              on_plan=progress.start if progress else None,
+                              on_start=progress.begin if progress else None)
+            if i == 0:
+                report = run
+                # the checks that read the layout: the only ones the other layouts change
+                options = replace(options, checks=frozenset(r.check for r in run.results if r.layout))
+                if not options.checks:
+                    break
+                continue
+            assert lay is not None
+            report.results.extend(r for r in run.results if r.layout == lay.name)
+            report.internal_errors.extend(run.internal_errors)
+            report.time_s += run.time_s
+    except ExecutorError as exc:
+        err.write(f"khospec: error: {exc}\n")
+        return 2
+    finally:
+        if progress:
+            progress.stop()
     if report.diagnostics:
         err.write(diagnostics_text(report) + "\n")
     for e in report.internal_errors:
@@ -282,7 +344,8 @@ def _check(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             err.write(f"khospec: wrote {args.svg} ({first.check} [{first.strategy or 'base'}, {first.profile}])\n")
         else:
             err.write("khospec: no refutation to draw\n")
-    return report.exit_code()
+    # a damaged log of a fleet is bad input, as in `khospec fleet`
+    return 2 if bad_inputs and report.exit_code() < 2 else report.exit_code()
 
 
 def _one_check(command: str, args: argparse.Namespace, err: TextIO,

@@ -90,7 +90,9 @@ def table_text(report: Report, color: bool, width: int = 140) -> str:
     console = Console(file=buf, force_terminal=color, no_color=not color, width=width,
                       highlight=False, soft_wrap=False)
     t = Table(show_header=True, header_style="bold", box=None, pad_edge=False)
-    for col in ("check", "strategy", "profile", "verdict", "expected", "time"):
+    # a fleet's layouts (check --layout DIR) each get their rows: say which is which
+    by_layout = len({r.layout for r in report.results if r.layout}) > 1
+    for col in ("check", "strategy", "profile", *(("layout",) if by_layout else ()), "verdict", "expected", "time"):
         t.add_column(col, no_wrap=True, justify="right" if col == "time" else "left")
     for r in report.results:
         verdict = r.verdict.value
@@ -100,19 +102,21 @@ def table_text(report: Report, color: bool, width: int = 140) -> str:
             f"{r.file}:{r.line} {r.check}",
             r.strategy or "-",
             r.profile or "-",
+            *((r.layout or "-",) if by_layout else ()),
             Text(verdict, style=_STYLE[r.verdict]),
             _expected_cell(r),
             f"{r.time_s:.2f}s" + (" (cached)" if r.cached else ""),
         )
     console.print(t)
     details = [r for r in report.results if r.counterexample or (not r.met and (r.reason or r.notes))]
-    shown: set[tuple[str, str, str | None]] = set()
+    shown: set[tuple[str, str, str | None, str | None]] = set()
     for r in details:
-        key = (r.file, r.check, r.strategy)
+        key = (r.file, r.check, r.strategy, r.layout if by_layout else None)
         if key in shown and r.met:
             continue  # one counterexample per check and strategy is enough on screen
         shown.add(key)
-        head = f"{r.verdict.value}: {r.check} [{r.strategy or 'base'}, {r.profile}] ({r.file}:{r.line})"
+        on = f", layout {r.layout}" if by_layout and r.layout else ""
+        head = f"{r.verdict.value}: {r.check} [{r.strategy or 'base'}, {r.profile}{on}] ({r.file}:{r.line})"
         console.print(Text(head, style=_STYLE[r.verdict]))
         for line in short_lines(r):
             console.print("  " + line, markup=False)

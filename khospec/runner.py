@@ -3,16 +3,25 @@
 Each worker loads spec files itself and decides one job at a time. A worker that
 exceeds its job's budget (the solver did not return) is killed and replaced; the job's
 results become ``unknown`` with the reason. Results come back in plan order.
+
+``run_on_executor`` sends the same jobs to a khospec.executor instead (a Dask cluster):
+each job is a task that loads its spec file where it runs, so the workers must see the
+files at the same paths (one machine, or a shared file system). The solver budgets end
+every check; the hard time limit, which needs a process to kill, is this module's only.
 """
 
 from __future__ import annotations
 
+import functools
 import multiprocessing as mp
+import os
 import time
 import traceback
 from collections.abc import Callable
+from dataclasses import replace
 from multiprocessing.connection import Connection, wait
 from multiprocessing.context import BaseContext
+from pathlib import Path
 from typing import Any
 
 from khospec.cache import job_name
@@ -159,5 +168,65 @@ def run_parallel(jobs: list[Any], options: Any,
                     s.kill()
             except (OSError, BrokenPipeError):
                 pass
+    results = [r for i in sorted(done) for r in done[i]]
+    return results, internal, input_diags
+
+
+@functools.lru_cache(maxsize=16)
+def _program(path: str, file: str, import_roots: tuple[str, ...], mtime_ns: int) -> Any:
+    """A worker's loaded programs, by file and modification time: the jobs of one file
+    load it once, and an edited file is loaded again."""
+    from khospec.api import load
+
+    program, diags = load(Path(path), file, SourceCache(), import_roots)
+    return program if program is not None else [d for d in diags if d.is_error]
+
+
+def remote_job(task: tuple[Any, Any]) -> tuple[str, int, Any]:
+    """One job, decided wherever the executor runs it: ``(kind, job index, payload)`` as
+    the local workers send it."""
+    from khospec.api import run_job
+
+    job, options = task
+    try:
+        loaded = _program(str(job.path), job.file, options.import_roots, os.stat(job.path).st_mtime_ns)
+        if isinstance(loaded, list):
+            return "input", job.index, loaded
+        return "ok", job.index, run_job(loaded, job, options)
+    except InputError as exc:
+        return "input", job.index, exc.diagnostics
+    except InternalError as exc:
+        return "internal", job.index, str(exc)
+    except OSError as exc:
+        return "internal", job.index, f"cannot read {job.path} where the job ran: {exc}"
+    except Exception:  # a bug in khospec: report it, keep the worker
+        return "internal", job.index, traceback.format_exc()
+
+
+def run_on_executor(jobs: list[Any], options: Any, executor: Any,
+                    on_result: Callable[[Result], None] | None = None,
+                    on_start: Callable[[str], None] | None = None,
+                    ) -> tuple[list[Result], list[str], list[Diagnostic]]:
+    """``run_parallel``'s contract, the jobs sent to ``executor`` one task each."""
+    done: dict[int, list[Result]] = {}
+    internal: list[str] = []
+    input_diags: list[Diagnostic] = []
+    if on_start is not None:
+        for job in jobs:
+            for p in job.profiles:
+                on_start(job_name(job.file, job.check, job.strategy, p))
+    # a worker may run elsewhere in the file system tree: absolute paths only
+    options = replace(options, import_roots=tuple(str(Path(r).resolve()) for r in options.import_roots))
+    tasks = [(replace(j, path=Path(j.path).resolve()), options) for j in jobs]
+    for _, (kind, idx, payload) in executor.map_unordered(remote_job, tasks):
+        if kind == "ok":
+            done[idx] = payload
+            if on_result is not None:
+                for r in payload:
+                    on_result(r)
+        elif kind == "input":
+            input_diags.extend(payload)
+        else:
+            internal.append(payload)
     results = [r for i in sorted(done) for r in done[i]]
     return results, internal, input_diags

@@ -141,12 +141,19 @@ def test_manifest_jsonl_and_unknown_architectures(tmp_path: Path) -> None:
         (("fleet", "x.log", "--arch", "vax"), "`vax` is not a built-in profile"),
         (("fleet", "x.log", "--manifest", "/nonexistent.csv"), "cannot read the manifest"),
         (("fleet", "x.log", "--batch", "0"), "--batch must be at least 1"),
-        (("fleet", "x.log", "--scheduler", "tcp://127.0.0.1:1"), "cannot reach the Dask scheduler"),
     ],
 )
 def test_bad_arguments_exit_2(argv: tuple[str, ...], message: str) -> None:
     code, out, err = run(*argv)
     assert code == 2 and message in err and "Traceback" not in err and not out
+
+
+def test_unreachable_scheduler_is_an_error_not_a_hang() -> None:
+    from khospec.executor import DaskExecutor, ExecutorError
+
+    pytest.importorskip("distributed")
+    with pytest.raises(ExecutorError, match="cannot reach the Dask scheduler at tcp://127.0.0.1:1"):
+        DaskExecutor("tcp://127.0.0.1:1", connect_timeout_s=1)
 
 
 def test_bad_csv_manifest_names_the_line(tmp_path: Path) -> None:
@@ -258,6 +265,11 @@ def test_dask_cluster_gives_the_local_report_even_when_a_worker_dies(
                        "--format", "json", "--scheduler", address, "--batch", "16")
     assert json.loads(out)["machines"] == fleet.to_json(local)["machines"] and code == 2
 
+    # the library's checks solved on the cluster: the same results as in process
+    _, here, _ = run(*CHECK)
+    code, there, err = run(*CHECK, "--scheduler", address)
+    assert _results(there) == _results(here) and code == 0, err
+
     # one batch per log, and a worker killed once some batches are back: the scheduler
     # hands its tasks to the other worker and the report is the same
     seen = threading.Event()
@@ -278,3 +290,36 @@ def test_dask_cluster_gives_the_local_report_even_when_a_worker_dies(
     assert seen.is_set() and workers[0].wait(10) is not None
     assert report_json(remote) == report_json(local), time.monotonic() - t0
     assert remote.executor.startswith(f"Dask scheduler {address}")
+
+
+# ---------------------------------------------------------------- the library on a fleet
+
+
+def _results(out: str) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = json.loads(out)["results"]
+    for r in rows:
+        r.pop("time_s")
+    return rows
+
+
+CHECK = ("check", "spec/deferred_init.kho", "--check", "eager_owner_node_pages", "--profile", "x86_64",
+         "--format", "json", "--no-cache", "-j", "1")
+
+
+def test_check_on_every_distinct_layout_of_a_fleet(tmp_path: Path) -> None:
+    logs = [fleetgen.LAYOUTS / name for name, _ in fleetgen.BASES[:2]]
+    fleet_dir = tmp_path / "fleet"
+    fleet_dir.mkdir()
+    for i, log in enumerate([logs[0], logs[1], logs[0]]):
+        (fleet_dir / f"m{i}.log").write_text(log.read_text())
+    (fleet_dir / "broken.log").write_text("nothing here\n")
+    code, out, err = run(*CHECK, "--layout", str(fleet_dir))
+    rows = _results(out)
+    assert [r["layout"] for r in rows] == ["m0", "m1"] and code == 2
+    assert "2 distinct layout(s) in 3 log(s), 1 damaged" in err and "m0: 2 machine(s)" in err
+    assert f"{fleet_dir / 'broken.log'}: error[KHO601]" in err
+    for r, log in zip(rows, logs, strict=True):
+        # each layout's result is the one `--layout LOG` gives for that machine alone
+        (tmp_path / f"{r['layout']}.log").write_text(log.read_text())
+        _, one, _ = run(*CHECK, "--layout", str(tmp_path / f"{r['layout']}.log"))
+        assert _results(one) == [r]

@@ -19,6 +19,7 @@ whatever ran the batches, and in whatever order they finished.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 import os
@@ -30,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from khospec import ir
 from khospec.machine.importer import ImportError_, MachineLayout, parse_layout
 from khospec.machine.questions import (
     QUESTIONS,
@@ -190,6 +192,11 @@ class FleetReport:
 
 def _is_archive(path: str) -> bool:
     return path.endswith(_ARCHIVE_SUFFIXES)
+
+
+def is_fleet_path(path: str) -> bool:
+    """A folder or an archive: many machines, not one log."""
+    return os.path.isdir(path) or (_is_archive(path) and os.path.isfile(path))
 
 
 def _archive_members(path: str, arch: Callable[[str], str | None]) -> Iterator[FleetInput]:
@@ -402,6 +409,65 @@ def run_fleet(
     return FleetReport(out, layouts, time.perf_counter() - t0, executor.description)
 
 
+# ---------------------------------------------------------------- for `check --layout`
+
+
+@dataclass(frozen=True)
+class FleetLayoutDef:
+    """A distinct layout of a fleet as a spec layout, for the library's machine checks."""
+
+    layout: ir.LayoutDef
+    machines: int
+    example: str
+
+
+def def_batch(batch: Sequence[tuple[int, FleetInput]]) -> list[tuple[int, str, ir.LayoutDef | None, str | None]]:
+    """Each log's layout as ``khospec check --layout LOG`` reads it, or why it is damaged."""
+    out: list[tuple[int, str, ir.LayoutDef | None, str | None]] = []
+    for index, item in batch:
+        try:
+            if item.error is not None:
+                raise ImportError_(item.error)
+            data = item.data if item.data is not None else _read_bytes(item.name)
+            layout = parse_layout(data.decode("utf-8", errors="replace"), item.name)
+            # the name is given once per distinct layout, by its first machine
+            out.append((index, item.name, dataclasses.replace(layout.to_layout_def(), name="machine"), None))
+        except ImportError_ as exc:
+            out.append((index, item.name, None, _damage(item.name, "KHO601", str(exc))))
+    return out
+
+
+def distinct_layout_defs(
+    paths: Iterable[str], executor: Any, batch_size: int = DEFAULT_BATCH
+) -> tuple[list[FleetLayoutDef], list[str]]:
+    """The fleet's distinct layouts in the order of their first machine, each named after
+    that machine's file (made unique), and the damaged inputs' errors."""
+    rows: dict[int, tuple[str, ir.LayoutDef | None, str | None]] = {}
+    inputs = iter_inputs(paths, lambda _: None)
+    for _, got in executor.map_unordered(def_batch, _batches(enumerate(inputs), batch_size)):
+        for index, name, ld, err in got:
+            rows[index] = (name, ld, err)
+    first: dict[ir.LayoutDef, tuple[str, int]] = {}
+    errors = []
+    for _, (name, ld, err) in sorted(rows.items()):
+        if ld is None:
+            errors.append(err or name)
+            continue
+        example, n = first.get(ld, (name, 0))
+        first[ld] = (example, n + 1)
+    out: list[FleetLayoutDef] = []
+    taken: set[str] = set()
+    for ld, (example, n) in first.items():
+        base = MachineLayout((), source=example.rpartition("!")[2]).default_name
+        name, k = base, 1
+        while name in taken:
+            k += 1
+            name = f"{base}_{k}"
+        taken.add(name)
+        out.append(FleetLayoutDef(dataclasses.replace(ld, name=name), n, example))
+    return out, errors
+
+
 # ---------------------------------------------------------------- reports
 
 
@@ -531,8 +597,11 @@ __all__ = [
     "answer_batch",
     "arch_lookup",
     "csv_text",
+    "def_batch",
+    "distinct_layout_defs",
     "fleet_svg",
     "fleet_text",
+    "is_fleet_path",
     "iter_inputs",
     "jsonl_lines",
     "layout_key",
