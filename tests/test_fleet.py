@@ -7,6 +7,7 @@ import csv
 import io
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -152,7 +153,7 @@ def test_unreachable_scheduler_is_an_error_not_a_hang() -> None:
     from khospec.executor import DaskExecutor, ExecutorError
 
     pytest.importorskip("distributed")
-    with pytest.raises(ExecutorError, match="cannot reach the Dask scheduler at tcp://127.0.0.1:1"):
+    with pytest.raises(ExecutorError, match=re.escape("cannot reach the Dask scheduler at tcp://127.0.0.1:1")):
         DaskExecutor("tcp://127.0.0.1:1", connect_timeout_s=1)
 
 
