@@ -1,8 +1,9 @@
 """Generated fleets: copies of the real boot logs in examples/layouts/ with the noise of
 real log collection, plus damaged files. Used by bench/fleet_bench.py and the fleet tests.
 
-Each of the four real logs gives two layouts: the machine as logged, and the same
-machine with its last memory range halved (a machine with fewer DIMMs in its last node).
+Each of the four real logs gives two layouts: the machine as logged, and a variant: for
+the boot logs the same machine with node 0 only (one socket populated, which no
+question refutes), for the /proc/zoneinfo dump its last zone halved (fewer DIMMs).
 A copy is the log with another prefix style (syslog, journal, ``dmesg -T``, printk level
 or none), other timestamps and unrelated lines between the kernel's blocks; none of that
 changes the layout, so a fleet of any size has exactly eight distinct layouts.
@@ -80,18 +81,32 @@ def _halved(lines: list[str]) -> list[str]:
     return out
 
 
+_OTHER_NODE = re.compile(
+    r"(node\s+[1-9]\d*:\s*\[mem |Initmem setup node [1-9]|Node [1-9]\d* Memory:|^\s*Node [1-9]\d*: 0x)"
+)
+
+
+def _node0_only(lines: list[str]) -> list[str]:
+    """The machine with only node 0's memory: every other node's lines left out."""
+    return [ln for ln in lines if not _OTHER_NODE.search(_TS.sub("", ln))]
+
+
+def _is_zoneinfo(lines: list[str]) -> bool:
+    return any(ln.startswith("Node 0, zone") for ln in lines)
+
+
 def base_logs() -> list[tuple[str, list[str]]]:
     """The eight (arch, lines) layouts."""
     out = []
     for name, arch in BASES:
         body = _body(name)
         out.append((arch, body))
-        out.append((arch, _halved(body)))
+        out.append((arch, _halved(body) if _is_zoneinfo(body) else _node0_only(body)))
     return out
 
 
 def _noisy(lines: list[str], rng: random.Random, host: str) -> str:
-    if any(ln.startswith("Node 0, zone") for ln in lines):
+    if _is_zoneinfo(lines):
         # a /proc/zoneinfo dump is a file, not a log: collected as is
         return "\n".join(lines) + "\n"
     style = rng.choice(("kernel", "syslog", "journal", "dmesg-T", "level", "bare"))
@@ -135,9 +150,12 @@ def damaged(rng: random.Random, lines: list[str]) -> str:
         return "".join(chr(rng.randint(0, 255)) for _ in range(200))
     if kind == "late":  # collected after the early boot messages scrolled out
         return "\n".join(rng.choice(UNRELATED) for _ in range(50)) + "\n"
-    # cut before the layout blocks
-    first = next((i for i, ln in enumerate(lines) if "Zone ranges" in ln or "Node 0, zone" in ln), 1)
-    return "\n".join(lines[: max(1, first - 1)]) + "\n"
+    # cut before the first line a layout is read from
+    first = next((i for i, ln in enumerate(lines) if _LAYOUT_LINE.search(ln)), 1)
+    return "\n".join(lines[:first]) + "\n"
+
+
+_LAYOUT_LINE = re.compile(r"Zone ranges|Node 0, zone|Node \d+ Memory:|Early memory node ranges|Initmem setup")
 
 
 def fleet(n: int, n_damaged: int, seed: int = 1) -> Iterator[Machine]:
@@ -158,7 +176,8 @@ def fleet(n: int, n_damaged: int, seed: int = 1) -> Iterator[Machine]:
 
 
 def write_fleet(folder: Path, n: int, n_damaged: int, seed: int = 1) -> list[Machine]:
-    """The fleet as files under ``folder`` (100 per subfolder) and a manifest.csv."""
+    """The fleet as files under ``folder`` (100 per subfolder) and a manifest.csv; the
+    machines returned name their file and leave the text there."""
     folder.mkdir(parents=True, exist_ok=True)
     out = []
     rows = ["file,arch"]
@@ -168,6 +187,6 @@ def write_fleet(folder: Path, n: int, n_damaged: int, seed: int = 1) -> list[Mac
         path = sub / m.name
         path.write_text(m.text, encoding="utf-8", errors="surrogateescape")
         rows.append(f"{path},{m.arch}")
-        out.append(Machine(str(path), m.arch, m.text, m.layout))
+        out.append(Machine(str(path), m.arch, "", m.layout))  # the text is on disk
     (folder / "manifest.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
     return out
