@@ -193,6 +193,14 @@ def test_same_report_in_process_and_with_workers(fleet_dir: tuple[Path, list[fle
     assert report_json(inline) == report_json(local)
 
 
+def test_json_is_written_as_it_would_be_built(fleet_dir: tuple[Path, list[fleetgen.Machine]]) -> None:
+    folder, _ = fleet_dir
+    report = fleet.run_fleet(fleet.iter_inputs([str(folder / "logs")], fleet.arch_lookup(None, "x86_64")),
+                             InlineExecutor())
+    for r in (report, fleet.FleetReport((), (), 0.0, "none")):
+        assert json.loads("".join(fleet.json_chunks(r))) == fleet.to_json(r)
+
+
 def test_text_report_leads_with_machines_at_risk_and_svg(
     fleet_dir: tuple[Path, list[fleetgen.Machine]], tmp_path: Path
 ) -> None:

@@ -156,7 +156,8 @@ def fleet_command(args: argparse.Namespace, out: TextIO, err: TextIO, jobs: int,
             bar.stop()
         executor.close()
     if args.format == "json":
-        out.write(json.dumps(fleet.to_json(report), indent=2) + "\n")
+        for chunk in fleet.json_chunks(report):
+            out.write(chunk)
     elif args.format == "jsonl":
         for line in fleet.jsonl_lines(report):
             out.write(line + "\n")

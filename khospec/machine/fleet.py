@@ -27,7 +27,7 @@ import tarfile
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -376,9 +376,13 @@ def run_fleet(
     # machine index -> (name, arch, key | None, error | None, warnings)
     machines: dict[int, tuple[str, str | None, LayoutKey | None, str | None, int]] = {}
     first: dict[LayoutKey, tuple[int, MachineLayout, str]] = {}
+    # one copy of each key and architecture name, whatever number of machines share it
+    interned: dict[Any, Any] = {}
     for _, parsed in executor.map_unordered(read_batch, _batches(enumerate(inputs), batch_size)):
         for p in parsed:
-            machines[p.index] = (p.name, p.arch, p.key, p.error, p.warnings)
+            key = interned.setdefault(p.key, p.key)
+            arch = interned.setdefault(p.arch, p.arch)
+            machines[p.index] = (p.name, arch, key, p.error, p.warnings)
             if p.key is not None and p.layout is not None:
                 known = first.get(p.key)
                 # the layout shown is the first machine's in input order, whoever read it
@@ -481,6 +485,26 @@ def to_json(report: FleetReport) -> dict[str, Any]:
         "layouts": [lay.to_json() for lay in report.layouts],
         "summary": report.summary(),
     }
+
+
+def json_chunks(report: FleetReport) -> Iterator[str]:
+    """``to_json`` as text, one machine per line, without building the whole document:
+    a fleet of 100,000 machines would hold it several times over in memory."""
+    doc = to_json(replace(report, machines=()))
+
+    def nested(value: Any) -> str:
+        return json.dumps(value, indent=2).replace("\n", "\n  ")
+
+    yield "{\n"
+    for k in ("tool", "version"):
+        yield f"  {json.dumps(k)}: {json.dumps(doc[k])},\n"
+    yield '  "machines": ['
+    for i, m in enumerate(report.machines):
+        yield ("\n" if i == 0 else ",\n") + "    " + json.dumps(m.to_json(report.answers_of(m)))
+    yield "\n  ],\n" if report.machines else "],\n"
+    yield f'  "layouts": {nested(doc["layouts"])},\n'
+    yield f'  "summary": {nested(report.summary())}\n'
+    yield "}\n"
 
 
 def jsonl_lines(report: FleetReport) -> Iterator[str]:
@@ -603,6 +627,7 @@ __all__ = [
     "fleet_text",
     "is_fleet_path",
     "iter_inputs",
+    "json_chunks",
     "jsonl_lines",
     "layout_key",
     "read_batch",
