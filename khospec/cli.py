@@ -109,7 +109,8 @@ def _build(stderr: TextIO) -> argparse.ArgumentParser:
                     help="local worker processes (default: one per core; 1: in this process)")
     fl.add_argument("--scheduler", metavar="ADDRESS",
                     help="run on a Dask distributed cluster (tcp://host:8786); needs khospec[dist]")
-    fl.add_argument("--batch", type=int, default=64, metavar="N", help="logs per unit of work")
+    fl.add_argument("--batch", type=int, default=None, metavar="N",
+                    help="logs per unit of work (default 64; 256 on a Dask cluster, where a task costs more)")
 
     sub_parser("profiles", "list the built-in architecture profiles and profile sets")
 

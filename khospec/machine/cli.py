@@ -119,7 +119,8 @@ def fleet_command(args: argparse.Namespace, out: TextIO, err: TextIO, jobs: int,
     from khospec.executor import ExecutorError, make_executor
     from khospec.machine import fleet
 
-    if args.batch < 1:
+    batch = args.batch if args.batch is not None else (fleet.DASK_BATCH if args.scheduler else fleet.DEFAULT_BATCH)
+    if batch < 1:
         err.write("khospec: error: --batch must be at least 1\n")
         return 2
     if args.arch is not None:
@@ -150,7 +151,7 @@ def fleet_command(args: argparse.Namespace, out: TextIO, err: TextIO, jobs: int,
         return 2
     bar = _FleetProgress(err) if err.isatty() else None
     try:
-        report = fleet.run_fleet(inputs, executor, args.batch, on_progress=bar.advance if bar else None)
+        report = fleet.run_fleet(inputs, executor, batch, on_progress=bar.advance if bar else None)
     finally:
         if bar is not None:
             bar.stop()

@@ -49,6 +49,9 @@ MAX_LOG_BYTES = 64 << 20
 # inputs per batch: large enough that a batch's cost dwarfs sending it, small enough
 # that two workers share a small fleet
 DEFAULT_BATCH = 64
+# a Dask task costs the client a few milliseconds: 30,300 logs took 24-25 s in batches of
+# 256 and 28-31 s in batches of 64 on a local two-worker cluster (BENCHMARKS.md)
+DASK_BATCH = 256
 
 _ARCHIVE_SUFFIXES = (".tar", ".tar.gz", ".tgz")
 
