@@ -539,7 +539,7 @@ def fleet_text(report: FleetReport, color: bool = False, damaged_shown: int = 20
     from rich.console import Console
     from rich.table import Table
 
-    from khospec.machine.questions import witness_text
+    from khospec.machine.questions import witness_lines, witness_text
 
     s = report.summary()
     buf = io.StringIO()
@@ -561,8 +561,9 @@ def fleet_text(report: FleetReport, color: bool = False, damaged_shown: int = 20
             )
             for r in lay.results:
                 if r.verdict is Verdict.REFUTED:
-                    console.print(f"    {r.check}: refuted", markup=False)
-                    for line in witness_text(r).splitlines():
+                    # the witness as `khospec machine` prints it, lines of the example's log
+                    console.print(f"    {r.check}: refuted: {witness_text(r)}", markup=False)
+                    for line in witness_lines(r.counterexample or {}):
                         console.print(f"      {line}", markup=False)
     else:
         console.print("No machine at risk.")
