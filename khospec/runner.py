@@ -58,6 +58,20 @@ def _worker(conn: Connection, options: Any) -> None:
             conn.send(("internal", job.index, traceback.format_exc()))
 
 
+def _take(kind: str, idx: int, payload: Any, done: dict[int, list[Result]], internal: list[str],
+          input_diags: list[Diagnostic], on_result: Callable[[Result], None] | None) -> None:
+    """File one worker message ``(kind, job index, payload)`` where it belongs."""
+    if kind == "ok":
+        done[idx] = payload
+        if on_result is not None:
+            for r in payload:
+                on_result(r)
+    elif kind == "input":
+        input_diags.extend(payload)
+    else:
+        internal.append(payload)
+
+
 class _Slot:
     def __init__(self, ctx: Any, options: Any) -> None:
         parent, child = ctx.Pipe()
@@ -137,15 +151,7 @@ def run_parallel(jobs: list[Any], options: Any,
                         slots[slots.index(s)] = new
                         assign(new)
                         continue
-                    if kind == "ok":
-                        done[idx] = payload
-                        if on_result is not None:
-                            for r in payload:
-                                on_result(r)
-                    elif kind == "input":
-                        input_diags.extend(payload)
-                    else:
-                        internal.append(payload)
+                    _take(kind, idx, payload, done, internal, input_diags, on_result)
                     assign(s)
                 elif time.monotonic() > s.deadline:
                     job = s.job
@@ -219,14 +225,6 @@ def run_on_executor(jobs: list[Any], options: Any, executor: Any,
     options = replace(options, import_roots=tuple(str(Path(r).resolve()) for r in options.import_roots))
     tasks = [(replace(j, path=Path(j.path).resolve()), options) for j in jobs]
     for _, (kind, idx, payload) in executor.map_unordered(remote_job, tasks):
-        if kind == "ok":
-            done[idx] = payload
-            if on_result is not None:
-                for r in payload:
-                    on_result(r)
-        elif kind == "input":
-            input_diags.extend(payload)
-        else:
-            internal.append(payload)
+        _take(kind, idx, payload, done, internal, input_diags, on_result)
     results = [r for i in sorted(done) for r in done[i]]
     return results, internal, input_diags

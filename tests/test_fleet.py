@@ -332,3 +332,17 @@ def test_check_on_every_distinct_layout_of_a_fleet(tmp_path: Path) -> None:
         (tmp_path / f"{r['layout']}.log").write_text(log.read_text())
         _, one, _ = run(*CHECK, "--layout", str(tmp_path / f"{r['layout']}.log"))
         assert _results(one) == [r]
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_on_a_terminal_leaves_the_report_alone(fleet_dir: tuple[Path, list[fleetgen.Machine]]) -> None:
+    folder, _ = fleet_dir
+    out, err = io.StringIO(), _Terminal()
+    code = main(["fleet", "--manifest", str(folder / "manifest.csv"), "--format", "csv", "-j", "1"],
+                stdout=out, stderr=err)
+    assert code == 2 and out.getvalue().startswith("file,arch,status")
+    assert "reading logs" in err.getvalue() and "/s)" in err.getvalue()
