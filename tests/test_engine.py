@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -187,3 +188,37 @@ def test_counterexample_completed_when_rounding_reached_left_out_ranges() -> Non
     job = Job(path, str(path), check.name, check.span.line, "eager_head_nid", ("x86_64",))
     [r] = run_job(mutant, job, Options(timeout_s=30))
     assert r.verdict is Verdict.REFUTED and r.replay == "confirmed"
+
+
+# A pure bit-vector claim: its counterexample comes from fresh QF_BV solvers, seed after
+# seed (solve.CheckRun._fresh_check); the expectation only decides whether the decision
+# query asks them first. Either way the verdict, and the counterexample, are the same on
+# every run, and the counterexample replays.
+@pytest.mark.parametrize("expect", ["refuted", "proved"])
+def test_bit_vector_refutation_from_fresh_solvers(
+    tmp_path: Path, expect: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from khospec.engine import solve
+
+    answers: list[str] = []
+    real = solve.CheckRun._fresh_check
+
+    def spy(self: solve.CheckRun, *args: Any) -> Any:
+        r = real(self, *args)
+        answers.append(str(r))
+        return r
+
+    monkeypatch.setattr(solve.CheckRun, "_fresh_check", spy)
+    spec = tmp_path / "t.kho"
+    spec.write_text(f"""
+check shift_wraps:
+  forall x: uint, k: uint.
+    k < 32 and x != 0 -> (x << k) >> k == x
+  for x86_64
+  expect {expect}
+""")
+    runs = [check_file(spec, Options(cache=False)) for _ in range(2)]
+    [r], [again] = runs
+    assert r.verdict is Verdict.REFUTED and r.replay == "confirmed"
+    assert r.counterexample == again.counterexample
+    assert "sat" in answers  # the model came from a fresh solver
