@@ -4,8 +4,8 @@ real log collection, plus damaged files. Used by bench/fleet_bench.py and the fl
 Each of the four real logs gives two layouts: the machine as logged, and a variant: for
 the boot logs the same machine with node 0 only (one socket populated, which no
 question refutes), for the /proc/zoneinfo dump its last zone halved (fewer DIMMs).
-A copy is the log with another prefix style (syslog, journal, ``dmesg -T``, printk level
-or none), other timestamps and unrelated lines between the kernel's blocks; none of that
+A copy is the log with another prefix style (syslog, journal, ``dmesg -T``, ``dmesg -H``,
+``--time-format iso``, printk level or none), other timestamps and unrelated lines between the kernel's blocks; none of that
 changes the layout, so a fleet of any size has exactly eight distinct layouts.
 """
 
@@ -109,7 +109,7 @@ def _noisy(lines: list[str], rng: random.Random, host: str) -> str:
     if _is_zoneinfo(lines):
         # a /proc/zoneinfo dump is a file, not a log: collected as is
         return "\n".join(lines) + "\n"
-    style = rng.choice(("kernel", "syslog", "journal", "dmesg-T", "level", "bare"))
+    style = rng.choice(("kernel", "syslog", "journal", "dmesg-T", "level", "bare", "iso", "delta"))
     t = rng.uniform(0, 0.01)
     out = []
     in_block = False
@@ -138,6 +138,10 @@ def _prefix(style: str, msg: str, t: float, host: str) -> str:
         return f"[Mon Nov 30 02:40:{int(t) % 60:02d} 2026] {msg}"
     if style == "level":
         return f"<6>[{t:12.6f}] {msg}"
+    if style == "iso":  # dmesg --time-format iso
+        return f"2026-11-30T02:40:{int(t) % 60:02d},{int(t * 1e6) % 1000000:06d}+00:00 {msg}"
+    if style == "delta":  # dmesg -H, a delta on every line but the first
+        return f"[  +{t % 1:.6f}] {msg}"
     return msg
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 from pathlib import Path
 
 import pytest
@@ -19,7 +20,9 @@ from khospec.machine.importer import (
     strip_prefix,
 )
 from khospec.resolve import check_program
-from tests.conftest import DATA, SHARED, needs_shared
+from tests.conftest import DATA, ROOT, SHARED, needs_shared
+
+EXAMPLES = ROOT / "examples" / "layouts"
 
 SHARED_LOGS = sorted(SHARED.glob("*.txt")) if SHARED is not None else []
 GOOD_LOGS = sorted(
@@ -404,3 +407,25 @@ def test_import_command_errors() -> None:
     assert code == 2 and not out and "khospec: error: `not-a-name` cannot name a layout" in err
     code, out, err = run("import", str(DATA / "no_layout.txt"))
     assert code == 2 and not out and "error[KHO601]" in err and "Traceback" not in err
+
+
+_STAMP = re.compile(r"^\[\s*\d+\.\d+\] ")
+
+
+@pytest.mark.parametrize(
+    "style",
+    [
+        "[  +0.000004] ",  # dmesg -H (deltas)
+        "[Nov30 02:40] ",  # dmesg -H (the minute's first line)
+        "[    1.234567 <    0.000123>] ",  # dmesg -d
+        "2026-11-30T02:40:21,123456+00:00 ",  # dmesg --time-format iso
+        "2026-11-30T02:40:21.123456+00:00 host-17 kernel: ",  # journalctl -o short-iso-precise
+        "<6>Nov 30 02:40:21 host-17 kernel: [    0.012688] ",  # syslog over a raw console
+        "[    0.012688] [    T0] ",  # a caller id after a blank
+    ],
+)
+def test_other_timestamps_give_the_same_layout(style: str) -> None:
+    log = EXAMPLES / "04_x86_64-intel-s2600wtt-broadwell-2node.txt"
+    text = "\n".join(_STAMP.sub(style, line) for line in log.read_text().splitlines())
+    assert ranges(parse_layout(text, "t.log")) == ranges(read_layout_file(str(log)))
+    assert parse_layout(text, "t.log").warnings == ()

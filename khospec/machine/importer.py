@@ -320,8 +320,13 @@ _PREFIXES = (
     re.compile(r"^[^\[\]<>]*?\bkernel: ?"),  # syslog, journalctl: "Nov 26 12:00:00 host kernel: "
     re.compile(r"^(?:kern|user|daemon|syslog|local[0-7])\s*:\s*[a-z]+\s*: ?"),  # dmesg -x
     re.compile(r"^<\d{1,3}>"),
-    re.compile(r"^\[\s*\d+\.\d+\](?:\[\s*[TC]\d+\])? ?"),  # timestamp and optional caller id
+    # timestamp (dmesg -d adds the delta in <>, dmesg -H prints deltas as +s.us) and an
+    # optional caller id ([T1] or [C0], CONFIG_PRINTK_CALLER)
+    re.compile(r"^\[\s*\+?\d+\.\d+(?:\s*<\s*\d+\.\d+>)?\](?:\s*\[\s*[TC]\d+\])? ?"),
     re.compile(r"^\[[A-Z][a-z]{2} [A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d \d{4}\] ?"),  # dmesg -T
+    re.compile(r"^\[[A-Z][a-z]{2}\s?\d{1,2} \d\d:\d\d\] ?"),  # dmesg -H: the minute's first line
+    # dmesg --time-format iso, and syslog lines that lead with an RFC 3339 time
+    re.compile(r"^\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(?:[.,]\d+)?(?:Z|[+-]\d\d:?\d\d)? ?"),
 )
 
 _ZONES_HDR = re.compile(r"Zone ranges:?\Z")
