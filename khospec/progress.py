@@ -27,12 +27,18 @@ class Progress:
         self._workers = max(1, workers)
         self._expected: dict[str, float] = {}
         self._running: dict[str, float] = {}  # name -> when it started
+        self._total = 0
+        self._started = False
 
     def start(self, plan: list[tuple[str, float | None]]) -> None:
-        """``plan``: each result's name and its time in the previous run, if known."""
-        self._expected = {name: (t if t is not None else UNKNOWN_S) for name, t in plan}
-        self._bar.update(self._task, total=len(plan))
-        self._bar.start()
+        """``plan``: each result's name and its time in the previous run, if known. A
+        later plan (the next layout of a fleet, `check --layout DIR`) adds to the first."""
+        self._expected.update({name: (t if t is not None else UNKNOWN_S) for name, t in plan})
+        self._total += len(plan)
+        self._bar.update(self._task, total=self._total)
+        if not self._started:
+            self._bar.start()
+            self._started = True
         self._show()
 
     def begin(self, name: str) -> None:
