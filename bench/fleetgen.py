@@ -5,8 +5,9 @@ Each of the four real logs gives two layouts: the machine as logged, and a varia
 the boot logs the same machine with node 0 only (one socket populated, which no
 question refutes), for the /proc/zoneinfo dump its last zone halved (fewer DIMMs).
 A copy is the log with another prefix style (syslog, journal, ``dmesg -T``, ``dmesg -H``,
-``--time-format iso``, printk level or none), other timestamps and unrelated lines between the kernel's blocks; none of that
-changes the layout, so a fleet of any size has exactly eight distinct layouts.
+``--time-format iso``, printk level or none), other timestamps and unrelated lines
+between the kernel's blocks; none of that changes the layout, so a fleet of any size
+has exactly eight distinct layouts.
 """
 
 from __future__ import annotations
