@@ -56,6 +56,7 @@ COMPLETE_MS = 20000
 FRESH_SCHEDULE_MS = (1000, 2000, 4000, 8000)
 ROUNDING_MS = 3000
 READABLE_FLOOR_MS = 250
+READABLE_FLOOR_FRESH_MS = 2000
 MINIMIZE_MS = 3000
 
 
@@ -633,7 +634,9 @@ class CheckRun:
         # far), or READABLE_FLOOR_MS where that is less: a check decided in a few
         # milliseconds still deserves a readable counterexample
         budget, saved_ms = self._budget, self._query_ms
-        share = max((self._spent - self._base) // 4, _units(READABLE_FLOOR_MS))
+        # (a fresh bit-vector solver starts from nothing on every step: it gets more)
+        floor = READABLE_FLOOR_FRESH_MS if self._fresh_bv else READABLE_FLOOR_MS
+        share = max((self._spent - self._base) // 4, _units(floor))
         self._budget = min(budget, self._spent + share)
         self._query_ms = ROUNDING_MS
         kept: list[Any] = []
