@@ -346,3 +346,21 @@ def test_progress_on_a_terminal_leaves_the_report_alone(fleet_dir: tuple[Path, l
                 stdout=out, stderr=err)
     assert code == 2 and out.getvalue().startswith("file,arch,status")
     assert "reading logs" in err.getvalue() and "/s)" in err.getvalue()
+
+
+def test_manifest_names_match_however_the_paths_are_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "logs").mkdir()
+    log = tmp_path / "logs" / "a.log"
+    log.write_text((fleetgen.LAYOUTS / fleetgen.BASES[1][0]).read_text())
+    # relative to the manifest's folder, with a detour; the fleet given as an absolute path
+    (tmp_path / "m.csv").write_text("file,arch\n./logs//a.log,arm64-4k\n")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    code, out, _ = run("fleet", str(tmp_path / "logs"), "--manifest", str(tmp_path / "m.csv"), "--format", "jsonl")
+    [row] = [json.loads(line) for line in out.splitlines()]
+    assert row["arch"] == "arm64-4k" and row["status"] == "answered" and code == 1, row
+    # the manifest alone: its names, found from the manifest's folder
+    _, out, _ = run("fleet", "--manifest", str(tmp_path / "m.csv"), "--format", "jsonl")
+    [row] = [json.loads(line) for line in out.splitlines()]
+    assert row["status"] == "answered" and row["file"] == os.path.join(str(tmp_path), "./logs//a.log")

@@ -249,7 +249,10 @@ def read_path_list(stream: io.TextIOBase | Any) -> Iterator[str]:
 
 def read_manifest(path: str) -> dict[str, str]:
     """``file,arch`` pairs from a CSV file (with that header) or JSON Lines (``.jsonl``,
-    ``.json``: one ``{"file": ..., "arch": ...}`` per line)."""
+    ``.json``: one ``{"file": ..., "arch": ...}`` per line), in the manifest's order. A
+    relative file name is taken from the current folder, or from the manifest's folder
+    where only that one has it."""
+    base = os.path.dirname(path)
     try:
         text = Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
@@ -261,7 +264,7 @@ def read_manifest(path: str) -> dict[str, str]:
                 continue
             try:
                 row = json.loads(line)
-                out[_norm(str(row["file"]))] = str(row["arch"])
+                out[_resolve(str(row["file"]), base)] = str(row["arch"])
             except (ValueError, KeyError, TypeError) as exc:
                 raise FleetError(
                     f"{path}:{n}: not a manifest line (want {{\"file\": ..., \"arch\": ...}}): {exc}"
@@ -272,25 +275,30 @@ def read_manifest(path: str) -> dict[str, str]:
         raise FleetError(f"{path}:1: a CSV manifest needs the header `file,arch`")
     for row in reader:
         if row.get("file") and row.get("arch"):
-            out[_norm(row["file"])] = row["arch"].strip()
+            out[_resolve(row["file"].strip(), base)] = row["arch"].strip()
     return out
 
 
-def _norm(name: str) -> str:
-    """Manifest names and found paths compare after normalisation (``./a//b`` is ``a/b``)."""
-    if "!" in name:
-        archive, _, member = name.partition("!")
-        return f"{os.path.normpath(archive)}!{os.path.normpath(member)}"
-    return os.path.normpath(name)
+def _resolve(name: str, base: str) -> str:
+    archive, sep, member = name.partition("!")
+    if (base and not os.path.isabs(archive) and not os.path.exists(archive)
+            and os.path.exists(os.path.join(base, archive))):
+        archive = os.path.join(base, archive)
+    return archive + sep + member
+
+
+def _key(name: str) -> str:
+    """Manifest names and found paths compare as absolute, normalised paths (``./a//b``
+    is ``$PWD/a/b``); an archive member by the archive's path and its own."""
+    archive, sep, member = name.partition("!")
+    return os.path.abspath(archive) + sep + (os.path.normpath(member) if sep else "")
 
 
 def arch_lookup(manifest: dict[str, str] | None, default: str | None) -> Callable[[str], str | None]:
+    table = {_key(k): v for k, v in (manifest or {}).items()}
+
     def arch(name: str) -> str | None:
-        if manifest:
-            found = manifest.get(_norm(name))
-            if found is not None:
-                return found
-        return default
+        return table.get(_key(name), default)
 
     return arch
 
