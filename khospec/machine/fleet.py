@@ -591,7 +591,8 @@ def fleet_text(report: FleetReport, color: bool = False, damaged_shown: int = 20
             console.print(f"  {m.error}", markup=False)
         if len(damaged) > damaged_shown:
             console.print(f"  ... and {len(damaged) - damaged_shown:,} more (all in --format json/csv)")
-    return buf.getvalue()
+    # the table pads its cells; trailing blanks only get in the way of a paste
+    return "\n".join(line.rstrip(" ") for line in buf.getvalue().split("\n"))
 
 
 def fleet_svg(report: FleetReport) -> str:
