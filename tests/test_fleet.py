@@ -364,3 +364,18 @@ def test_manifest_names_match_however_the_paths_are_written(tmp_path: Path, monk
     _, out, _ = run("fleet", "--manifest", str(tmp_path / "m.csv"), "--format", "jsonl")
     [row] = [json.loads(line) for line in out.splitlines()]
     assert row["status"] == "answered" and row["file"] == os.path.join(str(tmp_path), "./logs//a.log")
+
+
+def test_gzipped_logs_are_read_and_damaged_gzip_is_reported(tmp_path: Path) -> None:
+    import gzip
+
+    log = fleetgen.LAYOUTS / fleetgen.BASES[0][0]
+    (tmp_path / "a.log.gz").write_bytes(gzip.compress(log.read_bytes()))
+    (tmp_path / "b.log").write_bytes(gzip.compress(log.read_bytes()))  # gzip data, whatever the name
+    (tmp_path / "c.log.gz").write_bytes(gzip.compress(log.read_bytes())[:200])
+    code, out, _ = run("fleet", str(tmp_path), "--arch", "x86_64", "--format", "jsonl")
+    rows = {Path(r["file"]).name: r for r in map(json.loads, out.splitlines())}
+    assert rows["a.log.gz"]["answers"] == rows["b.log"]["answers"] == one_machine(str(log), "x86_64")
+    assert rows["c.log.gz"]["status"] == "damaged"
+    assert "error[KHO601]: cannot read the log: the gzip data ends early" in rows["c.log.gz"]["error"]
+    assert code == 2

@@ -25,6 +25,7 @@ import json
 import os
 import tarfile
 import time
+import zlib
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
@@ -333,9 +334,7 @@ def read_batch(batch: Sequence[tuple[int, FleetInput]]) -> list[Parsed]:
             out.append(Parsed(index, item.name, item.arch, None, None, _damage(item.name, "KHO606", why), 0))
             continue
         try:
-            data = item.data if item.data is not None else _read_bytes(item.name)
-            if len(data) > MAX_LOG_BYTES:
-                raise ImportError_(f"the file is over {MAX_LOG_BYTES >> 20} MiB: not a boot log")
+            data = _log_bytes(item)
             layout = parse_layout(
                 data.decode("utf-8", errors="replace"), item.name, page_shift=prof.page_shift
             )
@@ -349,6 +348,27 @@ def read_batch(batch: Sequence[tuple[int, FleetInput]]) -> list[Parsed]:
         seen.add(key)
         out.append(Parsed(index, item.name, item.arch, key, layout if first else None, None, len(layout.warnings)))
     return out
+
+
+_GZIP_MAGIC = b"\x1f\x8b"
+
+
+def _log_bytes(item: FleetInput) -> bytes:
+    """The log's bytes, gunzipped if they are gzip data (``dmesg.log.gz``, whatever the
+    name), at most MAX_LOG_BYTES of them."""
+    data = item.data if item.data is not None else _read_bytes(item.name)
+    if data.startswith(_GZIP_MAGIC):
+        # a bounded decompressor: a small file may unpack to any size
+        d = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+        try:
+            data = d.decompress(data, MAX_LOG_BYTES + 1)
+        except zlib.error as exc:
+            raise ImportError_(f"cannot read the log: damaged gzip data ({exc})") from exc
+        if not d.eof and len(data) <= MAX_LOG_BYTES:
+            raise ImportError_("cannot read the log: the gzip data ends early (a truncated file)")
+    if len(data) > MAX_LOG_BYTES:
+        raise ImportError_(f"the file is over {MAX_LOG_BYTES >> 20} MiB: not a boot log")
+    return data
 
 
 def _read_bytes(path: str) -> bytes:
@@ -443,7 +463,7 @@ def def_batch(batch: Sequence[tuple[int, FleetInput]]) -> list[tuple[int, str, i
         try:
             if item.error is not None:
                 raise ImportError_(item.error)
-            data = item.data if item.data is not None else _read_bytes(item.name)
+            data = _log_bytes(item)
             layout = parse_layout(data.decode("utf-8", errors="replace"), item.name)
             # the name is given once per distinct layout, by its first machine
             out.append((index, item.name, dataclasses.replace(layout.to_layout_def(), name="machine"), None))
