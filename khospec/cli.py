@@ -298,8 +298,10 @@ def _check_report(args: argparse.Namespace, options: Options, out: TextIO, err: 
                               on_start=progress.begin if progress else None)
             if i == 0:
                 report = run
-                # the checks that read the layout: the only ones the other layouts change
-                options = replace(options, checks=frozenset(r.check for r in run.results if r.layout))
+                # the checks run on the given layout: the only ones the other layouts change
+                # (a check `on` a layout of its own, or reading none, is done)
+                options = replace(options, checks=frozenset(
+                    r.check for r in run.results if lay is not None and r.layout == lay.name))
                 if not options.checks:
                     break
                 continue

@@ -308,7 +308,9 @@ class CheckRun:
 
         While a counterexample is being shaped (``_models_only``: no unsat core will be
         read), a pure bit-vector query goes to a fresh solver holding the assertions and
-        the assumptions: z3 then bit-blasts after its full preprocessing, where a check
+        the assumptions; so does the decision of a check expected refuted
+        (``_fresh_first``), whose unsat answer is then asked again of the incremental
+        solver, for its core: z3 then bit-blasts after its full preprocessing, where a check
         with assumptions takes its incremental path. On `split_partition_huge_range`
         (x86_64) the query for the shortest violation took 0.3 s fresh and 17-29 s with
         assumptions. The fresh solver is deterministic too; only if it cannot decide
@@ -355,13 +357,14 @@ class CheckRun:
         left early. Budgets are resource units, so which seed answers, and its model, is
         the same on every machine."""
         spent = 0
+        facts = [*s.assertions(), *assumptions]
         for seed, ms in enumerate(FRESH_SCHEDULE_MS):
             cap = min(units - spent, _units(ms))
             if cap <= 0:
                 break
             fresh = z3.SolverFor("QF_BV", ctx=self.ctx)
             fresh.set("random_seed", seed)
-            fresh.add(*s.assertions(), *assumptions)
+            fresh.add(*facts)
             before = self._spent
             r = _check(fresh, cap, ())
             self._spent = max(self._spent, _rlimit_count(fresh) - self._uncharged)

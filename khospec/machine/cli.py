@@ -11,6 +11,7 @@ import argparse
 import io
 import json
 import time
+from collections.abc import Iterable
 from typing import TextIO
 
 from rich.console import Console
@@ -134,16 +135,15 @@ def fleet_command(args: argparse.Namespace, out: TextIO, err: TextIO, jobs: int,
     except fleet.FleetError as exc:
         err.write(f"khospec: error: {exc}\n")
         return 2
-    paths: list[str] | object = args.paths
-    if not args.paths:
-        if manifest is None:
-            err.write("khospec: error: nothing to check: give a PATH, `-` for paths on stdin, or --manifest\n")
-            return 2
-        paths = list(manifest)
-    elif "-" in args.paths:
-        given = list(args.paths)
-        paths = (q for p in given for q in (fleet.read_path_list(stdin) if p == "-" else (p,)))
-    inputs = fleet.iter_inputs(paths, fleet.arch_lookup(manifest, args.arch))  # type: ignore[arg-type]
+    if not args.paths and manifest is None:
+        err.write("khospec: error: nothing to check: give a PATH, `-` for paths on stdin, or --manifest\n")
+        return 2
+    # `-` stands for the paths on stdin, read as the fleet is streamed; no PATH: the manifest's
+    paths: Iterable[str] = (
+        (q for p in args.paths for q in (fleet.read_path_list(stdin) if p == "-" else (p,)))
+        if args.paths else list(manifest or ())
+    )
+    inputs = fleet.iter_inputs(paths, fleet.arch_lookup(manifest, args.arch))
     try:
         executor = make_executor(jobs, args.scheduler)
     except ExecutorError as exc:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import functools
 import io
 import json
 import os
@@ -28,7 +29,7 @@ import time
 import zlib
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -152,30 +153,27 @@ class FleetReport:
     time_s: float
     executor: str
 
-    def layout(self, lid: str | None) -> FleetLayout | None:
-        return next((lay for lay in self.layouts if lay.id == lid), None)
+    @functools.cached_property
+    def _answers(self) -> dict[str, dict[str, str]]:
+        # every machine's answers are its layout's: looked up once per layout, not per machine
+        return {lay.id: lay.answers for lay in self.layouts}
 
     def answers_of(self, m: FleetMachine) -> dict[str, str] | None:
-        lay = self.layout(m.layout)
-        return lay.answers if lay else None
+        return self._answers.get(m.layout) if m.layout is not None else None
 
     def summary(self) -> dict[str, Any]:
-        by_id = {lay.id: lay for lay in self.layouts}
+        # each layout knows how many machines have it: the counts follow from the layouts
         per_q: dict[str, Counter[str]] = {q: Counter() for q in QUESTIONS}
-        at_risk = 0
-        for m in self.machines:
-            if m.layout is None:
-                continue
-            lay = by_id[m.layout]
-            at_risk += lay.at_risk
+        for lay in self.layouts:
             for q, v in lay.answers.items():
-                per_q[q][v] += 1
+                per_q[q][v] += lay.machines
+        answered = sum(lay.machines for lay in self.layouts)
         return {
             "inputs": len(self.machines),
-            "answered": sum(1 for m in self.machines if m.status == "answered"),
-            "damaged": sum(1 for m in self.machines if m.status == "damaged"),
+            "answered": answered,
+            "damaged": len(self.machines) - answered,
             "layouts": len(self.layouts),
-            "at_risk": at_risk,
+            "at_risk": sum(lay.machines for lay in self.layouts if lay.at_risk),
             "questions": {
                 q: {v.value: per_q[q].get(v.value, 0) for v in (Verdict.PROVED, Verdict.REFUTED)}
                 for q in QUESTIONS
@@ -322,7 +320,7 @@ def read_batch(batch: Sequence[tuple[int, FleetInput]]) -> list[Parsed]:
     out = []
     for index, item in batch:
         prof = profiles.get(item.arch) if item.arch else None
-        if item.error is not None:
+        if item.error is not None:  # unreadable before its architecture matters
             out.append(Parsed(index, item.name, item.arch, None, None, _damage(item.name, "KHO601", item.error), 0))
             continue
         if prof is None:
@@ -334,10 +332,7 @@ def read_batch(batch: Sequence[tuple[int, FleetInput]]) -> list[Parsed]:
             out.append(Parsed(index, item.name, item.arch, None, None, _damage(item.name, "KHO606", why), 0))
             continue
         try:
-            data = _log_bytes(item)
-            layout = parse_layout(
-                data.decode("utf-8", errors="replace"), item.name, page_shift=prof.page_shift
-            )
+            layout = _read_layout(item, prof.page_shift)
             key = layout_key(layout, prof)
             if not key[1]:
                 raise ImportError_("no whole page of memory in the layout")
@@ -351,6 +346,13 @@ def read_batch(batch: Sequence[tuple[int, FleetInput]]) -> list[Parsed]:
 
 
 _GZIP_MAGIC = b"\x1f\x8b"
+
+
+def _read_layout(item: FleetInput, page_shift: int | None = None) -> MachineLayout:
+    """The input's layout as ``khospec machine`` reads it; ImportError_ says why not."""
+    if item.error is not None:
+        raise ImportError_(item.error)
+    return parse_layout(_log_bytes(item).decode("utf-8", errors="replace"), item.name, page_shift=page_shift)
 
 
 def _log_bytes(item: FleetInput) -> bytes:
@@ -461,10 +463,7 @@ def def_batch(batch: Sequence[tuple[int, FleetInput]]) -> list[tuple[int, str, i
     out: list[tuple[int, str, ir.LayoutDef | None, str | None]] = []
     for index, item in batch:
         try:
-            if item.error is not None:
-                raise ImportError_(item.error)
-            data = _log_bytes(item)
-            layout = parse_layout(data.decode("utf-8", errors="replace"), item.name)
+            layout = _read_layout(item)
             # the name is given once per distinct layout, by its first machine
             out.append((index, item.name, dataclasses.replace(layout.to_layout_def(), name="machine"), None))
         except ImportError_ as exc:
@@ -521,19 +520,18 @@ def to_json(report: FleetReport) -> dict[str, Any]:
 def json_chunks(report: FleetReport) -> Iterator[str]:
     """``to_json`` as text, one machine per line, without building the whole document:
     a fleet of 100,000 machines would hold it several times over in memory."""
-    doc = to_json(replace(report, machines=()))
+    from khospec import __version__
 
     def nested(value: Any) -> str:
         return json.dumps(value, indent=2).replace("\n", "\n  ")
 
     yield "{\n"
-    for k in ("tool", "version"):
-        yield f"  {json.dumps(k)}: {json.dumps(doc[k])},\n"
+    yield f'  "tool": "khospec",\n  "version": {json.dumps(__version__)},\n'
     yield '  "machines": ['
     for i, m in enumerate(report.machines):
         yield ("\n" if i == 0 else ",\n") + "    " + json.dumps(m.to_json(report.answers_of(m)))
     yield "\n  ],\n" if report.machines else "],\n"
-    yield f'  "layouts": {nested(doc["layouts"])},\n'
+    yield f'  "layouts": {nested([lay.to_json() for lay in report.layouts])},\n'
     yield f'  "summary": {nested(report.summary())}\n'
     yield "}\n"
 
