@@ -191,24 +191,24 @@ def test_counterexample_completed_when_rounding_reached_left_out_ranges() -> Non
 
 
 # A pure bit-vector claim: its counterexample comes from fresh QF_BV solvers, seed after
-# seed (solve.CheckRun._fresh_check); the expectation only decides whether the decision
-# query asks them first. Either way the verdict, and the counterexample, are the same on
+# seed, in another process (engine/freshbv.py); the expectation only decides whether the
+# decision query asks them first. Either way the verdict, and the counterexample, are the same on
 # every run, and the counterexample replays.
 @pytest.mark.parametrize("expect", ["refuted", "proved"])
 def test_bit_vector_refutation_from_fresh_solvers(
     tmp_path: Path, expect: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from khospec.engine import solve
+    from khospec.engine import freshbv, solve
 
     answers: list[str] = []
-    real = solve.CheckRun._fresh_check
+    real = freshbv.solve_fresh
 
-    def spy(self: solve.CheckRun, *args: Any) -> Any:
-        r = real(self, *args)
-        answers.append(str(r))
+    def spy(*args: Any) -> Any:
+        r = real(*args)
+        answers.append(r.result)
         return r
 
-    monkeypatch.setattr(solve.CheckRun, "_fresh_check", spy)
+    monkeypatch.setattr(solve, "solve_fresh", spy)
     spec = tmp_path / "t.kho"
     spec.write_text(f"""
 check shift_wraps:

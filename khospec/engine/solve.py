@@ -34,6 +34,7 @@ import z3
 
 from khospec import ir
 from khospec.engine import bv
+from khospec.engine.freshbv import solve_fresh
 from khospec.engine.layout import LayoutLimit
 from khospec.engine.lower import Frame, LowerError, Lowering, Skolem, TraceNode, mentions_require
 from khospec.results import Verdict
@@ -52,7 +53,7 @@ SMALL_LAYOUT_MS = 20000
 SMALL_LAYOUT_RANGES = 3
 COMPLETE_MS = 20000
 # the budgets of the fresh solvers that try a pure bit-vector query one seed after
-# another (CheckRun._fresh_check)
+# another, in another process (engine/freshbv.py)
 FRESH_SCHEDULE_MS = (1000, 2000, 4000, 8000)
 ROUNDING_MS = 3000
 READABLE_FLOOR_MS = 250
@@ -112,7 +113,7 @@ class CheckRun:
         self._models_only = False
         self._fresh_first = False
         self._fresh_model: Any = None
-        self._uncharged = 0  # resource units of fresh trials whose answer was not used
+        self._outside = 0  # resource units charged for fresh trials (another process)
         self.low = Lowering(program, strategy, self.ctx, layout, page_shift, unroll,
                             check.claim.requirement, allow_tail, bounded)
         if vacuity_only or (check.is_trace and check.claim.kind != "requirement"):
@@ -313,8 +314,12 @@ class CheckRun:
         solver, for its core: z3 then bit-blasts after its full preprocessing, where a check
         with assumptions takes its incremental path. On `split_partition_huge_range`
         (x86_64) the query for the shortest violation took 0.3 s fresh and 17-29 s with
-        assumptions. The fresh solver is deterministic too; only if it cannot decide
-        within FRESH_SCHEDULE_MS does the incremental solver get the rest of the budget."""
+        assumptions. The fresh solvers run in a new process (engine/freshbv.py says why),
+        one seed after another, each seed with a doubling budget (FRESH_SCHEDULE_MS):
+        z3's time on such a query varies tenfold with the seed, and a slow seed is left
+        early. Budgets are resource units, so which seed answers, and its model, is the
+        same on every machine and after any earlier check. Only if they cannot decide
+        does the incremental solver get the rest of the budget."""
         while True:
             self._fresh_model = None
             left = self._budget - self._spent
@@ -323,20 +328,22 @@ class CheckRun:
             units = max(1, min(_units(self._query_ms), left))
             r = z3.unknown
             if self._fresh_bv and (self._models_only or self._fresh_first):
-                mark = self._spent
-                r = self._fresh_check(s, units, assumptions)
-                if not self._models_only and r != z3.sat:
-                    # a proof's core comes from the incremental solver, as if the fresh
-                    # trial had not been made: its cost is not charged to the budget
-                    self._uncharged += self._spent - mark
-                    self._spent = mark
-                    r = z3.unknown
+                answer = solve_fresh([*s.assertions(), *assumptions], self.ctx, units,
+                                     [_units(ms) for ms in FRESH_SCHEDULE_MS], WALL_FACTOR * 1000 / RLIMIT_PER_SECOND)
+                if self._models_only or answer.result == "sat":
+                    self._outside += answer.units
+                    self._spent += answer.units
+                    self._fresh_model = answer.model
+                    r = z3.sat if answer.result == "sat" else z3.unsat if answer.result == "unsat" else z3.unknown
+                # else a proof's core comes from the incremental solver, as if the fresh
+                # trial had not been made: its cost is not charged to the budget
                 left = self._budget - self._spent
                 units = max(1, min(units, left))
             if r == z3.unknown and left > 0:
                 r = _check(s, units, assumptions)
-                # the count is the context's, over all its solvers, and only grows
-                self._spent = max(self._spent, _rlimit_count(s) - self._uncharged)
+                # the count is the context's, over all its solvers, and only grows; the
+                # fresh trials ran in another process
+                self._spent = max(self._spent, _rlimit_count(s) + self._outside)
             if r != z3.sat or not self._pending:
                 return r
             m = self._model(s)
@@ -349,32 +356,6 @@ class CheckRun:
             for f in violated:
                 s.add(f)
             self._pending = keep
-
-    def _fresh_check(self, s: z3.Solver, units: int, assumptions: tuple[Any, ...]) -> Any:
-        """The query on fresh QF_BV solvers, one random seed after another with doubling
-        budgets (FRESH_SCHEDULE_MS): z3's time on such a query varies tenfold with the
-        seed (0.3 to 6.5 s over seeds 0-5 for the one above), and a seed that is slow is
-        left early. Budgets are resource units, so which seed answers, and its model, is
-        the same on every machine."""
-        spent = 0
-        facts = [*s.assertions(), *assumptions]
-        for seed, ms in enumerate(FRESH_SCHEDULE_MS):
-            cap = min(units - spent, _units(ms))
-            if cap <= 0:
-                break
-            fresh = z3.SolverFor("QF_BV", ctx=self.ctx)
-            fresh.set("random_seed", seed)
-            fresh.add(*facts)
-            before = self._spent
-            r = _check(fresh, cap, ())
-            self._spent = max(self._spent, _rlimit_count(fresh) - self._uncharged)
-            spent += self._spent - before
-            if r == z3.sat:
-                self._fresh_model = fresh.model()
-                return r
-            if r == z3.unsat:
-                return r
-        return z3.unknown
 
     def _model(self, s: z3.Solver) -> Any:
         """The model of the last satisfiable query, whichever solver answered it."""

@@ -1,0 +1,124 @@
+"""A pure bit-vector query on fresh QF_BV solvers, in a fresh process.
+
+Why a process: z3's SAT-based bit-vector solver does not give the same search for the
+same formulas, seed and budget in every process. In one khospec worker, after other
+checks had run, the same query with the same seed and resource limit spent a different
+number of units and returned a different model than in a worker that had run nothing
+before (`split_partition_huge_range` on 5 of 9 profiles). The state it depends on
+outlives z3 contexts, so a new context is not enough. A new process that reads the
+query as SMT-LIB text starts from the same state every time: its answer, its model and
+the units it spent depend on the text alone.
+
+The parent (``solve_fresh``) prints the formulas, runs this file as a script with the
+same interpreter, and reads one JSON line back. The child (``main``) tries the query
+one seed after another, each on a new solver, within the given resource units; it
+stops at the first seed that decides the query.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from typing import Any
+
+import z3
+
+
+@dataclass(frozen=True)
+class FreshAnswer:
+    result: str  # "sat" | "unsat" | "unknown"
+    units: int  # resource units the trials spent in all
+    model: Any  # z3.ModelRef in the caller's context when result == "sat", else None
+
+
+def solve_fresh(facts: list[Any], ctx: z3.Context, units: int, schedule: list[int],
+                wall_ms_per_unit: float) -> FreshAnswer:
+    """Decide the conjunction of ``facts`` (pure QF_BV) within ``units`` resource units:
+    seed i gets at most ``schedule[i]`` units. A child that fails to start or answers
+    in a form not understood is an unknown answer with nothing spent: the caller then
+    asks its own solver, which is deterministic too."""
+    printer = z3.Solver(ctx=ctx)
+    printer.add(*facts)
+    request = json.dumps({"units": units, "schedule": schedule, "wall_ms_per_unit": wall_ms_per_unit})
+    wall_s = 5 + units * wall_ms_per_unit / 1000
+    env = {**os.environ, "PYTHONHASHSEED": "0"}
+    try:
+        done = subprocess.run([sys.executable, os.path.abspath(__file__)], input=request + "\n" + printer.sexpr(),
+                              capture_output=True, text=True, timeout=wall_s, env=env, check=False)
+        reply = json.loads(done.stdout.strip().splitlines()[-1])
+        result, spent, values = str(reply["result"]), int(reply["units"]), reply["model"]
+    except (OSError, subprocess.TimeoutExpired, ValueError, KeyError, IndexError, TypeError):
+        return FreshAnswer("unknown", 0, None)
+    if result != "sat":
+        return FreshAnswer(result if result == "unsat" else "unknown", spent, None)
+    model = _model(values, ctx)
+    return FreshAnswer("sat", spent, model) if model is not None else FreshAnswer("unknown", spent, None)
+
+
+def _model(values: Any, ctx: z3.Context) -> Any:
+    """The child's constants as a model in ``ctx``: the same names and sorts name the
+    same constants there, since a khospec query has only named constants."""
+    if not isinstance(values, list):
+        return None
+    m = z3.Model(ctx)
+    for name, width, value in values:
+        if width == 0:
+            m.update_value(z3.Bool(name, ctx), z3.BoolVal(bool(value), ctx))
+        else:
+            m.update_value(z3.BitVec(name, int(width), ctx), z3.BitVecVal(int(value), int(width), ctx))
+    return m
+
+
+def _rlimit(s: z3.Solver) -> int:
+    st = s.statistics()
+    return int(st.get_key_value("rlimit count")) if "rlimit count" in list(st.keys()) else 0
+
+
+def _values(m: Any) -> list[list[Any]] | None:
+    out: list[list[Any]] = []
+    for d in m.decls():
+        v = m[d]
+        if d.arity() != 0:
+            return None
+        if z3.is_bool(v):
+            out.append([d.name(), 0, z3.is_true(v)])
+        elif z3.is_bv_value(v):
+            out.append([d.name(), v.size(), v.as_long()])
+        else:
+            return None
+    return sorted(out)
+
+
+def main() -> None:
+    request = json.loads(sys.stdin.readline())
+    text = sys.stdin.read()
+    left = int(request["units"])
+    per_unit = float(request["wall_ms_per_unit"])
+    spent = 0
+    result, values = "unknown", None
+    for seed, cap in enumerate(request["schedule"]):
+        cap = min(int(cap), left - spent)
+        if cap <= 0:
+            break
+        s = z3.SolverFor("QF_BV")
+        s.set("random_seed", seed)
+        s.from_string(text)
+        before = _rlimit(s)
+        s.set("rlimit", cap)
+        s.set("timeout", max(1, int(cap * per_unit)))
+        r = s.check()
+        spent += _rlimit(s) - before
+        if r == z3.sat:
+            result, values = "sat", _values(s.model())
+            break
+        if r == z3.unsat:
+            result = "unsat"
+            break
+    print(json.dumps({"result": result, "units": spent, "model": values}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,59 @@
+"""engine/freshbv.py: a pure bit-vector query answered in a new process."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+import z3
+
+from khospec.engine.freshbv import solve_fresh
+
+UNITS = 3_000_000
+PER_UNIT = 5000 / 3_000_000
+
+
+def _facts(ctx: z3.Context) -> list[z3.BoolRef]:
+    # (x << k) >> k == x fails for some x != 0, k < 32: a small query with a model
+    x, k = z3.BitVec("x", 32, ctx), z3.BitVec("k", 32, ctx)
+    return [z3.ULT(k, 32), x != 0, z3.LShR(x << k, k) != x, z3.Bool("named", ctx)]
+
+
+def test_model_comes_back_in_the_callers_context() -> None:
+    ctx = z3.Context()
+    facts = _facts(ctx)
+    answer = solve_fresh(facts, ctx, UNITS, [UNITS], PER_UNIT)
+    assert answer.result == "sat" and answer.units > 0
+    for f in facts:
+        assert z3.is_true(answer.model.eval(f, model_completion=True))
+
+
+def test_same_answer_whatever_ran_before() -> None:
+    first = solve_fresh(_facts(ctx := z3.Context()), ctx, UNITS, [UNITS], PER_UNIT)
+    # unrelated solving in this process changes nothing in the child
+    other = z3.Context()
+    y = z3.BitVec("y", 64, other)
+    z3.Solver(ctx=other).check(y * y == 12345678987654321)
+    again = solve_fresh(_facts(ctx2 := z3.Context()), ctx2, UNITS, [UNITS], PER_UNIT)
+    assert (first.result, first.units) == (again.result, again.units)
+    assert sorted(map(str, first.model.decls())) == sorted(map(str, again.model.decls()))
+    for d in first.model.decls():
+        assert str(first.model[d]) == str(again.model[next(e for e in again.model.decls() if e.name() == d.name())])
+
+
+def test_unsat_and_budget() -> None:
+    ctx = z3.Context()
+    x = z3.BitVec("x", 8, ctx)
+    assert solve_fresh([x + 1 == x], ctx, UNITS, [UNITS], PER_UNIT).result == "unsat"
+    # one unit per seed decides nothing; both seeds are tried and charged
+    answer = solve_fresh(_facts(ctx), ctx, 2, [1, 1], PER_UNIT)
+    assert (answer.result, answer.units, answer.model) == ("unknown", 2, None)
+    # the schedule is cut at the budget: the second seed gets nothing
+    assert solve_fresh(_facts(ctx), ctx, 1, [1, 1], PER_UNIT).units == 1
+
+
+def test_a_child_that_cannot_start_is_an_unknown_answer(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sys, "executable", "/nonexistent/python")
+    ctx = z3.Context()
+    answer = solve_fresh(_facts(ctx), ctx, UNITS, [UNITS], PER_UNIT)
+    assert (answer.result, answer.units, answer.model) == ("unknown", 0, None)
