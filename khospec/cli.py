@@ -169,14 +169,9 @@ def _main(argv: list[str], out: TextIO, err: TextIO) -> int:
 
 
 def _profiles(out: TextIO) -> int:
-    from khospec.diagnostics import SourceCache
-    from khospec.parse import parse_bytes
-    from khospec.resolve import PRELUDE_NAME, Checker, prelude_text
+    from khospec.resolve import load_prelude
 
-    module, _, _ = parse_bytes(PRELUDE_NAME, prelude_text().encode())
-    assert module is not None
-    program = Checker([module], PRELUDE_NAME).run()
-    del SourceCache
+    program = load_prelude()
     names = list(program.params)
     out.write("profile".ljust(18) + "".join(n.ljust(20) for n in names) + "\n")
     for p in program.profiles.values():

@@ -96,12 +96,9 @@ def builtin_profiles() -> dict[str, ArchProfile]:
 @functools.cache
 def _builtin_profiles() -> tuple[tuple[str, ArchProfile], ...]:
     # the prelude ships with khospec: reading it once per process serves a fleet's batches
-    from khospec.parse import parse_bytes
-    from khospec.resolve import PRELUDE_NAME, Checker, prelude_text
+    from khospec.resolve import load_prelude
 
-    module, _, _ = parse_bytes(PRELUDE_NAME, prelude_text().encode())
-    assert module is not None, "the prelude parses"
-    program = Checker([module], PRELUDE_NAME).run()
+    program = load_prelude()
     out: dict[str, ArchProfile] = {}
     for p in program.profiles.values():
         b = dict(p.bindings)

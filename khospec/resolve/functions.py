@@ -1,0 +1,200 @@
+"""Functions, steps and strategies: the bodies, and where each function may be called.
+
+A function's flags (reads state, writes state, loops or emits) are the union over
+every definition of its name, its strategies' included, and over everything it calls,
+because a strategy may swap any definition in. Calls are checked against those flags
+only once every body is known (``validate_calls``).
+"""
+
+from __future__ import annotations
+
+from khospec import ir
+from khospec import syntax as S
+from khospec.diagnostics import Related, Span
+from khospec.resolve.expressions import Expressions
+from khospec.resolve.statements import Statements
+from khospec.resolve.symbols import Ctx, FnFlags, FnSig, Scope, Symbols
+
+
+class Functions:
+    """Types the bodies of functions and steps, and strategies' replacements for them."""
+
+    def __init__(self, sym: Symbols, exprs: Expressions, stmts: Statements) -> None:
+        self.sym = sym
+        self.exprs = exprs
+        self.stmts = stmts
+
+    def fn_body(self, sig: FnSig) -> ir.FnDef:
+        scope = Scope()
+        locals_: list[ir.Local] = []
+        for (pname, pty), pdecl in zip(sig.params, sig.decl.params, strict=True):
+            loc = ir.Local(pname, next(self.sym.uids), pty, pdecl.span)
+            scope.names[pname] = loc
+            locals_.append(loc)
+        ctx = Ctx("fn", fn=sig)
+        body: tuple[ir.Stmt, ...] | ir.Expr
+        if isinstance(sig.decl.body, S.Block):
+            body = self.stmts.block(sig.decl.body, Scope(parent=scope), ctx)
+            if sig.ret is not None and not _always_returns(body):
+                self.sym.error("KHO402", sig.decl.name.span,
+                               f"function `{sig.name}` may end without returning a {sig.ret}",
+                               "end every path with return")
+        else:
+            e = self.exprs.expr(sig.decl.body, scope, ctx)
+            assert sig.ret is not None
+            body = (
+                self.exprs.convert(e, sig.ret, sig.decl.body.span, "result")
+                if e is not None
+                else ir.Const(0, sig.ret)
+            )
+        key = sig.name if sig.strategy is None else f"{sig.strategy}::{sig.name}"
+        self.sym.fn_flags[key] = FnFlags(
+            "reads" in ctx.flags, "writes" in ctx.flags, "loop" in ctx.flags, ctx.calls
+        )
+        return ir.FnDef(
+            sig.name, tuple(locals_), sig.ret, sig.emits, body,
+            "reads" in ctx.flags, "writes" in ctx.flags, "loop" in ctx.flags,
+            sig.strategy, sig.decl.span,
+        )
+
+    def step(self, d: S.StepDecl, strategy: str | None) -> ir.StepDef:
+        ctx = Ctx("step")
+        guard = None
+        if d.guard is not None:
+            g = self.exprs.expr(d.guard, Scope(), Ctx("trace"))
+            guard = self.exprs.want_bool(g, d.guard.span, "a step guard")
+        body = self.stmts.block(d.body, Scope(), ctx)
+        for callee, span in ctx.calls:
+            self.sym.pending_calls.append((callee, "step", span))
+        return ir.StepDef(d.name.name, guard, body, strategy, d.span)
+
+    def strategy(self, d: S.StrategyDecl, fns: dict[str, ir.FnDef],
+                 steps: dict[str, ir.StepDef]) -> ir.StrategyDef | None:
+        sfns: dict[str, ir.FnDef] = {}
+        for f in d.fns:
+            name = f.name.name
+            base = self.sym.fn_sigs.get(name)
+            sig = self.sym.strategy_fn_sigs.get((d.name.name, name))
+            if base is None:
+                self.sym.error("KHO403", f.name.span,
+                               f"strategy `{d.name.name}` redefines `{name}`, which is not a function",
+                               self.sym.suggest(name, self.sym.fn_sigs) or
+                               "a strategy gives alternative definitions of functions and steps declared outside it")
+                continue
+            if sig is None:
+                continue
+            if (sig.params, sig.ret, sig.emits) != (base.params, base.ret, base.emits):
+                self.sym.error("KHO404", f.name.span,
+                               f"`{name}` in strategy `{d.name.name}` has a different signature "
+                               "from the base definition",
+                               "keep the parameter types and result type of the base definition",
+                               [Related(base.decl.span, "base definition")])
+                continue
+            if name in sfns:
+                self.sym.error("KHO202", f.name.span, f"`{name}` is defined twice in strategy `{d.name.name}`")
+                continue
+            sfns[name] = self.fn_body(sig)
+        ssteps: dict[str, ir.StepDef] = {}
+        for st in d.steps:
+            if st.name.name not in steps:
+                self.sym.error("KHO403", st.name.span,
+                               f"strategy `{d.name.name}` redefines step `{st.name.name}`, which is not declared",
+                               self.sym.suggest(st.name.name, steps))
+                continue
+            ssteps[st.name.name] = self.step(st, d.name.name)
+        return ir.StrategyDef(d.name.name, tuple(e.name for e in d.extends), sfns, ssteps, d.span)
+
+    def check_strategy_extends(self, strategies: dict[str, ir.StrategyDef]) -> None:
+        for s in list(strategies.values()):
+            known = tuple(e for e in s.extends if e in strategies)
+            for e in s.extends:
+                if e not in strategies:
+                    self.sym.error("KHO210", s.span, f"strategy `{s.name}` extends unknown strategy `{e}`",
+                                   self.sym.suggest(e, strategies))
+            strategies[s.name] = ir.StrategyDef(s.name, known, s.fns, s.steps, s.span)
+
+        def cycle(name: str, path: list[str]) -> list[str] | None:
+            if name in path:
+                return [*path, name]
+            for e in strategies[name].extends:
+                found = cycle(e, [*path, name])
+                if found:
+                    return found
+            return None
+
+        for s in list(strategies.values()):
+            found = cycle(s.name, [])
+            if found and found[0] == s.name:
+                self.sym.error("KHO405", s.span, f"strategy `{s.name}` extends itself (through {' -> '.join(found)})")
+                strategies[s.name] = ir.StrategyDef(s.name, (), s.fns, s.steps, s.span)
+
+    def compute_fn_flags(self, fns: dict[str, ir.FnDef], strategies: dict[str, ir.StrategyDef]) -> None:
+        # Union of every definition of a name: strategies may swap any of them in.
+        defs: dict[str, list[str]] = {}
+        for key in self.sym.fn_flags:
+            name = key.split("::")[-1]
+            defs.setdefault(name, []).append(key)
+        total: dict[str, FnFlags] = {}
+        state: dict[str, int] = {}
+
+        def visit(name: str, span: Span | None) -> FnFlags:
+            if state.get(name) == 2:
+                return total[name]
+            if state.get(name) == 1:
+                if span is not None:
+                    self.sym.error("KHO411", span, f"`{name}` calls itself (directly or through other functions)",
+                                   "calls are inlined: write the recursion as a bounded loop")
+                return FnFlags()
+            state[name] = 1
+            acc = FnFlags()
+            for key in defs.get(name, []):
+                fl = self.sym.fn_flags[key]
+                acc.reads |= fl.reads
+                acc.writes |= fl.writes
+                acc.loops |= fl.loops
+                for callee, cspan in fl.calls:
+                    sub = visit(callee, cspan)
+                    acc.reads |= sub.reads
+                    acc.writes |= sub.writes
+                    acc.loops |= sub.loops
+            state[name] = 2
+            total[name] = acc
+            return acc
+
+        for name in defs:
+            visit(name, None)
+        self.sym.fn_total_flags = total
+
+    def validate_calls(self, start: int = 0) -> int:
+        """Check the calls recorded from ``start`` on against their callees' flags; the
+        number of calls checked so far, for the next batch (checks' claims are resolved
+        after the functions, and their calls must be checked too)."""
+        for callee, kind, span in self.sym.pending_calls[start:]:
+            fl = self.sym.fn_total_flags.get(callee)
+            if fl is None:
+                continue
+            if kind == "pure" and (fl.reads or fl.writes):
+                self.sym.error("KHO410", span,
+                               f"`{callee}` reads the machine state, so it cannot be used here",
+                               "state is readable in steps, in `always`/`after` claims and in `before` assumptions")
+            elif kind == "trace" and fl.writes:
+                self.sym.error("KHO410", span, f"`{callee}` changes the machine state, so it cannot be used here",
+                               "only steps change state")
+            elif kind in ("trace", "step") and fl.loops:
+                self.sym.error("KHO412", span,
+                               f"`{callee}` contains a while loop or emits values; "
+                               "such functions can only be used in claims",
+                               "call it from a `check` claim, e.g. `c in f(args)`")
+        return len(self.sym.pending_calls)
+
+
+def _always_returns(body: tuple[ir.Stmt, ...]) -> bool:
+    if not body:
+        return False
+    last = body[-1]
+    if isinstance(last, ir.SReturn):
+        return True
+    if isinstance(last, ir.SIf):
+        return _always_returns(last.then) and _always_returns(last.else_)
+    return False
+

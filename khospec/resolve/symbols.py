@@ -1,0 +1,188 @@
+"""The symbol table that the resolve stage's checkers share.
+
+One ``Symbols`` per program: the declared names with their types and definitions, the
+counters that number locals and sites, and the diagnostics found so far (values, in
+the order they were found). The section checkers (declarations, expressions,
+statements, functions, checks) each receive the same ``Symbols``; the helpers here
+are those every section reports through, so that a message reads the same wherever
+it comes from.
+"""
+
+from __future__ import annotations
+
+import difflib
+import itertools
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from khospec import ir
+from khospec import syntax as S
+from khospec.diagnostics import Diagnostic, Related, Severity, Span
+from khospec.types import MEM_RANGE, SCALARS, IntType, MapType, StructType, Type
+
+
+@dataclass
+class FnSig:
+    name: str
+    params: tuple[tuple[str, Type], ...]
+    ret: Type | None
+    emits: Type | None
+    decl: S.FnDecl
+    strategy: str | None
+
+
+@dataclass
+class Scope:
+    names: dict[str, ir.Local] = field(default_factory=dict)
+    parent: Scope | None = None
+    mutable: set[int] = field(default_factory=set)
+
+    def lookup(self, name: str) -> ir.Local | None:
+        s: Scope | None = self
+        while s is not None:
+            if name in s.names:
+                return s.names[name]
+            s = s.parent
+        return None
+
+    def is_mutable(self, local: ir.Local) -> bool:
+        s: Scope | None = self
+        while s is not None:
+            if local.uid in s.mutable:
+                return True
+            s = s.parent
+        return False
+
+    def visible_names(self) -> list[str]:
+        """Every name in this scope and those enclosing it, innermost first (for hints)."""
+        out: list[str] = []
+        sc: Scope | None = self
+        while sc is not None:
+            out.extend(sc.names)
+            sc = sc.parent
+        return out
+
+
+@dataclass
+class Ctx:
+    kind: str  # "pure", "trace", "step", "fn"
+    fn: FnSig | None = None
+    bulk_var: ir.Local | None = None
+    flags: set[str] = field(default_factory=set)
+    calls: list[tuple[str, Span]] = field(default_factory=list)
+
+
+@dataclass
+class FnFlags:
+    reads: bool = False
+    writes: bool = False
+    loops: bool = False
+    calls: list[tuple[str, Span]] = field(default_factory=list)
+
+
+@dataclass
+class Symbols:
+    """The tables of one program being checked, and the diagnostics found in it."""
+
+    modules: list[S.Module]
+    root: str
+    diags: list[Diagnostic] = field(default_factory=list)
+    uids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+    sites: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+    site_spans: dict[int, Span] = field(default_factory=dict)
+    structs: dict[str, StructType] = field(default_factory=lambda: {"mem_range": MEM_RANGE})
+    struct_decls: dict[str, S.StructDecl] = field(default_factory=dict)
+    consts: dict[str, ir.Expr] = field(default_factory=dict)
+    const_decls: dict[str, S.ConstDecl] = field(default_factory=dict)
+    # the constants being evaluated when a constant was last asked for: a constant's
+    # value may name another one not evaluated yet, and a cycle must be seen as one
+    const_stack: list[str] = field(default_factory=list)
+    params: dict[str, ir.ParamDef] = field(default_factory=dict)
+    state: dict[str, ir.StateVarDef] = field(default_factory=dict)
+    fn_sigs: dict[str, FnSig] = field(default_factory=dict)
+    strategy_fn_sigs: dict[tuple[str, str], FnSig] = field(default_factory=dict)
+    declared: dict[str, Span] = field(default_factory=dict)
+    requirement_names: set[str] = field(default_factory=set)
+    pending_calls: list[tuple[str, str, Span]] = field(default_factory=list)  # (callee, context kind, span)
+    fn_flags: dict[str, FnFlags] = field(default_factory=dict)
+    # per function name, the flags of every definition and of everything it calls
+    fn_total_flags: dict[str, FnFlags] = field(default_factory=dict)
+    step_names: set[str] = field(default_factory=set)
+    step_spans: dict[str, Span] = field(default_factory=dict)
+    profile_sets: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+    def error(self, code: str, span: Span, message: str, hint: str | None = None,
+              related: Iterable[Related] = ()) -> None:
+        self.diags.append(Diagnostic(code, span, message, hint, Severity.ERROR, tuple(related)))
+
+    def warn(self, code: str, span: Span, message: str, hint: str | None = None) -> None:
+        self.diags.append(Diagnostic(code, span, message, hint, Severity.WARNING))
+
+    def suggest(self, name: str, options: Iterable[str], listing: str | None = None) -> str | None:
+        """A did-you-mean; with no close match, ``listing`` (e.g. "the fields are") and
+        every option, when there are few."""
+        opts = list(options)
+        close = difflib.get_close_matches(name, opts, n=1, cutoff=0.7)
+        if close:
+            return f"did you mean `{close[0]}`?"
+        if listing is not None and 0 < len(opts) <= 12:
+            return f"{listing}: {', '.join(f'`{o}`' for o in opts)}"
+        return None
+
+    def claim(self, name: str, span: Span, what: str) -> bool:
+        """Enter a global name; False (and KHO202) when the spec or an import declared it."""
+        if name in self.declared:
+            self.error(
+                "KHO202",
+                span,
+                f"{what} `{name}` is already declared",
+                "each name is declared once across a spec and its imports",
+                [Related(self.declared[name], "first declared here")],
+            )
+            return False
+        self.declared[name] = span
+        return True
+
+    def resolve_type(self, t: S.TypeRef, allow_map: bool = False) -> Type | None:
+        """A type reference against the struct table; maps only where ``allow_map``
+        (state variables)."""
+        if isinstance(t, S.ScalarTypeRef):
+            return SCALARS[t.name]
+        if isinstance(t, S.NamedTypeRef):
+            st = self.structs.get(t.name)
+            if st is None:
+                self.error("KHO220", t.span, f"unknown type `{t.name}`",
+                           self.suggest(t.name, [*self.structs, *SCALARS]))
+            return st
+        if not allow_map:
+            self.error("KHO221", t.span, "map types are only allowed for state variables",
+                       "declare the map in `state { ... }`")
+            return None
+        key = self.resolve_type(t.key)
+        value = self.resolve_type(t.value)
+        if key is None or value is None:
+            return None
+        if not isinstance(key, IntType):
+            self.error("KHO221", t.key.span, f"map keys must be integers, not {key}")
+            return None
+        return MapType(key, value)
+
+    def site(self, span: Span) -> int:
+        """A fresh number for a program point the engine reports on (loops, quantifiers,
+        requirements), with its span kept in ``site_spans``."""
+        site = next(self.sites)
+        self.site_spans[site] = span
+        return site
+
+    def new_local(self, scope: Scope, ident: S.Ident, ty: Type, mutable: bool) -> ir.Local | None:
+        """Bind ``ident`` in ``scope`` with a fresh uid; None when the block already binds it."""
+        if ident.name in scope.names:
+            self.error("KHO202", ident.span, f"`{ident.name}` is already declared in this block")
+            return None
+        if ident.name in self.declared and ident.name in self.consts:
+            self.error("KHO226", ident.span, f"`{ident.name}` shadows a constant", "choose another name")
+        loc = ir.Local(ident.name, next(self.uids), ty, ident.span)
+        scope.names[ident.name] = loc
+        if mutable:
+            scope.mutable.add(loc.uid)
+        return loc
