@@ -93,14 +93,14 @@ def find_spec_files(paths: Iterable[str]) -> tuple[list[tuple[Path, str]], list[
         if p.is_dir():
             found = sorted(p.rglob("*.kho"))
             if not found:
-                diags.append(Diagnostic("KHO202", Span.whole(raw), f"no .kho files in {raw}",
+                diags.append(Diagnostic("KHO006", Span.whole(raw), f"no .kho files in {raw}",
                                         "spec files end in .kho"))
             for f in found:
                 if f.resolve() not in seen:
                     seen.add(f.resolve())
                     out.append((f, str(f)))
         elif p.exists() and p.suffix != ".kho":
-            diags.append(Diagnostic("KHO202", Span.whole(raw), f"{raw} is not a spec file",
+            diags.append(Diagnostic("KHO006", Span.whole(raw), f"{raw} is not a spec file",
                                     "spec files end in .kho; give them, or a folder holding them"))
         elif p.exists():
             if p.resolve() not in seen:

@@ -1,15 +1,8 @@
 """Diagnostics are values: a stable code, a span, a message, a hint.
 
 Nothing in the front end prints. Every stage returns diagnostics; the command line and
-the pytest plugin render them. Codes are stable (tests and users grep for them):
-
-- ``KHO0xx`` the command line and ``Options``: names that match nothing, a run that
-  selects nothing (api.py)
-- ``KHO1xx`` reading and syntax (parse.py)
-- ``KHO2xx`` names, imports and declarations (resolve.py)
-- ``KHO3xx`` types and C arithmetic (resolve.py)
-- ``KHO4xx`` statements, steps, strategies, checks (resolve.py)
-- ``KHO5xx`` engine limits met while lowering a check (engine/)
+the pytest plugin render them. Codes are stable (tests and users grep for them); every
+code, its stage, severity and meaning, is registered in ``khospec/codes.py``.
 """
 
 from __future__ import annotations
