@@ -19,9 +19,10 @@ on the pfns the query mentions and the counterexample must then replay (interp.p
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from types import MappingProxyType
+from typing import Any, Final, Literal, NamedTuple, Protocol, TypedDict
 
 import z3
 
@@ -34,6 +35,105 @@ Pred = Callable[[Any], Any]
 
 class LayoutLimit(Exception):
     """The witness closure did not settle within the engine's limits."""
+
+
+class ModelLayout(TypedDict):
+    """The layout a model gives (a counterexample's ``layout``), in pfns."""
+
+    ranges: list[tuple[int, int, int, bool]]  # (start, end, nid, mirror), sorted
+    nodes: list[int]
+    zone_movable_pfn: dict[int, int]  # nid -> where its ZONE_MOVABLE starts (0: none)
+    arch_zones: list[tuple[int, int]]  # per zone index: the architecture's (lowest, highest) pfn
+    mirrored_kernelcore: bool
+
+
+class Layout(Protocol):
+    """What the lowering and the solver ask of a layout, whichever kind it is.
+
+    z3 has no type stubs, so a term is ``Any``: a pfn is a 64-bit term, a node id a
+    32-bit one, a range a MEM_RANGE ``StructVal``, a fact a boolean term. Some answers
+    come with constraints of their own, which ``close`` hands over."""
+
+    @property
+    def kind(self) -> Literal["symbolic", "concrete", "bounded"]: ...
+
+    # -- the builtins of the language (LAYOUT_BUILTINS below)
+    def pfn_in_ram(self, p: Any) -> Any: ...
+    def pfn_node(self, p: Any) -> Any: ...
+    def pfn_range(self, p: Any) -> StructVal: ...
+    def node_start_pfn(self, n: Any) -> Any: ...
+    def node_end_pfn(self, n: Any) -> Any: ...
+    def zone_movable_pfn(self, n: Any) -> Any: ...
+    def arch_zone_lowest(self, z: Any) -> Any: ...
+    def arch_zone_highest(self, z: Any) -> Any: ...
+    def mirrored_kernelcore(self) -> Any: ...
+
+    # -- pfns the query asks about
+    def note_pfn(self, p: Any) -> None:
+        """Where the pfn quantifiers get instantiated (the builtins note their pfns)."""
+
+    def hint_pfn(self, p: Any) -> None:
+        """A pfn the query reads state at or quantifies over; every layout ignores it today."""
+
+    # -- quantifiers over the layout; ``origin`` names the spec site a witness answers
+    def forall_ranges(self, pred: Pred) -> Any: ...
+    def exists_range(self, pred: Pred, origin: str) -> Any: ...
+    def forall_nodes(self, pred: Pred) -> Any: ...
+    def exists_node(self, pred: Pred, origin: str) -> Any: ...
+    def witness_node(self, origin: str) -> tuple[Any, Any]:
+        """(exists, node): a node of the layout for a refuted ``forall n in nodes``."""
+
+    def witness_range(self, origin: str) -> tuple[Any, StructVal]:
+        """(exists, range): a range of the layout for a refuted ``forall r in ranges``."""
+
+    def forall_pfns(self, pred: Pred) -> Any: ...
+    def first_node(self, cond: Pred, default: Any, origin: str) -> Any: ...
+
+    # -- solving
+    def close(self) -> tuple[list[Any], list[Any]]:
+        """(eager, lazy): the constraints the answers so far need, and the instances of
+        facts about all ranges, which the solver adds only once a model violates one."""
+
+    def round(self, align_pfns: int, below_pfns: int, node_ids: bool = True) -> Any:
+        """The made-up ranges on align_pfns boundaries, below below_pfns, node ids from 0
+        (``node_ids``): a readable counterexample. True when the ranges are given."""
+
+    def existing(self, model: z3.ModelRef) -> int:
+        """How many ranges the model makes up (0 when the ranges are given)."""
+
+    def at_most(self, k: int) -> Any:
+        """At most k made-up ranges: a smaller counterexample."""
+
+    def extract(self, model: z3.ModelRef) -> ModelLayout: ...
+
+
+class LayoutBuiltin(NamedTuple):
+    """How the lowering answers a builtin that reads the layout."""
+
+    method: str  # a method of Layout
+    arity: int
+
+
+# Every builtin the resolver types as reading the layout (resolve/expressions.py:
+# LAYOUT_BUILTINS and LAYOUT_CONSTANTS), with the Layout method that answers it.
+LAYOUT_BUILTINS: Mapping[str, LayoutBuiltin] = MappingProxyType({
+    "pfn_in_ram": LayoutBuiltin("pfn_in_ram", 1),
+    "pfn_node": LayoutBuiltin("pfn_node", 1),
+    "pfn_range": LayoutBuiltin("pfn_range", 1),
+    "node_start_pfn": LayoutBuiltin("node_start_pfn", 1),
+    "node_end_pfn": LayoutBuiltin("node_end_pfn", 1),
+    "zone_movable_pfn": LayoutBuiltin("zone_movable_pfn", 1),
+    "arch_zone_lowest_possible_pfn": LayoutBuiltin("arch_zone_lowest", 1),
+    "arch_zone_highest_possible_pfn": LayoutBuiltin("arch_zone_highest", 1),
+    "mirrored_kernelcore": LayoutBuiltin("mirrored_kernelcore", 0),
+})
+
+
+def answer_builtin(layout: Layout, name: str, args: list[Any]) -> Any:
+    """The layout's answer to the builtin ``name`` (a key of LAYOUT_BUILTINS) at args."""
+    builtin = LAYOUT_BUILTINS[name]
+    assert len(args) == builtin.arity, name
+    return getattr(layout, builtin.method)(*args)
 
 
 @dataclass
@@ -62,11 +162,47 @@ class _Obligation:
     done: set[int] = field(default_factory=set)
 
 
-class _ShapedRanges:
-    """What the readability pass asks of a layout made of witness ranges."""
+class _RangeLayout:
+    """What the layouts made of ranges with symbolic bounds (symbolic, bounded) share:
+    the architecture's zone limits, ZONE_MOVABLE and kernelcore=mirror as uninterpreted
+    functions, the pool of pfns asked about, the readability pass, the model's layout."""
 
     ranges: list[WRange]
     ctx: z3.Context
+    pfn_pool: list[Any]
+    _pfn_ids: set[int]
+    _fresh: int
+    # created by each subclass's __init__, where the order of z3's declarations is fixed
+    _movable: z3.FuncDeclRef
+    _zlo: z3.FuncDeclRef
+    _zhi: z3.FuncDeclRef
+    _mirrored: z3.BoolRef
+
+    def _name(self, base: str) -> str:
+        self._fresh += 1
+        return f"{base}!{self._fresh}"
+
+    def note_pfn(self, p: Any) -> None:
+        """A pfn the query asks the layout about: where pfn quantifiers get instantiated
+        (the layout primitives are their triggers)."""
+        if p.get_id() not in self._pfn_ids and not z3.is_bv_value(p):
+            self._pfn_ids.add(p.get_id())
+            self.pfn_pool.append(p)
+
+    def hint_pfn(self, p: Any) -> None:
+        pass
+
+    def zone_movable_pfn(self, n: Any) -> Any:
+        return self._movable(n)
+
+    def arch_zone_lowest(self, z: Any) -> Any:
+        return self._zlo(z)
+
+    def arch_zone_highest(self, z: Any) -> Any:
+        return self._zhi(z)
+
+    def mirrored_kernelcore(self) -> Any:
+        return self._mirrored
 
     def round(self, align_pfns: int, below_pfns: int, node_ids: bool = True) -> Any:
         return round_ranges(self.ranges, self.ctx, align_pfns, below_pfns, node_ids)
@@ -77,9 +213,40 @@ class _ShapedRanges:
     def at_most(self, k: int) -> Any:
         return at_most_ranges(self.ranges, self.ctx, k)
 
+    def extract(self, model: z3.ModelRef) -> ModelLayout:
+        ranges: set[tuple[int, int, int, bool]] = set()
+        for r in self.ranges:
+            if z3.is_true(model.eval(r.exists, model_completion=True)):
+                ranges.add(
+                    (
+                        model.eval(r.start, model_completion=True).as_long(),
+                        model.eval(r.end, model_completion=True).as_long(),
+                        INT.wrap(model.eval(r.nid, model_completion=True).as_long()),
+                        z3.is_true(model.eval(r.mirror, model_completion=True)),
+                    )
+                )
+        nodes = sorted({nid for _, _, nid, _ in ranges})
+        return {
+            "ranges": sorted(ranges),
+            "nodes": nodes,
+            "zone_movable_pfn": {
+                n: model.eval(self._movable(z3.BitVecVal(n & 0xFFFFFFFF, 32, self.ctx)),
+                              model_completion=True).as_long()
+                for n in nodes
+            },
+            "arch_zones": [
+                (
+                    model.eval(self._zlo(z3.BitVecVal(z, 32, self.ctx)), model_completion=True).as_long(),
+                    model.eval(self._zhi(z3.BitVecVal(z, 32, self.ctx)), model_completion=True).as_long(),
+                )
+                for z in range(5)
+            ],
+            "mirrored_kernelcore": z3.is_true(model.eval(self._mirrored, model_completion=True)),
+        }
 
-class SymbolicLayout(_ShapedRanges):
-    kind = "symbolic"
+
+class SymbolicLayout(_RangeLayout):
+    kind: Final = "symbolic"
 
     def __init__(self, ctx: z3.Context, params: Callable[[str, tuple[Any, ...]], Any]) -> None:
         self.ctx = ctx
@@ -100,10 +267,6 @@ class SymbolicLayout(_ShapedRanges):
         self._mirrored = z3.Bool("mirrored_kernelcore", ctx)
 
     # -- witnesses
-    def _name(self, base: str) -> str:
-        self._fresh += 1
-        return f"{base}!{self._fresh}"
-
     def new_range(self, origin: str, exists: Any, nid: Any | None = None) -> WRange:
         i = len(self.ranges)
         if len(self.ranges) >= 400:
@@ -121,16 +284,6 @@ class SymbolicLayout(_ShapedRanges):
         self.ranges.append(r)
         self.hard.append(z3.Implies(exists, z3.ULT(r.start, r.end)))
         return r
-
-    def note_pfn(self, p: Any) -> None:
-        """A pfn the query asks the layout about: where pfn quantifiers get instantiated
-        (the layout primitives are their triggers)."""
-        if p.get_id() not in self._pfn_ids and not z3.is_bv_value(p):
-            self._pfn_ids.add(p.get_id())
-            self.pfn_pool.append(p)
-
-    def hint_pfn(self, p: Any) -> None:
-        pass
 
     def range_of(self, p: Any) -> tuple[Any, WRange]:
         key = p.get_id()
@@ -196,18 +349,6 @@ class SymbolicLayout(_ShapedRanges):
             return z3.If(is_node, hi.end, z3.BitVecVal(0, 64, self.ctx))
 
         return self._through_ite(n, end)
-
-    def zone_movable_pfn(self, n: Any) -> Any:
-        return self._movable(n)
-
-    def arch_zone_lowest(self, z: Any) -> Any:
-        return self._zlo(z)
-
-    def arch_zone_highest(self, z: Any) -> Any:
-        return self._zhi(z)
-
-    def mirrored_kernelcore(self) -> Any:
-        return self._mirrored
 
     # -- quantifiers over the layout
     def forall_ranges(self, pred: Pred) -> Any:
@@ -298,39 +439,6 @@ class SymbolicLayout(_ShapedRanges):
                 return eager, lazy
         raise LayoutLimit("the layout's witness closure did not settle")
 
-    # -- counterexamples
-    def extract(self, model: z3.ModelRef) -> dict[str, Any]:
-        ranges: set[tuple[int, int, int, bool]] = set()
-        for r in self.ranges:
-            if z3.is_true(model.eval(r.exists, model_completion=True)):
-                ranges.add(
-                    (
-                        model.eval(r.start, model_completion=True).as_long(),
-                        model.eval(r.end, model_completion=True).as_long(),
-                        INT.wrap(model.eval(r.nid, model_completion=True).as_long()),
-                        z3.is_true(model.eval(r.mirror, model_completion=True)),
-                    )
-                )
-        nodes = sorted({nid for _, _, nid, _ in ranges})
-        return {
-            "ranges": sorted(ranges),
-            "nodes": nodes,
-            "zone_movable_pfn": {
-                n: model.eval(self._movable(z3.BitVecVal(n & 0xFFFFFFFF, 32, self.ctx)),
-                              model_completion=True).as_long()
-                for n in nodes
-            },
-            "arch_zones": [
-                (
-                    model.eval(self._zlo(z3.BitVecVal(z, 32, self.ctx)), model_completion=True).as_long(),
-                    model.eval(self._zhi(z3.BitVecVal(z, 32, self.ctx)), model_completion=True).as_long(),
-                )
-                for z in range(5)
-            ],
-            "mirrored_kernelcore": z3.is_true(model.eval(self._mirrored, model_completion=True)),
-        }
-
-
 def at_most_ranges(ranges: list[WRange], ctx: z3.Context, k: int) -> Any:
     """At most k of the witness ranges exist: a layout of fewer memory ranges."""
     if not ranges:
@@ -359,7 +467,7 @@ def round_ranges(ranges: list[WRange], ctx: z3.Context, align_pfns: int, below_p
 class ConcreteLayout:
     """A layout given by numbers (a `layout` block or an imported boot log)."""
 
-    kind = "concrete"
+    kind: Final = "concrete"
 
     def __init__(self, ctx: z3.Context, layout: ir.LayoutDef, page_shift: int,
                  params: Callable[[str, tuple[Any, ...]], Any]) -> None:
@@ -546,8 +654,7 @@ class ConcreteLayout:
     def at_most(self, k: int) -> Any:
         return z3.BoolVal(True, self.ctx)
 
-
-    def extract(self, model: z3.ModelRef) -> dict[str, Any]:
+    def extract(self, model: z3.ModelRef) -> ModelLayout:
         return {
             "ranges": list(self.ranges),
             "nodes": list(self.nodes),
@@ -562,7 +669,7 @@ class ConcreteLayout:
         }
 
 
-class BoundedLayout(_ShapedRanges):
+class BoundedLayout(_RangeLayout):
     """Layouts of at most k memory ranges with symbolic bounds, node ids and flags.
 
     Every question is answered by expanding over the k ranges, so the formulas are
@@ -570,7 +677,7 @@ class BoundedLayout(_ShapedRanges):
     small counterexamples fast; never for proofs (a proof must cover every layout).
     """
 
-    kind = "bounded"
+    kind: Final = "bounded"
 
     def __init__(self, ctx: z3.Context, params: Callable[[str, tuple[Any, ...]], Any], k: int = 3) -> None:
         self.ctx = ctx
@@ -606,18 +713,6 @@ class BoundedLayout(_ShapedRanges):
             for t in (r.start, r.end, r.start - 1, r.end - 1):
                 self.note_pfn(t)
 
-    def _name(self, base: str) -> str:
-        self._fresh += 1
-        return f"{base}!{self._fresh}"
-
-    def note_pfn(self, p: Any) -> None:
-        if p.get_id() not in self._pfn_ids and not z3.is_bv_value(p):
-            self._pfn_ids.add(p.get_id())
-            self.pfn_pool.append(p)
-
-    def hint_pfn(self, p: Any) -> None:
-        pass
-
     def _lookup(self, p: Any) -> tuple[Any, StructVal]:
         self.note_pfn(p)
         hits = [z3.And(r.exists, r.contains(p)) for r in self.ranges]
@@ -648,18 +743,6 @@ class BoundedLayout(_ShapedRanges):
         for r in self.ranges:  # the highest range of the node wins
             out = z3.If(z3.And(r.exists, r.nid == n), r.end, out)
         return out
-
-    def zone_movable_pfn(self, n: Any) -> Any:
-        return self._movable(n)
-
-    def arch_zone_lowest(self, z: Any) -> Any:
-        return self._zlo(z)
-
-    def arch_zone_highest(self, z: Any) -> Any:
-        return self._zhi(z)
-
-    def mirrored_kernelcore(self) -> Any:
-        return self._mirrored
 
     def forall_ranges(self, pred: Pred) -> Any:
         return z3.And(*[z3.Implies(r.exists, pred(r.value())) for r in self.ranges])
@@ -716,9 +799,6 @@ class BoundedLayout(_ShapedRanges):
         out, self.hard = self.hard, []
         return out, lazy
 
-    def extract(self, model: z3.ModelRef) -> dict[str, Any]:
-        return SymbolicLayout.extract(self, model)  # type: ignore[arg-type]
-
 
 def sort_of(ty: Type, ctx: z3.Context) -> Any:
     if isinstance(ty, BoolType):
@@ -727,4 +807,7 @@ def sort_of(ty: Type, ctx: z3.Context) -> Any:
     return z3.BitVecSort(ty.width, ctx)
 
 
-__all__ = ["BOOL", "INT", "ULONG", "ConcreteLayout", "LayoutLimit", "SymbolicLayout", "sort_of"]
+__all__ = [
+    "BOOL", "INT", "LAYOUT_BUILTINS", "ULONG", "BoundedLayout", "ConcreteLayout", "Layout", "LayoutBuiltin",
+    "LayoutLimit", "ModelLayout", "SymbolicLayout", "answer_builtin", "sort_of",
+]

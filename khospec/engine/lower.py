@@ -28,7 +28,15 @@ from khospec import ir
 from khospec.diagnostics import Diagnostic, Span
 from khospec.engine import bv
 from khospec.engine.bv import StructVal, Sym
-from khospec.engine.layout import BoundedLayout, ConcreteLayout, SymbolicLayout, sort_of
+from khospec.engine.layout import (
+    LAYOUT_BUILTINS,
+    BoundedLayout,
+    ConcreteLayout,
+    Layout,
+    SymbolicLayout,
+    answer_builtin,
+    sort_of,
+)
 from khospec.types import BOOL, INT, ULONG, BoolType, IntType, MapType, SeqType, StructType, Type
 
 UNROLL = 3
@@ -270,7 +278,7 @@ class Lowering:
         self.loops: list[LoopInfo] = []
         self.incomplete: list[str] = []
         self._fresh = 0
-        self.layout: SymbolicLayout | ConcreteLayout | BoundedLayout
+        self.layout: Layout
         if layout is not None:
             assert page_shift is not None
             self.layout = ConcreteLayout(ctx, layout, page_shift, self.param)
@@ -420,26 +428,9 @@ class Lowering:
             res = self.call(call, fr, pol, label=f"{fr.label}/{call.name}")
             conds = [z3.Implies(r.guard, r.cond) for r in res.requires]
             return z3.And(*conds) if conds else z3.BoolVal(True, self.ctx)
-        if n == "mirrored_kernelcore":
-            return self.layout.mirrored_kernelcore()
         args = [self.ev(a, fr) for a in e.args]
-        lay = self.layout
-        if n == "pfn_in_ram":
-            return lay.pfn_in_ram(args[0])
-        if n == "pfn_node":
-            return lay.pfn_node(args[0])
-        if n == "pfn_range":
-            return lay.pfn_range(args[0])
-        if n == "node_start_pfn":
-            return lay.node_start_pfn(args[0])
-        if n == "node_end_pfn":
-            return lay.node_end_pfn(args[0])
-        if n == "zone_movable_pfn":
-            return lay.zone_movable_pfn(args[0])
-        if n == "arch_zone_lowest_possible_pfn":
-            return lay.arch_zone_lowest(args[0])
-        if n == "arch_zone_highest_possible_pfn":
-            return lay.arch_zone_highest(args[0])
+        if n in LAYOUT_BUILTINS:
+            return answer_builtin(self.layout, n, args)
         if n == "count_trailing_zeros":
             return bv.count_trailing_zeros(args[0])
         if n == "ilog2":
