@@ -49,7 +49,18 @@ def test_report_is_a_mail_with_a_checked_reproducer() -> None:
     assert "qemu-system-x86_64" in text and "-numa node,nodeid=0" in text
     assert "khospec refutes the claim on the memory map it will have too" in " ".join(text.split())
     assert "CONFIG_KEXEC_HANDOVER=y" in text and "kho_preserve_pages(" in text
+    assert "CONFIG_DEFERRED_STRUCT_PAGE_INIT=y" in lines[lines.index("Kernel config:") + 4]
     assert "kexec_handover.c @ c6073743d0c7" in " ".join(text.split())
+
+
+def test_report_of_a_kernel_without_deferred_init_says_so_in_its_config() -> None:
+    out, err = io.StringIO(), io.StringIO()
+    code = main(["report", "spec/upstream/handover.kho::preserved_kept_from_buddy_72_no_deferred_init",
+                 "--profile", "x86_64"], out, err)
+    assert code == 0, err.getvalue()
+    config = out.getvalue().split("Kernel config:")[1].split("Test module")[0].split()
+    assert "CONFIG_DEFERRED_STRUCT_PAGE_INIT=y" not in config
+    assert "CONFIG_DEFERRED_STRUCT_PAGE_INIT" in config  # "# ... is not set"
 
 
 def test_nothing_to_report_for_a_proof() -> None:
