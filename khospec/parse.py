@@ -125,14 +125,15 @@ def _nesting_error(name: str, text: str) -> Diagnostic | None:
     depth = 0
     line, col = 1, 0
     in_comment = False
+    prev = ""
     for ch in text:
         col += 1
         if ch == "\n":
-            line, col, in_comment = line + 1, 0, False
+            line, col, in_comment, prev = line + 1, 0, False, ""
             continue
         if in_comment:
             continue
-        if ch == "#":
+        if ch == "#" or (ch == "/" and prev == "/"):
             in_comment = True
         elif ch in "([{":
             depth += 1
@@ -145,6 +146,7 @@ def _nesting_error(name: str, text: str) -> Diagnostic | None:
                 )
         elif ch in ")]}":
             depth = max(depth - 1, 0)
+        prev = ch
     return None
 
 
@@ -253,18 +255,29 @@ def _declaration_chunks(text: str) -> list[tuple[int, str]]:
 # ---------------------------------------------------------------- tree -> AST
 
 
+_SUFFIX = re.compile(r"(?:[uU](?:ll|LL|[lL])?|(?:ll|LL|[lL])[uU]?)?")
+
+
 def _int_value(text: str, unit: str | None) -> tuple[int, bool, bool, bool]:
     body = text.replace("_", "")
     m = re.match(r"^(0[xX][0-9a-fA-F]+|0[bB][01]+|[0-9]+)([uUlL]*)$", body)
     if m is None:
         raise ValueError(f"malformed number {text!r}")
-    digits, suffix = m.group(1), m.group(2).lower()
-    if suffix and (suffix.count("u") > 1 or suffix.replace("u", "") not in ("", "l", "ll")):
+    digits, raw_suffix = m.group(1), m.group(2)
+    # C's suffixes: u, l or ll in either order with u, ll in one case only (`1lL` and
+    # `1lul` are not C)
+    if not _SUFFIX.fullmatch(raw_suffix):
         raise ValueError(f"malformed integer suffix in {text!r}")
+    suffix = raw_suffix.lower()
     if digits[:2].lower() == "0x":
         value, hex_like = int(digits, 16), True
     elif digits[:2].lower() == "0b":
         value, hex_like = int(digits, 2), True
+    elif len(digits) > 1 and digits[0] == "0":
+        # a leading 0 makes the number octal in C: 010 is 8, and 08 is no number
+        if not all(c in "01234567" for c in digits):
+            raise ValueError(f"malformed octal number {text!r}")
+        value, hex_like = int(digits, 8), True
     else:
         value, hex_like = int(digits, 10), False
     if unit is not None:

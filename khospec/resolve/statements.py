@@ -147,6 +147,12 @@ class Statements:
                     self.sym.error("KHO417", target.span, f"`{name}` is immutable",
                                    f"declare it with `var {name} = ...` to assign it")
                     return None
+                if ctx.bulk_var is not None and loc.uid < ctx.bulk_var.uid:
+                    # the loop runs for every index at once, so a value declared before it
+                    # cannot carry from one index to the next (it was silently left as it was)
+                    self.sym.error("KHO419", s.span, f"`{name}` is assigned inside a loop over a set of indices",
+                                   "such loops run for every index at once; accumulate in a `while` loop")
+                    return None
                 value = self._assign_value(s, ir.Local(loc.name, loc.uid, loc.ty, loc.span), scope, ctx)
                 return None if value is None else ir.SAssign(loc, value, s.span)
         sv = self.sym.state.get(name)
