@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import z3
@@ -61,7 +61,7 @@ READABLE_FLOOR_FRESH_MS = 2000
 MINIMIZE_MS = 3000
 
 
-@dataclass
+@dataclass(frozen=True)
 class Outcome:
     """What the engine found for one (check, strategy, profile); z3-free."""
 
@@ -71,8 +71,11 @@ class Outcome:
     counterexample: dict[str, Any] | None = None
     reason: str | None = None
     depth: int | None = None
-    notes: list[str] = field(default_factory=list)
+    notes: tuple[str, ...] = ()
     unsure: tuple[str, ...] = ()  # names in assumptions_used not shown to be needed
+
+    def noted(self, note: str, first: bool = False) -> Outcome:
+        return dataclasses.replace(self, notes=(note, *self.notes) if first else (*self.notes, note))
 
 
 @dataclass
@@ -377,12 +380,11 @@ class CheckRun:
             out = self._attempt(profile, timeout_ms or self.timeout_ms)
         except z3.Z3Exception as exc:
             out = Outcome(Verdict.UNKNOWN, 0.0, reason=f"solver error: {exc}")
-        out.time_s = time.perf_counter() - t0
-        return out
+        return dataclasses.replace(out, time_s=time.perf_counter() - t0)
 
     def _attempt(self, profile: ir.ProfileDef | None, timeout_ms: int) -> Outcome:
         if not self.violations:
-            return Outcome(Verdict.PROVED, 0, assumptions_used=(), notes=["the claim is never evaluated"])
+            return Outcome(Verdict.PROVED, 0, assumptions_used=(), notes=("the claim is never evaluated",))
         s, lits = self._solver(profile, timeout_ms, self._seed())
         return self._decide(s, lits, [], profile)
 
@@ -415,13 +417,14 @@ class CheckRun:
                 s.add(definition)
                 self._scope_defs.append(definition)
                 if not self.violations:
-                    o = Outcome(Verdict.PROVED, 0, assumptions_used=(), notes=["the claim is never evaluated"])
+                    o = Outcome(Verdict.PROVED, 0, assumptions_used=(), notes=("the claim is never evaluated",))
                     out.update({p.name: o for p in remaining})
                     break
                 o = self._decide(s, lits, [some], None, plits=plits, remaining=remaining)
                 if o.verdict is Verdict.REFUTED and o.counterexample is not None:
-                    name = o.counterexample.pop("profile")
-                    out[name] = o
+                    cex = dict(o.counterexample)
+                    name = cex.pop("profile")
+                    out[name] = dataclasses.replace(o, counterexample=cex)
                     remaining = [p for p in remaining if p.name != name]
                     continue
                 out.update({p.name: self._narrowed(o, p) for p in remaining})
@@ -430,9 +433,7 @@ class CheckRun:
             for p in profiles:
                 out.setdefault(p.name, Outcome(Verdict.UNKNOWN, 0.0, reason=f"solver error: {exc}"))
         share = (time.perf_counter() - t0) / max(len(profiles), 1)
-        for o in out.values():
-            o.time_s = share
-        return out
+        return {name: dataclasses.replace(o, time_s=share) for name, o in out.items()}
 
     def _decide(self, s: z3.Solver, lits: list[Any], scope: list[Any], profile: ir.ProfileDef | None,
                 plits: dict[str, Any] | None = None, remaining: list[ir.ProfileDef] | None = None) -> Outcome:
@@ -478,9 +479,9 @@ class CheckRun:
             if incomplete:
                 return Outcome(Verdict.HOLDS_TO_DEPTH, 0, assumptions_used=used,
                                depth=self.depth_limit if self.check.is_trace else self.low.unroll,
-                               notes=incomplete, unsure=unsure)
+                               notes=tuple(incomplete), unsure=unsure)
             notes = self._second_opinion([z3.Or(*[v.formula for v in self.violations]), *scope], "unsat")
-            return Outcome(Verdict.PROVED, 0, assumptions_used=used, notes=notes, unsure=unsure)
+            return Outcome(Verdict.PROVED, 0, assumptions_used=used, notes=tuple(notes), unsure=unsure)
         if plits is not None and remaining is not None:
             # the profile this model refutes
             m = self._model(s)
@@ -490,7 +491,7 @@ class CheckRun:
             if out is None:
                 return Outcome(Verdict.UNKNOWN, 0, reason=_reason(s))
             if out.counterexample is not None:
-                out.counterexample["profile"] = hit.name
+                out = dataclasses.replace(out, counterexample={**out.counterexample, "profile": hit.name})
             return out
         out = self._refute(s, lits, list(scope), profile)
         if out is None:
@@ -555,9 +556,9 @@ class CheckRun:
         if chosen is None:
             if extra:
                 return None
-            return Outcome(Verdict.HOLDS_TO_DEPTH, 0, depth=self.low.unroll, notes=[
+            return Outcome(Verdict.HOLDS_TO_DEPTH, 0, depth=self.low.unroll, notes=(
                 "no violation within the unrolled loop iterations; "
-                "the loop invariants do not rule one out beyond them"])
+                "the loop invariants do not rule one out beyond them",))
         if chosen.what.get("kind") == "invariant":
             return Outcome(Verdict.UNKNOWN, 0, reason=(
                 f"the loop invariant of `{chosen.what['fn']}` does not hold where the loop starts, for some arguments"))
@@ -568,7 +569,7 @@ class CheckRun:
                 "layout that satisfies the assumptions the claim does not mention"))
         cex = self._extract(model, chosen, profile)
         notes = round_note + self._second_opinion([chosen.formula, *blockers], "sat")
-        return Outcome(Verdict.REFUTED, 0, counterexample=cex, notes=notes)
+        return Outcome(Verdict.REFUTED, 0, counterexample=cex, notes=tuple(notes))
 
     def _complete(self, s: z3.Solver, lits: list[Any], goal: list[Any]) -> Any:
         """The solver's model, extended to the formulas ``_solver`` left out. They share
@@ -741,8 +742,7 @@ class CheckRun:
         if o.assumptions_used is None:
             return o
         used = tuple(n for n in o.assumptions_used if not self._true_under(n, profile))
-        return dataclasses.replace(o, assumptions_used=used, unsure=tuple(n for n in o.unsure if n in used),
-                                   notes=list(o.notes))
+        return dataclasses.replace(o, assumptions_used=used, unsure=tuple(n for n in o.unsure if n in used))
 
     def _true_under(self, name: str, profile: ir.ProfileDef) -> bool:
         value = self.meaning.get(name)
@@ -984,132 +984,168 @@ def _decided(o: Outcome) -> bool:
     return o.verdict in (Verdict.PROVED, Verdict.REFUTED, Verdict.VACUOUS)
 
 
-def run(program: ir.Program, check: ir.CheckDef, strategy: str | None,
-        profiles: list[ir.ProfileDef | None], timeout_ms: int = 60000, unroll: int = 3,
-        layout: ir.LayoutDef | None = None, cross_check: bool = False,
-        real_layouts: tuple[ir.LayoutDef, ...] = ()
-        ) -> list[tuple[ir.ProfileDef | None, Outcome]]:
-    """Decide ``check`` under ``strategy`` for each profile (see the module docstring).
+@dataclass(frozen=True)
+class RunKey:
+    """Which lowering of the check a query runs on: one CheckRun, and one z3 context, per
+    key. A z3 context per profile (``profile``): the terms an earlier profile's queries
+    created would renumber this one's, and z3's search depends on the numbering, so a
+    verdict near its budget would depend on which profiles ran before it."""
+
+    page_shift: int  # 0: the architecture's constants symbolic
+    bounded: bool = False  # phase B: loops unrolled, no invariants
+    vacuity: bool = False  # the smaller lowering of the vacuity check
+    small: bool = False  # the search among small generated layouts
+    profile: str = ""  # "": shared by every profile
+
+
+class SearchPlan:
+    """The order in which ``run`` tries to decide a check for its profiles.
 
     The search order follows the check's expectation, which only decides what is tried
     first: a check expected refuted starts with the small-layout search, one expected
     proved with the proof for every profile at once. Either way every path ends in the
     general query, so the verdict does not depend on the expectation. A query that stays
     undecided is tried on small generated layouts, then on ``real_layouts`` (the layouts
-    of real machines), before it is called unknown.
-    """
-    t_start = time.perf_counter()
-    out: dict[int, Outcome] = {}
-    runs: dict[tuple[int, bool, bool, bool, str], CheckRun] = {}
-    expect_refuted = check.expect == "refuted"
-    try:
-        def runner(ps: int | None, phase_b: bool = False, vacuity: bool = False, small: bool = False,
-                   own: str = "") -> CheckRun:
-            key = (ps or 0, phase_b, vacuity, small, own)
-            if key not in runs:
-                runs[key] = CheckRun(program, check, strategy, layout, ps, timeout_ms,
-                                     unroll if (phase_b or small) else 0,
-                                     allow_tail=not (phase_b or small), vacuity_only=vacuity,
-                                     bounded=SMALL_LAYOUT_RANGES if small and layout is None else None,
-                                     cross_check=cross_check and not vacuity)
-            return runs[key]
+    of real machines), before it is called unknown."""
 
-        def page_shift(p: ir.ProfileDef | None) -> int | None:
-            return None if layout is None else _int_binding(p, "PAGE_SHIFT", -1)
+    def __init__(self, program: ir.Program, check: ir.CheckDef, strategy: str | None, timeout_ms: int,
+                 unroll: int, layout: ir.LayoutDef | None, cross_check: bool,
+                 real_layouts: tuple[ir.LayoutDef, ...]) -> None:
+        self.program = program
+        self.check = check
+        self.strategy = strategy
+        self.timeout_ms = timeout_ms
+        self.unroll = unroll
+        self.layout = layout
+        self.cross_check = cross_check
+        self.real_layouts = real_layouts
+        self.expect_refuted = check.expect == "refuted"
+        self.small_layouts = layout is None and ir.uses_layout(program, check, strategy)
+        self._runs: dict[RunKey, CheckRun] = {}
 
-        def finish(i: int, p: ir.ProfileDef | None, o: Outcome, ps: int | None) -> None:
-            if o.unsure:
-                o.notes.insert(0, f"assumptions_used may name more than the proof needs: it was not shown to "
-                                  f"hold without {', '.join(o.unsure)} (a {MINIMIZE_MS // 1000} s trial each; "
-                                  "axioms are tried only when the proof took less)")
-            if o.verdict in (Verdict.PROVED, Verdict.HOLDS_TO_DEPTH):
-                # a premise over loops: satisfied within the unrolled iterations settles it;
-                # otherwise only the invariants' over-approximation can show it is empty
-                bounded = runner(ps, phase_b=True, vacuity=True)
-                vac = bounded.vacuity(p)
-                if vac is not None and vac.verdict is Verdict.VACUOUS and bounded.low.loops:
-                    vac = runner(ps, vacuity=True).vacuity(p)
-                if vac is not None:
-                    o = Outcome(vac.verdict, o.time_s + vac.time_s, vac.assumptions_used,
-                                reason=vac.reason, notes=o.notes)
-            out[i] = o
+    def lowering(self, key: RunKey) -> CheckRun:
+        if key not in self._runs:
+            self._runs[key] = CheckRun(
+                self.program, self.check, self.strategy, self.layout, key.page_shift or None, self.timeout_ms,
+                self.unroll if (key.bounded or key.small) else 0, allow_tail=not (key.bounded or key.small),
+                vacuity_only=key.vacuity,
+                bounded=SMALL_LAYOUT_RANGES if key.small and self.layout is None else None,
+                cross_check=self.cross_check and not key.vacuity)
+        return self._runs[key]
 
-        # 1. every profile in one solver (a proof for all of them at once, or a
-        #    counterexample per refuted profile)
-        if layout is None and len(profiles) > 1 and not expect_refuted and all(p is not None for p in profiles):
-            # a short budget: where the profiles together are much harder than one by one
-            # (the long trace proofs), little is lost before solving them one by one
-            together = runner(None).attempt_profiles([p for p in profiles if p is not None],
-                                                     min(timeout_ms, SYMBOLIC_ATTEMPT_MS))
-            if all(_decided(together[p.name]) for p in profiles if p is not None):
-                for i, p in enumerate(profiles):
-                    assert p is not None
-                    t2 = time.perf_counter()
-                    finish(i, p, together[p.name], None)
-                    out[i].time_s = together[p.name].time_s + time.perf_counter() - t2
-                return [(p, out[i]) for i, p in enumerate(profiles)]
-            for i, p in enumerate(profiles):
-                assert p is not None
-                if _decided(together[p.name]):
-                    finish(i, p, together[p.name], None)
-        # 2. per profile, for what is left
+    def page_shift(self, p: ir.ProfileDef | None) -> int | None:
+        return None if self.layout is None else _int_binding(p, "PAGE_SHIFT", -1)
+
+    def finish(self, p: ir.ProfileDef | None, o: Outcome, ps: int | None) -> Outcome:
+        """A decided outcome with its notes, and a proof checked for vacuity."""
+        if o.unsure:
+            o = o.noted(f"assumptions_used may name more than the proof needs: it was not shown to "
+                        f"hold without {', '.join(o.unsure)} (a {MINIMIZE_MS // 1000} s trial each; "
+                        "axioms are tried only when the proof took less)", first=True)
+        if o.verdict in (Verdict.PROVED, Verdict.HOLDS_TO_DEPTH):
+            # a premise over loops: satisfied within the unrolled iterations settles it;
+            # otherwise only the invariants' over-approximation can show it is empty
+            bounded = self.lowering(RunKey(ps or 0, bounded=True, vacuity=True))
+            vac = bounded.vacuity(p)
+            if vac is not None and vac.verdict is Verdict.VACUOUS and bounded.low.loops:
+                vac = self.lowering(RunKey(ps or 0, vacuity=True)).vacuity(p)
+            if vac is not None:
+                o = Outcome(vac.verdict, o.time_s + vac.time_s, vac.assumptions_used,
+                            reason=vac.reason, notes=o.notes)
+        return o
+
+    def all_at_once(self, profiles: list[ir.ProfileDef]) -> dict[str, Outcome]:
+        """Step 1: every profile in one solver (a proof for all of them at once, or a
+        counterexample per refuted profile); the decided ones, finished."""
+        # a short budget: where the profiles together are much harder than one by one
+        # (the long trace proofs), little is lost before solving them one by one
+        together = self.lowering(RunKey(0)).attempt_profiles(profiles, min(self.timeout_ms, SYMBOLIC_ATTEMPT_MS))
+        every = all(_decided(together[p.name]) for p in profiles)
+        out: dict[str, Outcome] = {}
+        for p in profiles:
+            if _decided(together[p.name]):
+                t2 = time.perf_counter()
+                o = self.finish(p, together[p.name], None)
+                if every:
+                    o = dataclasses.replace(o, time_s=together[p.name].time_s + time.perf_counter() - t2)
+                out[p.name] = o
+        return out
+
+    def one_profile(self, p: ir.ProfileDef | None) -> Outcome:
+        """Step 2: one profile, in its own contexts."""
+        t1 = time.perf_counter()
+        ps = self.page_shift(p)
+        if ps == -1:
+            return Outcome(Verdict.UNKNOWN, 0.0, reason="a concrete layout needs a profile with a fixed PAGE_SHIFT")
+        own = p.name if p is not None else ""
+        o: Outcome | None = None
+        if self.small_layouts and self.expect_refuted:
+            small = self.lowering(RunKey(ps or 0, small=True, profile=own)).attempt(
+                p, min(self.timeout_ms, SMALL_LAYOUT_MS))
+            if small.verdict is Verdict.REFUTED:
+                o = small
+        if o is None:
+            a = self.lowering(RunKey(ps or 0, profile=own))
+            o = a.attempt(p)
+            if (not _decided(o) and o.verdict is not Verdict.UNKNOWN and a.low.loops
+                    and self.check.claim.kind == "holds"):
+                b = self.lowering(RunKey(ps or 0, bounded=True, profile=own)).attempt(p)
+                if _decided(b):
+                    o = b
+        if o.verdict is Verdict.UNKNOWN and self.small_layouts and not self.expect_refuted:
+            # the expectation only orders the work: an undecided query gets the
+            # small-layout search too before it is called unknown
+            small = self.lowering(RunKey(ps or 0, small=True, profile=own)).attempt(
+                p, min(self.timeout_ms, SMALL_LAYOUT_MS))
+            if small.verdict is Verdict.REFUTED:
+                o = small.noted("the general query was undecided; this counterexample comes from the "
+                                f"search among layouts of at most {SMALL_LAYOUT_RANGES} memory ranges", first=True)
+        if o.verdict is Verdict.UNKNOWN and self.small_layouts:
+            o = self._on_real_layouts(p) or o
+        if o.verdict is Verdict.UNKNOWN:
+            o = o.noted("to decide it: a larger budget (--timeout), a concrete layout (`on LAYOUT`, "
+                        "--layout), or a bound on the traces (`depth N`)")
+        o = self.finish(p, o, ps)
+        return dataclasses.replace(o, time_s=time.perf_counter() - t1)
+
+    def _on_real_layouts(self, p: ir.ProfileDef | None) -> Outcome | None:
+        for real in self.real_layouts:
+            # the same check on a real machine's memory map: a refutation there is
+            # a counterexample as good as any (the layout is one a machine has)
+            try:
+                on_real = CheckRun(self.program, self.check, self.strategy, real, _int_binding(p, "PAGE_SHIFT", 12),
+                                   self.timeout_ms, 0).attempt(p, min(self.timeout_ms, SMALL_LAYOUT_MS))
+            except LayoutLimit:
+                continue  # not on this profile's pages
+            if on_real.verdict is Verdict.REFUTED:
+                return on_real.noted("the general query was undecided; this counterexample is the "
+                                     f"memory map of a real machine, layout `{real.name}`", first=True)
+        return None
+
+    def run(self, profiles: list[ir.ProfileDef | None]) -> list[tuple[ir.ProfileDef | None, Outcome]]:
+        out: dict[int, Outcome] = {}
+        named = [p for p in profiles if p is not None]
+        if self.layout is None and len(profiles) > 1 and not self.expect_refuted and len(named) == len(profiles):
+            decided = self.all_at_once(named)
+            out.update({i: decided[p.name] for i, p in enumerate(named) if p.name in decided})
         for i, p in enumerate(profiles):
-            if i in out:
-                continue
-            t1 = time.perf_counter()
-            ps = page_shift(p)
-            if ps == -1:
-                out[i] = Outcome(Verdict.UNKNOWN, 0.0,
-                                 reason="a concrete layout needs a profile with a fixed PAGE_SHIFT")
-                continue
-            o: Outcome | None = None
-            # a z3 context per profile: the terms an earlier profile's queries created
-            # would renumber this one's, and z3's search depends on the numbering, so a
-            # verdict near its budget would depend on which profiles ran before it
-            own = p.name if p is not None else ""
-            small_layouts = layout is None and ir.uses_layout(program, check, strategy)
-            if small_layouts and expect_refuted:
-                small = runner(ps, small=True, own=own).attempt(p, min(timeout_ms, SMALL_LAYOUT_MS))
-                if small.verdict is Verdict.REFUTED:
-                    o = small
-            if o is None:
-                a = runner(ps, own=own)
-                o = a.attempt(p)
-                if (not _decided(o) and o.verdict is not Verdict.UNKNOWN and a.low.loops
-                        and check.claim.kind == "holds"):
-                    b = runner(ps, phase_b=True, own=own).attempt(p)
-                    if _decided(b):
-                        o = b
-            if o.verdict is Verdict.UNKNOWN and small_layouts and not expect_refuted:
-                # the expectation only orders the work: an undecided query gets the
-                # small-layout search too before it is called unknown
-                small = runner(ps, small=True, own=own).attempt(p, min(timeout_ms, SMALL_LAYOUT_MS))
-                if small.verdict is Verdict.REFUTED:
-                    small.notes.insert(0, "the general query was undecided; this counterexample comes from the "
-                                          f"search among layouts of at most {SMALL_LAYOUT_RANGES} memory ranges")
-                    o = small
-            if o.verdict is Verdict.UNKNOWN and small_layouts:
-                for real in real_layouts:
-                    # the same check on a real machine's memory map: a refutation there is
-                    # a counterexample as good as any (the layout is one a machine has)
-                    try:
-                        on_real = CheckRun(program, check, strategy, real, _int_binding(p, "PAGE_SHIFT", 12),
-                                           timeout_ms, 0).attempt(p, min(timeout_ms, SMALL_LAYOUT_MS))
-                    except LayoutLimit:
-                        continue  # not on this profile's pages
-                    if on_real.verdict is Verdict.REFUTED:
-                        on_real.notes.insert(0, "the general query was undecided; this counterexample is the "
-                                                f"memory map of a real machine, layout `{real.name}`")
-                        o = on_real
-                        break
-            if o.verdict is Verdict.UNKNOWN:
-                o.notes.append("to decide it: a larger budget (--timeout), a concrete layout (`on LAYOUT`, "
-                               "--layout), or a bound on the traces (`depth N`)")
-            finish(i, p, o, ps)
-            out[i].time_s = time.perf_counter() - t1
+            if i not in out:
+                out[i] = self.one_profile(p)
         return [(p, out[i]) for i, p in enumerate(profiles)]
+
+
+def run(program: ir.Program, check: ir.CheckDef, strategy: str | None,
+        profiles: list[ir.ProfileDef | None], timeout_ms: int = 60000, unroll: int = 3,
+        layout: ir.LayoutDef | None = None, cross_check: bool = False,
+        real_layouts: tuple[ir.LayoutDef, ...] = ()
+        ) -> list[tuple[ir.ProfileDef | None, Outcome]]:
+    """Decide ``check`` under ``strategy`` for each profile (see the module docstring and
+    SearchPlan for the order of the work)."""
+    t_start = time.perf_counter()
+    try:
+        return SearchPlan(program, check, strategy, timeout_ms, unroll, layout, cross_check, real_layouts).run(profiles)
     except LayoutLimit as exc:
         return [(p, Outcome(Verdict.UNKNOWN, time.perf_counter() - t_start, reason=str(exc))) for p in profiles]
 
 
-__all__ = ["LowerError", "Outcome", "run"]
+__all__ = ["LowerError", "Outcome", "RunKey", "SearchPlan", "run"]
