@@ -2,6 +2,11 @@
 
 The command line (cli.py) and the pytest plugin (pytest_plugin.py) are thin layers over
 this module. Nothing here prints; z3 is imported only when a check actually runs.
+
+The records it takes and returns live below it (``Options`` and ``Job`` in jobs.py,
+``Report`` and ``Result`` in results.py) and deciding a job is the runner's (runner.py);
+they are imported here under their public names, so that ``khospec.api`` stays the one
+module a user of the API imports.
 """
 
 from __future__ import annotations
@@ -9,78 +14,43 @@ from __future__ import annotations
 import difflib
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 from khospec import ir
-from khospec.cache import VerdictCache, default_dir, job_key, job_name
-from khospec.diagnostics import Diagnostic, InputError, Severity, SourceCache, Span
-from khospec.resolve import ParseCache, check_program, spec_tree
-from khospec.results import InternalError, Result, Verdict
+from khospec.cache import job_name
+from khospec.diagnostics import Diagnostic, InputError, Severity, Span
+from khospec.executor import DaskExecutor
+from khospec.jobs import Job, Options
+from khospec.resolve import ParseCache, spec_tree
+from khospec.results import InternalError, Report, Result
+from khospec.runner import (
+    cached_results,
+    load,
+    open_cache,
+    recheck,
+    run_job,
+    run_on_executor,
+    run_parallel,
+)
 
-if TYPE_CHECKING:
-    from khospec.engine.solve import Outcome
-
-
-@dataclass(frozen=True)
-class Options:
-    """What to check and how; every field has the command line's default."""
-
-    timeout_s: float = 60.0  # per check, strategy and profile
-    strategies: frozenset[str] | None = None  # run only these (None: all a check names)
-    profiles: frozenset[str] | None = None
-    checks: frozenset[str] | None = None
-    layout: ir.LayoutDef | None = None  # a machine's layout for every strategy check
-    jobs: int = 1  # worker processes; 1 runs in this process
-    replay: bool = True  # replay every counterexample in the concrete interpreter
-    cross_check: bool = False  # re-solve every query with a second solver
-    unroll: int = 3
-    cache: bool = True  # reuse and store results in the verdict cache (khospec/cache.py)
-    import_roots: tuple[str, ...] = ()  # folders imports may reach besides the spec's project
-    cache_dir: str | None = None  # None: KHOSPEC_CACHE_DIR, else the user cache directory
-    scheduler: str | None = None  # a Dask scheduler's address: solve there (khospec.executor)
-
-
-@dataclass(frozen=True)
-class Job:
-    """One check under one strategy, for one profile (a check over traces: the long
-    proofs run in parallel) or for all its profiles (a claim over formulas, which the
-    engine first tries to prove for every profile at once): the unit of work."""
-
-    path: Path
-    file: str
-    check: str
-    line: int
-    strategy: str | None
-    profiles: tuple[str, ...]
-    index: int = 0
-
-
-@dataclass
-class Report:
-    """What ``check_paths`` found: results in plan order, diagnostics, internal errors."""
-
-    results: list[Result] = field(default_factory=list)
-    diagnostics: list[Diagnostic] = field(default_factory=list)
-    sources: SourceCache = field(default_factory=SourceCache)
-    internal_errors: list[str] = field(default_factory=list)
-    time_s: float = 0.0
-
-    @property
-    def has_input_errors(self) -> bool:
-        return any(d.severity is Severity.ERROR for d in self.diagnostics)
-
-    @property
-    def all_met(self) -> bool:
-        return all(r.met for r in self.results)
-
-    def exit_code(self) -> int:
-        if self.internal_errors:
-            return 3
-        if self.has_input_errors:
-            return 2
-        return 0 if self.all_met else 1
+__all__ = [
+    "Job",
+    "Options",
+    "Report",
+    "Result",
+    "cached_results",
+    "check_file",
+    "check_paths",
+    "find_spec_files",
+    "load",
+    "open_cache",
+    "plan",
+    "recheck",
+    "record_times",
+    "run_job",
+    "schedule",
+]
 
 
 def find_spec_files(paths: Iterable[str]) -> tuple[list[tuple[Path, str]], list[Diagnostic]]:
@@ -111,11 +81,6 @@ def find_spec_files(paths: Iterable[str]) -> tuple[list[tuple[Path, str]], list[
     return out, diags
 
 
-def load(path: Path, display: str, sources: SourceCache, import_roots: tuple[str, ...] = (),
-         parsed: ParseCache | None = None) -> tuple[ir.Program | None, list[Diagnostic]]:
-    return check_program(path, sources, display, tuple(Path(r) for r in import_roots), parsed)
-
-
 def plan(program: ir.Program, path: Path, display: str, options: Options) -> list[Job]:
     jobs: list[Job] = []
     for check in program.checks:
@@ -137,213 +102,6 @@ def plan(program: ir.Program, path: Path, display: str, options: Options) -> lis
                 # them for all profiles at once (the split's arithmetic is one query)
                 jobs.append(Job(path, display, check.name, check.span.line, st, profiles))
     return jobs
-
-
-def _layout_for(program: ir.Program, check: ir.CheckDef, options: Options) -> tuple[ir.LayoutDef | None, str | None]:
-    if check.layout is not None:
-        return program.layouts[check.layout], check.layout
-    # --layout applies to the checks that run the machine or ask about layouts, not to
-    # pure arithmetic claims
-    if options.layout is not None and check.is_trace:
-        return options.layout, options.layout.name
-    return None, None
-
-
-def open_cache(options: Options) -> VerdictCache | None:
-    if not options.cache:
-        return None
-    return VerdictCache(Path(options.cache_dir) if options.cache_dir else default_dir())
-
-
-def _cache_key(program: ir.Program, check: ir.CheckDef, job: Job, options: Options) -> str | None:
-    if not job.profiles:
-        return None
-    layout, _ = _layout_for(program, check, options)
-    return job_key(program, check, job.strategy, tuple(program.profiles[p] for p in job.profiles),
-                   timeout_s=options.timeout_s, unroll=options.unroll, cross_check=options.cross_check,
-                   layout=layout)
-
-
-def _to_body(program: ir.Program, r: Result) -> dict[str, Any]:
-    cx = r.counterexample
-    site = None
-    if cx is not None and isinstance(cx.get("violated"), dict) and "at" in cx["violated"]:
-        at = cx["violated"]["at"]
-        site = next((k for k, sp in program.site_spans.items() if str(sp) == at), None)
-    return {"profile": r.profile, "verdict": r.verdict.value, "time_s": r.time_s, "counterexample": cx,
-            "assumptions_used": list(r.assumptions_used) if r.assumptions_used is not None else None,
-            "reason": r.reason, "depth": r.depth, "notes": list(r.notes), "violated_site": site}
-
-
-def _from_body(program: ir.Program, check: ir.CheckDef, job: Job, layout_name: str | None,
-               body: dict[str, Any]) -> Result:
-    cx = body["counterexample"]
-    site = body.get("violated_site")
-    if cx is not None and site is not None and site in program.site_spans:
-        # the position as the source has it now (a comment may have moved the line)
-        cx = {**cx, "violated": {**cx["violated"], "at": str(program.site_spans[site])}}
-    used = body["assumptions_used"]
-    return Result(
-        file=job.file, line=job.line, check=job.check, strategy=job.strategy, profile=body["profile"],
-        verdict=Verdict(body["verdict"]), expected=check.expect, time_s=float(body["time_s"]),
-        counterexample=cx, assumptions_used=tuple(used) if used is not None else None,
-        reason=body["reason"], depth=body["depth"], notes=tuple(body["notes"]), layout=layout_name,
-        cached=True)
-
-
-def _entry(program: ir.Program, job: Job, options: Options) -> tuple[VerdictCache, str] | None:
-    """The cache and the job's address in it (None: no cache, or nothing to address)."""
-    cache = open_cache(options)
-    if cache is None:
-        return None
-    check = next(c for c in program.checks if c.name == job.check)
-    key = _cache_key(program, check, job, options)
-    return (cache, key) if key is not None else None
-
-
-def cached_results(program: ir.Program, job: Job, options: Options,
-                   entry: tuple[VerdictCache, str] | None = None) -> list[Result] | None:
-    """The job's results from the verdict cache, presented against the program as it is
-    now; None when the cache has no entry to trust."""
-    entry = entry or _entry(program, job, options)
-    if entry is None:
-        return None
-    check = next(c for c in program.checks if c.name == job.check)
-    body = entry[0].get(entry[1])
-    if body is None:
-        return None
-    layout_name = _layout_for(program, check, options)[1]
-    try:
-        raws = [_from_body(program, check, job, layout_name, b) for b in body["results"]]
-        replays = [b.get("replay") for b in body["results"]]
-        reads = [b.get("reads") for b in body["results"]]
-    except (KeyError, TypeError, ValueError):
-        return None  # a body of another shape: solve again
-    if [r.profile for r in raws] != list(job.profiles):
-        return None
-    return [_finish(program, check, r, options, rp, rd) for r, rp, rd in zip(raws, replays, reads, strict=True)]
-
-
-def run_job(program: ir.Program, job: Job, options: Options) -> list[Result]:
-    """Decide one job in this process, or take it from the verdict cache. Raises
-    InternalError on a khospec bug."""
-    entry = _entry(program, job, options)
-    hit = cached_results(program, job, options, entry)
-    if hit is not None:
-        return hit
-    check = next(c for c in program.checks if c.name == job.check)
-    raws = _solve_job(program, check, job, options)
-    done = [_finish(program, check, r, options) for r in raws]
-    if (entry is not None and [r.profile for r in raws] == list(job.profiles)
-            and all(r.verdict is not Verdict.UNKNOWN for r in done)):
-        # an unknown depends on the machine's wall clock as a last resort: solve it again
-        entry[0].put(entry[1], {"results": [{**_to_body(program, r), "replay": d.replay if options.replay else None,
-                                             "reads": _reads_of(d)}
-                                            for r, d in zip(raws, done, strict=True)]})
-    return done
-
-
-def _reads_of(r: Result) -> list[dict[str, Any]] | None:
-    cx = r.counterexample or {}
-    violated = cx.get("violated")
-    return violated.get("reads") if isinstance(violated, dict) else None
-
-
-def _finish(program: ir.Program, check: ir.CheckDef, r: Result, options: Options,
-            replayed: str | None = None, reads: list[dict[str, Any]] | None = None) -> Result:
-    """Present the counterexample and replay it. ``replayed``: the replay's status when
-    the result comes from the cache: the interpreter is deterministic and the entry's
-    address covers everything it reads, so its answer would be the same."""
-    if r.counterexample is not None:
-        r = _present(program, check, r)
-        if options.replay and replayed:
-            assert r.counterexample is not None
-            r = replace(r, replay=replayed, counterexample=_with_reads(r.counterexample, reads))
-        elif options.replay:
-            r = _replay(program, check, r)
-    return r
-
-
-def _solve_job(program: ir.Program, check: ir.CheckDef, job: Job, options: Options) -> list[Result]:
-    from khospec.engine import solve  # z3 is imported here, not before
-    from khospec.engine.crosscheck import CrossCheckError
-    from khospec.engine.lower import LowerError
-    from khospec.machine.importer import shipped_layouts
-
-    layout, layout_name = _layout_for(program, check, options)
-    profiles = [program.profiles[p] for p in job.profiles]
-    t0 = time.perf_counter()
-    try:
-        outcomes = solve.run(program, check, job.strategy, list(profiles),
-                             timeout_ms=int(options.timeout_s * 1000), unroll=options.unroll,
-                             layout=layout, cross_check=options.cross_check,
-                             real_layouts=shipped_layouts() if layout is None else ())
-    except LowerError as exc:
-        if exc.diag.code == "KHO599":  # the lowering's own consistency checks: a bug, exit 3
-            raise InternalError(f"{exc.diag.span}: {exc.diag.message}") from exc
-        raise InputError([exc.diag], SourceCache()) from exc
-    except CrossCheckError as exc:
-        raise InternalError(f"{job.file}:{job.line}: `{job.check}` [{job.strategy or 'base'}]: "
-                            f"second solver: {exc}") from exc
-    results: list[Result] = []
-    for prof, o in outcomes:
-        results.append(_result_of(job.file, job.line, check, job.strategy,
-                                  prof.name if prof is not None else None, o, layout_name))
-    if not outcomes:
-        results.append(Result(job.file, job.line, job.check, job.strategy, None, Verdict.UNKNOWN,
-                              check.expect, time.perf_counter() - t0, reason="no profile to run"))
-    return results
-
-
-def recheck(program: ir.Program, check: ir.CheckDef, strategy: str | None, profile: str,
-            layout: ir.LayoutDef, options: Options) -> Result:
-    """``check`` decided on one concrete ``layout`` (a reproducer's), its counterexample
-    presented and replayed."""
-    from khospec.engine import solve
-
-    [(_, o)] = solve.run(program, check, strategy, [program.profiles[profile]],
-                         timeout_ms=int(options.timeout_s * 1000), unroll=options.unroll, layout=layout)
-    r = _result_of(str(check.span.file), check.span.line, check, strategy, profile, o, layout.name)
-    return _finish(program, check, r, options)
-
-
-def _result_of(file: str, line: int, check: ir.CheckDef, strategy: str | None, profile: str | None,
-               o: Outcome, layout_name: str | None) -> Result:
-    """The result record of one engine outcome."""
-    return Result(file=file, line=line, check=check.name, strategy=strategy, profile=profile,
-                  verdict=o.verdict, expected=check.expect, time_s=o.time_s, counterexample=o.counterexample,
-                  assumptions_used=o.assumptions_used, reason=o.reason, depth=o.depth,
-                  notes=tuple(o.notes), layout=layout_name)
-
-
-def _present(program: ir.Program, check: ir.CheckDef, r: Result) -> Result:
-    from khospec.explain import present
-
-    assert r.counterexample is not None
-    return replace(r, counterexample=present(program, check, r))
-
-
-def _replay(program: ir.Program, check: ir.CheckDef, r: Result) -> Result:
-    from khospec.interp import Incomplete, ReplayMismatch, replay_details
-
-    assert r.counterexample is not None
-    try:
-        status, reads = replay_details(program, check, r)
-    except Incomplete as exc:
-        return replace(r, verdict=Verdict.UNKNOWN, reason=str(exc), replay="failed: " + str(exc))
-    except ReplayMismatch as exc:
-        raise InternalError(
-            f"{r.file}:{r.line}: counterexample of `{r.check}` [{r.strategy}, {r.profile}] "
-            f"does not replay: {exc}\nsolver's view: {exc.solver_view}\ninterpreter's view: {exc.interp_view}"
-        ) from exc
-    return replace(r, replay=status, counterexample=_with_reads(r.counterexample, reads))
-
-
-def _with_reads(cx: dict[str, Any], reads: list[dict[str, Any]] | None) -> dict[str, Any]:
-    """The presented counterexample with the struct pages the failed requirement read."""
-    if not reads or "violated" not in cx:
-        return cx
-    return {**cx, "violated": {**cx["violated"], "reads": reads}}
 
 
 def check_paths(paths: Iterable[str], options: Options | None = None,
@@ -388,8 +146,6 @@ def check_paths(paths: Iterable[str], options: Options | None = None,
         on_plan([(job_name(j.file, j.check, j.strategy, p), known.get(job_name(j.file, j.check, j.strategy, p)))
                  for j in jobs for p in j.profiles])
     if (options.jobs > 1 and len(jobs) > 1) or options.scheduler:
-        from khospec.runner import run_on_executor, run_parallel
-
         # cache hits here, with the programs already loaded: workers only for solving
         by_index: dict[int, list[Result]] = {}
         todo: list[Job] = []
@@ -403,8 +159,6 @@ def check_paths(paths: Iterable[str], options: Options | None = None,
                 if on_result is not None:
                     on_result(r)
         if todo and options.scheduler:
-            from khospec.executor import DaskExecutor
-
             executor = DaskExecutor(options.scheduler)
             try:
                 results, internal, input_diags = run_on_executor(

@@ -18,8 +18,9 @@ from typing import TYPE_CHECKING, TextIO
 from khospec import __version__
 
 if TYPE_CHECKING:
-    from khospec.api import Options, Report
+    from khospec.api import Options
     from khospec.ir import LayoutDef
+    from khospec.results import Report
 
 
 class _Parser(argparse.ArgumentParser):
@@ -275,9 +276,10 @@ def _check_fleet(args: argparse.Namespace, options: Options, out: TextIO, err: T
 
 def _check_report(args: argparse.Namespace, options: Options, out: TextIO, err: TextIO,
                   layouts: list[LayoutDef] | None = None, bad_inputs: int = 0) -> int:
-    from khospec.api import Report, check_paths
+    from khospec.api import check_paths
     from khospec.executor import ExecutorError
     from khospec.report import diagnostics_text, table_text, to_json
+    from khospec.results import Report
 
     progress = None
     if err.isatty():  # on stderr, whatever the format of stdout

@@ -264,9 +264,11 @@ def _from_json(v: Any, ty: Type) -> Any:
     return ty.wrap(int(v))
 
 
-def _to_json(v: Any) -> Any:
+def json_value(v: Any) -> Any:
+    """An interpreter value as JSON: a struct as an object of its fields, an int or a
+    bool as itself (the ITF traces of review.py show the machine's state this way)."""
     if isinstance(v, SVal):
-        return {n: _to_json(x) for (n, _), x in zip(v.ty.fields, v.fields, strict=True)}
+        return {n: json_value(x) for (n, _), x in zip(v.ty.fields, v.fields, strict=True)}
     return v
 
 
@@ -452,7 +454,7 @@ class Interp:
             for v in vals:
                 pts.update(_ints(v))
         for v in self.params.values():
-            pts.update(_ints(_to_json(v)))
+            pts.update(_ints(json_value(v)))
         self.points = sorted(p for p in pts if 0 <= p < 1 << 64)
         if points is not None:
             # a narrowed instance: these points are the whole domain that matters

@@ -13,12 +13,20 @@ import contextlib
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-_RESULTS = pytest.StashKey[dict[tuple[str, str, str | None, str | None], Any]]()
-_JOBS = pytest.StashKey[list[Any]]()
+if TYPE_CHECKING:
+    # types only: the plugin is loaded by every pytest run, so khospec itself is
+    # imported when a spec file is collected, not before
+    from khospec.jobs import Job
+    from khospec.results import Result
+
+# a result by (file, check, strategy, profile); None: the run failed before deciding it
+_Key = tuple[str, str, str | None, str | None]
+_RESULTS: pytest.StashKey[dict[_Key, Result | None]] = pytest.StashKey()
+_JOBS: pytest.StashKey[list[Job]] = pytest.StashKey()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -79,7 +87,7 @@ class KhoInputError(pytest.Item):
     def runtest(self) -> None:
         raise KhoSpecError(self.text)
 
-    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: str | None = None) -> str:
         return str(excinfo.value)
 
     def reportinfo(self) -> tuple[Path, int, str]:
@@ -96,13 +104,13 @@ class KhoMismatch(Exception):
 
 
 class KhoItem(pytest.Item):
-    def __init__(self, *, job: Any, profile: str, **kwargs: Any) -> None:
+    def __init__(self, *, job: Job, profile: str, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.job = job
         self.profile = profile
         self.add_marker("khospec")
 
-    def _key(self) -> tuple[str, str, str | None, str]:
+    def _key(self) -> _Key:
         return (self.job.file, self.job.check, self.job.strategy, self.profile)
 
     def runtest(self) -> None:
@@ -115,7 +123,7 @@ class KhoItem(pytest.Item):
         if not r.met:
             raise KhoMismatch(_describe(r))
 
-    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: str | None = None) -> str:
         if isinstance(excinfo.value, KhoMismatch | KhoSpecError):
             return str(excinfo.value)
         return str(super().repr_failure(excinfo))
@@ -124,7 +132,7 @@ class KhoItem(pytest.Item):
         return self.path, self.job.line - 1, f"check {self.name}"
 
 
-def _describe(r: Any) -> str:
+def _describe(r: Result) -> str:
     from khospec.explain import short_lines
 
     lines = [f"{r.file}:{r.line}: check {r.check} [{r.strategy or 'base'}, {r.profile}]",
@@ -138,7 +146,7 @@ def _describe(r: Any) -> str:
     return "\n".join(lines)
 
 
-def _run(jobs: list[Any], config: pytest.Config) -> None:
+def _run(jobs: list[Job], config: pytest.Config) -> None:
     import os
 
     from khospec.api import Options, open_cache, record_times, schedule
@@ -166,7 +174,7 @@ def _run(jobs: list[Any], config: pytest.Config) -> None:
 
 def pytest_collection_finish(session: pytest.Session) -> None:
     """Decide every selected check at once, in parallel."""
-    seen: dict[tuple[str, str, str | None, tuple[str, ...]], Any] = {}
+    seen: dict[tuple[str, str, str | None, tuple[str, ...]], Job] = {}
     for item in session.items:
         if isinstance(item, KhoItem):
             j = item.job  # one per check and strategy, and per profile for trace checks

@@ -11,10 +11,10 @@ from rich.table import Table
 from rich.text import Text
 
 from khospec import __version__
-from khospec.api import Report
 from khospec.diagnostics import render
+from khospec.engine.version import z3_version
 from khospec.explain import short_lines
-from khospec.results import Result, Verdict
+from khospec.results import Report, Result, Verdict
 
 _STYLE = {
     Verdict.PROVED: "green",
@@ -23,15 +23,6 @@ _STYLE = {
     Verdict.VACUOUS: "magenta",
     Verdict.UNKNOWN: "yellow",
 }
-
-
-def z3_version() -> str:
-    try:
-        import z3
-
-        return str(z3.get_version_string())
-    except ImportError:  # pragma: no cover
-        return "unavailable"
 
 
 def summary(report: Report) -> dict[str, Any]:

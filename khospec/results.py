@@ -1,10 +1,16 @@
-"""Verdicts and result records: what a check returns, independent of the solver."""
+"""Verdicts and result records: what a check returns, independent of the solver.
+
+``Result`` is one check under one strategy and one profile; ``Report`` is what a run of
+many checks found (results, diagnostics, internal errors), which the reports render.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
+
+from khospec.diagnostics import Diagnostic, Severity, SourceCache
 
 
 class Verdict(Enum):
@@ -94,6 +100,33 @@ class Result:
         if self.notes:
             out["notes"] = list(self.notes)
         return out
+
+
+@dataclass
+class Report:
+    """What a run of checks found (``api.check_paths``): results in plan order,
+    diagnostics, internal errors. Mutable: a run over several layouts adds to it."""
+
+    results: list[Result] = field(default_factory=list)
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+    sources: SourceCache = field(default_factory=SourceCache)
+    internal_errors: list[str] = field(default_factory=list)
+    time_s: float = 0.0
+
+    @property
+    def has_input_errors(self) -> bool:
+        return any(d.severity is Severity.ERROR for d in self.diagnostics)
+
+    @property
+    def all_met(self) -> bool:
+        return all(r.met for r in self.results)
+
+    def exit_code(self) -> int:
+        if self.internal_errors:
+            return 3
+        if self.has_input_errors:
+            return 2
+        return 0 if self.all_met else 1
 
 
 class InternalError(Exception):

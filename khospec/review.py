@@ -14,15 +14,22 @@ and short counterexamples.
 
 from __future__ import annotations
 
+import json
 import textwrap
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from khospec import __version__
-from khospec.api import Report
-from khospec.diagnostics import Severity
-from khospec.results import Result, Verdict
+from khospec import __version__, ir
+from khospec.api import load
+from khospec.diagnostics import Severity, SourceCache
+from khospec.engine.version import z3_version
+from khospec.explain import reads_text, short_lines
+from khospec.interp import Interp, json_value
+from khospec.machine.questions import CLAIMS, witness_lines, witness_text
+from khospec.report import summary
+from khospec.results import Report, Result, Verdict
 
 SARIF_SCHEMA = (
     "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
@@ -80,8 +87,6 @@ def _message(r: Result) -> str:
     text = f"{r.check}{_context(r)}: {_verdict_text(r)}."
     cx = r.counterexample or {}
     if "witness" in cx:
-        from khospec.machine.questions import witness_text
-
         text += f" Witness: {witness_text(r)}."
     else:
         violated = cx.get("violated") or {}
@@ -89,8 +94,6 @@ def _message(r: Result) -> str:
         if what:
             text += f" Violated: {what}."
         if violated.get("reads"):
-            from khospec.explain import reads_text
-
             text += f" It reads {reads_text(violated['reads'])}."
     if r.reason:
         text += f" Reason: {r.reason}."
@@ -154,8 +157,6 @@ def _spec_flow(r: Result, cx: dict[str, Any]) -> list[dict[str, Any]]:
         if last and (violated.get("step") in (None, step)):
             loc["message"]["text"] += f"; violates {what}"
             if violated.get("reads"):
-                from khospec.explain import reads_text
-
                 loc["message"]["text"] += f", reading {reads_text(violated['reads'])}"
             if at:
                 loc["physicalLocation"] = _physical(*at)
@@ -203,8 +204,6 @@ def _sarif_result(r: Result, rule_index: int) -> dict[str, Any]:
 
 
 def _rule(check: str, results: list[Result]) -> dict[str, Any]:
-    from khospec.machine.questions import CLAIMS
-
     first = results[0]
     text = CLAIMS.get(check) or f"check `{check}` of {first.file}"
     return {
@@ -217,8 +216,6 @@ def _rule(check: str, results: list[Result]) -> dict[str, Any]:
 
 def sarif(report: Report) -> dict[str, Any]:
     """The report as a SARIF 2.1.0 log (one run)."""
-    from khospec.report import summary, z3_version
-
     by_check: dict[str, list[Result]] = {}
     for r in report.results:
         by_check.setdefault(r.check, []).append(r)
@@ -343,12 +340,8 @@ def _group_lines(group: list[Result]) -> list[str]:
 def _cx_lines(r: Result) -> list[str]:
     cx = r.counterexample or {}
     if "witness" in cx:
-        from khospec.machine.questions import witness_lines
-
         body = witness_lines(cx)
     else:
-        from khospec.explain import short_lines
-
         try:
             body = short_lines(r)
         except (KeyError, TypeError):  # a counterexample from an older or foreign report
@@ -363,8 +356,6 @@ def _cx_lines(r: Result) -> list[str]:
 
 def mail(report: Report) -> str:
     """The report as plain text for a mailing-list reply (lines of at most 72 columns)."""
-    from khospec.report import summary, z3_version
-
     s = summary(report)
     counts = ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in s["verdicts"].items() if n)
     lines: list[str] = []
@@ -435,7 +426,7 @@ __all__ = ["MAIL_WIDTH", "SARIF_SCHEMA", "mail", "sarif"]
 # ---------------------------------------------------------------- ITF traces
 
 
-def _itf_value(v: Any) -> Any:
+def _itf_value(v: object) -> object:
     """ITF (the Informal Trace Format of Apalache and Quint): big integers as
     {"#bigint": "..."}, records as objects, maps as {"#map": [[k, v], ...]}."""
     if isinstance(v, bool):
@@ -449,11 +440,9 @@ def _itf_value(v: Any) -> Any:
     return v
 
 
-def itf_trace(report_result: Result, program: Any) -> dict[str, Any]:
+def itf_trace(report_result: Result, program: ir.Program) -> dict[str, Any]:
     """The counterexample's trace as ITF: one state per step, with the machine's scalar
     state and the struct pages at the pfns the counterexample is about."""
-    from khospec.interp import Frame, Interp, _to_json
-
     cx = report_result.counterexample
     assert cx is not None
     model = cx.get("model", cx)
@@ -476,9 +465,9 @@ def itf_trace(report_result: Result, program: Any) -> dict[str, Any]:
         def snapshot(i: int, step: str | None) -> dict[str, Any]:
             out: dict[str, Any] = {"#meta": {"index": i, **({"step": step} if step else {})}}
             for k, v in state.scalars.items():
-                out[k] = _itf_value(_to_json(v))
+                out[k] = _itf_value(json_value(v))
             for k, m in state.maps.items():
-                out[k] = {"#map": [[_itf_value(p), _itf_value(_to_json(m.read(p)))] for p in pfns]}
+                out[k] = {"#map": [[_itf_value(p), _itf_value(json_value(m.read(p)))] for p in pfns]}
             return out
 
         states.append(snapshot(0, None))
@@ -490,7 +479,6 @@ def itf_trace(report_result: Result, program: Any) -> dict[str, Any]:
         values = {w["name"]: _itf_value(w["value"]) for w in model.get("witnesses", [])}
         states.append({"#meta": {"index": 0}, **values})
         names = list(values)
-        del Frame
     return {
         "#meta": {
             "format": "ITF",
@@ -506,16 +494,10 @@ def itf_trace(report_result: Result, program: Any) -> dict[str, Any]:
 
 def write_itf(report: Report, directory: str) -> list[str]:
     """One ITF file per refutation of a spec check, named FILE.CHECK.STRATEGY.PROFILE.itf.json."""
-    import json
-    from pathlib import Path
-
-    from khospec.api import load
-    from khospec.diagnostics import SourceCache
-
     out_dir = Path(directory)
     out_dir.mkdir(parents=True, exist_ok=True)
     written: list[str] = []
-    programs: dict[str, Any] = {}
+    programs: dict[str, ir.Program | None] = {}
     for r in report.results:
         if r.counterexample is None or "model" not in r.counterexample:
             continue

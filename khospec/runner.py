@@ -1,13 +1,20 @@
-"""Running jobs in worker processes: parallel, and with hard time limits.
+"""Deciding jobs: one in this process, or many in worker processes with hard time limits.
 
-Each worker loads spec files itself and decides one job at a time. A worker that
-exceeds its job's budget (the solver did not return) is killed and replaced; the job's
-results become ``unknown`` with the reason. Results come back in plan order.
+``run_job`` decides one job where it is called: the verdict cache first, else the
+engine (z3 is imported then, not before); every counterexample is presented and
+replayed. ``recheck`` decides a check on one concrete layout the same way.
+
+``run_parallel`` runs jobs in worker processes. Each worker loads spec files itself and
+decides one job at a time. A worker that exceeds its job's budget (the solver did not
+return) is killed and replaced; the job's results become ``unknown`` with the reason.
+Results come back in plan order.
 
 ``run_on_executor`` sends the same jobs to a khospec.executor instead (a Dask cluster):
 each job is a task that loads its spec file where it runs, so the workers must see the
 files at the same paths (one machine, or a shared file system). The solver budgets end
 every check; the hard time limit, which needs a process to kill, is this module's only.
+
+The API (api.py) plans the jobs and calls this module; nothing here imports the API.
 """
 
 from __future__ import annotations
@@ -18,68 +25,329 @@ import os
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from multiprocessing.connection import Connection, wait
-from multiprocessing.context import BaseContext
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from khospec.cache import job_name
+from khospec import ir
+from khospec.cache import VerdictCache, default_dir, job_key, job_name
 from khospec.diagnostics import Diagnostic, InputError, SourceCache
+from khospec.jobs import Job, Options
+from khospec.resolve import ParseCache, check_program
 from khospec.results import InternalError, Result, Verdict
 
+if TYPE_CHECKING:
+    from multiprocessing.context import ForkContext, SpawnContext
 
-def _worker(conn: Connection, options: Any) -> None:
-    from khospec.api import load, run_job
+    from khospec.engine.solve import Outcome
+    from khospec.executor import Executor
 
-    programs: dict[str, Any] = {}
+
+def load(path: Path, display: str, sources: SourceCache, import_roots: tuple[str, ...] = (),
+         parsed: ParseCache | None = None) -> tuple[ir.Program | None, list[Diagnostic]]:
+    """One spec file, type-checked: the program (None on an error) and the diagnostics."""
+    return check_program(path, sources, display, tuple(Path(r) for r in import_roots), parsed)
+
+
+# ---------------------------------------------------------------- one job, in this process
+
+
+def _layout_for(program: ir.Program, check: ir.CheckDef, options: Options) -> tuple[ir.LayoutDef | None, str | None]:
+    if check.layout is not None:
+        return program.layouts[check.layout], check.layout
+    # --layout applies to the checks that run the machine or ask about layouts, not to
+    # pure arithmetic claims
+    if options.layout is not None and check.is_trace:
+        return options.layout, options.layout.name
+    return None, None
+
+
+def open_cache(options: Options) -> VerdictCache | None:
+    if not options.cache:
+        return None
+    return VerdictCache(Path(options.cache_dir) if options.cache_dir else default_dir())
+
+
+def _cache_key(program: ir.Program, check: ir.CheckDef, job: Job, options: Options) -> str | None:
+    if not job.profiles:
+        return None
+    layout, _ = _layout_for(program, check, options)
+    return job_key(program, check, job.strategy, tuple(program.profiles[p] for p in job.profiles),
+                   timeout_s=options.timeout_s, unroll=options.unroll, cross_check=options.cross_check,
+                   layout=layout)
+
+
+def _to_body(program: ir.Program, r: Result) -> dict[str, Any]:
+    cx = r.counterexample
+    site = None
+    if cx is not None and isinstance(cx.get("violated"), dict) and "at" in cx["violated"]:
+        at = cx["violated"]["at"]
+        site = next((k for k, sp in program.site_spans.items() if str(sp) == at), None)
+    return {"profile": r.profile, "verdict": r.verdict.value, "time_s": r.time_s, "counterexample": cx,
+            "assumptions_used": list(r.assumptions_used) if r.assumptions_used is not None else None,
+            "reason": r.reason, "depth": r.depth, "notes": list(r.notes), "violated_site": site}
+
+
+def _from_body(program: ir.Program, check: ir.CheckDef, job: Job, layout_name: str | None,
+               body: dict[str, Any]) -> Result:
+    cx = body["counterexample"]
+    site = body.get("violated_site")
+    if cx is not None and site is not None and site in program.site_spans:
+        # the position as the source has it now (a comment may have moved the line)
+        cx = {**cx, "violated": {**cx["violated"], "at": str(program.site_spans[site])}}
+    used = body["assumptions_used"]
+    return Result(
+        file=job.file, line=job.line, check=job.check, strategy=job.strategy, profile=body["profile"],
+        verdict=Verdict(body["verdict"]), expected=check.expect, time_s=float(body["time_s"]),
+        counterexample=cx, assumptions_used=tuple(used) if used is not None else None,
+        reason=body["reason"], depth=body["depth"], notes=tuple(body["notes"]), layout=layout_name,
+        cached=True)
+
+
+def _entry(program: ir.Program, job: Job, options: Options) -> tuple[VerdictCache, str] | None:
+    """The cache and the job's address in it (None: no cache, or nothing to address)."""
+    cache = open_cache(options)
+    if cache is None:
+        return None
+    check = next(c for c in program.checks if c.name == job.check)
+    key = _cache_key(program, check, job, options)
+    return (cache, key) if key is not None else None
+
+
+def cached_results(program: ir.Program, job: Job, options: Options,
+                   entry: tuple[VerdictCache, str] | None = None) -> list[Result] | None:
+    """The job's results from the verdict cache, presented against the program as it is
+    now; None when the cache has no entry to trust."""
+    entry = entry or _entry(program, job, options)
+    if entry is None:
+        return None
+    check = next(c for c in program.checks if c.name == job.check)
+    body = entry[0].get(entry[1])
+    if body is None:
+        return None
+    layout_name = _layout_for(program, check, options)[1]
+    try:
+        raws = [_from_body(program, check, job, layout_name, b) for b in body["results"]]
+        replays = [b.get("replay") for b in body["results"]]
+        reads = [b.get("reads") for b in body["results"]]
+    except (KeyError, TypeError, ValueError):
+        return None  # a body of another shape: solve again
+    if [r.profile for r in raws] != list(job.profiles):
+        return None
+    return [_finish(program, check, r, options, rp, rd) for r, rp, rd in zip(raws, replays, reads, strict=True)]
+
+
+def run_job(program: ir.Program, job: Job, options: Options) -> list[Result]:
+    """Decide one job in this process, or take it from the verdict cache. Raises
+    InternalError on a khospec bug."""
+    entry = _entry(program, job, options)
+    hit = cached_results(program, job, options, entry)
+    if hit is not None:
+        return hit
+    check = next(c for c in program.checks if c.name == job.check)
+    raws = _solve_job(program, check, job, options)
+    done = [_finish(program, check, r, options) for r in raws]
+    if (entry is not None and [r.profile for r in raws] == list(job.profiles)
+            and all(r.verdict is not Verdict.UNKNOWN for r in done)):
+        # an unknown depends on the machine's wall clock as a last resort: solve it again
+        entry[0].put(entry[1], {"results": [{**_to_body(program, r), "replay": d.replay if options.replay else None,
+                                             "reads": _reads_of(d)}
+                                            for r, d in zip(raws, done, strict=True)]})
+    return done
+
+
+def _reads_of(r: Result) -> list[dict[str, Any]] | None:
+    cx = r.counterexample or {}
+    violated = cx.get("violated")
+    return violated.get("reads") if isinstance(violated, dict) else None
+
+
+def _finish(program: ir.Program, check: ir.CheckDef, r: Result, options: Options,
+            replayed: str | None = None, reads: list[dict[str, Any]] | None = None) -> Result:
+    """Present the counterexample and replay it. ``replayed``: the replay's status when
+    the result comes from the cache: the interpreter is deterministic and the entry's
+    address covers everything it reads, so its answer would be the same."""
+    if r.counterexample is not None:
+        r = _present(program, check, r)
+        if options.replay and replayed:
+            assert r.counterexample is not None
+            r = replace(r, replay=replayed, counterexample=_with_reads(r.counterexample, reads))
+        elif options.replay:
+            r = _replay(program, check, r)
+    return r
+
+
+def _solve_job(program: ir.Program, check: ir.CheckDef, job: Job, options: Options) -> list[Result]:
+    from khospec.engine import solve  # z3 is imported here, not before
+    from khospec.engine.crosscheck import CrossCheckError
+    from khospec.engine.lower import LowerError
+    from khospec.machine.importer import shipped_layouts
+
+    layout, layout_name = _layout_for(program, check, options)
+    profiles = [program.profiles[p] for p in job.profiles]
+    t0 = time.perf_counter()
+    try:
+        outcomes = solve.run(program, check, job.strategy, list(profiles),
+                             timeout_ms=int(options.timeout_s * 1000), unroll=options.unroll,
+                             layout=layout, cross_check=options.cross_check,
+                             real_layouts=shipped_layouts() if layout is None else ())
+    except LowerError as exc:
+        if exc.diag.code == "KHO599":  # the lowering's own consistency checks: a bug, exit 3
+            raise InternalError(f"{exc.diag.span}: {exc.diag.message}") from exc
+        raise InputError([exc.diag], SourceCache()) from exc
+    except CrossCheckError as exc:
+        raise InternalError(f"{job.file}:{job.line}: `{job.check}` [{job.strategy or 'base'}]: "
+                            f"second solver: {exc}") from exc
+    results: list[Result] = []
+    for prof, o in outcomes:
+        results.append(_result_of(job.file, job.line, check, job.strategy,
+                                  prof.name if prof is not None else None, o, layout_name))
+    if not outcomes:
+        results.append(Result(job.file, job.line, job.check, job.strategy, None, Verdict.UNKNOWN,
+                              check.expect, time.perf_counter() - t0, reason="no profile to run"))
+    return results
+
+
+def recheck(program: ir.Program, check: ir.CheckDef, strategy: str | None, profile: str,
+            layout: ir.LayoutDef, options: Options) -> Result:
+    """``check`` decided on one concrete ``layout`` (a reproducer's), its counterexample
+    presented and replayed."""
+    from khospec.engine import solve
+
+    [(_, o)] = solve.run(program, check, strategy, [program.profiles[profile]],
+                         timeout_ms=int(options.timeout_s * 1000), unroll=options.unroll, layout=layout)
+    r = _result_of(str(check.span.file), check.span.line, check, strategy, profile, o, layout.name)
+    return _finish(program, check, r, options)
+
+
+def _result_of(file: str, line: int, check: ir.CheckDef, strategy: str | None, profile: str | None,
+               o: Outcome, layout_name: str | None) -> Result:
+    """The result record of one engine outcome."""
+    return Result(file=file, line=line, check=check.name, strategy=strategy, profile=profile,
+                  verdict=o.verdict, expected=check.expect, time_s=o.time_s, counterexample=o.counterexample,
+                  assumptions_used=o.assumptions_used, reason=o.reason, depth=o.depth,
+                  notes=tuple(o.notes), layout=layout_name)
+
+
+def _present(program: ir.Program, check: ir.CheckDef, r: Result) -> Result:
+    from khospec.explain import present
+
+    assert r.counterexample is not None
+    return replace(r, counterexample=present(program, check, r))
+
+
+def _replay(program: ir.Program, check: ir.CheckDef, r: Result) -> Result:
+    from khospec.interp import Incomplete, ReplayMismatch, replay_details
+
+    assert r.counterexample is not None
+    try:
+        status, reads = replay_details(program, check, r)
+    except Incomplete as exc:
+        return replace(r, verdict=Verdict.UNKNOWN, reason=str(exc), replay="failed: " + str(exc))
+    except ReplayMismatch as exc:
+        raise InternalError(
+            f"{r.file}:{r.line}: counterexample of `{r.check}` [{r.strategy}, {r.profile}] "
+            f"does not replay: {exc}\nsolver's view: {exc.solver_view}\ninterpreter's view: {exc.interp_view}"
+        ) from exc
+    return replace(r, replay=status, counterexample=_with_reads(r.counterexample, reads))
+
+
+def _with_reads(cx: dict[str, Any], reads: list[dict[str, Any]] | None) -> dict[str, Any]:
+    """The presented counterexample with the struct pages the failed requirement read."""
+    if not reads or "violated" not in cx:
+        return cx
+    return {**cx, "violated": {**cx["violated"], "reads": reads}}
+
+
+# ---------------------------------------------------------------- worker processes
+
+
+@dataclass(frozen=True)
+class Decided:
+    """A worker's reply: the job's results."""
+
+    index: int  # the job's (Job.index)
+    results: list[Result]
+
+
+@dataclass(frozen=True)
+class BadInput:
+    """A worker's reply: the job's spec file does not load where the worker runs."""
+
+    index: int
+    diagnostics: list[Diagnostic]
+
+
+@dataclass(frozen=True)
+class Crashed:
+    """A worker's reply: a bug in khospec (or an unreadable file) stopped the job."""
+
+    index: int
+    text: str
+
+
+# what a worker process or an executor's task sends back for one job
+Reply = Decided | BadInput | Crashed
+
+
+def _decide_here(job: Job, options: Options, programs: dict[str, ir.Program]) -> Reply:
+    """One job in a worker process, which keeps the programs it loaded (``programs``)."""
+    try:
+        if job.file not in programs:
+            program, diags = load(job.path, job.file, SourceCache(), options.import_roots)
+            if program is None:
+                return BadInput(job.index, [d for d in diags if d.is_error])
+            programs[job.file] = program
+        return Decided(job.index, run_job(programs[job.file], job, options))
+    except InputError as exc:
+        return BadInput(job.index, exc.diagnostics)
+    except InternalError as exc:
+        return Crashed(job.index, str(exc))
+    except Exception:  # a bug in khospec: report it, keep the worker
+        return Crashed(job.index, traceback.format_exc())
+
+
+def _worker(conn: Connection, options: Options) -> None:
+    programs: dict[str, ir.Program] = {}
     while True:
         try:
-            msg = conn.recv()
+            job: Job | None = conn.recv()
         except EOFError:
             return
-        if msg is None:
+        if job is None:
             return
-        job = msg
         try:
-            if job.file not in programs:
-                program, diags = load(job.path, job.file, SourceCache(), options.import_roots)
-                if program is None:
-                    conn.send(("input", job.index, [d for d in diags if d.is_error]))
-                    continue
-                programs[job.file] = program
-            results = run_job(programs[job.file], job, options)
-            conn.send(("ok", job.index, results))
-        except InputError as exc:
-            conn.send(("input", job.index, exc.diagnostics))
-        except InternalError as exc:
-            conn.send(("internal", job.index, str(exc)))
-        except Exception:  # a bug in khospec: report it, keep the worker
-            conn.send(("internal", job.index, traceback.format_exc()))
+            conn.send(_decide_here(job, options, programs))
+        except Exception:  # the reply does not pickle: a bug in khospec, keep the worker
+            conn.send(Crashed(job.index, traceback.format_exc()))
 
 
-def _take(kind: str, idx: int, payload: Any, done: dict[int, list[Result]], internal: list[str],
+def _take(reply: Reply, done: dict[int, list[Result]], internal: list[str],
           input_diags: list[Diagnostic], on_result: Callable[[Result], None] | None) -> None:
-    """File one worker message ``(kind, job index, payload)`` where it belongs."""
-    if kind == "ok":
-        done[idx] = payload
-        if on_result is not None:
-            for r in payload:
-                on_result(r)
-    elif kind == "input":
-        input_diags.extend(payload)
-    else:
-        internal.append(payload)
+    """File one worker's reply where it belongs."""
+    match reply:
+        case Decided(index, results):
+            done[index] = results
+            if on_result is not None:
+                for r in results:
+                    on_result(r)
+        case BadInput(_, diagnostics):
+            input_diags.extend(diagnostics)
+        case Crashed(_, text):
+            internal.append(text)
 
 
 class _Slot:
-    def __init__(self, ctx: Any, options: Any) -> None:
+    """One worker process and the job it is deciding (None: idle)."""
+
+    def __init__(self, ctx: ForkContext | SpawnContext, options: Options) -> None:
         parent, child = ctx.Pipe()
         self.conn: Connection = parent
         self.proc = ctx.Process(target=_worker, args=(child, options), daemon=True)
         self.proc.start()
         child.close()
-        self.job: Any = None
+        self.job: Job | None = None
         self.deadline = 0.0
 
     def kill(self) -> None:
@@ -88,9 +356,7 @@ class _Slot:
         self.conn.close()
 
 
-def _timeout_results(job: Any, options: Any) -> list[Result]:
-    from khospec.api import load
-
+def _timeout_results(job: Job, options: Options) -> list[Result]:
     program, _ = load(job.path, job.file, SourceCache())
     expect = None
     if program is not None:
@@ -102,13 +368,14 @@ def _timeout_results(job: Any, options: Any) -> list[Result]:
     ]
 
 
-def run_parallel(jobs: list[Any], options: Any,
+def run_parallel(jobs: list[Job], options: Options,
                  on_result: Callable[[Result], None] | None = None,
                  on_start: Callable[[str], None] | None = None,
                  ) -> tuple[list[Result], list[str], list[Diagnostic]]:
     """Run ``jobs`` in the order given (the caller schedules), results in plan order."""
+    ctx: ForkContext | SpawnContext
     try:
-        ctx: BaseContext = mp.get_context("fork")
+        ctx = mp.get_context("fork")
     except ValueError:  # pragma: no cover - platforms without fork
         ctx = mp.get_context("spawn")
     n = max(1, min(options.jobs, len(jobs)))
@@ -137,24 +404,23 @@ def run_parallel(jobs: list[Any], options: Any,
         assign(s)
     try:
         while any(s.job is not None for s in slots):
-            busy = [s for s in slots if s.job is not None]
-            timeout = max(0.05, min(s.deadline for s in busy) - time.monotonic())
-            ready = wait([s.conn for s in busy], timeout=timeout)
-            for s in busy:
+            busy = [(s, s.job) for s in slots if s.job is not None]
+            timeout = max(0.05, min(s.deadline for s, _ in busy) - time.monotonic())
+            ready = wait([s.conn for s, _ in busy], timeout=timeout)
+            for s, job in busy:
                 if s.conn in ready:
                     try:
-                        kind, idx, payload = s.conn.recv()
+                        reply: Reply = s.conn.recv()
                     except EOFError:
-                        internal.append(f"worker died while checking {s.job.file}::{s.job.check}")
+                        internal.append(f"worker died while checking {job.file}::{job.check}")
                         s.kill()
                         new = _Slot(ctx, options)
                         slots[slots.index(s)] = new
                         assign(new)
                         continue
-                    _take(kind, idx, payload, done, internal, input_diags, on_result)
+                    _take(reply, done, internal, input_diags, on_result)
                     assign(s)
                 elif time.monotonic() > s.deadline:
-                    job = s.job
                     s.kill()
                     rs = _timeout_results(job, options)
                     done[job.index] = rs
@@ -179,37 +445,32 @@ def run_parallel(jobs: list[Any], options: Any,
 
 
 @functools.lru_cache(maxsize=16)
-def _program(path: str, file: str, import_roots: tuple[str, ...], mtime_ns: int) -> Any:
+def _program(path: str, file: str, import_roots: tuple[str, ...], mtime_ns: int) -> ir.Program | list[Diagnostic]:
     """A worker's loaded programs, by file and modification time: the jobs of one file
     load it once, and an edited file is loaded again."""
-    from khospec.api import load
-
     program, diags = load(Path(path), file, SourceCache(), import_roots)
     return program if program is not None else [d for d in diags if d.is_error]
 
 
-def remote_job(task: tuple[Any, Any]) -> tuple[str, int, Any]:
-    """One job, decided wherever the executor runs it: ``(kind, job index, payload)`` as
-    the local workers send it."""
-    from khospec.api import run_job
-
+def remote_job(task: tuple[Job, Options]) -> Reply:
+    """One job, decided wherever the executor runs it: the reply a local worker sends."""
     job, options = task
     try:
         loaded = _program(str(job.path), job.file, options.import_roots, os.stat(job.path).st_mtime_ns)
         if isinstance(loaded, list):
-            return "input", job.index, loaded
-        return "ok", job.index, run_job(loaded, job, options)
+            return BadInput(job.index, loaded)
+        return Decided(job.index, run_job(loaded, job, options))
     except InputError as exc:
-        return "input", job.index, exc.diagnostics
+        return BadInput(job.index, exc.diagnostics)
     except InternalError as exc:
-        return "internal", job.index, str(exc)
+        return Crashed(job.index, str(exc))
     except OSError as exc:
-        return "internal", job.index, f"cannot read {job.path} where the job ran: {exc}"
+        return Crashed(job.index, f"cannot read {job.path} where the job ran: {exc}")
     except Exception:  # a bug in khospec: report it, keep the worker
-        return "internal", job.index, traceback.format_exc()
+        return Crashed(job.index, traceback.format_exc())
 
 
-def run_on_executor(jobs: list[Any], options: Any, executor: Any,
+def run_on_executor(jobs: list[Job], options: Options, executor: Executor,
                     on_result: Callable[[Result], None] | None = None,
                     on_start: Callable[[str], None] | None = None,
                     ) -> tuple[list[Result], list[str], list[Diagnostic]]:
@@ -224,7 +485,7 @@ def run_on_executor(jobs: list[Any], options: Any, executor: Any,
     # a worker may run elsewhere in the file system tree: absolute paths only
     options = replace(options, import_roots=tuple(str(Path(r).resolve()) for r in options.import_roots))
     tasks = [(replace(j, path=Path(j.path).resolve()), options) for j in jobs]
-    for _, (kind, idx, payload) in executor.map_unordered(remote_job, tasks):
-        _take(kind, idx, payload, done, internal, input_diags, on_result)
+    for _, reply in executor.map_unordered(remote_job, tasks):
+        _take(reply, done, internal, input_diags, on_result)
     results = [r for i in sorted(done) for r in done[i]]
     return results, internal, input_diags

@@ -15,12 +15,11 @@ from typing import Any
 import jsonschema
 import pytest
 
-from khospec.api import Report
 from khospec.cli import main
 from khospec.diagnostics import Diagnostic, Span
 from khospec.machine.importer import read_layout_file
 from khospec.machine.questions import answer
-from khospec.results import Result, Verdict
+from khospec.results import Report, Result, Verdict
 from khospec.review import MAIL_WIDTH, mail, sarif
 
 DATA = Path(__file__).parent / "data"
