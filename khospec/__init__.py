@@ -23,11 +23,15 @@ __all__ = ["InputError", "Options", "Report", "Result", "Verdict", "__version__"
 
 
 def __getattr__(name: str) -> object:
-    if name in ("check_file", "check_paths", "Options", "Report"):
+    if name in ("check_file", "check_paths"):
         from khospec import api
 
         return getattr(api, name)
-    if name in ("Result", "Verdict"):
+    if name == "Options":
+        from khospec import jobs
+
+        return jobs.Options
+    if name in ("Result", "Verdict", "Report"):
         from khospec import results
 
         return getattr(results, name)
