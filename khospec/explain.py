@@ -7,10 +7,21 @@ contract (layout, chunks, trace, violated condition) and keeps the raw data unde
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from khospec import ir
+from khospec.counterexample import (
+    Chunk,
+    ModelLayout,
+    ModelWitness,
+    Node,
+    Range,
+    Read,
+    Violated,
+    Zone,
+)
 from khospec.results import Result
 
 ZONE_NAMES = ["DMA", "DMA32", "Normal", "Movable", "Device"]
@@ -66,40 +77,33 @@ def present(program: ir.Program, check: ir.CheckDef, r: Result) -> dict[str, Any
     assert raw is not None
     if "model" in raw:
         return raw
-    params = raw["params"]
+    # the engine's model (counterexample.ModelData): Result holds it as plain JSON
+    params: dict[str, Any] = raw["params"]
     page_shift = params.get("PAGE_SHIFT", 12)
-    layout = raw["layout"]
+    layout: ModelLayout = raw["layout"]
     fdp = {next(iter(a)): v for a, v in raw["param_functions"].get("first_deferred_pfn", [])}
-    nodes = []
+    # a model read back from the verdict cache has the node ids as text
+    movable: Mapping[Any, int] = layout["zone_movable_pfn"]
+    nodes: list[Node] = []
     for nid in layout["nodes"]:
         rs = [x for x in layout["ranges"] if x[2] == nid]
-        node: dict[str, Any] = {
+        node: Node = {
             "nid": nid,
-            "ranges": [
-                {
-                    "start": hex(s << page_shift),
-                    "end": hex(e << page_shift),
-                    "start_pfn": hex(s),
-                    "end_pfn": hex(e),
-                    "size": size_text((e - s) << page_shift),
-                    **({"mirror": True} if m else {}),
-                }
-                for s, e, _, m in rs
-            ],
+            "ranges": [_range(s, e, m, page_shift) for s, e, _, m in rs],
         }
         # first_deferred_pfn plays a part only where the boot runs (a claim over traces)
         if nid in fdp and check.is_trace:
             v = fdp[nid]
             node["first_deferred_pfn"] = "ULONG_MAX" if v == (1 << 64) - 1 else hex(v)
-        mv = layout["zone_movable_pfn"].get(nid) or layout["zone_movable_pfn"].get(str(nid))
+        mv = movable.get(nid) or movable.get(str(nid))
         if mv:
             node["zone_movable_pfn"] = hex(mv)
         nodes.append(node)
-    zones = []
+    zones: list[Zone] = []
     for z, (lo, hi) in enumerate(layout["arch_zones"]):
         if z < len(ZONE_NAMES) and lo < hi:
             zones.append({"zone": ZONE_NAMES[z], "start_pfn": hex(lo), "end_pfn": hex(hi)})
-    chunks = []
+    chunks: list[Chunk] = []
     values: dict[str, Any] = {}
     used = ir.used_params(program, check, r.strategy)
     for name, v in params.items():
@@ -107,10 +111,11 @@ def present(program: ir.Program, check: ir.CheckDef, r: Result) -> dict[str, Any
             chunks.append(_chunk(name, v, page_shift))
     # a trace violation happens at one node of the tree of traces: the witnesses of the
     # other nodes played no part in it
-    node = raw["violated"].get("node")
-    for w in raw["witnesses"]:
+    at_node = raw["violated"].get("node")
+    witnesses: list[ModelWitness] = raw["witnesses"]
+    for w in witnesses:
         v = w["value"]
-        if node is not None and w["label"] not in ("claim", node):
+        if at_node is not None and w["label"] not in ("claim", at_node):
             continue
         if isinstance(v, dict) and set(v) == {"pfn", "order"}:
             chunks.append(_chunk(w["name"], v, page_shift))
@@ -143,9 +148,23 @@ def present(program: ir.Program, check: ir.CheckDef, r: Result) -> dict[str, Any
     }
 
 
-def _chunk(name: str, v: dict[str, int], page_shift: int) -> dict[str, Any]:
+def _range(start: int, end: int, mirror: bool, page_shift: int) -> Range:
+    """A range of pfns ``[start, end)`` in bytes and pfns."""
+    out: Range = {
+        "start": hex(start << page_shift),
+        "end": hex(end << page_shift),
+        "start_pfn": hex(start),
+        "end_pfn": hex(end),
+        "size": size_text((end - start) << page_shift),
+    }
+    if mirror:
+        out["mirror"] = True
+    return out
+
+
+def _chunk(name: str, v: dict[str, int], page_shift: int) -> Chunk:
     pfn, order = v["pfn"], v["order"]
-    out: dict[str, Any] = {"name": name, "pfn": hex(pfn), "order": order}
+    out: Chunk = {"name": name, "pfn": hex(pfn), "order": order}
     if order < 64:
         out["phys"] = hex(pfn << page_shift)
         out["size"] = size_text((1 << order) << page_shift) if order + page_shift < 70 else f"2^{order + page_shift} B"
@@ -166,7 +185,7 @@ def short_lines(r: Result) -> list[str]:
     if not cx:
         return []
     out = []
-    nodes = cx["layout"]["nodes"]
+    nodes: list[Node] = cx["layout"]["nodes"]
     parts = []
     for n in nodes:
         rs = ", ".join(f"[{x['start']}, {x['end']})" for x in n["ranges"])
@@ -174,7 +193,8 @@ def short_lines(r: Result) -> list[str]:
         parts.append(f"node {n['nid']}: {rs}{extra}")
     if parts:
         out.append("layout:   " + "; ".join(parts))
-    for c in cx["chunks"]:
+    chunks: list[Chunk] = cx["chunks"]
+    for c in chunks:
         size = f", {c['size']} at {c['phys']}" if "size" in c else ""
         out.append(f"chunk:    {c['name']} pfn {c['pfn']} order {c['order']}{size}")
     vals = {k: v for k, v in cx["values"].items() if not isinstance(v, dict)}
@@ -182,7 +202,7 @@ def short_lines(r: Result) -> list[str]:
         out.append("values:   " + ", ".join(f"{k} = {v}" for k, v in list(vals.items())[:6]))
     if cx["trace"]:
         out.append("trace:    " + " -> ".join(cx["trace"]))
-    v = cx["violated"]
+    v: Violated = cx["violated"]
     where = f" in {v['step']}" if v.get("step") else ""
     text = v.get("text") or v.get("name") or ""
     out.append(f"violated: {text}{where} ({v.get('at', '')})")
@@ -191,6 +211,6 @@ def short_lines(r: Result) -> list[str]:
     return out
 
 
-def reads_text(reads: list[dict[str, Any]]) -> str:
+def reads_text(reads: Sequence[Read]) -> str:
     """The struct pages a failed requirement read, in the kernel's terms."""
     return ", ".join(f"the struct page of pfn {x['pfn']} ({x['read']})" for x in reads)

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import shlex
 import textwrap
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from khospec import ir
+from khospec.counterexample import Chunk
 from khospec.explain import number, short_lines
 from khospec.qemu import Guest, guest_for
 from khospec.results import Result
@@ -93,10 +95,11 @@ def _command_lines(cmd: list[str]) -> list[str]:
     return [*out, cur]
 
 
-def _skeleton(cx: dict[str, Any]) -> list[str]:
-    """A test module in the style of lib/test_kho.c: what to preserve, what to check."""
-    values = cx.get("values", {})
-    chunks = cx.get("chunks", [])
+def _skeleton(cx: Mapping[str, Any]) -> list[str]:
+    """A test module in the style of lib/test_kho.c: what to preserve, what to check.
+    ``cx``: a presented counterexample (a spec check's or a machine's)."""
+    values: dict[str, Any] = cx.get("values", {})
+    chunks: list[Chunk] = cx.get("chunks", [])
     if "start" in values and "nr" in values:
         what = [f"\tunsigned long start_pfn = {values['start']}, nr = {values['nr']};",
                 "\t/* before kexec: */",
@@ -131,11 +134,13 @@ def _skeleton(cx: dict[str, Any]) -> list[str]:
     ]
 
 
-def touched_end(cx: dict[str, Any]) -> int:
-    """The end (bytes) of the memory the finding involves: its chunks and range."""
+def touched_end(cx: Mapping[str, Any]) -> int:
+    """The end (bytes) of the memory the finding involves: its chunks and range.
+    ``cx``: a presented counterexample (a spec check's or a machine's)."""
     ps = number(cx.get("params", {}).get("PAGE_SHIFT")) or 12
     ends = [0]
-    for c in cx.get("chunks", []):
+    chunks: list[Chunk] = cx.get("chunks", [])
+    for c in chunks:
         pfn, order = number(c.get("pfn")), number(c.get("order"))
         if pfn is not None and order is not None and order < 64 - ps:
             ends.append((pfn + (1 << order)) << ps)

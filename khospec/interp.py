@@ -18,10 +18,11 @@ import contextlib
 import operator
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, assert_never
 
 from khospec import carith, ir
 from khospec import syntax as S
+from khospec.counterexample import ModelData, ModelLayout, Read
 from khospec.results import Result
 from khospec.types import BoolType, IntType, MapType, StructType, Type
 
@@ -187,19 +188,23 @@ _COMPARE: dict[str, Callable[[Any, Any], bool]] = {
 
 def _label(e: ir.Expr) -> str:
     """An index expression as the spec writes it, for the simple forms (else "...")."""
-    if isinstance(e, ir.Local):
-        return e.name
-    if isinstance(e, ir.ParamRef):
-        return e.name
-    if isinstance(e, ir.FieldGet):
-        return f"{_label(e.obj)}.{e.field}"
-    if isinstance(e, ir.Convert):
-        return _label(e.operand)
-    if isinstance(e, ir.Const) and isinstance(e.value, int):
-        return hex(e.value)
-    if isinstance(e, ir.Binary) and e.op in ("+", "-"):
-        return f"{_label(e.left)} {e.op} {_label(e.right)}"
-    return "..."
+    match e:
+        case ir.Local() | ir.ParamRef():
+            return e.name
+        case ir.FieldGet():
+            return f"{_label(e.obj)}.{e.field}"
+        case ir.Convert():
+            return _label(e.operand)
+        case ir.Const() if isinstance(e.value, int):
+            return hex(e.value)
+        case ir.Binary() if e.op in ("+", "-"):
+            return f"{_label(e.left)} {e.op} {_label(e.right)}"
+        case (ir.Const() | ir.Binary() | ir.ParamApp() | ir.StateRef() | ir.MapRead() | ir.Unary() | ir.Ite()
+              | ir.StructMake() | ir.CallFn() | ir.Builtin() | ir.Quant() | ir.FirstNode() | ir.InEmits()
+              | ir.EmitsEq()):
+            return "..."
+        case _:
+            assert_never(e)
 
 
 def _widens(a: IntType, b: IntType) -> bool:
@@ -276,7 +281,7 @@ def json_value(v: Any) -> Any:
 
 
 class CLayout:
-    def __init__(self, data: dict[str, Any]) -> None:
+    def __init__(self, data: ModelLayout) -> None:
         self.ranges = sorted((int(s), int(e), int(n), bool(m)) for s, e, n, m in data["ranges"])
         self.starts = [r[0] for r in self.ranges]
         self.nodes = sorted({r[2] for r in self.ranges})
@@ -477,7 +482,45 @@ class Interp:
         return table[key]
 
     def ev(self, e: ir.Expr, fr: Frame) -> Any:
-        return getattr(self, "_ev_" + type(e).__name__)(e, fr)
+        match e:
+            case ir.Const():
+                return self._ev_Const(e, fr)
+            case ir.Local():
+                return self._ev_Local(e, fr)
+            case ir.ParamRef():
+                return self._ev_ParamRef(e, fr)
+            case ir.ParamApp():
+                return self._ev_ParamApp(e, fr)
+            case ir.StateRef():
+                return self._ev_StateRef(e, fr)
+            case ir.MapRead():
+                return self._ev_MapRead(e, fr)
+            case ir.Unary():
+                return self._ev_Unary(e, fr)
+            case ir.Binary():
+                return self._ev_Binary(e, fr)
+            case ir.Convert():
+                return self._ev_Convert(e, fr)
+            case ir.Ite():
+                return self._ev_Ite(e, fr)
+            case ir.FieldGet():
+                return self._ev_FieldGet(e, fr)
+            case ir.StructMake():
+                return self._ev_StructMake(e, fr)
+            case ir.CallFn():
+                return self._ev_CallFn(e, fr)
+            case ir.Builtin():
+                return self._ev_Builtin(e, fr)
+            case ir.Quant():
+                return self._ev_Quant(e, fr)
+            case ir.FirstNode():
+                return self._ev_FirstNode(e, fr)
+            case ir.InEmits():
+                return self._ev_InEmits(e, fr)
+            case ir.EmitsEq():
+                return self._ev_EmitsEq(e, fr)
+            case _:
+                assert_never(e)
 
     def _ev_Const(self, e: ir.Const, fr: Frame) -> Any:
         return e.value
@@ -792,46 +835,48 @@ class Interp:
             self.exec(s, fr)
 
     def exec(self, s: ir.Stmt, fr: Frame) -> None:
-        if isinstance(s, ir.SLet | ir.SAssign):
-            fr.locals[s.var.uid] = self.ev(s.value, fr)
-        elif isinstance(s, ir.SStateAssign):
-            assert fr.state is not None
-            fr.state.scalars[s.name] = self.ev(s.value, fr)
-        elif isinstance(s, ir.SMapWrite):
-            assert fr.state is not None
-            idx = self.ev(s.index, fr)
-            fr.state.maps[s.name] = self._map(CWrite(fr.state.maps[s.name], idx, s.path, self.ev(s.value, fr)))
-        elif isinstance(s, ir.SIf):
-            self.exec_block(s.then if self.ev(s.cond, fr) else s.else_, fr)
-        elif isinstance(s, ir.SForConst):
-            for i in range(s.lo, s.hi):
-                fr.locals[s.var.uid] = i
-                self.exec_block(s.body, fr)
-        elif isinstance(s, ir.SForBulk):
-            self._bulk(s, fr)
-        elif isinstance(s, ir.SWhile):
-            n = 0
-            while self.ev(s.cond, fr):
-                self.exec_block(s.body, fr)
-                n += 1
-                if n > MAX_LOOP:
-                    raise Undetermined(f"the loop at {s.span} runs more than {MAX_LOOP} iterations")
-        elif isinstance(s, ir.SRequire):
-            if not self.ev(s.cond, fr):
-                fr.failures.append(Failure(s.name, s.site, fr.bulk[0] if fr.bulk else None, self._reads(s.cond, fr)))
-                if fr.stop_at_failure:
-                    raise _RequireFailed
-        elif isinstance(s, ir.SEmit):
-            fr.emits.append(self.ev(s.value, fr))
-        elif isinstance(s, ir.SReturn):
-            fr.ret = self.ev(s.value, fr)
-            raise _Return
-        elif isinstance(s, ir.SCall):
-            sub = self.call(s.call, fr)
-            fr.failures.extend(sub.failures)
-            fr.emits.extend(sub.emits)
-        else:  # pragma: no cover
-            raise AssertionError(s)
+        match s:
+            case ir.SLet() | ir.SAssign():
+                fr.locals[s.var.uid] = self.ev(s.value, fr)
+            case ir.SStateAssign():
+                assert fr.state is not None
+                fr.state.scalars[s.name] = self.ev(s.value, fr)
+            case ir.SMapWrite():
+                assert fr.state is not None
+                idx = self.ev(s.index, fr)
+                fr.state.maps[s.name] = self._map(CWrite(fr.state.maps[s.name], idx, s.path, self.ev(s.value, fr)))
+            case ir.SIf():
+                self.exec_block(s.then if self.ev(s.cond, fr) else s.else_, fr)
+            case ir.SForConst():
+                for i in range(s.lo, s.hi):
+                    fr.locals[s.var.uid] = i
+                    self.exec_block(s.body, fr)
+            case ir.SForBulk():
+                self._bulk(s, fr)
+            case ir.SWhile():
+                n = 0
+                while self.ev(s.cond, fr):
+                    self.exec_block(s.body, fr)
+                    n += 1
+                    if n > MAX_LOOP:
+                        raise Undetermined(f"the loop at {s.span} runs more than {MAX_LOOP} iterations")
+            case ir.SRequire():
+                if not self.ev(s.cond, fr):
+                    index = fr.bulk[0] if fr.bulk else None
+                    fr.failures.append(Failure(s.name, s.site, index, self._reads(s.cond, fr)))
+                    if fr.stop_at_failure:
+                        raise _RequireFailed
+            case ir.SEmit():
+                fr.emits.append(self.ev(s.value, fr))
+            case ir.SReturn():
+                fr.ret = self.ev(s.value, fr)
+                raise _Return
+            case ir.SCall():
+                sub = self.call(s.call, fr)
+                fr.failures.extend(sub.failures)
+                fr.emits.extend(sub.emits)
+            case _:
+                assert_never(s)
 
     def _in_domain(self, s: ir.SForBulk, fr: Frame, q: int) -> bool:
         if s.lo is not None and not self.ev(s.lo, fr) <= q:
@@ -932,22 +977,31 @@ def _ints(v: Any) -> list[int]:
 
 
 def _written(stmts: tuple[ir.Stmt, ...], program: ir.Program, strategy: str | None) -> set[str]:
+    """The maps the statements write, in nested blocks and the functions they call as
+    statements (only statements write maps)."""
     out: set[str] = set()
     seen: set[str] = set()
-    stack: list[Any] = list(stmts)
+    stack: list[ir.Stmt] = list(stmts)
     while stack:
         n = stack.pop()
-        if isinstance(n, ir.SMapWrite):
-            out.add(n.name)
-        if isinstance(n, ir.SCall) and n.call.name not in seen:
-            seen.add(n.call.name)
-            f = program.fn(n.call.name, strategy)
-            if isinstance(f.body, tuple):
-                stack.extend(f.body)
-        for fld in ("then", "else_", "body"):
-            v = getattr(n, fld, None)
-            if isinstance(v, tuple):
-                stack.extend(v)
+        match n:
+            case ir.SMapWrite():
+                out.add(n.name)
+            case ir.SCall():
+                if n.call.name not in seen:
+                    seen.add(n.call.name)
+                    f = program.fn(n.call.name, strategy)
+                    if isinstance(f.body, tuple):
+                        stack.extend(f.body)
+            case ir.SIf():
+                stack.extend(n.then)
+                stack.extend(n.else_)
+            case ir.SForConst() | ir.SForBulk() | ir.SWhile():
+                stack.extend(n.body)
+            case ir.SLet() | ir.SAssign() | ir.SStateAssign() | ir.SRequire() | ir.SEmit() | ir.SReturn():
+                pass
+            case _:
+                assert_never(n)
     return out
 
 
@@ -979,13 +1033,13 @@ def replay(program: ir.Program, check: ir.CheckDef, r: Result) -> str:
     return replay_details(program, check, r)[0]
 
 
-def replay_details(program: ir.Program, check: ir.CheckDef, r: Result) -> tuple[str, list[dict[str, Any]]]:
+def replay_details(program: ir.Program, check: ir.CheckDef, r: Result) -> tuple[str, list[Read]]:
     """The replay's status, and for a failed requirement the cells its condition read
     (``{"read": "page[last]", "pfn": "0x..."}``): the struct page the kernel touches."""
     cx = r.counterexample
     assert cx is not None
     model = cx.get("model", cx)
-    reads: list[dict[str, Any]] = []
+    reads: list[Read] = []
     try:
         interp = Interp(program, r.strategy, model)
         bad = interp.layout.wellformed()
@@ -1026,7 +1080,7 @@ def replay_details(program: ir.Program, check: ir.CheckDef, r: Result) -> tuple[
 
 
 def _replay_trace(interp: Interp, program: ir.Program, check: ir.CheckDef,
-                  model: dict[str, Any]) -> Failure | None:
+                  model: ModelData) -> Failure | None:
     """Run the trace; the failure of the claimed requirement, if that is the claim."""
     claim = check.claim
     state = interp.initial_state()
@@ -1092,7 +1146,7 @@ def _enum_names(program: ir.Program) -> tuple[dict[str, tuple[str, ...]], dict[s
     return scalars, fields
 
 
-def _watched_pfns(model: dict[str, Any]) -> list[int]:
+def _watched_pfns(model: ModelData) -> list[int]:
     """The pfns a reader of the trace cares about: each chunk's first and last page
     and every pfn-sized value the counterexample names."""
     out: list[int] = []

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from enum import Enum
+from typing import Literal, TypeAlias, assert_never
 
 from khospec import syntax as S
 from khospec.diagnostics import NO_SPAN, Span
@@ -73,7 +75,7 @@ class MapRead:
 
 @dataclass(frozen=True)
 class Unary:
-    op: str  # "!", "-", "~"
+    op: S.UnaryOp
     operand: Expr
     ty: Type
     span: Span = _span()
@@ -137,18 +139,23 @@ class Builtin:
     span: Span = _span()
 
 
+# what a bound variable ranges over: every value of its type, the layout's nodes or
+# memory ranges, or the interval [lo, hi)
+DomainKind = Literal["type", "nodes", "ranges", "interval"]
+
+
 @dataclass(frozen=True)
 class Domain:
     """What a bound variable ranges over."""
 
-    kind: str  # "type" (every value), "nodes", "ranges", "interval" [lo, hi)
+    kind: DomainKind
     lo: Expr | None = None
     hi: Expr | None = None
 
 
 @dataclass(frozen=True)
 class Quant:
-    kind: str  # "forall" / "exists"
+    kind: S.QuantKind
     var: Local
     domain: Domain
     body: Expr
@@ -185,7 +192,7 @@ class EmitsEq:
     span: Span = _span()
 
 
-Expr = (
+Expr: TypeAlias = (
     Const
     | Local
     | ParamRef
@@ -261,6 +268,11 @@ class SForConst:
     span: Span = _span()
 
 
+# what a loop over a set of indices runs over: every value of its variable's type
+# (narrowed by its bounds and `where`), or the layout's nodes
+BulkDomain = Literal["int", "nodes"]
+
+
 @dataclass(frozen=True)
 class SForBulk:
     """A pointwise update of every index in a (symbolic) set: all at once."""
@@ -271,7 +283,7 @@ class SForBulk:
     where: Expr | None
     body: tuple[Stmt, ...]
     site: int
-    domain: str = "int"  # "int": every value of var's type; "nodes": the layout's nodes
+    domain: BulkDomain = "int"
     span: Span = _span()
 
 
@@ -310,7 +322,7 @@ class SCall:
     span: Span = _span()
 
 
-Stmt = (
+Stmt: TypeAlias = (
     SLet
     | SAssign
     | SStateAssign
@@ -324,6 +336,10 @@ Stmt = (
     | SReturn
     | SCall
 )
+
+# what ``walk`` and ``children`` visit: expressions, statements and the domains of
+# quantifiers
+Node: TypeAlias = Expr | Stmt | Domain
 
 
 # ---------------------------------------------------------------- declarations
@@ -353,7 +369,7 @@ class FnDef:
 
 @dataclass(frozen=True)
 class AssumeDef:
-    kind: str  # "axiom" or "assume"
+    kind: S.AssumeKind
     name: str
     before: str | None
     formula: Expr
@@ -415,9 +431,29 @@ class LayoutDef:
     span: Span = _span()
 
 
+class Verdict(Enum):
+    """The answer for one check under one strategy and one profile. Defined with the
+    typed program because a check's ``expect`` names one; ``khospec.results``, which
+    reports them, re-exports it."""
+
+    # holds for every layout, profile value and trace the assumptions allow
+    PROVED = "proved"
+    # no violation in any trace of at most `depth` steps / unrolled iterations; not a proof
+    HOLDS_TO_DEPTH = "holds_to_depth"
+    # a concrete counterexample: layout, chunk(s), trace, the state that breaks the claim
+    REFUTED = "refuted"
+    # the assumptions contradict each other, or the claim relies on a step that never runs
+    VACUOUS = "vacuous"
+    # the solver gave up or ran out of time; `reason` says why
+    UNKNOWN = "unknown"
+
+
+ClaimKind = Literal["holds", "always", "after", "requirement"]
+
+
 @dataclass(frozen=True)
 class ClaimDef:
-    kind: str  # "holds", "always", "after", "requirement"
+    kind: ClaimKind
     expr: Expr | None
     step: str | None = None
     requirement: str | None = None
@@ -434,7 +470,7 @@ class CheckDef:
     assuming: tuple[str, ...]
     layout: str | None
     depth: int | None
-    expect: str | None
+    expect: Verdict | None  # None: the check must be proved
     span: Span = _span()
 
     @property
@@ -505,7 +541,7 @@ class Program:
 
 def used_params(program: Program, check: CheckDef, strategy: str | None) -> set[str]:
     """Params the check can read (through the claim, assumptions, steps and functions)."""
-    roots: list[object] = []
+    roots: list[Node] = []
     if check.claim.expr is not None:
         roots.append(check.claim.expr)
     roots += [a.formula for a in program.axioms] + [program.assumes[a].formula for a in check.assuming]
@@ -519,7 +555,7 @@ LAYOUT_BUILTINS = frozenset({
     "arch_zone_lowest_possible_pfn", "arch_zone_highest_possible_pfn", "mirrored_kernelcore"})
 
 
-def _touches_layout(n: object) -> bool:
+def _touches_layout(n: Node | FnDef) -> bool:
     return ((isinstance(n, Builtin) and n.name in LAYOUT_BUILTINS) or isinstance(n, FirstNode)
             or (isinstance(n, Quant) and n.domain.kind in ("nodes", "ranges"))
             or (isinstance(n, SForBulk) and n.domain == "nodes"))
@@ -530,11 +566,14 @@ def uses_layout(program: Program, check: CheckDef, strategy: str | None) -> bool
     through the functions it calls (a trace claim always does: the boot walks it)."""
     if check.is_trace:
         return True
-    roots: list[object] = [check.claim.expr, *(program.assumes[n].formula for n in check.assuming)]
+    # a claim that is not a trace claim is a `holds`, which always has an expression
+    claim = [check.claim.expr] if check.claim.expr is not None else []
+    roots: list[Node] = [*claim, *(program.assumes[n].formula for n in check.assuming)]
     return any(_touches_layout(n) for n in walk(roots, program, strategy))
 
 
-def walk(roots: Iterable[object], program: Program | None = None, strategy: str | None = None) -> Iterator[object]:
+def walk(roots: Iterable[Node], program: Program | None = None,
+         strategy: str | None = None) -> Iterator[Node | FnDef]:
     """Every IR node under ``roots``; with ``program``, also the bodies of the functions
     called (each once), preceded by the function's FnDef."""
     seen: set[str] = set()
@@ -552,15 +591,58 @@ def walk(roots: Iterable[object], program: Program | None = None, strategy: str 
         stack.extend(children(node))
 
 
-def children(node: object) -> list[object]:
-    """The IR nodes directly under ``node`` (not the function bodies it calls)."""
-    out: list[object] = []
-    for fld in getattr(node, "__dataclass_fields__", {}):
-        if fld in ("span", "ty"):
-            continue
-        v = getattr(node, fld)
-        if isinstance(v, tuple):
-            out.extend(x for x in v if hasattr(x, "__dataclass_fields__"))
-        elif hasattr(v, "__dataclass_fields__"):
-            out.append(v)
-    return out
+def _given(*nodes: Expr | None) -> list[Node]:
+    return [n for n in nodes if n is not None]
+
+
+def children(node: Node) -> list[Node]:
+    """The IR nodes directly under ``node`` (not the function bodies it calls), in the
+    order of its fields: ``walk`` visits them last to first, and the order of what
+    callers collect along the way (the map reads a replay reports) follows it."""
+    match node:
+        case Const() | Local() | ParamRef() | StateRef():
+            return []
+        case ParamApp() | CallFn() | Builtin():
+            return list(node.args)
+        case MapRead():
+            return [node.index]
+        case Unary() | Convert():
+            return [node.operand]
+        case Binary():
+            return [node.left, node.right]
+        case Ite():
+            return [node.cond, node.then, node.else_]
+        case FieldGet():
+            return [node.obj]
+        case StructMake():
+            return list(node.fields)
+        case Quant():
+            return [node.var, node.domain, node.body]
+        case FirstNode():
+            return [node.var, node.cond, node.default]
+        case InEmits():
+            return [node.item, node.call]
+        case EmitsEq():
+            return [node.call, *node.items]
+        case Domain():
+            return _given(node.lo, node.hi)
+        case SLet() | SAssign():
+            return [node.var, node.value]
+        case SStateAssign() | SEmit() | SReturn():
+            return [node.value]
+        case SMapWrite():
+            return [node.index, node.value]
+        case SIf():
+            return [node.cond, *node.then, *node.else_]
+        case SForConst():
+            return [node.var, *node.body]
+        case SForBulk():
+            return [node.var, *_given(node.lo, node.hi, node.where), *node.body]
+        case SWhile():
+            return [node.cond, *node.invariants, *node.body]
+        case SRequire():
+            return [node.cond]
+        case SCall():
+            return [node.call]
+        case _:
+            assert_never(node)

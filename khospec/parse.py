@@ -285,6 +285,15 @@ def _int_value(text: str, unit: str | None) -> tuple[int, bool, bool, bool]:
     return value, hex_like, "u" in suffix, "l" in suffix
 
 
+def _quant_kind(tok: Token) -> S.QuantKind:
+    """The word of a QUANT token, which the grammar admits as one of these two only."""
+    word = str(tok)
+    if word == "forall":
+        return "forall"
+    assert word == "exists", word
+    return "exists"
+
+
 class _SyntaxErrorInTree(Exception):
     def __init__(self, diag: Diagnostic) -> None:
         self.diag = diag
@@ -361,7 +370,7 @@ class _ToAst(Transformer[Token, Any]):
     def emits_type(self, meta: Any, ty: Any) -> tuple[str, Any]:
         return ("emits", ty)
 
-    def _assume(self, kind: str, meta: Any, name: Token, formula: Any) -> S.AssumeDecl:
+    def _assume(self, kind: S.AssumeKind, meta: Any, name: Token, formula: Any) -> S.AssumeDecl:
         before, expr = formula
         return S.AssumeDecl(kind, self._ident(name), before, expr, self._span(meta))
 
@@ -454,7 +463,7 @@ class _ToAst(Transformer[Token, Any]):
     def claim_requirement(self, meta: Any, name: Token) -> S.ClaimRequirement:
         return S.ClaimRequirement(self._ident(name), self._span(meta))
 
-    def _clause(self, kind: str, meta: Any, toks: tuple[Token, ...]) -> S.CheckClause:
+    def _clause(self, kind: S.ClauseKind, meta: Any, toks: tuple[Token, ...]) -> S.CheckClause:
         return S.CheckClause(kind, tuple(self._ident(t) for t in toks), self._span(meta))
 
     def under_clause(self, meta: Any, *toks: Token) -> S.CheckClause:
@@ -597,7 +606,7 @@ class _ToAst(Transformer[Token, Any]):
         return S.Cast(S.ScalarTypeRef(str(ty), self._tok_span(ty)), operand, self._span(meta))
 
     def quantifier(self, meta: Any, kind: Token, binders: Any, body: Any) -> S.Quant:
-        return S.Quant(str(kind), binders, body, self._span(meta))
+        return S.Quant(_quant_kind(kind), binders, body, self._span(meta))
 
     def binders(self, meta: Any, *bs: Any) -> tuple[Any, ...]:
         return bs

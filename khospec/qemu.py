@@ -22,6 +22,7 @@ refuted there too.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -61,11 +62,12 @@ def _lowmem(total: int) -> int:
     return 2 * GIB if total >= 0xB0000000 else 0xB0000000
 
 
-def guest_for(arch: str, nodes: list[dict[str, Any]], needed_end: int = 0) -> Guest | str:
-    """The guest recreating ``nodes`` (a presented counterexample's layout), or why none
-    can: each node must be one piece, in id order, with boundaries on whole MiB. The
-    last node ends at the first GiB past its start and ``needed_end`` (the end of the
-    memory the finding touches), not at the counterexample's end: a smaller guest."""
+def guest_for(arch: str, nodes: Sequence[Mapping[str, Any]], needed_end: int = 0) -> Guest | str:
+    """The guest recreating ``nodes`` (a presented counterexample's layout; only their
+    ids and range bounds are read, so plain dicts do too), or why none can: each node
+    must be one piece, in id order, with boundaries on whole MiB. The last node ends at
+    the first GiB past its start and ``needed_end`` (the end of the memory the finding
+    touches), not at the counterexample's end: a smaller guest."""
     if arch.startswith("x86_64"):
         machine, base = "q35", 0
     elif arch.startswith("arm64"):

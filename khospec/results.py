@@ -7,25 +7,12 @@ many checks found (results, diagnostics, internal errors), which the reports ren
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import Enum
 from typing import Any
 
 from khospec.diagnostics import Diagnostic, Severity, SourceCache
 
-
-class Verdict(Enum):
-    """The answer for one check under one strategy and one profile."""
-
-    # holds for every layout, profile value and trace the assumptions allow
-    PROVED = "proved"
-    # no violation in any trace of at most `depth` steps / unrolled iterations; not a proof
-    HOLDS_TO_DEPTH = "holds_to_depth"
-    # a concrete counterexample: layout, chunk(s), trace, the state that breaks the claim
-    REFUTED = "refuted"
-    # the assumptions contradict each other, or the claim relies on a step that never runs
-    VACUOUS = "vacuous"
-    # the solver gave up or ran out of time; `reason` says why
-    UNKNOWN = "unknown"
+# the closed enum of verdicts, defined with the typed program (a check's `expect` is one)
+from khospec.ir import Verdict as Verdict
 
 
 @dataclass(frozen=True)

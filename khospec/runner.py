@@ -40,6 +40,7 @@ from khospec.results import InternalError, Result, Verdict
 if TYPE_CHECKING:
     from multiprocessing.context import ForkContext, SpawnContext
 
+    from khospec.counterexample import Read
     from khospec.engine.solve import Outcome
     from khospec.executor import Executor
 
@@ -89,6 +90,12 @@ def _to_body(program: ir.Program, r: Result) -> dict[str, Any]:
             "reason": r.reason, "depth": r.depth, "notes": list(r.notes), "violated_site": site}
 
 
+def _expected(check: ir.CheckDef) -> str | None:
+    """The check's `expect` as a result records it: the verdict's name, which the JSON,
+    the reports and the mail show as they always have (None: no `expect`, a proof)."""
+    return check.expect.value if check.expect is not None else None
+
+
 def _from_body(program: ir.Program, check: ir.CheckDef, job: Job, layout_name: str | None,
                body: dict[str, Any]) -> Result:
     cx = body["counterexample"]
@@ -99,7 +106,7 @@ def _from_body(program: ir.Program, check: ir.CheckDef, job: Job, layout_name: s
     used = body["assumptions_used"]
     return Result(
         file=job.file, line=job.line, check=job.check, strategy=job.strategy, profile=body["profile"],
-        verdict=Verdict(body["verdict"]), expected=check.expect, time_s=float(body["time_s"]),
+        verdict=Verdict(body["verdict"]), expected=_expected(check), time_s=float(body["time_s"]),
         counterexample=cx, assumptions_used=tuple(used) if used is not None else None,
         reason=body["reason"], depth=body["depth"], notes=tuple(body["notes"]), layout=layout_name,
         cached=True)
@@ -157,14 +164,14 @@ def run_job(program: ir.Program, job: Job, options: Options) -> list[Result]:
     return done
 
 
-def _reads_of(r: Result) -> list[dict[str, Any]] | None:
+def _reads_of(r: Result) -> list[Read] | None:
     cx = r.counterexample or {}
     violated = cx.get("violated")
     return violated.get("reads") if isinstance(violated, dict) else None
 
 
 def _finish(program: ir.Program, check: ir.CheckDef, r: Result, options: Options,
-            replayed: str | None = None, reads: list[dict[str, Any]] | None = None) -> Result:
+            replayed: str | None = None, reads: list[Read] | None = None) -> Result:
     """Present the counterexample and replay it. ``replayed``: the replay's status when
     the result comes from the cache: the interpreter is deterministic and the entry's
     address covers everything it reads, so its answer would be the same."""
@@ -205,7 +212,7 @@ def _solve_job(program: ir.Program, check: ir.CheckDef, job: Job, options: Optio
                                   prof.name if prof is not None else None, o, layout_name))
     if not outcomes:
         results.append(Result(job.file, job.line, job.check, job.strategy, None, Verdict.UNKNOWN,
-                              check.expect, time.perf_counter() - t0, reason="no profile to run"))
+                              _expected(check), time.perf_counter() - t0, reason="no profile to run"))
     return results
 
 
@@ -225,7 +232,7 @@ def _result_of(file: str, line: int, check: ir.CheckDef, strategy: str | None, p
                o: Outcome, layout_name: str | None) -> Result:
     """The result record of one engine outcome."""
     return Result(file=file, line=line, check=check.name, strategy=strategy, profile=profile,
-                  verdict=o.verdict, expected=check.expect, time_s=o.time_s, counterexample=o.counterexample,
+                  verdict=o.verdict, expected=_expected(check), time_s=o.time_s, counterexample=o.counterexample,
                   assumptions_used=o.assumptions_used, reason=o.reason, depth=o.depth,
                   notes=tuple(o.notes), layout=layout_name)
 
@@ -253,7 +260,7 @@ def _replay(program: ir.Program, check: ir.CheckDef, r: Result) -> Result:
     return replace(r, replay=status, counterexample=_with_reads(r.counterexample, reads))
 
 
-def _with_reads(cx: dict[str, Any], reads: list[dict[str, Any]] | None) -> dict[str, Any]:
+def _with_reads(cx: dict[str, Any], reads: list[Read] | None) -> dict[str, Any]:
     """The presented counterexample with the struct pages the failed requirement read."""
     if not reads or "violated" not in cx:
         return cx
@@ -360,7 +367,7 @@ def _timeout_results(job: Job, options: Options) -> list[Result]:
     program, _ = load(job.path, job.file, SourceCache())
     expect = None
     if program is not None:
-        expect = next((c.expect for c in program.checks if c.name == job.check), None)
+        expect = next((_expected(c) for c in program.checks if c.name == job.check), None)
     return [
         Result(job.file, job.line, job.check, job.strategy, p, Verdict.UNKNOWN, expect,
                options.timeout_s, reason="time limit reached: the solver did not return, its process was stopped")

@@ -8,6 +8,7 @@ the Z3 lowering and the counterexample report.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 from khospec.diagnostics import NO_SPAN, Span
 
@@ -72,9 +73,12 @@ class Name:
     span: Span = _span()
 
 
+UnaryOp = Literal["!", "-", "~"]
+
+
 @dataclass(frozen=True)
 class Unary:
-    op: str  # "!", "-", "~"
+    op: UnaryOp
     operand: Expr
     span: Span = _span()
 
@@ -169,10 +173,14 @@ class TypedBinder:
     span: Span = _span()
 
 
+# the layout's nodes / memory ranges
+LayoutDomain = Literal["nodes", "ranges"]
+
+
 @dataclass(frozen=True)
 class DomainBinder:
     name: Ident
-    domain: str  # "nodes" or "ranges": the layout's nodes / memory ranges
+    domain: LayoutDomain
     span: Span = _span()
 
 
@@ -187,9 +195,12 @@ class IntervalBinder:
 Binder = TypedBinder | DomainBinder | IntervalBinder
 
 
+QuantKind = Literal["forall", "exists"]
+
+
 @dataclass(frozen=True)
 class Quant:
-    kind: str  # "forall" or "exists"
+    kind: QuantKind
     binders: tuple[Binder, ...]
     body: Expr
     span: Span = _span()
@@ -401,6 +412,9 @@ class FnDecl:
     span: Span = _span()
 
 
+AssumeKind = Literal["axiom", "assume"]
+
+
 @dataclass(frozen=True)
 class AssumeDecl:
     """``axiom`` (always in force) or ``assume`` (in force where a check names it).
@@ -408,7 +422,7 @@ class AssumeDecl:
     ``before`` restricts traces: the formula holds whenever that step is taken.
     """
 
-    kind: str
+    kind: AssumeKind
     name: Ident
     before: Ident | None
     formula: Expr
@@ -542,9 +556,12 @@ class ClaimRequirement:
 Claim = ClaimHolds | ClaimAlways | ClaimAfter | ClaimRequirement
 
 
+ClauseKind = Literal["under", "for", "assuming", "on", "depth", "expect"]
+
+
 @dataclass(frozen=True)
 class CheckClause:
-    kind: str  # under, for, assuming, on, depth, expect
+    kind: ClauseKind
     values: tuple[Ident, ...]
     span: Span = _span()
 

@@ -32,7 +32,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("khospec.syntax", "khospec.types", "khospec.carith"),
     ("khospec.parse", "khospec.ir"),
     ("khospec.resolve.*",),
-    ("khospec.results", "khospec.cache"),
+    ("khospec.results", "khospec.counterexample", "khospec.cache"),
     ("khospec.explain", "khospec.interp"),
     ("khospec.machine.*",),
     ("khospec.engine.*",),

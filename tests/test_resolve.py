@@ -188,7 +188,7 @@ def test_check_references_are_resolved() -> None:
     assert c.name == "c" and c.file == "t.kho"
     assert c.strategies == (None, "s")
     assert c.profiles == ("x86_64", "arm64-4k", "arm64-16k", "arm64-64k")
-    assert (c.assuming, c.depth, c.expect, c.layout) == (("small",), 3, "refuted", None)
+    assert (c.assuming, c.depth, c.expect, c.layout) == (("small",), 3, ir.Verdict.REFUTED, None)
     assert c.claim.kind == "holds"
 
 

@@ -23,7 +23,7 @@ import itertools
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import z3
 
@@ -55,12 +55,16 @@ class Narrowing:
         return [(0, q), (q, 2 * q), (2 * q, self.space), (0, 0), (self.space, self.space)]
 
 
+# what one side found on the narrowed instances
+Answer = Literal["violation", "none", "unknown"]
+
+
 @dataclass(frozen=True)
 class Agreement:
     check: str
     strategy: str | None
-    solver: str  # "violation" / "none" / "unknown"
-    brute: str
+    solver: Answer
+    brute: Answer
     instances: int
     time_s: float
 
@@ -93,7 +97,7 @@ def _bound(v: Any, ty: Any, n: Narrowing) -> list[Any]:
 
 
 def solver_side(program: ir.Program, check: ir.CheckDef, strategy: str | None, n: Narrowing,
-                timeout_ms: int = 60000) -> str:
+                timeout_ms: int = 60000) -> Answer:
     run = CheckRun(program, check, strategy, None, None, timeout_ms, 3, allow_tail=False, bounded=2)
     low = run.low
     lay = low.layout
@@ -177,8 +181,8 @@ def _free_params(program: ir.Program) -> list[tuple[str, Any]]:
 
 
 def brute_side(program: ir.Program, check: ir.CheckDef, strategy: str | None, n: Narrowing,
-               budget_s: float = 600.0) -> tuple[str, int]:
-    """("violation" | "none" | "unknown", instances enumerated)."""
+               budget_s: float = 600.0) -> tuple[Answer, int]:
+    """What the enumeration found, and the number of instances enumerated."""
     t0 = time.perf_counter()
     used = ir.used_params(program, check, strategy)
     params = [(name, ty) for name, ty in _free_params(program) if name in used]

@@ -444,7 +444,7 @@ class CheckRun:
         cases = self._cases(s, split=self.bounded is None and self.check.is_trace)
         # a check expected refuted asks a fresh solver first (query): its model is the
         # answer if it finds one; the expectation only orders the work
-        self._fresh_first = self.check.expect == "refuted"
+        self._fresh_first = self.check.expect is Verdict.REFUTED
         try:
             r, core = self._all_unsat(s, [*lits, *scope], cases)
         finally:
@@ -1019,7 +1019,7 @@ class SearchPlan:
         self.layout = layout
         self.cross_check = cross_check
         self.real_layouts = real_layouts
-        self.expect_refuted = check.expect == "refuted"
+        self.expect_refuted = check.expect is Verdict.REFUTED
         self.small_layouts = layout is None and ir.uses_layout(program, check, strategy)
         self._runs: dict[RunKey, CheckRun] = {}
 

@@ -19,6 +19,7 @@ from rich.table import Table
 from rich.text import Text
 
 from khospec.api import Report
+from khospec.diagnostics import Diagnostic, SourceCache, Span, render
 from khospec.explain import size_text
 from khospec.machine.importer import ImportError_, MachineLayout, read_layout_file
 from khospec.machine.questions import (
@@ -37,10 +38,13 @@ def _read(log: str, err: TextIO, page_shift: int | None = None) -> MachineLayout
     try:
         layout = read_layout_file(log, page_shift=page_shift)
     except ImportError_ as exc:
-        err.write(f"{log}: error[KHO601]: {exc}\n")
+        err.write(render(Diagnostic("KHO601", Span.whole(log), str(exc)), SourceCache()) + "\n")
         return None
-    for w in layout.warnings:
-        err.write(w + "\n")
+    # the renderer of a spec's diagnostics, as `khospec check` prints them:
+    # `boot.log:11: warning[KHO602]: ...`
+    sources = SourceCache()
+    for d in layout.diagnostics:
+        err.write(render(d, sources) + "\n")
     return layout
 
 

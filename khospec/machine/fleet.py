@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from khospec import ir
+from khospec.diagnostics import Diagnostic, SourceCache, Span, render
 from khospec.machine.importer import ImportError_, MachineLayout, parse_layout
 from khospec.machine.questions import (
     QUESTIONS,
@@ -310,7 +311,9 @@ def layout_key(layout: MachineLayout, prof: ArchProfile) -> LayoutKey:
 
 
 def _damage(name: str, code: str, message: str) -> str:
-    return f"{name}: error[{code}]: {message}"
+    """Why an input is damaged, as the command line prints a diagnostic (the fleet's JSON
+    carries the text)."""
+    return render(Diagnostic(code, Span.whole(name), message), SourceCache())
 
 
 def read_batch(batch: Sequence[tuple[int, FleetInput]]) -> list[Parsed]:
@@ -341,7 +344,7 @@ def read_batch(batch: Sequence[tuple[int, FleetInput]]) -> list[Parsed]:
             continue
         first = key not in seen
         seen.add(key)
-        out.append(Parsed(index, item.name, item.arch, key, layout if first else None, None, len(layout.warnings)))
+        out.append(Parsed(index, item.name, item.arch, key, layout if first else None, None, len(layout.diagnostics)))
     return out
 
 

@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from khospec import ir
+from khospec.diagnostics import Diagnostic, Severity, SourceCache, Span, render
 from khospec.explain import size_text
 
 # include/linux/mmzone.h: enum zone_type, in the order the spec language numbers zones
@@ -70,6 +71,24 @@ _DEFAULT_PAGE_SHIFT = 12
 class ImportError_(Exception):
     """The file holds no usable layout. The message is shown as ``LOG: error[KHO601]: ...``
     and says what was expected."""
+
+
+class LogLine(Span):
+    """A whole line of a log. It prints as ``file:line``: a log message is about a line,
+    and a column would point into timestamps and prefixes the reader strips anyway."""
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}"
+
+    @staticmethod
+    def at(file: str, line: int) -> LogLine:
+        # to the start of the next line: a caret under a source excerpt covers the line
+        return LogLine(file, line, 1, line + 1, 1)
+
+
+def log_warning(source: str, line: int, code: str, message: str) -> Diagnostic:
+    """A warning of the reader at ``line`` of the log ``source``."""
+    return Diagnostic(code, LogLine.at(source, line), message, severity=Severity.WARNING)
 
 
 @dataclass(frozen=True)
@@ -103,7 +122,7 @@ class MachineLayout:
     source: str = "<layout>"
     boot: int = 1  # which boot of the log was used (1-based)
     boots: int = 1  # how many boots the log holds
-    warnings: tuple[str, ...] = ()  # each one starts with `file:line:`
+    diagnostics: tuple[Diagnostic, ...] = ()  # the reader's warnings, each at a line of the log
     memoryless: tuple[int, ...] = ()  # nodes the log names that own no memory
     mirrored_kernelcore: bool | None = None  # kernelcore=mirror on the command line
     origin: str = "Early memory node ranges"  # where the memory ranges were read
@@ -124,6 +143,12 @@ class MachineLayout:
         for name, _ in self.zones:
             if name not in _ZONE_INDEX:
                 raise ValueError(f"unknown zone {name!r}")
+
+    @property
+    def warnings(self) -> tuple[str, ...]:
+        """The diagnostics as the command line prints them: ``file:line: warning[KHO6xx]: ...``."""
+        sources = SourceCache()  # no excerpt of the log: the message quotes what matters
+        return tuple(render(d, sources) for d in self.diagnostics)
 
     @classmethod
     def from_ranges(cls, ranges: Iterable[tuple[int, int, int]], **kwargs: object) -> MachineLayout:
@@ -401,7 +426,7 @@ class _Boot:
     mirrors: list[tuple[int, int, int]] = field(default_factory=list)
     mirror_reported: int | None = None
     kernelcore_mirror: int | None = None  # the command line's line
-    warnings: list[str] = field(default_factory=list)
+    warnings: list[Diagnostic] = field(default_factory=list)
 
     @property
     def start(self) -> int:
@@ -443,13 +468,13 @@ class _Reader:
         self.state: str | None = None
         self.pending: list[tuple[int, str, bool]] = []  # (line, text, looks like an entry)
         self.zoneinfo: list[_ZiZone] = []
-        self.file_warnings: list[str] = []
+        self.file_warnings: list[Diagnostic] = []
 
     # ---------------------------------------------------------- warnings
 
     def _warn(self, line: int, code: str, message: str, boot: _Boot | None = None) -> None:
-        text = f"{self.source}:{line}: warning[{code}]: {message}"
-        (boot.warnings if boot is not None else self.file_warnings).append(text)
+        diag = log_warning(self.source, line, code, message)
+        (boot.warnings if boot is not None else self.file_warnings).append(diag)
 
     def _garbled(self, line: int, text: str, block: str, looks: bool) -> None:
         shown = text if len(text) <= 72 else text[:69] + "..."
@@ -707,7 +732,7 @@ class _Reader:
 
     def _finish(self) -> MachineLayout:
         boots = [b for b in self.boots if b.has_content()] or self.boots[:1]
-        warnings: list[str] = []
+        warnings: list[Diagnostic] = []
         with_ranges = [b for b in boots if b.ranges]
         chosen: _Boot | None = None
         if with_ranges:
@@ -723,21 +748,33 @@ class _Reader:
             starts = ", ".join(str(b.start) for b in boots)
             used = chosen if chosen is not None else boots[-1]
             warnings.append(
-                f"{self.source}:{used.start}: warning[KHO603]: the log holds "
-                f"{len(boots)} boots (starting at lines {starts}); using boot {number}, "
-                f"the last one with a complete memory layout"
+                log_warning(
+                    self.source,
+                    used.start,
+                    "KHO603",
+                    f"the log holds {len(boots)} boots (starting at lines {starts}); "
+                    f"using boot {number}, the last one with a complete memory layout",
+                )
             )
             for later in boots[number:]:
                 why = self._complete(later)[1]
                 warnings.append(
-                    f"{self.source}:{later.start}: warning[KHO603]: boot "
-                    f"{boots.index(later) + 1} skipped: {why}"
+                    log_warning(
+                        self.source,
+                        later.start,
+                        "KHO603",
+                        f"boot {boots.index(later) + 1} skipped: {why}",
+                    )
                 )
         if chosen is not None:
             if not self._complete(chosen)[0] and len(with_ranges) > 1:
                 warnings.append(
-                    f"{self.source}:{chosen.early_header or chosen.line}: warning[KHO603]: no boot "
-                    f"has a complete layout; boot {number} may be cut short"
+                    log_warning(
+                        self.source,
+                        chosen.early_header or chosen.line,
+                        "KHO603",
+                        f"no boot has a complete layout; boot {number} may be cut short",
+                    )
                 )
             return self._from_boot(chosen, number, len(boots), warnings)
         # no `Early memory node ranges` anywhere: the fallbacks, best first
@@ -830,7 +867,9 @@ class _Reader:
         named = {n for n, (span, _) in b.initmem.items() if span is None} | b.node_memory_empty
         return tuple(sorted(named - have))
 
-    def _from_boot(self, b: _Boot, number: int, boots: int, warnings: list[str]) -> MachineLayout:
+    def _from_boot(
+        self, b: _Boot, number: int, boots: int, warnings: list[Diagnostic]
+    ) -> MachineLayout:
         ranges = self._check_overlaps(b.ranges, b)
         have = {r.nid for r in ranges}
         groups: dict[int, list[MemRange]] = {}
@@ -882,7 +921,7 @@ class _Reader:
             source=self.source,
             boot=number,
             boots=boots,
-            warnings=tuple(warnings + b.warnings + self.file_warnings),
+            diagnostics=tuple(warnings + b.warnings + self.file_warnings),
             memoryless=self._memoryless(b, have),
             origin=f"`Early memory node ranges`, line {b.early_header}"
             if b.early_header
@@ -895,7 +934,7 @@ class _Reader:
         b: _Boot,
         number: int,
         boots: int,
-        warnings: list[str],
+        warnings: list[Diagnostic],
         ranges: list[MemRange],
         origin: str,
         why: str,
@@ -908,13 +947,13 @@ class _Reader:
             source=self.source,
             boot=number,
             boots=boots,
-            warnings=tuple(warnings + b.warnings + self.file_warnings),
+            diagnostics=tuple(warnings + b.warnings + self.file_warnings),
             memoryless=self._memoryless(b, {r.nid for r in rs}),
             origin=origin,
             **common,  # type: ignore[arg-type]
         )
 
-    def _from_zoneinfo(self, b: _Boot, boots: int, warnings: list[str]) -> MachineLayout:
+    def _from_zoneinfo(self, b: _Boot, boots: int, warnings: list[Diagnostic]) -> MachineLayout:
         shift = self.page_shift
         first = self.zoneinfo[0].line
         if shift is None:
@@ -999,7 +1038,7 @@ class _Reader:
             source=self.source,
             boot=boots,
             boots=boots,
-            warnings=tuple(warnings + b.warnings + self.file_warnings),
+            diagnostics=tuple(warnings + b.warnings + self.file_warnings),
             memoryless=tuple(sorted({z.nid for z in self.zoneinfo} - {r.nid for r in merged})),
             origin=f"/proc/zoneinfo zone spans, line {first}",
             page_shift=shift,
@@ -1051,9 +1090,11 @@ class _Reader:
 __all__ = [
     "ZONE_ORDER",
     "ImportError_",
+    "LogLine",
     "MachineLayout",
     "MemRange",
     "check_layout_name",
+    "log_warning",
     "parse_layout",
     "read_layout_file",
     "strip_prefix",

@@ -41,8 +41,23 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from khospec.counterexample import (
+    Chunk,
+    ChunkWitness,
+    MachineLayoutData,
+    Node,
+    Range,
+    SectionWitness,
+    Violated,
+    Witness,
+    WitnessChunk,
+    WitnessPage,
+    Zone,
+    ZoneSearchWitness,
+    is_machine,
+)
 from khospec.explain import size_text
-from khospec.machine.importer import MachineLayout
+from khospec.machine.importer import MachineLayout, MemRange
 from khospec.results import Result, Verdict
 
 SECTION_SINGLE_NODE = "section-single-node"
@@ -159,14 +174,14 @@ def _hex(x: int) -> str:
     return hex(x)
 
 
-def _page(pfn: int, r: PfnRange, page_shift: int) -> dict[str, Any]:
-    out: dict[str, Any] = {"pfn": _hex(pfn), "phys": _hex(pfn << page_shift), "nid": r.nid}
+def _page(pfn: int, r: PfnRange, page_shift: int) -> WitnessPage:
+    out: WitnessPage = {"pfn": _hex(pfn), "phys": _hex(pfn << page_shift), "nid": r.nid}
     if r.line:
         out["log_line"] = r.line
     return out
 
 
-def _chunk(pfn: int, order: int, page_shift: int) -> dict[str, Any]:
+def _chunk(pfn: int, order: int, page_shift: int) -> WitnessChunk:
     return {
         "pfn": _hex(pfn),
         "order": order,
@@ -180,7 +195,7 @@ class Finding:
     """A question's answer before it becomes a Result: the lowest witness (or None),
     how many places break the claim, and a sentence for either verdict."""
 
-    witness: dict[str, Any] | None
+    witness: Witness | None
     occurrences: int
     note: str
 
@@ -191,7 +206,7 @@ class Finding:
 def section_single_node(
     ranges: Sequence[PfnRange], section_pages_shift: int, page_shift: int
 ) -> Finding:
-    witness: dict[str, Any] | None = None
+    witness: SectionWitness | None = None
     shared: set[int] = set()
     for a, b in itertools.pairwise(ranges):
         if a.nid == b.nid:
@@ -250,7 +265,7 @@ def straddling_chunk(
 ) -> Finding:
     """An aligned block lying in memory, of order <= max_order (None: any) and starting
     at pfn >= min_pfn, that holds pages of two nodes."""
-    witness: dict[str, Any] | None = None
+    witness: ChunkWitness | None = None
     count = 0
     changes = 0
     smallest: int | None = None
@@ -308,7 +323,7 @@ def zone_search_nid(ranges: Sequence[PfnRange], page_shift: int) -> Finding:
         while heap and heap[0][1] <= x:
             heapq.heappop(heap)
         segs.append((x, y, heap[0][0] if heap else -1))
-    witness: dict[str, Any] | None = None
+    witness: ZoneSearchWitness | None = None
     pages = 0
     j = 0
     for r in ranges:
@@ -332,8 +347,9 @@ def zone_search_nid(ranges: Sequence[PfnRange], page_shift: int) -> Finding:
                             "owner": {"nid": r.nid, "start_pfn": _hex(olo), "end_pfn": _hex(ohi)},
                             "found": {"nid": found, "start_pfn": _hex(flo), "end_pfn": _hex(fhi)},
                         },
-                        **({"log_line": r.line} if r.line else {}),
                     }
+                    if r.line:
+                        witness["log_line"] = r.line
             i += 1
     if witness is not None:
         return Finding(
@@ -358,32 +374,35 @@ def zone_search_nid(ranges: Sequence[PfnRange], page_shift: int) -> Finding:
 # ---------------------------------------------------------------- results
 
 
-def _layout_json(layout: MachineLayout, page_shift: int) -> dict[str, Any]:
+def _range(r: MemRange, page_shift: int) -> Range:
+    out: Range = {
+        "start": _hex(r.start),
+        "end": _hex(r.end),
+        "start_pfn": _hex(-(-r.start >> page_shift)),
+        "end_pfn": _hex(r.end >> page_shift),
+        "size": size_text(r.size),
+    }
+    if r.line:
+        out["log_line"] = r.line
+    return out
+
+
+def _layout_json(layout: MachineLayout, page_shift: int) -> MachineLayoutData:
     """The layout in the shape of a spec counterexample's (hex byte addresses)."""
     movable = dict(layout.movable)
     groups = layout.by_node()
-    nodes = []
+    nodes: list[Node] = []
     for nid in layout.all_nodes:
-        node: dict[str, Any] = {
+        node: Node = {
             "nid": nid,
-            "ranges": [
-                {
-                    "start": _hex(r.start),
-                    "end": _hex(r.end),
-                    "start_pfn": _hex(-(-r.start >> page_shift)),
-                    "end_pfn": _hex(r.end >> page_shift),
-                    "size": size_text(r.size),
-                    **({"log_line": r.line} if r.line else {}),
-                }
-                for r in groups.get(nid, ())
-            ],
+            "ranges": [_range(r, page_shift) for r in groups.get(nid, ())],
         }
         if nid in movable:
             node["zone_movable_pfn"] = _hex(movable[nid] >> page_shift)
         if nid in layout.memoryless:
             node["memoryless"] = True
         nodes.append(node)
-    zones = [
+    zones: list[Zone] = [
         {
             "zone": z,
             "start_pfn": _hex(-(-lim[0] >> page_shift)),
@@ -394,7 +413,7 @@ def _layout_json(layout: MachineLayout, page_shift: int) -> dict[str, Any]:
         for z, lim in layout.zones
         if lim is not None
     ]
-    out: dict[str, Any] = {
+    out: MachineLayoutData = {
         "source": layout.source,
         "boot": layout.boot,
         "nodes": nodes,
@@ -405,13 +424,14 @@ def _layout_json(layout: MachineLayout, page_shift: int) -> dict[str, Any]:
     return out
 
 
-def _witness_text(question: str, w: dict[str, Any]) -> str:
-    """One line naming the witness (tables, mail, SARIF messages)."""
-    if question == SECTION_SINGLE_NODE:
+def _witness_text(w: Witness) -> str:
+    """One line naming the witness (tables, mail, SARIF messages). Its keys say which
+    question found it: a section, a chunk, or else a pfn the zone search gets wrong."""
+    if "section" in w:
         s = w["section"]
         a, b = w["nodes"]
         return f"section {s['number']} [{s['start']}, {s['end']}) holds memory of nodes {a} and {b}"
-    if question in (FOLIO_ALIGNMENT_SINGLE_NODE, PAGES_CHUNK_SINGLE_NODE):
+    if "chunk" in w:
         c = w["chunk"]
         a, b = w["nodes"]
         return (
@@ -426,18 +446,18 @@ def _witness_text(question: str, w: dict[str, Any]) -> str:
 
 def witness_text(result: Result) -> str:
     cx = result.counterexample
-    if not cx or "witness" not in cx:
+    if not cx or not is_machine(cx):
         return "-"
-    return _witness_text(result.check, cx["witness"])
+    return _witness_text(cx["witness"])
 
 
 def witness_lines(cx: Mapping[str, Any]) -> list[str]:
     """A machine answer's counterexample in a few ``key: value`` lines."""
-    w = cx["witness"]
+    w: Witness = cx["witness"]
     q = cx.get("question", "")
     out: list[str] = []
 
-    def page(p: Mapping[str, Any]) -> str:
+    def page(p: WitnessPage) -> str:
         line = f", log line {p['log_line']}" if "log_line" in p else ""
         return f"{p['nid']} (pfn {p['pfn']}{line})"
 
@@ -475,12 +495,12 @@ def witness_lines(cx: Mapping[str, Any]) -> list[str]:
 def _counterexample(
     question: str,
     f: Finding,
-    layout_json: dict[str, Any],
+    layout_json: MachineLayoutData,
     profile: ArchProfile,
 ) -> dict[str, Any]:
     w = f.witness
     assert w is not None
-    chunks: list[dict[str, Any]] = []
+    chunks: list[Chunk] = []
     values: dict[str, Any] = {}
     if "chunk" in w:
         chunks.append({"name": "chunk", **w["chunk"]})
@@ -492,6 +512,11 @@ def _counterexample(
         values = {"section": w["section"]["number"]}
     else:
         values = {"pfn": w["pfn"], "owner": w["owner"], "found": w["found"]}
+    violated: Violated = {
+        "kind": "machine",
+        "name": question,
+        "text": f"{CLAIMS[question]}: {_witness_text(w)}",
+    }
     return {
         "question": question,
         "witness": w,
@@ -506,11 +531,7 @@ def _counterexample(
             "MAX_PAGE_ORDER": profile.max_order,
         },
         "trace": [],
-        "violated": {
-            "kind": "machine",
-            "name": question,
-            "text": f"{CLAIMS[question]}: {_witness_text(question, w)}",
-        },
+        "violated": violated,
     }
 
 
@@ -531,7 +552,7 @@ def answer(
         PAGES_CHUNK_SINGLE_NODE: lambda: straddling_chunk(ranges, ps, None, 1),
         ZONE_SEARCH_NID: lambda: zone_search_nid(ranges, ps),
     }
-    layout_json: dict[str, Any] | None = None
+    layout_json: MachineLayoutData | None = None
     results = []
     for q in QUESTIONS:
         t1 = time.perf_counter()

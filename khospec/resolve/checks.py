@@ -12,6 +12,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Mapping
 from types import MappingProxyType
+from typing import assert_never
 
 from khospec import ir
 from khospec import syntax as S
@@ -20,7 +21,8 @@ from khospec.resolve.expressions import Expressions, fold
 from khospec.resolve.symbols import Ctx, Scope, Symbols
 from khospec.types import BoolType, IntType, Type
 
-VERDICT_NAMES = ("proved", "holds_to_depth", "refuted", "vacuous", "unknown")
+# what `expect` may name, in the enum's order (that of the hint listing them)
+VERDICT_NAMES = tuple(v.value for v in ir.Verdict)
 
 ZONE_NAMES: Mapping[str, int] = MappingProxyType({
     "DMA": 0,
@@ -204,7 +206,7 @@ class Checks:
     def check(self, d: S.CheckDecl, strategies: dict[str, ir.StrategyDef],
               assumes: dict[str, ir.AssumeDef], profiles: dict[str, ir.ProfileDef],
               layouts: dict[str, ir.LayoutDef], steps: dict[str, ir.StepDef]) -> ir.CheckDef | None:
-        clauses: dict[str, S.CheckClause] = {}
+        clauses: dict[S.ClauseKind, S.CheckClause] = {}
         ok = True
         for cl in d.clauses:
             if cl.kind in clauses:
@@ -265,14 +267,15 @@ class Checks:
             if depth is None or not 0 <= depth <= 64:
                 self.sym.error("KHO421", v.span, "depth is a number of steps between 0 and 64")
                 ok = False
-        expect = None
+        expect: ir.Verdict | None = None
         if "expect" in clauses:
             v = clauses["expect"].values[0]
-            if v.name not in VERDICT_NAMES:
+            if v.name in VERDICT_NAMES:
+                expect = ir.Verdict(v.name)
+            else:
                 self.sym.error("KHO422", v.span, f"unknown verdict `{v.name}`",
                                self.sym.suggest(v.name, VERDICT_NAMES) or "verdicts: " + ", ".join(VERDICT_NAMES))
                 ok = False
-            expect = v.name
         if not ok or claim is None:
             return None
         return ir.CheckDef(d.name.name, d.span.file, claim, tuple(strat), tuple(profs), tuple(assuming),
@@ -288,7 +291,16 @@ class Checks:
                                self.sym.suggest(c.name.name, self.sym.requirement_names))
                 return None
             return ir.ClaimDef("requirement", None, requirement=c.name.name, span=c.span)
-        kind = {S.ClaimHolds: "holds", S.ClaimAlways: "always", S.ClaimAfter: "after"}[type(c)]
+        kind: ir.ClaimKind
+        match c:
+            case S.ClaimHolds():
+                kind = "holds"
+            case S.ClaimAlways():
+                kind = "always"
+            case S.ClaimAfter():
+                kind = "after"
+            case _:
+                assert_never(c)
         ctx = Ctx("pure" if kind == "holds" else "trace")
         e = self.exprs.expr(c.expr, Scope(), ctx)
         for callee, span in ctx.calls:

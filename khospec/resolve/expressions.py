@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from types import MappingProxyType
+from typing import assert_never
 
 from khospec import carith, ir
 from khospec import syntax as S
@@ -511,31 +512,37 @@ def _zero(t: Type) -> ir.Expr:
 
 def fold(e: ir.Expr) -> int | bool | None:
     """The value of a constant expression, or None if it depends on anything symbolic."""
-    if isinstance(e, ir.Const):
-        return e.value
-    if isinstance(e, ir.Convert):
-        v = fold(e.operand)
-        if v is None or not isinstance(e.ty, IntType):
+    match e:
+        case ir.Const():
+            return e.value
+        case ir.Convert():
+            v = fold(e.operand)
+            if v is None or not isinstance(e.ty, IntType):
+                return None
+            return carith.convert(v, e.ty)
+        case ir.Unary():
+            v = fold(e.operand)
+            if v is None:
+                return None
+            if e.op == "!":
+                return not v
+            assert isinstance(e.ty, IntType)
+            return carith.unary(e.op, int(v), e.ty)
+        case ir.Binary():
+            a, b = fold(e.left), fold(e.right)
+            if a is None or b is None:
+                return None
+            if e.op in ("&&", "||", "->", "<->"):
+                return {"&&": a and b, "||": a or b, "->": (not a) or b, "<->": a == b}[e.op]
+            if e.op in ("==", "!=", "<", "<=", ">", ">="):
+                return carith.compare(e.op, int(a), int(b))
+            assert isinstance(e.ty, IntType)
+            rt = e.right.ty if isinstance(e.right.ty, IntType) else None
+            return carith.binary(e.op, int(a), int(b), e.ty, rt)
+        case (ir.Local() | ir.ParamRef() | ir.ParamApp() | ir.StateRef() | ir.MapRead() | ir.Ite() | ir.FieldGet()
+              | ir.StructMake() | ir.CallFn() | ir.Builtin() | ir.Quant() | ir.FirstNode() | ir.InEmits()
+              | ir.EmitsEq()):
+            # symbolic, or a form left unfolded even over constants (`?:`, a field)
             return None
-        return carith.convert(v, e.ty)
-    if isinstance(e, ir.Unary):
-        v = fold(e.operand)
-        if v is None:
-            return None
-        if e.op == "!":
-            return not v
-        assert isinstance(e.ty, IntType)
-        return carith.unary(e.op, int(v), e.ty)
-    if isinstance(e, ir.Binary):
-        a, b = fold(e.left), fold(e.right)
-        if a is None or b is None:
-            return None
-        if e.op in ("&&", "||", "->", "<->"):
-            return {"&&": a and b, "||": a or b, "->": (not a) or b, "<->": a == b}[e.op]
-        if e.op in ("==", "!=", "<", "<=", ">", ">="):
-            return carith.compare(e.op, int(a), int(b))
-        assert isinstance(e.ty, IntType)
-        rt = e.right.ty if isinstance(e.right.ty, IntType) else None
-        return carith.binary(e.op, int(a), int(b), e.ty, rt)
-    return None
-
+        case _:
+            assert_never(e)

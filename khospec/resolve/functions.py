@@ -8,6 +8,8 @@ only once every body is known (``validate_calls``).
 
 from __future__ import annotations
 
+from typing import assert_never
+
 from khospec import ir
 from khospec import syntax as S
 from khospec.diagnostics import Related, Span
@@ -192,9 +194,14 @@ def _always_returns(body: tuple[ir.Stmt, ...]) -> bool:
     if not body:
         return False
     last = body[-1]
-    if isinstance(last, ir.SReturn):
-        return True
-    if isinstance(last, ir.SIf):
-        return _always_returns(last.then) and _always_returns(last.else_)
-    return False
-
+    match last:
+        case ir.SReturn():
+            return True
+        case ir.SIf():
+            return _always_returns(last.then) and _always_returns(last.else_)
+        case (ir.SLet() | ir.SAssign() | ir.SStateAssign() | ir.SMapWrite() | ir.SForConst() | ir.SForBulk()
+              | ir.SWhile() | ir.SRequire() | ir.SEmit() | ir.SCall()):
+            # only a return, or an `if` whose branches both end in one, ends every path
+            return False
+        case _:
+            assert_never(last)

@@ -250,7 +250,7 @@ class Statements:
 
     def _bulk(self, ident: S.Ident, ty: IntType, lo: ir.Expr | None, hi: ir.Expr | None,
               where: S.Expr | None, body: S.Block, span: Span, inner: Scope, ctx: Ctx,
-              domain: str = "int") -> ir.Stmt | None:
+              domain: ir.BulkDomain = "int") -> ir.Stmt | None:
         if ctx.kind not in ("step", "fn"):
             self.sym.error("KHO419", span, "loops over symbolic index sets are only allowed in steps")
             return None

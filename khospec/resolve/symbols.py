@@ -14,6 +14,7 @@ import difflib
 import itertools
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Literal
 
 from khospec import ir
 from khospec import syntax as S
@@ -63,9 +64,16 @@ class Scope:
         return out
 
 
+# Where an expression or statement is, which decides what it may do with the machine's
+# state: "pure" reads none (constants, initial values, `holds` claims, assumptions),
+# "trace" reads it (`always`/`after` claims, step guards, `before` assumptions), "step"
+# and "fn" are the bodies of steps and functions, which may also write it.
+CtxKind = Literal["pure", "trace", "step", "fn"]
+
+
 @dataclass
 class Ctx:
-    kind: str  # "pure", "trace", "step", "fn"
+    kind: CtxKind
     fn: FnSig | None = None
     bulk_var: ir.Local | None = None
     flags: set[str] = field(default_factory=set)
@@ -103,7 +111,7 @@ class Symbols:
     strategy_fn_sigs: dict[tuple[str, str], FnSig] = field(default_factory=dict)
     declared: dict[str, Span] = field(default_factory=dict)
     requirement_names: set[str] = field(default_factory=set)
-    pending_calls: list[tuple[str, str, Span]] = field(default_factory=list)  # (callee, context kind, span)
+    pending_calls: list[tuple[str, CtxKind, Span]] = field(default_factory=list)  # (callee, context kind, span)
     fn_flags: dict[str, FnFlags] = field(default_factory=dict)
     # per function name, the flags of every definition and of everything it calls
     fn_total_flags: dict[str, FnFlags] = field(default_factory=dict)
