@@ -547,6 +547,16 @@ class CheckRun:
     def _refute_models(self, s: z3.Solver, lits: list[Any], extra: list[Any], blockers: list[Any],
                        profile: ir.ProfileDef | None) -> Outcome | None:
         status, chosen = self._shortest(s, lits, blockers)
+        if chosen is not None and not self.prefix_violation:
+            # a loop that runs on past the unrolling without its invariant stand-in being
+            # flagged (`tail`): the value it returns is still the stand-in's, so the model
+            # is no execution. Asked again with every such loop ending within the unrolling.
+            m = self._model(s)
+            running = [self.sub(z3.Not(loop.open)) for loop in self.low.loops if loop.tail is not None
+                       and z3.is_true(m.eval(self.sub(loop.open), model_completion=True))]
+            if running:
+                blockers = [*blockers, *running]
+                status, chosen = self._shortest(s, lits, blockers)
         if status == z3.unknown:
             return None
         round_note = []
@@ -928,7 +938,8 @@ def _rlimit_count(s: z3.Solver) -> int:
 
 def _reason(s: z3.Solver) -> str:
     r = s.reason_unknown()
-    if r in ("timeout", "canceled", "max. resource limit exceeded"):
+    # the bit-blasting solver says "sat.canceled" where the others say "canceled"
+    if r in ("timeout", "canceled", "sat.canceled", "max. resource limit exceeded"):
         return "time limit reached (the solver's budget for --timeout ran out)"
     return r or "solver gave up"
 
