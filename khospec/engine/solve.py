@@ -547,16 +547,6 @@ class CheckRun:
     def _refute_models(self, s: z3.Solver, lits: list[Any], extra: list[Any], blockers: list[Any],
                        profile: ir.ProfileDef | None) -> Outcome | None:
         status, chosen = self._shortest(s, lits, blockers)
-        if chosen is not None and not self.prefix_violation:
-            # a loop that runs on past the unrolling without its invariant stand-in being
-            # flagged (`tail`): the value it returns is still the stand-in's, so the model
-            # is no execution. Asked again with every such loop ending within the unrolling.
-            m = self._model(s)
-            running = [self.sub(z3.Not(loop.open)) for loop in self.low.loops if loop.tail is not None
-                       and z3.is_true(m.eval(self.sub(loop.open), model_completion=True))]
-            if running:
-                blockers = [*blockers, *running]
-                status, chosen = self._shortest(s, lits, blockers)
         if status == z3.unknown:
             return None
         round_note = []
