@@ -8,7 +8,6 @@ against what the lowering's docstrings promise."""
 
 from __future__ import annotations
 
-import itertools
 from pathlib import Path
 from typing import Any
 
@@ -18,23 +17,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from khospec import carith, ir
-from khospec.api import load
-from khospec.diagnostics import SourceCache
 from khospec.engine.lower import Frame, LowerError, Lowering, TraceNode
 from khospec.types import SCALARS, BoolType, IntType, Type, promote, usual_conversion
+from tests.helpers import load_spec
 
 # ---------------------------------------------------------------- helpers
 
-_files = itertools.count()
-
-
-def _load(folder: Path, text: str) -> ir.Program:
-    # a file of its own per program: nothing read for an earlier program can be reused
-    path = folder / f"spec{next(_files)}.kho"
-    path.write_text(text, encoding="utf-8")
-    program, diags = load(path, str(path), SourceCache())
-    assert program is not None, [d.message for d in diags if d.is_error]
-    return program
+_load = load_spec
 
 
 def _lowering(program: ir.Program, **kw: Any) -> Lowering:

@@ -6,7 +6,6 @@ order of work only, budgets in resource units, and the records the engine hands 
 from __future__ import annotations
 
 import dataclasses
-import itertools
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -14,23 +13,15 @@ from typing import Any
 import pytest
 
 from khospec import carith, ir
-from khospec.api import Options, check_file, load
-from khospec.diagnostics import SourceCache
+from khospec.api import Options, check_file
 from khospec.engine.solve import CheckRun, Outcome, RunKey, SearchPlan, run
 from khospec.results import Verdict
 from khospec.types import INT, UINT
+from tests.helpers import load_spec
 
 TIMEOUT_MS = 20_000
 
-_files = itertools.count()
-
-
-def _load(folder: Path, text: str) -> ir.Program:
-    path = folder / f"spec{next(_files)}.kho"
-    path.write_text(text, encoding="utf-8")
-    program, diags = load(path, str(path), SourceCache())
-    assert program is not None, [d.message for d in diags if d.is_error]
-    return program
+_load = load_spec
 
 
 def _check(program: ir.Program, name: str) -> ir.CheckDef:
