@@ -39,7 +39,7 @@ def solve_fresh(facts: list[Any], ctx: z3.Context, units: int, schedule: list[in
     """Decide the conjunction of ``facts`` (pure QF_BV) within ``units`` resource units:
     seed i gets at most ``schedule[i]`` units. A child that fails to start or answers
     in a form not understood is an unknown answer with nothing spent: the caller then
-    asks its own solver, which is deterministic too."""
+    asks its own solver."""
     printer = z3.Solver(ctx=ctx)
     printer.add(*facts)
     request = json.dumps({"units": units, "schedule": schedule, "wall_ms_per_unit": wall_ms_per_unit})
@@ -72,7 +72,8 @@ def _model(values: Any, ctx: z3.Context) -> Any:
     return m
 
 
-def _rlimit(s: z3.Solver) -> int:
+def rlimit_count(s: z3.Solver) -> int:
+    """The resource units z3 has counted in the solver's context so far."""
     st = s.statistics()
     return int(st.get_key_value("rlimit count")) if "rlimit count" in list(st.keys()) else 0
 
@@ -106,11 +107,11 @@ def main() -> None:
         s = z3.SolverFor("QF_BV")
         s.set("random_seed", seed)
         s.from_string(text)
-        before = _rlimit(s)
+        before = rlimit_count(s)
         s.set("rlimit", cap)
         s.set("timeout", max(1, int(cap * per_unit)))
         r = s.check()
-        spent += _rlimit(s) - before
+        spent += rlimit_count(s) - before
         if r == z3.sat:
             result, values = "sat", _values(s.model())
             break

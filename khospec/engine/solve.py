@@ -34,7 +34,7 @@ import z3
 
 from khospec import ir
 from khospec.engine import bv
-from khospec.engine.freshbv import solve_fresh
+from khospec.engine.freshbv import rlimit_count, solve_fresh
 from khospec.engine.layout import LayoutLimit
 from khospec.engine.lower import Frame, LowerError, Lowering, Skolem, TraceNode, mentions_require
 from khospec.results import Verdict
@@ -346,7 +346,7 @@ class CheckRun:
                 r = _check(s, units, assumptions)
                 # the count is the context's, over all its solvers, and only grows; the
                 # fresh trials ran in another process
-                self._spent = max(self._spent, _rlimit_count(s) + self._outside)
+                self._spent = max(self._spent, rlimit_count(s) + self._outside)
             if r != z3.sat or not self._pending:
                 return r
             m = self._model(s)
@@ -918,12 +918,6 @@ def _check(s: z3.Solver, units: int, assumptions: Any) -> Any:
     s.set("rlimit", units)
     s.set("timeout", max(1, units * 1000 * WALL_FACTOR // RLIMIT_PER_SECOND))
     return s.check(*assumptions)
-
-
-def _rlimit_count(s: z3.Solver) -> int:
-    st = s.statistics()
-    names = list(st.keys())  # z3's Statistics has no `in`
-    return int(st.get_key_value("rlimit count")) if "rlimit count" in names else 0
 
 
 def _reason(s: z3.Solver) -> str:
