@@ -223,13 +223,15 @@ class _Axis:
 
 def _make_axis(points: Iterable[int], x0: float, width: float, min_px: float = 2.0) -> _Axis:
     pts = sorted(set(points))
-    if len(pts) < 2:
+    if len(pts) < 2:  # nothing to draw: a one-byte axis keeps the scale defined
         base = pts[0] if pts else 0
         pts = [base, base + 1]
     sizes = [b - a for a, b in itertools.pairwise(pts)]
     total = pts[-1] - pts[0]
     compressed = any(s / total * width < min_px for s in sizes)
     if compressed:
+        # the smallest piece weighs 1 and each doubling of size adds 1: no piece vanishes,
+        # and a bigger piece is still wider
         smallest = min(sizes)
         weights = [1.0 + math.log2(s / smallest) for s in sizes]
     else:
@@ -319,15 +321,91 @@ def svg_for_layout(
 ) -> str:
     """An SVG memory map of ``layout`` with the optional highlights."""
     data = map_data(layout, page_shift, section_bits, title)
-    hls: tuple[Highlight, ...] = (
-        (highlight,) if isinstance(highlight, Highlight) else tuple(highlight or ())
+    hls = _highlight_tuple(highlight)
+    geo = _geometry(data, hls, width)
+    svg = _Svg(width)
+    # drawn in this order, so later parts paint over earlier ones
+    _frame(svg, data.title)
+    _header(svg, data, geo)
+    grid_note = _section_grid(svg, data, geo)
+    _axis_labels(svg, geo)
+    _zone_row(svg, data, geo)
+    _memory_row(svg, data, geo)
+    _node_lanes(svg, data, geo)
+    y = _map_highlights(svg, hls, geo)
+    for k, h in enumerate(hls):
+        y = _detail(svg, svg.root, data, h, k, geo.left, geo.plot_w, y) + 12
+    shown_zones = [z for z in data.zones if z[1] < geo.hi and z[2] > geo.lo]
+    y = _legend(
+        svg,
+        svg.root,
+        data,
+        data.nodes,
+        grid_note,
+        geo.axis.compressed,
+        bool(hls),
+        y + 6,
+        width,
+        shown_zones,
     )
+    return svg.finish(y + 10)
+
+
+def _highlight_tuple(highlight: Sequence[Highlight] | Highlight | None) -> tuple[Highlight, ...]:
+    return (highlight,) if isinstance(highlight, Highlight) else tuple(highlight or ())
+
+
+@dataclass(frozen=True)
+class _Geometry:
+    """Where the parts of the map go: the margins, the address axis over ``[lo, hi)``
+    and the rows from the top (address labels, zones, all memory, one lane per node)."""
+
+    width: int
+    left: int
+    right: int
+    lo: int
+    hi: int
+    axis: _Axis
+    many: bool  # too many nodes for full-height lanes
+    lane_h: float
+    y_axis: float
+    y_zone: float
+    y_ram: float
+    y_nodes: float
+    y_end: float  # the bottom of the last lane
+
+    @property
+    def plot_w(self) -> int:
+        return self.width - self.left - self.right
+
+
+def _geometry(data: MapData, hls: Sequence[Highlight], width: int) -> _Geometry:
+    # the left margin holds the lane labels: "node 12 512.00 GiB" is 18 characters of
+    # 11 px monospace (about 6.6 px each) after the 12 px indent
     left, right = 132, 24
     plot_w = width - left - right
-    svg = _Svg(width)
+    lo, hi = _extent(data, hls)
+    axis = _make_axis(_breakpoints(data, hls), left, plot_w)
+    nodes = data.nodes
+    # up to 48 nodes each get an 18 px lane; more share 640 px (at least 3 px each), so a
+    # large machine's map stays about a screen high
+    many = len(nodes) > 48
+    lane_h = 18.0 if not many else max(3.0, 640.0 / len(nodes))
+    y_axis = 60.0  # below the two header lines
+    y_zone = y_axis + 22
+    y_ram = y_zone + 24
+    y_nodes = y_ram + 26
+    y_end = y_nodes + lane_h * max(len(nodes), 1)
+    return _Geometry(
+        width, left, right, lo, hi, axis, many, lane_h, y_axis, y_zone, y_ram, y_nodes, y_end
+    )
+
+
+def _frame(svg: _Svg, title: str) -> None:
+    """The document's title, a white background and the hatching that marks holes."""
     root = svg.root
-    ET.SubElement(root, "title").text = f"khospec memory map: {data.title}"
-    svg.el(root, "rect", x=0, y=0, width=width, height="100%", fill="white")
+    ET.SubElement(root, "title").text = f"khospec memory map: {title}"
+    svg.el(root, "rect", x=0, y=0, width=svg.width, height="100%", fill="white")
     defs = ET.SubElement(root, "defs")
     pat = svg.el(
         defs,
@@ -341,63 +419,54 @@ def svg_for_layout(
     svg.el(pat, "rect", width=6, height=6, fill="#f4f4f4")
     svg.el(pat, "line", x1=0, y1=0, x2=0, y2=6, stroke="#9a9a9a", stroke_width=2)
 
-    lo, hi = _extent(data, hls)
-    axis = _make_axis(_breakpoints(data, hls), left, plot_w)
-    nodes = data.nodes
-    groups = data.by_node()
-    markers: dict[int, list[tuple[int, str]]] = {}
-    for addr, n, label in data.markers:
-        markers.setdefault(n, []).append((addr, label))
-    many = len(nodes) > 48
-    lane_h = 18.0 if not many else max(3.0, 640.0 / len(nodes))
 
-    head = svg.group(root, "header")
+def _header(svg: _Svg, data: MapData, geo: _Geometry) -> None:
+    head = svg.group(svg.root, "header")
     svg.text(head, 12, 22, f"Memory map: {data.title}", font_size=14, font_weight="bold")
     total = sum(e - s for s, e, _ in data.ranges)
     info = [
-        f"{len(groups)} node(s) with memory",
+        f"{len(data.by_node())} node(s) with memory",
         f"{len(data.ranges)} range(s)",
         size_text(total),
         f"{size_text(1 << data.page_shift)} pages",
     ]
     if data.section_bits is not None:
         info.append(f"{size_text(1 << data.section_bits)} sections")
-    info.append("axis compressed (log of each piece's size)" if axis.compressed else "linear axis")
+    info.append(
+        "axis compressed (log of each piece's size)" if geo.axis.compressed else "linear axis"
+    )
     svg.text(head, 12, 40, ", ".join(info))
 
-    y_axis = 60.0
-    y_zone = y_axis + 22
-    y_ram = y_zone + 24
-    y_nodes = y_ram + 26
-    y_end = y_nodes + lane_h * max(len(nodes), 1)
 
-    # section grid behind everything
-    grid_g = svg.group(root, "sections")
-    grid_note = ""
-    if data.section_bits is not None:
-        step, per = _grid(lo, hi, data.section_bits)
-        a = -(-lo // step) * step
-        while a <= hi:
-            x = axis.x(a)
-            svg.el(
-                grid_g,
-                "line",
-                x1=x,
-                y1=y_zone - 4,
-                x2=x,
-                y2=y_end,
-                stroke="#c8c8c8",
-                stroke_width=0.6,
-                class_="section-line",
-            )
-            a += step
-        grid_note = (
-            f"section grid: every {'section' if per == 1 else f'{per} sections'} ({size_text(step)})"
+def _section_grid(svg: _Svg, data: MapData, geo: _Geometry) -> str:
+    """The section grid, behind everything else; returns its legend entry ("" if none)."""
+    grid_g = svg.group(svg.root, "sections")
+    if data.section_bits is None:
+        return ""
+    step, per = _grid(geo.lo, geo.hi, data.section_bits)
+    a = -(-geo.lo // step) * step  # the first line at or above lo (ceiling division)
+    while a <= geo.hi:
+        x = geo.axis.x(a)
+        svg.el(
+            grid_g,
+            "line",
+            x1=x,
+            y1=geo.y_zone - 4,
+            x2=x,
+            y2=geo.y_end,
+            stroke="#c8c8c8",
+            stroke_width=0.6,
+            class_="section-line",
         )
+        a += step
+    return f"section grid: every {'section' if per == 1 else f'{per} sections'} ({size_text(step)})"
 
-    # address labels at the breakpoints, thinned so they do not overlap
-    axis_g = svg.group(root, "axis")
-    for p, x, anchor in _labels(axis.points, axis.x):
+
+def _axis_labels(svg: _Svg, geo: _Geometry) -> None:
+    """Address labels at the breakpoints, thinned so they do not overlap, with ticks."""
+    axis_g = svg.group(svg.root, "axis")
+    y_axis = geo.y_axis
+    for p, x, anchor in _labels(geo.axis.points, geo.axis.x):
         svg.text(axis_g, x, y_axis + 8, hex(p), text_anchor=anchor, font_size=9, fill="#333")
         svg.el(
             axis_g,
@@ -405,19 +474,21 @@ def svg_for_layout(
             x1=x,
             y1=y_axis + 11,
             x2=x,
-            y2=y_zone - 4,
+            y2=geo.y_zone - 4,
             stroke="#666",
             stroke_width=0.6,
         )
 
-    # zones
-    zone_g = svg.group(root, "zones")
+
+def _zone_row(svg: _Svg, data: MapData, geo: _Geometry) -> None:
+    zone_g = svg.group(svg.root, "zones")
+    y_zone = geo.y_zone
     svg.text(zone_g, 12, y_zone + 13, "zones")
     for name, s, e in data.zones:
-        s2, e2 = max(s, lo), min(e, hi)
+        s2, e2 = max(s, geo.lo), min(e, geo.hi)
         if s2 >= e2:
             continue
-        x0, x1 = axis.x(s2), axis.x(e2)
+        x0, x1 = geo.axis.x(s2), geo.axis.x(e2)
         r = svg.el(
             zone_g,
             "rect",
@@ -431,13 +502,17 @@ def svg_for_layout(
             class_="zone",
         )
         ET.SubElement(r, "title").text = f"zone {name}: [{s:#x}, {e:#x})"
+        # the name only where it fits with room to spare (its tooltip always names it)
         if x1 - x0 > 8 * len(name) + 6:
             svg.text(zone_g, (x0 + x1) / 2, y_zone + 13, name, text_anchor="middle")
 
-    # all memory, holes hatched
-    ram_g = svg.group(root, "ram")
+
+def _memory_row(svg: _Svg, data: MapData, geo: _Geometry) -> None:
+    """All memory in one row, each range in its node's colour, the holes hatched."""
+    ram_g = svg.group(svg.root, "ram")
+    y_ram, axis = geo.y_ram, geo.axis
     svg.text(ram_g, 12, y_ram + 13, "memory")
-    prev = lo
+    prev = geo.lo
     for s, e, nid in data.ranges:
         if s > prev:
             _hole(svg, ram_g, axis, prev, s, y_ram)
@@ -453,72 +528,100 @@ def svg_for_layout(
             class_="range",
         )
         ET.SubElement(r, "title").text = f"node {nid}: [{s:#x}, {e:#x}) {size_text(e - s)}"
+        # max: ranges of different nodes may overlap, and a hole starts after both
         prev = max(prev, e)
-    if hi > prev:
-        _hole(svg, ram_g, axis, prev, hi, y_ram)
+    if geo.hi > prev:
+        _hole(svg, ram_g, axis, prev, geo.hi, y_ram)
 
-    # one lane per node
-    nodes_g = svg.group(root, "nodes")
+
+def _node_lanes(svg: _Svg, data: MapData, geo: _Geometry) -> None:
+    """One lane per node: its label, its span outlined, its ranges and markers."""
+    nodes_g = svg.group(svg.root, "nodes")
+    groups = data.by_node()
+    markers: dict[int, list[tuple[int, str]]] = {}
+    for addr, n, label in data.markers:
+        markers.setdefault(n, []).append((addr, label))
+    many, lane_h = geo.many, geo.lane_h
+    # thin lanes: label every k-th, so the (8 px) labels stand at least 11 px apart
     label_every = 1 if not many else max(1, math.ceil(11 / lane_h))
-    for i, nid in enumerate(nodes):
-        y = y_nodes + i * lane_h
+    for i, nid in enumerate(data.nodes):
+        y = geo.y_nodes + i * lane_h
         lane = svg.group(nodes_g, f"node-{nid}")
         if i % label_every == 0:
             size = sum(e - s for s, e in groups.get(nid, ()))
             svg.text(
                 lane,
                 12,
-                y + min(lane_h, 18) * 0.75,
+                y + min(lane_h, 18) * 0.75,  # the baseline three quarters down the lane
                 f"node {nid}" + ("" if many else f" {size_text(size)}"),
                 font_size=11 if not many else 8,
             )
         own = groups.get(nid, [])
-        inner = max(lane_h - 4, 2.0)
         if not own:
             svg.text(
-                lane, left + 4, y + lane_h * 0.75, "memoryless", fill="#777", class_="memoryless"
+                lane,
+                geo.left + 4,
+                y + lane_h * 0.75,
+                "memoryless",
+                fill="#777",
+                class_="memoryless",
             )
             continue
-        span = (min(s for s, _ in own), max(e for _, e in own))
-        x0, x1 = axis.x(span[0]), axis.x(span[1])
-        sp = svg.el(
-            lane,
-            "rect",
-            x=x0,
-            y=y + 1,
-            width=max(x1 - x0, 1.0),
-            height=inner,
-            fill="none",
-            stroke=_colour(nid),
-            stroke_dasharray="4 2",
-            stroke_width=1,
-            class_="span",
-        )
-        ET.SubElement(sp, "title").text = f"node {nid} span [{span[0]:#x}, {span[1]:#x})"
-        for s, e in own:
-            xa, xb = axis.x(s), axis.x(e)
-            r = svg.el(
-                lane,
-                "rect",
-                x=xa,
-                y=y + 2,
-                width=max(xb - xa, 0.8),
-                height=max(inner - 2, 1.0),
-                fill=_colour(nid),
-                class_="range",
-            )
-            ET.SubElement(r, "title").text = f"node {nid}: [{s:#x}, {e:#x}) {size_text(e - s)}"
+        _node_memory(svg, lane, nid, own, y, geo)
         for addr, label in markers.get(nid, ()):
-            mx = axis.x(addr)
+            mx = geo.axis.x(addr)
+            # a small triangle standing on the lane's top edge, pointing down at addr
             m = svg.el(
                 lane, "path", d=f"M{mx:.1f},{y + 1:.1f} l-4,-5 h8 z", fill="#222", class_="marker"
             )
             ET.SubElement(m, "title").text = f"node {nid} {label}: {addr:#x}"
 
-    # highlights on the map
-    hl_g = svg.group(root, "highlights")
+
+def _node_memory(
+    svg: _Svg, lane: ET.Element, nid: int, own: Sequence[tuple[int, int]], y: float, geo: _Geometry
+) -> None:
+    """A node's span as a dashed outline and its ranges filled inside it."""
+    axis = geo.axis
+    inner = max(geo.lane_h - 4, 2.0)
+    span = (min(s for s, _ in own), max(e for _, e in own))
+    x0, x1 = axis.x(span[0]), axis.x(span[1])
+    sp = svg.el(
+        lane,
+        "rect",
+        x=x0,
+        y=y + 1,
+        width=max(x1 - x0, 1.0),
+        height=inner,
+        fill="none",
+        stroke=_colour(nid),
+        stroke_dasharray="4 2",
+        stroke_width=1,
+        class_="span",
+    )
+    ET.SubElement(sp, "title").text = f"node {nid} span [{span[0]:#x}, {span[1]:#x})"
+    for s, e in own:
+        xa, xb = axis.x(s), axis.x(e)
+        r = svg.el(
+            lane,
+            "rect",
+            x=xa,
+            y=y + 2,
+            width=max(xb - xa, 0.8),
+            height=max(inner - 2, 1.0),
+            fill=_colour(nid),
+            class_="range",
+        )
+        ET.SubElement(r, "title").text = f"node {nid}: [{s:#x}, {e:#x}) {size_text(e - s)}"
+
+
+def _map_highlights(svg: _Svg, hls: Sequence[Highlight], geo: _Geometry) -> float:
+    """Each witness as a band across all rows, captioned below the map, one caption a
+    line; returns the y below the captions."""
+    hl_g = svg.group(svg.root, "highlights")
+    width, y_zone, y_end = geo.width, geo.y_zone, geo.y_end
     for k, h in enumerate(hls):
-        x0, x1 = axis.x(h.start), axis.x(h.end)
+        x0, x1 = geo.axis.x(h.start), geo.axis.x(h.end)
+        # a page on a terabyte map has no width: at least 3 px, centred on it
         if x1 - x0 < 3:
             mid = (x0 + x1) / 2
             x0, x1 = mid - 1.5, mid + 1.5
@@ -536,32 +639,23 @@ def svg_for_layout(
             class_=h.kind,
         )
         ET.SubElement(r, "title").text = h.label
+        # under the witness, but inside the plot, and running away from the nearer edge
         svg.text(
             hl_g,
-            min(max(x0, left), width - right),
+            min(max(x0, geo.left), width - geo.right),
             y_end + 14 + 13 * k,
             f"{h.kind}: {h.label}",
             fill=_HIGHLIGHT,
             font_size=10,
             text_anchor="start" if x0 < width / 2 else "end",
         )
-    y = y_end + 14 + 13 * len(hls) + 10
-
-    # linear close-ups of the highlights
-    for k, h in enumerate(hls):
-        y = _detail(svg, root, data, h, k, left, plot_w, y) + 12
-
-    # legend
-    shown_zones = [z for z in data.zones if z[1] < hi and z[2] > lo]
-    y = _legend(
-        svg, root, data, nodes, grid_note, axis.compressed, bool(hls), y + 6, width, shown_zones
-    )
-    return svg.finish(y + 10)
+    return y_end + 14 + 13 * len(hls) + 10
 
 
 def _labels(points: Sequence[int], to_x: Any, gap: float = 84.0) -> list[tuple[int, float, str]]:
     """Address labels that do not overlap: the first and last always, others when there
-    is room on both sides."""
+    is room on both sides. The default gap is about the width of a 15-character label
+    ("0x" and 13 hex digits: any address below 2^52) at 9 px monospace."""
     if not points:
         return []
     first, last = points[0], points[-1]
@@ -605,49 +699,92 @@ def _detail(
 ) -> float:
     """A linear close-up around one highlight: the nodes there, sections, pages."""
     g = svg.group(root, f"detail-{k}")
-    size = max(h.end - h.start, 1 << data.page_shift)
-    ws, we = max(h.start - size // 2, 0), min(h.end + size // 2, max(1 << 64, h.end))
+    ws, we = _detail_window(h, data.page_shift)
     axis = _make_axis([ws, we], left, plot_w, min_px=0.0)
     svg.text(g, 12, y + 12, f"close-up: {h.label}", font_weight="bold")
     y += 22
     here = [r for r in data.ranges if r[0] < we and r[1] > ws]
     inside = sorted({x for r in here for x in r[:2] if ws < x < we} | {h.start, h.end} | {ws, we})
+    # wider apart than on the map: witness boundaries can take all 64 bits (18 characters)
     for p, x, anchor in _labels(inside, axis.x, gap=96.0):
         svg.text(g, x, y + 8, hex(p), font_size=9, fill="#333", text_anchor=anchor)
     y += 22
     nids = sorted({r[2] for r in here} | set(h.nodes))
-    y_top = y
     if data.section_bits is not None:
-        sec = 1 << data.section_bits
-        a = -(-ws // sec) * sec
-        if (we - ws) // sec <= 64:
-            last_label = -1e9
-            while a <= we:
-                x = axis.x(a)
-                svg.el(
-                    g,
-                    "line",
-                    x1=x,
-                    y1=y_top - 4,
-                    x2=x,
-                    y2=y_top + 18 * max(len(nids), 1) + 4,
-                    stroke="#aaa",
-                    stroke_width=0.8,
-                    stroke_dasharray="2 2",
-                    class_="section-line",
-                )
-                if x - last_label >= 70:
-                    svg.text(
-                        g,
-                        x + 2,
-                        y_top - 6,
-                        f"section {a >> data.section_bits}",
-                        font_size=8,
-                        fill="#777",
-                    )
-                    last_label = x
-                a += sec
-    pages = (we - ws) >> data.page_shift
+        _detail_sections(svg, g, axis, ws, we, data.section_bits, y, len(nids))
+    _detail_lanes(svg, g, axis, here, nids, ws, we, data.page_shift, y)
+    y_bot = y + 18 * max(len(nids), 1)
+    _detail_witness(svg, g, axis, h, data.page_shift, left, y, y_bot)
+    return y_bot + 20
+
+
+def _detail_window(h: Highlight, page_shift: int) -> tuple[int, int]:
+    """The close-up's range: the witness (at least a page) and half its size on either
+    side, so its neighbourhood shows; clipped to the 64-bit address space unless the
+    witness itself runs past it."""
+    size = max(h.end - h.start, 1 << page_shift)
+    return max(h.start - size // 2, 0), min(h.end + size // 2, max(1 << 64, h.end))
+
+
+def _detail_sections(
+    svg: _Svg,
+    g: ET.Element,
+    axis: _Axis,
+    ws: int,
+    we: int,
+    section_bits: int,
+    y_top: float,
+    lanes: int,
+) -> None:
+    """Dashed section boundaries across the close-up's lanes, numbered where there is
+    room; none when more than 64 sections would fall in the window."""
+    sec = 1 << section_bits
+    a = -(-ws // sec) * sec  # the first boundary at or above ws (ceiling division)
+    if (we - ws) // sec > 64:
+        return
+    last_label = -1e9
+    while a <= we:
+        x = axis.x(a)
+        svg.el(
+            g,
+            "line",
+            x1=x,
+            y1=y_top - 4,
+            x2=x,
+            y2=y_top + 18 * max(lanes, 1) + 4,
+            stroke="#aaa",
+            stroke_width=0.8,
+            stroke_dasharray="2 2",
+            class_="section-line",
+        )
+        # 70 px: about the width of "section 1234567" at 8 px
+        if x - last_label >= 70:
+            svg.text(
+                g,
+                x + 2,
+                y_top - 6,
+                f"section {a >> section_bits}",
+                font_size=8,
+                fill="#777",
+            )
+            last_label = x
+        a += sec
+
+
+def _detail_lanes(
+    svg: _Svg,
+    g: ET.Element,
+    axis: _Axis,
+    here: Sequence[tuple[int, int, int]],
+    nids: Sequence[int],
+    ws: int,
+    we: int,
+    page_shift: int,
+    y: float,
+) -> None:
+    """An 18 px lane per node in the close-up, its ranges filled; when the window holds
+    at most 64 pages, white ticks at every page boundary."""
+    pages = (we - ws) >> page_shift
     for i, nid in enumerate(nids):
         yy = y + 18 * i
         svg.text(g, 12, yy + 13, f"node {nid}")
@@ -667,15 +804,29 @@ def _detail(
             )
             ET.SubElement(r, "title").text = f"node {nid}: [{s:#x}, {e:#x})"
         if pages <= 64:
-            p = ws >> data.page_shift << data.page_shift
+            p = ws >> page_shift << page_shift
             while p <= we:
                 x = axis.x(p)
                 svg.el(
                     g, "line", x1=x, y1=yy + 2, x2=x, y2=yy + 16, stroke="white", stroke_width=0.6
                 )
-                p += 1 << data.page_shift
-    y_bot = y + 18 * max(len(nids), 1)
+                p += 1 << page_shift
+
+
+def _detail_witness(
+    svg: _Svg,
+    g: ET.Element,
+    axis: _Axis,
+    h: Highlight,
+    page_shift: int,
+    left: int,
+    y_top: float,
+    y_bot: float,
+) -> None:
+    """The witness outlined across the close-up's lanes, its bounds written below."""
     x0, x1 = axis.x(h.start), axis.x(h.end)
+    # the window is at least a page, so only a witness much smaller than a page gets
+    # this thin: then 3 px from its start
     if x1 - x0 < 3:
         x0, x1 = x0 - 1.5, x0 + 1.5
     r = svg.el(
@@ -696,11 +847,10 @@ def _detail(
         left,
         y_bot + 14,
         f"[{h.start:#x}, {h.end:#x}): {size_text(h.end - h.start)}"
-        + (f", pfn {h.start >> data.page_shift:#x}" if h.kind != "section" else ""),
+        + (f", pfn {h.start >> page_shift:#x}" if h.kind != "section" else ""),
         fill=_HIGHLIGHT,
         font_size=10,
     )
-    return y_bot + 20
 
 
 def _legend(
@@ -717,12 +867,14 @@ def _legend(
 ) -> float:
     g = svg.group(root, "legend")
     svg.text(g, 12, y + 10, "legend", font_weight="bold")
-    x, yy = 70.0, y
+    x, yy = 70.0, y  # the items flow right of the heading, wrapping at the right edge
 
     def item(
         draw: str, label: str, fill: str = "none", stroke: str = "none", dash: str = ""
     ) -> None:
         nonlocal x, yy
+        # the swatch (its label starts 18 px in), about 7 px a character of 11 px
+        # monospace, and a gap before the next item
         w = 14 + 7 * len(label) + 18
         if x + w > width - 12:
             x, yy = 70.0, yy + 18
@@ -745,7 +897,7 @@ def _legend(
         svg.text(g, x + 18, yy + 10, label)
         x += w
 
-    shown = list(nodes[:12])
+    shown = list(nodes[: len(_PALETTE)])  # past those, the colours repeat
     for nid in shown:
         item("rect", f"node {nid}", fill=_colour(nid))
     if len(nodes) > len(shown):
@@ -880,80 +1032,96 @@ def terminal_map(
 ) -> str:
     """One line per node, an ASCII bar across the address space (same axis as the SVG)."""
     data = map_data(layout, page_shift)
-    hls: tuple[Highlight, ...] = (
-        (highlight,) if isinstance(highlight, Highlight) else tuple(highlight or ())
-    )
+    hls = _highlight_tuple(highlight)
     lo, hi = _extent(data, hls)
+    # one column is a character: a piece may be as thin as one before the axis compresses
     axis = _make_axis(_breakpoints(data, hls), 0.0, float(width), min_px=1.0)
     cols = [(axis.addr(c), axis.addr(c + 1)) for c in range(width)]
-    by_node: dict[int, list[tuple[int, int]]] = {}
-    for s, e, nid in data.ranges:
-        by_node.setdefault(nid, []).append((s, e))
-    label_w = 10
+    by_node = data.by_node()
     out = [
         f"memory map, {hex(lo)} .. {hex(hi)} ({size_text(hi - lo)}), "
         + ("axis compressed (log of each piece's size)" if axis.compressed else "linear axis")
     ]
-
-    def row(label: str, bar: str, tail: str = "") -> str:
-        return (f"{label:<{label_w}}|{bar}|" + (f" {tail}" if tail else "")).rstrip()
-
-    zone_bar = []
-    seen_zones: set[str] = set()
-    for a, b in cols:
-        mid = a + (b - a) // 2
-        z = next((n for n, s, e in data.zones if s <= mid < e), None)
-        zone_bar.append(_ZONE_LETTERS.get(z, "?") if z else " ")
-        if z:
-            seen_zones.add(z)
     if data.zones:
-        out.append(
-            row(
-                "zones",
-                "".join(zone_bar),
-                " ".join(f"{_ZONE_LETTERS[n]}={n}" for n, _, _ in data.zones if n in seen_zones),
-            )
-        )
-    focus = {n for h in hls for n in h.nodes}
+        out.append(_zone_line(data.zones, cols))
     nodes = list(data.nodes)
-    shown = [n for n in nodes if n in focus]
-    shown += [n for n in nodes if n not in focus][: max(max_nodes - len(shown), 0)]
-    shown.sort()
+    shown = _shown_nodes(nodes, hls, max_nodes)
     for nid in shown:
         rs = by_node.get(nid, [])
         if not rs:
-            out.append(row(f"node {nid}", " " * width, "memoryless"))
+            out.append(_row(f"node {nid}", " " * width, "memoryless"))
             continue
-        starts = [s for s, _ in rs]
-        span = (min(s for s, _ in rs), max(e for _, e in rs))
-        bar = []
-        for a, b in cols:
-            if b <= a:
-                b = a + 1
-            i = max(bisect.bisect_right(starts, a) - 1, 0)
-            cov = 0
-            while i < len(rs) and rs[i][0] < b:
-                cov += max(0, min(rs[i][1], b) - max(rs[i][0], a))
-                i += 1
-            if cov >= b - a:
-                bar.append("#")
-            elif cov > 0:
-                bar.append("+")
-            elif span[0] < b and a < span[1]:
-                bar.append("-")
-            else:
-                bar.append(" ")
-        out.append(row(f"node {nid}", "".join(bar), size_text(sum(e - s for s, e in rs))))
+        size = size_text(sum(e - s for s, e in rs))
+        out.append(_row(f"node {nid}", _coverage_bar(rs, cols), size))
     if len(shown) < len(nodes):
-        out.append(f"{'':<{label_w}} ... {len(nodes) - len(shown)} more node(s) not shown")
+        out.append(f"{'':<{_LABEL_W}} ... {len(nodes) - len(shown)} more node(s) not shown")
     for h in hls:
+        # the columns it overlaps, and the one holding its start: an empty witness, or a
+        # column narrower than a byte, overlaps nothing
         marks = "".join(
             "^" if (h.start < b and a < h.end) or a <= h.start < max(b, a + 1) else " "
             for a, b in cols
         )
-        out.append(row("witness", marks, h.short or h.label))
+        out.append(_row("witness", marks, h.short or h.label))
     out.append("'#' memory, '+' partly memory, '-' hole inside the node's span")
     return "\n".join(out) + "\n"
+
+
+_LABEL_W = 10  # the terminal map's row labels, "node 1023" and a space
+
+
+def _row(label: str, bar: str, tail: str = "") -> str:
+    return (f"{label:<{_LABEL_W}}|{bar}|" + (f" {tail}" if tail else "")).rstrip()
+
+
+def _zone_line(zones: Sequence[tuple[str, int, int]], cols: Sequence[tuple[int, int]]) -> str:
+    """Each column's zone (at its middle address) as a letter, then the letters used."""
+    zone_bar = []
+    seen_zones: set[str] = set()
+    for a, b in cols:
+        mid = a + (b - a) // 2
+        z = next((n for n, s, e in zones if s <= mid < e), None)
+        zone_bar.append(_ZONE_LETTERS.get(z, "?") if z else " ")
+        if z:
+            seen_zones.add(z)
+    return _row(
+        "zones",
+        "".join(zone_bar),
+        " ".join(f"{_ZONE_LETTERS[n]}={n}" for n, _, _ in zones if n in seen_zones),
+    )
+
+
+def _shown_nodes(nodes: Sequence[int], hls: Sequence[Highlight], max_nodes: int) -> list[int]:
+    """At most ``max_nodes`` nodes, in order: the witnesses' nodes first, then the lowest."""
+    focus = {n for h in hls for n in h.nodes}
+    shown = [n for n in nodes if n in focus]
+    shown += [n for n in nodes if n not in focus][: max(max_nodes - len(shown), 0)]
+    shown.sort()
+    return shown
+
+
+def _coverage_bar(rs: Sequence[tuple[int, int]], cols: Sequence[tuple[int, int]]) -> str:
+    """A node's bar: how much of each column its ranges (sorted) cover."""
+    starts = [s for s, _ in rs]
+    span = (min(s for s, _ in rs), max(e for _, e in rs))
+    bar = []
+    for a, b in cols:
+        if b <= a:  # a column narrower than a byte
+            b = a + 1
+        i = max(bisect.bisect_right(starts, a) - 1, 0)
+        cov = 0
+        while i < len(rs) and rs[i][0] < b:
+            cov += max(0, min(rs[i][1], b) - max(rs[i][0], a))
+            i += 1
+        if cov >= b - a:
+            bar.append("#")
+        elif cov > 0:
+            bar.append("+")
+        elif span[0] < b and a < span[1]:
+            bar.append("-")
+        else:
+            bar.append(" ")
+    return "".join(bar)
 
 
 __all__ = [
