@@ -26,6 +26,7 @@ class Span:
 
     @staticmethod
     def point(file: str, line: int = 1, col: int = 1) -> Span:
+        """One column at ``line``:``col`` (the file's start by default): one caret."""
         return Span(file, line, col, line, col + 1)
 
     @staticmethod
@@ -34,6 +35,8 @@ class Span:
         return Span(name, 0, 0, 0, 0)
 
 
+# the span of nodes made rather than parsed (the defaults of syntax.py and ir.py); no
+# source is registered under its name, so no line is shown for it
 NO_SPAN = Span("<builtin>", 1, 1, 1, 1)
 
 
@@ -44,6 +47,9 @@ class Severity(Enum):
 
 @dataclass(frozen=True)
 class Related:
+    """Another place the diagnostic concerns (where a name was first declared),
+    rendered as a note."""
+
     span: Span
     message: str
 
@@ -79,9 +85,12 @@ class SourceCache:
 
 
 def _caret_line(src: str, span: Span) -> str:
+    """Carets under ``span`` in the line ``src``: at least one, none past the line's
+    end, and a span over several lines underlines the rest of its first."""
     start = max(span.col - 1, 0)
     width = max(span.end_col - span.col, 1) if span.end_line == span.line else max(len(src) - start, 1)
     width = min(width, max(len(src) - start, 1))
+    # tabs copied from the line, so that the carets line up whatever the tab width
     prefix = "".join("\t" if ch == "\t" else " " for ch in src[:start])
     return prefix + "^" * width
 
@@ -89,6 +98,7 @@ def _caret_line(src: str, span: Span) -> str:
 def render(diag: Diagnostic, sources: SourceCache) -> str:
     """``file:line:col: error[CODE]: message``, the source line, a caret, the hint."""
     out = [f"{diag.span}: {diag.severity.value}[{diag.code}]: {diag.message}"]
+    # line 0 is a whole file or an option (Span.whole): no line to show
     src = sources.line(diag.span.file, diag.span.line) if diag.span.line > 0 else None
     if src is not None:
         shown, span = src, diag.span
@@ -96,6 +106,7 @@ def render(diag: Diagnostic, sources: SourceCache) -> str:
             # a window around the column, so the caret stays under the code
             start = max(diag.span.col - 80, 0)
             shown = ("..." if start else "") + src[start:start + 160] + ("..." if start + 160 < len(src) else "")
+            # the columns move left by the cut, and right by the "..." shown in its place
             shift = start - (3 if start else 0)
             span = Span(
                 span.file, span.line, span.col - shift, span.line, max(span.end_col - shift, span.col - shift + 1)

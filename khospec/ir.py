@@ -28,7 +28,7 @@ def _span() -> Span:
 
 @dataclass(frozen=True)
 class Const:
-    value: int | bool
+    value: int | bool  # a bool for BOOL; otherwise an int within ty's range
     ty: Type
     span: Span = _span()
 
@@ -45,6 +45,8 @@ class Local:
 
 @dataclass(frozen=True)
 class ParamRef:
+    """A param: a profile's value where it binds one, symbolic otherwise."""
+
     name: str
     ty: Type
     span: Span = _span()
@@ -52,6 +54,9 @@ class ParamRef:
 
 @dataclass(frozen=True)
 class ParamApp:
+    """A param function at arguments: a layout's value where it binds one, an
+    uninterpreted function otherwise."""
+
     name: str
     args: tuple[Expr, ...]
     ty: Type
@@ -60,6 +65,8 @@ class ParamApp:
 
 @dataclass(frozen=True)
 class StateRef:
+    """A scalar state variable; a map is only read entry by entry (``MapRead``)."""
+
     name: str
     ty: Type
     span: Span = _span()
@@ -94,6 +101,9 @@ class Binary:
 
 @dataclass(frozen=True)
 class Convert:
+    """A C conversion to the integer type ``ty``, of an integer or of a bool (0 or 1);
+    a conversion to bool is a ``!= 0`` comparison instead."""
+
     operand: Expr
     ty: Type
     span: Span = _span()
@@ -125,6 +135,10 @@ class StructMake:
 
 @dataclass(frozen=True)
 class CallFn:
+    """A call of a spec function by name: the definition is chosen per strategy
+    (``Program.fn``). ``ty`` is a SeqType for an emitting function used as a value,
+    and a placeholder for a function without a result."""
+
     name: str
     args: tuple[Expr, ...]
     ty: Type
@@ -133,6 +147,8 @@ class CallFn:
 
 @dataclass(frozen=True)
 class Builtin:
+    """A layout builtin, a kernel helper, or requires_hold (its argument a CallFn)."""
+
     name: str
     args: tuple[Expr, ...]
     ty: Type
@@ -159,7 +175,7 @@ class Quant:
     var: Local
     domain: Domain
     body: Expr
-    site: int
+    site: int  # numbers the witnesses and the reports on this quantifier (site_spans)
     ty: Type = BOOL
     span: Span = _span()
 
@@ -176,6 +192,8 @@ class FirstNode:
 
 @dataclass(frozen=True)
 class InEmits:
+    """``item in call``: one of the values the call emits equals item."""
+
     item: Expr
     call: CallFn
     site: int
@@ -185,6 +203,8 @@ class InEmits:
 
 @dataclass(frozen=True)
 class EmitsEq:
+    """``call == [items]``: the call emits exactly these values, in this order."""
+
     call: CallFn
     items: tuple[Expr, ...]
     site: int
@@ -226,6 +246,8 @@ class SLet:
 
 @dataclass(frozen=True)
 class SAssign:
+    """An assignment to a `var` local."""
+
     var: Local
     value: Expr
     span: Span = _span()
@@ -233,6 +255,8 @@ class SAssign:
 
 @dataclass(frozen=True)
 class SStateAssign:
+    """An assignment to a scalar state variable, whole."""
+
     name: str
     value: Expr
     span: Span = _span()
@@ -318,6 +342,8 @@ class SReturn:
 
 @dataclass(frozen=True)
 class SCall:
+    """A call for what it does (requires, emits, state writes); a result is dropped."""
+
     call: CallFn
     span: Span = _span()
 
@@ -348,7 +374,7 @@ Node: TypeAlias = Expr | Stmt | Domain
 @dataclass(frozen=True)
 class ParamDef:
     name: str
-    arg_types: tuple[Type, ...] | None
+    arg_types: tuple[Type, ...] | None  # None: a constant; a tuple: a param function
     ty: Type
     span: Span = _span()
 
@@ -360,9 +386,11 @@ class FnDef:
     ret: Type | None
     emits: Type | None
     body: tuple[Stmt, ...] | Expr
+    # this definition's own body, not its callees': whoever needs the total follows
+    # the calls (the type checker keeps its totals to itself)
     reads_state: bool
     writes_state: bool
-    has_loop: bool
+    has_loop: bool  # a while loop or an emit
     strategy: str | None
     span: Span = _span()
 
@@ -373,7 +401,7 @@ class AssumeDef:
     name: str
     before: str | None
     formula: Expr
-    reads_state: bool
+    reads_state: bool  # a `before` assumption: about the state its step is taken in
     span: Span = _span()
 
 
@@ -381,14 +409,14 @@ class AssumeDef:
 class StateVarDef:
     name: str
     ty: Type
-    init: Expr | None
+    init: Expr | None  # None: arbitrary; for a map, every entry's initial value
     span: Span = _span()
 
 
 @dataclass(frozen=True)
 class StepDef:
     name: str
-    guard: Expr | None
+    guard: Expr | None  # None: the step may always be taken
     body: tuple[Stmt, ...]
     strategy: str | None
     span: Span = _span()
@@ -397,7 +425,7 @@ class StepDef:
 @dataclass(frozen=True)
 class StrategyDef:
     name: str
-    extends: tuple[str, ...]
+    extends: tuple[str, ...]  # known strategies only, and no cycle
     fns: dict[str, FnDef]
     steps: dict[str, StepDef]
     span: Span = _span()
@@ -406,7 +434,7 @@ class StrategyDef:
 @dataclass(frozen=True)
 class ProfileDef:
     name: str
-    bindings: tuple[tuple[str, int | bool], ...]
+    bindings: tuple[tuple[str, int | bool], ...]  # a param left out stays symbolic
     span: Span = _span()
 
 
@@ -427,7 +455,7 @@ class LayoutDef:
     zones: tuple[tuple[int, int, int], ...]  # (zone index, start, end) in bytes; start == end: empty
     movable: tuple[tuple[int, int], ...]  # (nid, start address)
     mirrored_kernelcore: bool | None
-    bindings: tuple[tuple[str, tuple[int, ...], int | bool], ...]
+    bindings: tuple[tuple[str, tuple[int, ...], int | bool], ...]  # (param, arguments, value)
     span: Span = _span()
 
 
@@ -454,7 +482,7 @@ ClaimKind = Literal["holds", "always", "after", "requirement"]
 @dataclass(frozen=True)
 class ClaimDef:
     kind: ClaimKind
-    expr: Expr | None
+    expr: Expr | None  # None for a requirement claim
     step: str | None = None
     requirement: str | None = None
     span: Span = _span()
@@ -465,8 +493,8 @@ class CheckDef:
     name: str
     file: str
     claim: ClaimDef
-    strategies: tuple[str | None, ...]
-    profiles: tuple[str, ...]
+    strategies: tuple[str | None, ...]  # None: the base definitions
+    profiles: tuple[str, ...]  # sets expanded; by default every profile but `any`
     assuming: tuple[str, ...]
     layout: str | None
     depth: int | None
@@ -502,6 +530,7 @@ class Program:
     digests: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     def fn(self, name: str, strategy: str | None) -> FnDef:
+        """The definition of ``name`` a call uses under ``strategy``."""
         chain = self.strategy_chain(strategy)
         for s in chain:
             found = self.strategies[s].fns.get(name)
@@ -510,6 +539,7 @@ class Program:
         return self.fns[name]
 
     def step_defs(self, strategy: str | None) -> list[StepDef]:
+        """Every step, in declaration order, as ``strategy`` defines it."""
         chain = self.strategy_chain(strategy)
         out: list[StepDef] = []
         for name, base in self.steps.items():
@@ -528,6 +558,7 @@ class Program:
         chain: list[str] = []
 
         def visit(name: str) -> None:
+            # a strategy reached twice (a diamond) keeps its first place
             if name in chain or name not in self.strategies:
                 return
             chain.append(name)
@@ -550,6 +581,8 @@ def used_params(program: Program, check: CheckDef, strategy: str | None) -> set[
     return {n.name for n in walk(roots, program, strategy) if isinstance(n, ParamRef | ParamApp)}
 
 
+# resolve/expressions.py's LAYOUT_BUILTINS and LAYOUT_CONSTANTS by name, repeated here:
+# ir.py sits below resolve/ in the import layers (ARCHITECTURE.md)
 LAYOUT_BUILTINS = frozenset({
     "pfn_in_ram", "pfn_node", "pfn_range", "node_start_pfn", "node_end_pfn", "zone_movable_pfn",
     "arch_zone_lowest_possible_pfn", "arch_zone_highest_possible_pfn", "mirrored_kernelcore"})

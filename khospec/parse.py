@@ -27,9 +27,15 @@ from lark.exceptions import (
 from khospec import syntax as S
 from khospec.diagnostics import Diagnostic, Span
 
+# Limits checked before Lark sees the text: a spec is small, and nested brackets (calls,
+# casts, blocks) deepen the tree the transformer and the type checker recurse through,
+# so deeper nesting would end in a RecursionError rather than a located diagnostic.
 MAX_BYTES = 4 * 1024 * 1024
 MAX_NESTING = 200
 
+# The words that open a top-level declaration. At column 1 they mark where the next
+# declaration starts, for error recovery (_declaration_chunks) and for the hint that
+# the one before is incomplete.
 DECL_KEYWORDS = (
     "profiles",
     "import",
@@ -48,6 +54,7 @@ DECL_KEYWORDS = (
     "check",
 )
 
+# binary units, as the kernel's SZ_1K, SZ_1M, ... are
 _UNITS = {"KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30, "TiB": 1 << 40, "PiB": 1 << 50, "EiB": 1 << 60}
 
 
@@ -67,6 +74,10 @@ def grammar_text() -> str:
 def _parser() -> Lark:
     # cache=True keeps the compiled LALR tables in the temp dir, keyed by the grammar's
     # hash: building them costs more than checking a typical spec.
+    # The contextual lexer tries only the terminals the parser can take next, so a
+    # keyword of one construct (node, zone, depth) is still a name elsewhere;
+    # maybe_placeholders gives an absent `[...]` item as None, so the transformer's
+    # methods take a fixed number of arguments.
     return Lark(
         grammar_text(),
         parser="lalr",
@@ -91,6 +102,7 @@ def decode_source(name: str, data: bytes) -> tuple[str | None, list[Diagnostic]]
                 "split the spec into several files joined with import",
             )
         ]
+    # NUL is valid UTF-8, so decoding alone would not tell a binary file
     nul = data.find(b"\x00")
     if nul >= 0:
         line = data.count(b"\n", 0, nul) + 1
@@ -116,12 +128,15 @@ def decode_source(name: str, data: bytes) -> tuple[str | None, list[Diagnostic]]
                 "save the spec as UTF-8",
             )
         ]
+    # a byte order mark some editors write: not part of the grammar
     if text.startswith("\ufeff"):
         text = text[1:]
     return text, []
 
 
 def _nesting_error(name: str, text: str) -> Diagnostic | None:
+    """KHO104 at the first bracket past MAX_NESTING. Comments are skipped, so that
+    brackets in prose do not count; brackets in strings (import paths) still do."""
     depth = 0
     line, col = 1, 0
     in_comment = False
@@ -145,6 +160,7 @@ def _nesting_error(name: str, text: str) -> Diagnostic | None:
                     "name intermediate values with let or fn",
                 )
         elif ch in ")]}":
+            # a closing bracket too many is the parser's to report
             depth = max(depth - 1, 0)
         prev = ch
     return None
@@ -166,6 +182,9 @@ _TOKEN_NAMES = {
 
 
 def _display_expected(expected: set[str]) -> str:
+    """Lark's expected terminals in words: a keyword or a punctuation mark as written
+    (in backquotes, listed first), a token class by its _TOKEN_NAMES description; at
+    most ten."""
     parser = _parser()
     names: list[str] = []
     for term in sorted(expected):
@@ -204,6 +223,8 @@ def _syntax_diagnostic(name: str, exc: UnexpectedInput, text: str) -> Diagnostic
             f"unexpected character {ch!r}",
             hint,
         )
+    # the end of file is shown just after the last non-blank character: the true end
+    # is often a blank line with nothing to point at
     if isinstance(exc, UnexpectedEOF):
         last = text.rstrip().splitlines() or [""]
         eline = len(text.rstrip().splitlines()) or 1
@@ -215,6 +236,7 @@ def _syntax_diagnostic(name: str, exc: UnexpectedInput, text: str) -> Diagnostic
         )
     assert isinstance(exc, UnexpectedToken)
     tok = exc.token
+    # the LALR parser reports the end of file as an unexpected $END token
     if tok.type == "$END":
         last = text.rstrip().splitlines() or [""]
         eline = len(last)
@@ -226,6 +248,8 @@ def _syntax_diagnostic(name: str, exc: UnexpectedInput, text: str) -> Diagnostic
         )
     width = max(len(str(tok)), 1)
     hint = f"expected {_display_expected(set(exc.expected))}"
+    # a declaration keyword at column 1 is where the parser noticed that the previous
+    # declaration did not end (a missing `}` or operand), not where the mistake is
     if str(tok) in DECL_KEYWORDS and col == 1:
         hint = "the declaration before this one is incomplete; " + hint
     return Diagnostic(
@@ -241,8 +265,11 @@ _DECL_START = re.compile(r"^({})\b".format("|".join(DECL_KEYWORDS)))
 
 def _declaration_chunks(text: str) -> list[tuple[int, str]]:
     """Split at lines that start (column 1) with a declaration keyword."""
+    # column 1 only: the specs indent a strategy's `fn` and `step`, and a chunk serves
+    # only to find the errors after the first
     lines = text.split("\n")
     starts = [i for i, ln in enumerate(lines) if _DECL_START.match(ln)]
+    # what precedes the first declaration (comments, or a stray line) is a chunk too
     if not starts or starts[0] != 0:
         starts = [0, *starts]
     chunks = []
@@ -259,6 +286,10 @@ _SUFFIX = re.compile(r"(?:[uU](?:ll|LL|[lL])?|(?:ll|LL|[lL])[uU]?)?")
 
 
 def _int_value(text: str, unit: str | None) -> tuple[int, bool, bool, bool]:
+    """An INT token's value, and what C's literal typing needs: whether it is written
+    in a base other than 10 (hex_like), and its u and l suffixes (ll counts as l: long
+    long has long's width on LP64)."""
+    # `_` separates digit groups (0x1_0000_0000), as C23's `'` does
     body = text.replace("_", "")
     m = re.match(r"^(0[xX][0-9a-fA-F]+|0[bB][01]+|[0-9]+)([uUlL]*)$", body)
     if m is None:
@@ -272,6 +303,7 @@ def _int_value(text: str, unit: str | None) -> tuple[int, bool, bool, bool]:
     if digits[:2].lower() == "0x":
         value, hex_like = int(digits, 16), True
     elif digits[:2].lower() == "0b":
+        # C23 and a GNU extension before it; typed as hex literals are
         value, hex_like = int(digits, 2), True
     elif len(digits) > 1 and digits[0] == "0":
         # a leading 0 makes the number octal in C: 010 is 8, and 08 is no number
@@ -280,6 +312,7 @@ def _int_value(text: str, unit: str | None) -> tuple[int, bool, bool, bool]:
         value, hex_like = int(digits, 8), True
     else:
         value, hex_like = int(digits, 10), False
+    # the unit scales the value before its type is chosen: `4 GiB` is a long
     if unit is not None:
         value *= _UNITS[unit]
     return value, hex_like, "u" in suffix, "l" in suffix
@@ -295,6 +328,9 @@ def _quant_kind(tok: Token) -> S.QuantKind:
 
 
 class _SyntaxErrorInTree(Exception):
+    """A located diagnostic raised from a transformer method; Lark wraps it in a
+    VisitError, which _to_ast unwraps."""
+
     def __init__(self, diag: Diagnostic) -> None:
         self.diag = diag
 
@@ -309,6 +345,7 @@ class _ToAst(Transformer[Token, Any]):
 
     # -- helpers
     def _span(self, meta: Any) -> Span:
+        # a rule that matched no token has no position
         if getattr(meta, "empty", True):
             return Span.point(self.file)
         return Span(self.file, meta.line, meta.column, meta.end_line, meta.end_column)
@@ -349,6 +386,8 @@ class _ToAst(Transformer[Token, Any]):
         return S.StructDecl(self._ident(name), tuple(fields), self._span(meta))
 
     def _fn(self, meta: Any, name: Token, params: Any, rest: tuple[Any, ...]) -> S.FnDecl:
+        # `ret_type?` and `emits_type?` leave no placeholder when absent, so they come
+        # tagged (ret_type, emits_type below) and the body is last
         ret = emits = None
         body = rest[-1]
         for item in rest[:-1]:
@@ -410,6 +449,7 @@ class _ToAst(Transformer[Token, Any]):
         return S.ProfileSetDecl(self._ident(name), tuple(self._ident(p) for p in profiles), self._span(meta))
 
     def binding(self, meta: Any, name: Token, value: Any) -> S.Binding:
+        # a profile binds constants only; a layout may bind a param function (layout_binding)
         return S.Binding(self._ident(name), (), value, self._span(meta))
 
     def layout_decl(self, meta: Any, name: Token, *items: Any) -> S.LayoutDecl:
@@ -440,6 +480,7 @@ class _ToAst(Transformer[Token, Any]):
         return S.Interval(lo, hi, self._span(meta))
 
     def _small_int(self, tok: Token) -> int:
+        """A node id (layout_node, layout_movable): the number's value, suffixes ignored."""
         try:
             value, _, _, _ = _int_value(str(tok), None)
         except ValueError as exc:
@@ -464,6 +505,7 @@ class _ToAst(Transformer[Token, Any]):
         return S.ClaimRequirement(self._ident(name), self._span(meta))
 
     def _clause(self, kind: S.ClauseKind, meta: Any, toks: tuple[Token, ...]) -> S.CheckClause:
+        # the values stay text, `depth`'s number included: checks.py resolves them
         return S.CheckClause(kind, tuple(self._ident(t) for t in toks), self._span(meta))
 
     def under_clause(self, meta: Any, *toks: Token) -> S.CheckClause:
@@ -558,6 +600,8 @@ class _ToAst(Transformer[Token, Any]):
         return build
 
     def __default__(self, data: Any, children: Any, meta: Any) -> Any:
+        """The binary operators, one alias each in the grammar (`or` and `||` share
+        op_or), here rather than a method apiece."""
         ops = {
             "op_iff": "<->",
             "op_implies": "->",
@@ -667,6 +711,8 @@ class _ToAst(Transformer[Token, Any]):
 
 
 def _too_deep(name: str, tree: Any) -> Diagnostic:
+    """KHO105 for a declaration the transformer's recursion could not get through: a
+    chain of thousands of operators, which MAX_NESTING does not see (no brackets)."""
     meta = getattr(tree, "meta", None)
     line = getattr(meta, "line", 1) or 1
     col = getattr(meta, "column", 1) or 1
@@ -679,6 +725,8 @@ def _to_ast(name: str, tree: Tree[Token]) -> tuple[tuple[S.Decl, ...] | None, li
     decls: list[S.Decl] = []
     diags: list[Diagnostic] = []
     transformer = _ToAst(name)
+    # declaration by declaration, so that an error in one is located there and does not
+    # hide the errors of the others
     for child in tree.children:
         assert isinstance(child, Tree)  # start: _decl*, and every declaration is a rule
         try:
@@ -691,6 +739,7 @@ def _to_ast(name: str, tree: Tree[Token]) -> tuple[tuple[S.Decl, ...] | None, li
                 diags.append(_too_deep(name, child))
             else:
                 raise
+        # raised in Lark's own traversal rather than in a method, so not wrapped
         except RecursionError:
             diags.append(_too_deep(name, child))
     if diags:
@@ -728,18 +777,21 @@ def _collect_syntax_errors(name: str, text: str, first: UnexpectedInput) -> list
             continue
         if start_line + 1 <= first_line:
             continue  # the chunk holding the first error was already reported
+        # newlines in front, so that the chunk's errors carry the file's line numbers
         padded = "\n" * start_line + chunk
         try:
             tree = parser.parse(padded)
         except UnexpectedInput as exc:
             diags.append(_syntax_diagnostic(name, exc, padded))
             continue
+        # a chunk that parses may still hold a malformed number or nest too deeply
         _, more = _to_ast(name, tree)
         diags.extend(more)
     return diags
 
 
 def parse_bytes(name: str, data: bytes) -> tuple[S.Module | None, str | None, list[Diagnostic]]:
+    """Decode and parse; the text comes back too, for the caret lines of diagnostics."""
     text, diags = decode_source(name, data)
     if text is None:
         return None, None, diags

@@ -19,6 +19,9 @@ def _span() -> Span:
 
 @dataclass(frozen=True)
 class Ident:
+    """A name where it is declared, called or listed (a field, a clause's value); a
+    name used as a value is a ``Name``."""
+
     name: str
     span: Span = _span()
 
@@ -28,7 +31,7 @@ class Ident:
 
 @dataclass(frozen=True)
 class ScalarTypeRef:
-    name: str
+    name: str  # one of types.SCALARS: the grammar's TYPE_KW admits no other
     span: Span = _span()
 
 
@@ -53,8 +56,8 @@ TypeRef = ScalarTypeRef | NamedTypeRef | MapTypeRef
 
 @dataclass(frozen=True)
 class IntLit:
-    text: str
-    value: int
+    text: str  # as written, unit included: messages quote it
+    value: int  # the unit applied
     hex_like: bool  # hex, octal and binary literals may be unsigned in C
     unsigned: bool  # U suffix
     long: bool  # L / LL suffix
@@ -85,7 +88,7 @@ class Unary:
 
 @dataclass(frozen=True)
 class Binary:
-    op: str
+    op: str  # C's spelling (`and` is `&&`); also `->` and `<->`, on bools
     left: Expr
     right: Expr
     span: Span = _span()
@@ -101,7 +104,7 @@ class Cond:
 
 @dataclass(frozen=True)
 class Cast:
-    type: ScalarTypeRef
+    type: ScalarTypeRef  # the grammar casts to scalar types only
     operand: Expr
     span: Span = _span()
 
@@ -143,6 +146,8 @@ class StructLit:
 
 @dataclass(frozen=True)
 class ListLit:
+    """``[a, b]``: parsed anywhere, but typed only as ``f(args) == [a, b]``."""
+
     items: tuple[Expr, ...]
     span: Span = _span()
 
@@ -168,6 +173,8 @@ class InCall:
 
 @dataclass(frozen=True)
 class TypedBinder:
+    """``x: T``: every value of T."""
+
     name: Ident
     type: TypeRef
     span: Span = _span()
@@ -186,6 +193,8 @@ class DomainBinder:
 
 @dataclass(frozen=True)
 class IntervalBinder:
+    """``x in [lo, hi)``: half-open, as ``InInterval``."""
+
     name: Ident
     lo: Expr
     hi: Expr
@@ -273,7 +282,7 @@ class Let:
     name: Ident
     type: TypeRef | None
     value: Expr
-    mutable: bool
+    mutable: bool  # `var`; a `let` is never assigned
     span: Span = _span()
 
 
@@ -289,12 +298,14 @@ class Assign:
 class If:
     cond: Expr
     then: Block
-    else_: Block | If | None
+    else_: Block | If | None  # an If: `else if`
     span: Span = _span()
 
 
 @dataclass(frozen=True)
 class ForRange:
+    """``for i in [lo, hi) where c { ... }``, half-open."""
+
     var: Ident
     lo: Expr
     hi: Expr
@@ -305,6 +316,8 @@ class ForRange:
 
 @dataclass(frozen=True)
 class ForAll:
+    """``for x: T where c { ... }``: every value of an integer type that passes c."""
+
     var: Ident
     type: TypeRef
     where: Expr | None
@@ -323,6 +336,8 @@ class ForNodes:
 @dataclass(frozen=True)
 class While:
     cond: Expr
+    # what holds before every iteration: the engine stands in for the iterations past
+    # those it unrolls with any state satisfying them
     invariants: tuple[Expr, ...]
     body: Block
     span: Span = _span()
@@ -330,6 +345,9 @@ class While:
 
 @dataclass(frozen=True)
 class Require:
+    """``require NAME: cond``; a ``requirement NAME`` claim is that every require of
+    that name holds wherever the machine runs it."""
+
     name: Ident
     cond: Expr
     span: Span = _span()
@@ -408,7 +426,7 @@ class FnDecl:
     params: tuple[TypedName, ...]
     ret: TypeRef | None
     emits: TypeRef | None
-    body: Block | Expr
+    body: Block | Expr  # an Expr: `fn f(...) -> T = expr`
     span: Span = _span()
 
 
@@ -462,6 +480,9 @@ class StrategyDecl:
 
 @dataclass(frozen=True)
 class Binding:
+    """``PARAM = value`` in a profile or a layout; only a layout binds a param function
+    at arguments, ``f(0) = value``."""
+
     name: Ident
     args: tuple[Expr, ...]
     value: Expr
@@ -506,13 +527,13 @@ class LayoutZone:
 @dataclass(frozen=True)
 class LayoutMovable:
     nid: int
-    start: Expr
+    start: Expr  # the address where the node's ZONE_MOVABLE starts
     span: Span = _span()
 
 
 @dataclass(frozen=True)
 class LayoutMirror:
-    ranges: tuple[Interval, ...]
+    ranges: tuple[Interval, ...]  # mirrored memory (MEMBLOCK_MIRROR)
     span: Span = _span()
 
 
@@ -530,18 +551,24 @@ class LayoutDecl:
 
 @dataclass(frozen=True)
 class ClaimHolds:
+    """A formula about the layout and profile, with no machine state."""
+
     expr: Expr
     span: Span = _span()
 
 
 @dataclass(frozen=True)
 class ClaimAlways:
+    """``always f``: f holds in every state of every trace."""
+
     expr: Expr
     span: Span = _span()
 
 
 @dataclass(frozen=True)
 class ClaimAfter:
+    """``after STEP: f``: f holds in every state right after STEP is taken."""
+
     step: Ident
     expr: Expr
     span: Span = _span()
@@ -562,7 +589,7 @@ ClauseKind = Literal["under", "for", "assuming", "on", "depth", "expect"]
 @dataclass(frozen=True)
 class CheckClause:
     kind: ClauseKind
-    values: tuple[Ident, ...]
+    values: tuple[Ident, ...]  # names, or `depth`'s number as text
     span: Span = _span()
 
 
@@ -594,6 +621,6 @@ Decl = (
 
 @dataclass(frozen=True)
 class Module:
-    file: str
+    file: str  # the name diagnostics show, not necessarily a path that exists
     decls: tuple[Decl, ...]
     span: Span = _span()

@@ -16,6 +16,9 @@ from dataclasses import dataclass, field
 
 @dataclass(frozen=True)
 class BoolType:
+    """C's _Bool, kept apart from the integers: a bool converts to 0 or 1 where an
+    integer is wanted, but an integer never stands for a truth value."""
+
     def __str__(self) -> str:
         return "bool"
 
@@ -24,6 +27,7 @@ class BoolType:
 class IntType:
     width: int
     signed: bool
+    # for messages only: u64 and ulong, of one width and signedness, are one type
     name: str = field(compare=False, default="")
 
     def __str__(self) -> str:
@@ -51,7 +55,7 @@ class IntType:
 @dataclass(frozen=True)
 class StructType:
     name: str
-    fields: tuple[tuple[str, Type], ...]
+    fields: tuple[tuple[str, Type], ...]  # in declaration order, which ir.StructMake keeps
 
     def __str__(self) -> str:
         return self.name
@@ -104,9 +108,12 @@ SCALARS: dict[str, Type] = {
     "s16": IntType(16, True, "s16"),
     "s32": IntType(32, True, "s32"),
     "s64": IntType(64, True, "s64"),
+    # u64 on every 64-bit kernel (CONFIG_PHYS_ADDR_T_64BIT)
     "phys_addr_t": IntType(64, False, "phys_addr_t"),
 }
 
+# what a layout's `ranges` hold: a memblock region [start, end) in pfns, its node, and
+# whether it is MEMBLOCK_MIRROR memory
 MEM_RANGE = StructType(
     "mem_range", (("start", ULONG), ("end", ULONG), ("nid", INT), ("mirror", BOOL))
 )
@@ -114,6 +121,7 @@ MEM_RANGE = StructType(
 
 def promote(t: IntType) -> IntType:
     """C integer promotion: anything narrower than int becomes int."""
+    # int holds every value of a narrower type, so none promotes to unsigned int
     return INT if t.width < 32 else t
 
 
@@ -122,9 +130,12 @@ def usual_conversion(a: IntType, b: IntType) -> IntType:
     a, b = promote(a), promote(b)
     if a == b:
         return named(a)
+    # on LP64 a type's rank follows its width (long long, as wide as long, is no type here)
     if a.signed == b.signed:
         return named(a if a.width >= b.width else b)
     uns, sig = (a, b) if not a.signed else (b, a)
+    # C11 6.3.1.8: at equal or higher rank the unsigned type wins (int and uint give
+    # uint, so -1 < 0U is false)
     if uns.width >= sig.width:
         return named(uns)
     return named(sig)  # the signed type is wider, so it holds every unsigned value
@@ -138,6 +149,8 @@ def named(t: IntType) -> IntType:
 
 def literal_type(value: int, hex_like: bool, unsigned: bool, long_: bool) -> IntType | None:
     """C11 6.4.4.1: the first type of the suffix's list that holds the value."""
+    # C's lists without long long, which adds nothing on LP64; a decimal literal
+    # without u is never unsigned (it is refused when no signed type holds it)
     if unsigned and long_:
         candidates = [ULONG]
     elif unsigned:

@@ -37,6 +37,7 @@ class Checker:
 
     def run(self) -> ir.Program:
         decls = [d for m in self.sym.modules for d in m.decls]
+        # pass 1: every name and signature, so that a body may use what is declared after it
         self.declarations.declare(decls)
         # pass 2: bodies; steps before strategies, which may only redefine declared steps
         fns: dict[str, ir.FnDef] = {}
@@ -51,6 +52,7 @@ class Checker:
         layouts: dict[str, ir.LayoutDef] = {}
         check_decls: list[S.CheckDecl] = []
         for d in decls:
+            # a step declared twice was reported in pass 1; the first declaration stands
             if isinstance(d, S.StepDecl) and d.name.name not in steps:
                 steps[d.name.name] = self.functions.step(d, None)
         for d in decls:
@@ -66,6 +68,8 @@ class Checker:
                     else:
                         assumes[a.name] = a
             elif isinstance(d, S.ProfileDecl):
+                # profiles have a namespace of their own: a profile's name may hold `-`
+                # (arm64-4k), which no other name can
                 p = self.checks.profile(d)
                 if p is not None:
                     if p.name in profiles:
@@ -74,6 +78,8 @@ class Checker:
                     else:
                         profiles[p.name] = p
             elif isinstance(d, S.ProfileSetDecl):
+                # its members are resolved once every profile is known: a set may name a
+                # profile declared after it
                 if d.name.name in profile_sets:
                     self.sym.error("KHO202", d.name.span, f"profile set `{d.name.name}` is already declared",
                                    related=[Related(profile_sets[d.name.name].span, "first declared here")])
@@ -84,10 +90,16 @@ class Checker:
                 if lay is not None and self.sym.claim(d.name.name, d.name.span, "layout"):
                     layouts[lay.name] = lay
             elif isinstance(d, S.CheckDecl):
+                # checks come last: they name what is declared anywhere, and a
+                # `requirement` claim needs every body's requires
                 check_decls.append(d)
         self.functions.check_strategy_extends(strategies)
+        # the flags need every definition of every function, the strategies' included
         self.functions.compute_fn_flags(fns, strategies)
+        # the calls of steps and assumptions now, so that their diagnostics come before
+        # those of the checks; the claims' calls once the checks are resolved
         checked = self.functions.validate_calls()
+        # before the checks: a `for` clause expands the sets it names
         self.checks.resolve_profile_sets(profile_sets, profiles)
         checks = self.checks.all_checks(check_decls, strategies, assumes, profiles, layouts, steps)
         self.functions.validate_calls(checked)

@@ -24,6 +24,9 @@ from khospec.types import BoolType, IntType, Type
 # what `expect` may name, in the enum's order (that of the hint listing them)
 VERDICT_NAMES = tuple(v.value for v in ir.Verdict)
 
+# a zone's index in the prelude's enum zone_type, by the name the kernel prints
+# (mm/page_alloc.c's zone_names, as /proc/zoneinfo and the boot log show them) or in
+# capitals
 ZONE_NAMES: Mapping[str, int] = MappingProxyType({
     "DMA": 0,
     "DMA32": 1,
@@ -44,6 +47,8 @@ class Checks:
         self.exprs = exprs
 
     def assume(self, d: S.AssumeDecl) -> ir.AssumeDef | None:
+        # `before STEP` is about the state in which STEP is taken, so it may read state;
+        # any other assumption holds of the layout and profile alone
         if d.before is not None:
             if d.before.name not in self.sym.step_names:
                 self.sym.error("KHO210", d.before.span, f"unknown step `{d.before.name}`",
@@ -62,6 +67,8 @@ class Checks:
                             d.before is not None, d.span)
 
     def const_value(self, e: S.Expr, what: str) -> int | bool | None:
+        """The value of ``e``, which must fold: a profile or a layout gives numbers,
+        never a formula over other params."""
         ir_e = self.exprs.expr(e, Scope(), Ctx("pure"))
         if ir_e is None:
             return None
@@ -72,6 +79,8 @@ class Checks:
         return v
 
     def profile(self, d: S.ProfileDecl) -> ir.ProfileDef | None:
+        """The profile without the bindings that have an error (reported); it is kept,
+        so that a check naming it reports no unknown profile on top."""
         out: list[tuple[str, int | bool]] = []
         seen: dict[str, Span] = {}
         for b in d.bindings:
@@ -97,6 +106,8 @@ class Checks:
         return ir.ProfileDef(d.name.name, tuple(out), d.span)
 
     def _fit(self, v: int | bool, ty: Type, span: Span, what: str) -> int | bool | None:
+        """``v`` as a value of the param's type. Unlike an assignment, nothing
+        converts: a value that does not fit is an error, never wrapped into another."""
         if isinstance(ty, BoolType):
             if not isinstance(v, bool):
                 self.sym.error("KHO301", span, f"{what} is a bool, not an integer")
@@ -123,6 +134,7 @@ class Checks:
             hi = self.const_value(iv.hi, "a layout address")
             if not isinstance(lo, int) or not isinstance(hi, int) or isinstance(lo, bool) or isinstance(hi, bool):
                 return None
+            # end exclusive, so a range may end at 2^64
             if not 0 <= lo < hi <= 1 << 64:
                 self.sym.error("KHO230", iv.span,
                                f"range [{lo:#x}, {hi:#x}) is empty or outside the 64-bit physical space",
@@ -142,6 +154,7 @@ class Checks:
                     self.sym.error("KHO210", item.zone.span, f"unknown zone `{item.zone.name}`",
                                    "zones are DMA, DMA32, Normal, Movable, Device")
                     continue
+                # `empty`: start == end, as LayoutDef.zones records it
                 if item.range is None:
                     zones.append((zi, 0, 0))
                 else:
@@ -159,6 +172,7 @@ class Checks:
                         mirrors.append(r)
             elif isinstance(item, S.Binding):
                 name = item.name.name
+                # the kernelcore=mirror boot option, not a param: the layout answers it
                 if name == "mirrored_kernelcore":
                     v = self.const_value(item.value, "mirrored_kernelcore")
                     if isinstance(v, bool):
@@ -182,6 +196,7 @@ class Checks:
                 fv = self._fit(v, p.ty, item.value.span, name)
                 if fv is not None:
                     bindings.append((name, tuple(int(a) for a in args if a is not None), fv))
+        # sorted by start, an overlap is between neighbours; one report drops the layout
         ranges.sort(key=lambda r: r.start)
         for a, b in itertools.pairwise(ranges):
             if b.start < a.end:
@@ -191,6 +206,7 @@ class Checks:
                                "memblock ranges are disjoint")
                 return None
         # MEMBLOCK_MIRROR splits ranges at mirror boundaries.
+        # (memblock_mark_mirror() isolates the mirror range: memblock_isolate_range())
         if mirrors:
             cuts = sorted({x for m in mirrors for x in m})
             split: list[ir.LayoutRange] = []
@@ -207,6 +223,8 @@ class Checks:
               assumes: dict[str, ir.AssumeDef], profiles: dict[str, ir.ProfileDef],
               layouts: dict[str, ir.LayoutDef], steps: dict[str, ir.StepDef]) -> ir.CheckDef | None:
         clauses: dict[S.ClauseKind, S.CheckClause] = {}
+        # everything is checked before None is returned for an error, so that one check
+        # reports all of its errors; a clause given twice counts by its last occurrence
         ok = True
         for cl in d.clauses:
             if cl.kind in clauses:
@@ -217,6 +235,7 @@ class Checks:
         claim = self._claim_def(d.claim, steps)
         if claim is None:
             ok = False
+        # None is the base definitions, named `base` in an `under` clause
         strat: list[str | None] = [None]
         if "under" in clauses:
             strat = []
@@ -229,10 +248,13 @@ class Checks:
                     ok = False
                 else:
                     strat.append(v.name)
+        # by default every profile but `any`, which leaves every param symbolic: a check
+        # asks for it by name
         profs = [p for p in profiles if p != "any"]
         if "for" in clauses:
             profs = []
             for v in clauses["for"].values:
+                # a set expands to those of its members not listed already
                 if v.name in self.sym.profile_sets:
                     profs.extend(p for p in self.sym.profile_sets[v.name] if p not in profs)
                 elif v.name not in profiles:
@@ -260,6 +282,7 @@ class Checks:
         depth = None
         if "depth" in clauses:
             v = clauses["depth"].values[0]
+            # the INT token's text: base 0 reads 0x and 0b as the grammar writes them
             try:
                 depth = int(v.name, 0)
             except ValueError:
@@ -282,10 +305,12 @@ class Checks:
                            layout, depth, expect, d.span)
 
     def _all_axioms(self) -> list[S.AssumeDecl]:
+        """Every axiom declared, whether or not it typed: a hint needs only the name."""
         return [d for m in self.sym.modules for d in m.decls if isinstance(d, S.AssumeDecl) and d.kind == "axiom"]
 
     def _claim_def(self, c: S.Claim, steps: dict[str, ir.StepDef]) -> ir.ClaimDef | None:
         if isinstance(c, S.ClaimRequirement):
+            # every body is typed by now, so requirement_names is complete
             if c.name.name not in self.sym.requirement_names:
                 self.sym.error("KHO210", c.name.span, f"no `require {c.name.name}: ...` in any step or function",
                                self.sym.suggest(c.name.name, self.sym.requirement_names))
@@ -301,6 +326,8 @@ class Checks:
                 kind = "after"
             case _:
                 assert_never(c)
+        # a `holds` claim is about the layout and profile alone; `always` and `after`
+        # are about the states of a trace
         ctx = Ctx("pure" if kind == "holds" else "trace")
         e = self.exprs.expr(c.expr, Scope(), ctx)
         for callee, span in ctx.calls:
@@ -320,6 +347,7 @@ class Checks:
     def resolve_profile_sets(self, sets: dict[str, S.ProfileSetDecl], profiles: dict[str, ir.ProfileDef]) -> None:
         """Each profile set's members that are profiles (the unknown ones reported)."""
         for ps in sets.values():
+            # a `for` clause would take the set and never the profile
             if ps.name.name in profiles:
                 self.sym.error("KHO202", ps.name.span, f"`{ps.name.name}` is a profile and a profile set")
             for v in ps.profiles:
@@ -334,6 +362,8 @@ class Checks:
         """Every check, each name once; those declared in the root file are the program's."""
         checks: list[ir.CheckDef] = []
         seen_checks: dict[str, Span] = {}
+        # an imported file's checks are typed, and their names must differ from the
+        # root's, but they run only when that file is the root
         root_decls = {id(d) for m in self.sym.modules if m.file == self.sym.root for d in m.decls}
         for d in decls:
             c = self.check(d, strategies, assumes, profiles, layouts, steps)

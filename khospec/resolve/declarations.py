@@ -28,6 +28,8 @@ class Declarations:
     def declare(self, decls: list[S.Decl]) -> None:
         """Pass 1: the names, types and signatures of ``decls`` (every module's, in
         order), then the constants' values, then the signatures strategies give."""
+        # structs first, all of them: a field, a param or a signature may name a struct
+        # declared after it
         for d in decls:
             if isinstance(d, S.StructDecl) and self.sym.claim(d.name.name, d.name.span, "struct"):
                 self.sym.struct_decls[d.name.name] = d
@@ -35,6 +37,8 @@ class Declarations:
             self._struct(d, [])
         for d in decls:
             if isinstance(d, S.EnumDecl):
+                # as in C, enumerators are int constants numbered from 0 (the grammar
+                # gives no `= value`)
                 for i, m in enumerate(d.members):
                     if self.sym.claim(m.name, m.span, "enum constant"):
                         self.sym.consts[m.name] = ir.Const(i, INT, m.span)
@@ -56,8 +60,12 @@ class Declarations:
                 sig = self._fn_sig(d, None)
                 if self.sym.claim(d.name.name, d.name.span, "function") and sig is not None:
                     self.sym.fn_sigs[d.name.name] = sig
+        # every constant, used or not, so that each one's errors are reported (those an
+        # initial value above used are evaluated already)
         for name in list(self.sym.const_decls):
             self.exprs.constant(name, [])
+        # a strategy's functions claim no name: they redefine a base function, which the
+        # second pass looks up and compares with (functions.py)
         for d in decls:
             if isinstance(d, S.StrategyDecl):
                 for f in d.fns:
@@ -66,6 +74,9 @@ class Declarations:
                         self.sym.strategy_fn_sigs[(d.name.name, f.name.name)] = sig
 
     def _struct(self, d: S.StructDecl, stack: list[str]) -> StructType | None:
+        """The struct's type, built once; ``stack`` holds the structs whose fields led
+        here. A struct holds its fields by value, so one that contains itself, directly
+        or through others, would be infinite, as in C (KHO222)."""
         name = d.name.name
         if name in self.sym.structs and self.sym.structs[name] is not None:
             return self.sym.structs[name]
@@ -80,6 +91,7 @@ class Declarations:
                 continue
             seen.add(f.name.name)
             ft: Type | None
+            # a StructType holds its fields' types, so a struct field's type is built first
             if isinstance(f.type, S.NamedTypeRef) and f.type.name in self.sym.struct_decls:
                 ft = self._struct(self.sym.struct_decls[f.type.name], [*stack, name])
             else:
@@ -98,6 +110,7 @@ class Declarations:
             if any(a is None for a in ats):
                 return
             args = tuple(a for a in ats if a is not None)
+            # layouts bind a param function at constant integer arguments (a node id)
             for p, a in zip(d.params, args, strict=True):
                 if not isinstance(a, IntType):
                     self.sym.error("KHO223", p.span, f"param function arguments must be integers, not {a}")
@@ -111,6 +124,8 @@ class Declarations:
             ty = self.sym.resolve_type(v.type, allow_map=True)
             if ty is None or not self.sym.claim(v.name.name, v.name.span, "state variable"):
                 continue
+            # without one, the engine starts from arbitrary contents (garbage memory); a
+            # map's initial value is every entry's
             init = None
             if v.init is not None:
                 target = ty.value if isinstance(ty, MapType) else ty
@@ -120,6 +135,8 @@ class Declarations:
             self.sym.state[v.name.name] = ir.StateVarDef(v.name.name, ty, init, v.span)
 
     def _fn_sig(self, d: S.FnDecl, strategy: str | None) -> FnSig | None:
+        """The signature, or None when one of its types does not resolve (reported):
+        the name is still claimed, but the body is not typed."""
         params: list[tuple[str, Type]] = []
         ok = True
         seen: set[str] = set()
@@ -136,6 +153,8 @@ class Declarations:
         emits = self.sym.resolve_type(d.emits) if d.emits is not None else None
         if (d.ret is not None and ret is None) or (d.emits is not None and emits is None):
             ok = False
+        # a block without a result type is a procedure (requires, emits, state writes);
+        # an expression body is its result, whose type must be written
         if isinstance(d.body, S.Block) is False and d.ret is None:
             self.sym.error("KHO401", d.name.span, f"function `{d.name.name}` = expression needs a result type",
                            f"write fn {d.name.name}(...) -> T = ...")

@@ -47,12 +47,16 @@ LAYOUT_BUILTINS: Mapping[str, tuple[tuple[Type, ...], Type]] = MappingProxyType(
 })
 LAYOUT_CONSTANTS: Mapping[str, Type] = MappingProxyType({"mirrored_kernelcore": BOOL})
 
+# Kernel helpers with fixed argument and result types, as the kernel declares them
+# (include/linux/count_zeros.h, include/linux/log2.h, include/vdso/bits.h).
 SIMPLE_BUILTINS: Mapping[str, tuple[tuple[Type, ...], Type]] = MappingProxyType({
     "count_trailing_zeros": ((ULONG,), INT),
     "ilog2": ((ULONG,), INT),
     "BIT": ((ULONG,), ULONG),
 })
+# include/linux/minmax.h: the number of arguments; the type is the arguments'
 SAME_TYPE_BUILTINS: Mapping[str, int] = MappingProxyType({"min": 2, "max": 2, "clamp": 3})
+# include/linux/align.h: the result type, None for x's own
 ALIGN_BUILTINS: Mapping[str, Type | None] = MappingProxyType({"IS_ALIGNED": BOOL, "ALIGN": None, "ALIGN_DOWN": None})
 
 ALL_BUILTINS = frozenset(
@@ -67,6 +71,8 @@ class Expressions:
         self.sym = sym
 
     def want_bool(self, e: ir.Expr | None, span: Span, what: str) -> ir.Expr | None:
+        """``e`` when it is a bool. Unlike C, an integer is no truth value: a condition
+        compares explicitly, so `x & MASK` cannot stand for `(x & MASK) != 0`."""
         if e is None:
             return None
         if not isinstance(e.ty, BoolType):
@@ -80,15 +86,22 @@ class Expressions:
         if e.ty == to:
             return e
         if isinstance(to, IntType) and isinstance(e.ty, IntType):
+            # a constant is converted here (modulo 2^width, as gcc does for signed types
+            # too), so that it stays an ir.Const: binary()'s folding and min()'s
+            # signedness check look for one
             if isinstance(e, ir.Const) and not isinstance(e.value, bool):
                 return ir.Const(to.wrap(e.value), to, e.span)
             return ir.Convert(e, to, e.span)
+        # a bool becomes 0 or 1, as C's _Bool does; an integer never becomes a bool
+        # implicitly (want_bool)
         if isinstance(to, IntType) and isinstance(e.ty, BoolType):
             return ir.Convert(e, to, e.span)
         self.sym.error("KHO307", span, f"{what} must be {to}, not {e.ty}")
         return e
 
     def expr(self, e: S.Expr, scope: Scope, ctx: Ctx) -> ir.Expr | None:
+        """The typed ``e``, or None when it has an error (reported once, where found:
+        a caller given None reports nothing more about it)."""
         if isinstance(e, S.IntLit):
             t = literal_type(e.value, e.hex_like, e.unsigned, e.long)
             if t is None:
@@ -102,6 +115,7 @@ class Expressions:
         if isinstance(e, S.Unary):
             return self._unary(e, scope, ctx)
         if isinstance(e, S.Binary):
+            # before the operands: a list is no expression on its own (KHO310)
             if e.op == "==" and isinstance(e.right, S.ListLit):
                 return self._emits_eq(e, e.left, e.right, scope, ctx)
             left = self.expr(e.left, scope, ctx)
@@ -115,6 +129,8 @@ class Expressions:
             b = self.expr(e.else_, scope, ctx)
             if c is None or a is None or b is None:
                 return None
+            # C11 6.5.15: integer arms take the usual arithmetic conversions; other
+            # types must match
             if isinstance(a.ty, IntType) and isinstance(b.ty, IntType):
                 t = usual_conversion(a.ty, b.ty)
                 return ir.Ite(c, self.convert(a, t, e.span, ""), self.convert(b, t, e.span, ""), t, e.span)
@@ -133,6 +149,7 @@ class Expressions:
                     return None
                 if isinstance(inner.ty, BoolType):
                     return inner
+                # C11 6.3.1.2: converting to _Bool compares with 0
                 return ir.Binary("!=", inner, ir.Const(0, inner.ty), BOOL, e.span)
             if not isinstance(inner.ty, IntType | BoolType):
                 self.sym.error("KHO309", e.span, f"cannot cast {inner.ty} to {to}")
@@ -157,6 +174,8 @@ class Expressions:
                 return None
             return ir.FieldGet(obj, e.name.name, ft, e.span)
         if isinstance(e, S.Index):
+            # maps exist only as state, so a local of a state map's name (which hides it)
+            # is no map either
             if not isinstance(e.obj, S.Name) or e.obj.id not in self.sym.state or scope.lookup(e.obj.id):
                 self.sym.error("KHO416", e.span, "only state maps can be indexed")
                 return None
@@ -195,6 +214,7 @@ class Expressions:
                 v = self.expr(fi.value, scope, ctx)
                 if v is not None:
                     given[fi.name.name] = self.convert(v, ft, fi.value.span, f"field {fi.name.name}")
+            # C11 6.7.9: a member no designator names is zero
             fields = tuple(given.get(n, _zero(t)) for n, t in st.fields)
             return ir.StructMake(st, fields, e.span)
         if isinstance(e, S.ListLit):
@@ -206,6 +226,8 @@ class Expressions:
             hi = self.expr(e.hi, scope, ctx)
             if item is None or lo is None or hi is None:
                 return None
+            # two C comparisons, each with its own conversions, as the kernel writes
+            # `lo <= x && x < hi`
             a = self.binary("<=", lo, item, e.span, e.span)
             b = self.binary("<", item, hi, e.span, e.span)
             if a is None or b is None:
@@ -216,6 +238,8 @@ class Expressions:
         if isinstance(e, S.Quant):
             return self._quant(e, list(e.binders), scope, ctx)
         if isinstance(e, S.FirstNode):
+            # the variable is bound in the condition only, not in the default; node ids
+            # are C ints
             first_scope = Scope(parent=scope)
             var = self.sym.new_local(first_scope, e.var, INT, False)
             c = self.want_bool(self.expr(e.cond, first_scope, ctx), e.cond.span, "the condition of first")
@@ -227,10 +251,15 @@ class Expressions:
         raise AssertionError(e)  # pragma: no cover
 
     def _name(self, e: S.Name, scope: Scope, ctx: Ctx) -> ir.Expr | None:
+        """A name, looked up as a local, a constant, a param, state, then a layout
+        constant. Constants, params and state share one namespace, so the order decides
+        only for a local, which hides them (KHO226 for a constant), and for the layout
+        constant, which any of them hides."""
         loc = scope.lookup(e.id)
         if loc is not None:
             return ir.Local(loc.name, loc.uid, loc.ty, e.span)
         if e.id in self.sym.consts or e.id in self.sym.const_decls:
+            # constants are inlined: the typed program has no reference to one
             c = self.sym.consts.get(e.id)
             if c is None:
                 c = self.constant(e.id, self.sym.const_stack)
@@ -248,6 +277,8 @@ class Expressions:
                                "state is readable in steps, `always`/`after` claims and `before` assumptions")
                 return None
             ctx.flags.add("reads")
+            # a map has no value as a whole (the engine keeps it as a function of the
+            # index), only its entries do
             if isinstance(sv.ty, MapType):
                 self.sym.error("KHO416", e.span, f"`{e.id}` is a map: read one entry, {e.id}[i]")
                 return None
@@ -265,6 +296,8 @@ class Expressions:
         if e.op == "!":
             b = self.want_bool(v, e.operand.span, "the operand of !")
             return None if b is None else ir.Unary("!", b, BOOL, e.span)
+        # C11 6.5.3.3: `-` and `~` promote their operand, and the result has its
+        # promoted type (-x of a u8 is an int)
         if not isinstance(v.ty, IntType):
             self.sym.error("KHO301", e.span, f"`{e.op}` needs an integer operand, not {v.ty}")
             return None
@@ -275,12 +308,16 @@ class Expressions:
         return ir.Unary(e.op, v, t, e.span)
 
     def binary(self, op: str, left: ir.Expr, right: ir.Expr, span: Span, rspan: Span) -> ir.Expr | None:
+        """``left op right`` with C's conversions made explicit, folded when both are
+        constants; also compound assignment's ``a op b`` (statements.py)."""
         if op in ("&&", "||", "->", "<->"):
             lb = self.want_bool(left, span, f"the left operand of {op}")
             rb = self.want_bool(right, span, f"the right operand of {op}")
             if lb is None or rb is None:
                 return None
             return ir.Binary(op, lb, rb, BOOL, span)
+        # bools and structs (which C cannot compare) compare whole, with no conversion:
+        # a bool meets an integer only through a cast or as an assigned value
         if op in ("==", "!="):
             if isinstance(left.ty, BoolType) and isinstance(right.ty, BoolType):
                 return ir.Binary(op, left, right, BOOL, span)
@@ -291,14 +328,22 @@ class Expressions:
                            "use && and || for bools" if op in ("&", "|") else None)
             return None
         if op in ("<<", ">>"):
+            # C11 6.5.7: each operand is promoted on its own, with no usual arithmetic
+            # conversions, and the result has the left one's type: `1 << n` is an int
+            # whatever n's type
             lt, rt = promote(left.ty), promote(right.ty)
             lc, rc = self.convert(left, lt, span, ""), self.convert(right, rt, span, "")
             if isinstance(lc, ir.Const) and isinstance(rc, ir.Const):
                 return ir.Const(carith.binary(op, int(lc.value), int(rc.value), lt, rt), lt, span)
             return ir.Binary(op, lc, rc, lt, span)
         t = usual_conversion(left.ty, right.ty)
+        # C's `-1 < 0U` is false: when the common type is unsigned, the signed operand
+        # is converted to it. Warned for orderings only, and not when that operand is a
+        # constant or a param (an architecture constant such as PAGE_SHIFT), which
+        # kernel code compares with unsigned values everywhere
         if op in ("<", "<=", ">", ">=") and left.ty.signed != right.ty.signed and t.signed is False:
             signed_side: ir.Expr = left if left.ty.signed else right
+            # through casts, to the operand as written
             while isinstance(signed_side, ir.Convert):
                 signed_side = signed_side.operand
             if not isinstance(signed_side, ir.Const | ir.ParamRef):
@@ -315,7 +360,12 @@ class Expressions:
         return ir.Binary(op, lc, rc, t, span)
 
     def call(self, e: S.Call, scope: Scope, ctx: Ctx, statement: bool = False) -> ir.Expr | None:
+        """A call of a spec function, a param function or a builtin, in that order (a
+        spec's function or param hides a builtin of its name). ``statement``: the
+        result may be absent, as for a call statement."""
         name = e.func.name
+        # requires_hold asks about the requires of f's run, not its result, so f may be
+        # a function without one
         if name == "requires_hold" and len(e.args) == 1 and isinstance(e.args[0], S.Call):
             inner = self.call(e.args[0], scope, ctx, statement=True)
             args: list[ir.Expr | None] = [inner]
@@ -330,14 +380,18 @@ class Expressions:
                 self.sym.error("KHO303", e.span, f"`{name}` takes {len(sig.params)} argument(s), not {len(av)}",
                                related=[Related(sig.decl.span, "declared here")])
                 return None
+            # C11 6.5.2.2: arguments convert as if assigned to the parameters
             conv = tuple(self.convert(a, t, sa.span, f"argument `{pn}` of {name}")
                          for a, (pn, t), sa in zip(av, sig.params, e.args, strict=True))
+            # the callee's body may not be typed yet: where it may be called is decided
+            # once every body is (functions.py)
             ctx.calls.append((name, e.span))
             if sig.emits is not None and sig.ret is None and not statement:
                 return ir.CallFn(name, conv, SeqType(sig.emits), e.span)
             if sig.ret is None and not statement:
                 self.sym.error("KHO414", e.span, f"`{name}` has no result; call it as a statement")
                 return None
+            # without a result, the type is a placeholder nothing reads
             return ir.CallFn(name, conv, sig.ret or BOOL, e.span)
         if name in self.sym.params:
             p = self.sym.params[name]
@@ -354,6 +408,7 @@ class Expressions:
             if len(av) != 1 or not isinstance(av[0], ir.CallFn):
                 self.sym.error("KHO303", e.span, "requires_hold(f(args)) takes one call of a function")
                 return None
+            # f runs on its own, from its arguments, not at a point of a trace
             if ctx.kind != "pure":
                 self.sym.error("KHO412", e.span, "requires_hold is only allowed in `check` claims without state")
                 return None
@@ -365,17 +420,20 @@ class Expressions:
         return None
 
     def _builtin(self, e: S.Call, name: str, av: list[ir.Expr]) -> ir.Expr | None:
+        """A builtin's call, typed as the kernel's macro or function types it."""
         if name in LAYOUT_BUILTINS or name in SIMPLE_BUILTINS:
             argt, ret = LAYOUT_BUILTINS.get(name) or SIMPLE_BUILTINS[name]
             if len(av) != len(argt):
                 self.sym.error("KHO303", e.span, f"`{name}` takes {len(argt)} argument(s), not {len(av)}")
                 return None
             conv = []
+            # integers only: convert() alone would also take a bool
             for a, t, sa in zip(av, argt, e.args, strict=True):
                 if not isinstance(a.ty, IntType):
                     self.sym.error("KHO301", sa.span, f"`{name}` takes an integer, not {a.ty}")
                     return None
                 conv.append(self.convert(a, t, sa.span, f"argument of {name}"))
+            # include/vdso/bits.h: BIT(nr) is UL(1) << (nr), so the shift's rules apply
             if name == "BIT":
                 return ir.Binary("<<", ir.Const(1, ULONG), conv[0], ULONG, e.span)
             return ir.Builtin(name, tuple(conv), ret, e.span)
@@ -387,12 +445,17 @@ class Expressions:
             if not all(isinstance(a.ty, IntType) for a in av):
                 self.sym.error("KHO301", e.span, f"`{name}` takes integers")
                 return None
+            # minmax.h's type check: the operands agree in signedness, but a constant
+            # may meet either kind as long as its value fits the comparison's type
+            # (checked below); the comparison is a `?:`, so the usual arithmetic
+            # conversions and promotion give its type
             nonconst = [a.ty for a in av if not isinstance(a, ir.Const) and isinstance(a.ty, IntType)]
             if len({(t.signed) for t in nonconst}) > 1:
                 types = " and ".join(str(t) for t in nonconst)
                 self.sym.error("KHO312", e.span, f"`{name}` of {types}: the kernel's {name}() rejects mixed signedness",
                                "cast one side so both have the same type")
                 return None
+            # the constants' own types count only when every argument is one
             target_types = nonconst or [a.ty for a in av if isinstance(a.ty, IntType)]
             t = target_types[0]
             for x in target_types[1:]:
@@ -416,6 +479,8 @@ class Expressions:
         raise AssertionError(name)  # pragma: no cover
 
     def _in_emits(self, e: S.InCall, scope: Scope, ctx: Ctx) -> ir.Expr | None:
+        """``c in f(args)``. Only in claims and assumptions that read no state: f's
+        emitted values are those of one run of f from its arguments."""
         item = self.expr(e.item, scope, ctx)
         call = self.call(e.call, scope, ctx)
         if item is None or call is None:
@@ -444,6 +509,9 @@ class Expressions:
         return ir.EmitsEq(call, tuple(items), self.sym.site(e.span), BOOL, e.span)
 
     def _quant(self, e: S.Quant, binders: list[S.Binder], scope: Scope, ctx: Ctx) -> ir.Expr | None:
+        """``forall a, b. f`` as ``forall a. forall b. f``: one Quant, and one site for
+        the engine to report on, per binder; a later binder's bounds may name an
+        earlier one."""
         b = binders[0]
         inner = Scope(parent=scope)
         domain: ir.Domain
@@ -489,9 +557,12 @@ class Expressions:
             self.sym.error("KHO224", d.name.span, f"constant `{name}` is defined in terms of itself")
             return None
         ty = self.sym.resolve_type(d.type)
+        # not restored afterwards: every name an earlier evaluation leaves on it is in
+        # consts by then, and consts is looked up before the stack
         self.sym.const_stack = [*stack, name]
         e = self.expr(d.value, Scope(), Ctx("pure"))
         if e is None or ty is None:
+            # a stand-in, so that later uses neither evaluate it again nor report it
             self.sym.consts[name] = ir.Const(0, ty or INT, d.span)
             return None
         c = self.convert(e, ty, d.value.span, "constant")
@@ -500,6 +571,7 @@ class Expressions:
 
 
 def _zero(t: Type) -> ir.Expr:
+    """The zero of a field's type (false, 0, or a struct of zeros)."""
     if isinstance(t, BoolType):
         return ir.Const(False, BOOL)
     if isinstance(t, IntType):

@@ -27,6 +27,10 @@ class Functions:
         self.stmts = stmts
 
     def fn_body(self, sig: FnSig) -> ir.FnDef:
+        """The typed body of a function or of a strategy's version of one, with its own
+        flags recorded (under ``strategy::name`` for a strategy's)."""
+        # the parameters are immutable, in a scope of their own around the body's: a
+        # `let` in the body may take a parameter's name
         scope = Scope()
         locals_: list[ir.Local] = []
         for (pname, pty), pdecl in zip(sig.params, sig.decl.params, strict=True):
@@ -44,6 +48,7 @@ class Functions:
         else:
             e = self.exprs.expr(sig.decl.body, scope, ctx)
             assert sig.ret is not None
+            # a stand-in for a body with an error (reported), so the FnDef is whole
             body = (
                 self.exprs.convert(e, sig.ret, sig.decl.body.span, "result")
                 if e is not None
@@ -62,6 +67,7 @@ class Functions:
     def step(self, d: S.StepDecl, strategy: str | None) -> ir.StepDef:
         ctx = Ctx("step")
         guard = None
+        # the guard reads the state the step would start from but changes nothing
         if d.guard is not None:
             g = self.exprs.expr(d.guard, Scope(), Ctx("trace"))
             guard = self.exprs.want_bool(g, d.guard.span, "a step guard")
@@ -72,6 +78,7 @@ class Functions:
 
     def strategy(self, d: S.StrategyDecl, fns: dict[str, ir.FnDef],
                  steps: dict[str, ir.StepDef]) -> ir.StrategyDef | None:
+        """A strategy's functions and steps, each the replacement of a declared one."""
         sfns: dict[str, ir.FnDef] = {}
         for f in d.fns:
             name = f.name.name
@@ -83,8 +90,11 @@ class Functions:
                                self.sym.suggest(name, self.sym.fn_sigs) or
                                "a strategy gives alternative definitions of functions and steps declared outside it")
                 continue
+            # its signature was refused in pass 1 (reported)
             if sig is None:
                 continue
+            # every call is typed against the base signature, and the strategy swaps its
+            # definition in at each of them: the types must be the base's exactly
             if (sig.params, sig.ret, sig.emits) != (base.params, base.ret, base.emits):
                 self.sym.error("KHO404", f.name.span,
                                f"`{name}` in strategy `{d.name.name}` has a different signature "
@@ -107,6 +117,8 @@ class Functions:
         return ir.StrategyDef(d.name.name, tuple(e.name for e in d.extends), sfns, ssteps, d.span)
 
     def check_strategy_extends(self, strategies: dict[str, ir.StrategyDef]) -> None:
+        """Report unknown parents and cycles, and drop them, so that a strategy's chain
+        names only strategies and ends."""
         for s in list(strategies.values()):
             known = tuple(e for e in s.extends if e in strategies)
             for e in s.extends:
@@ -124,6 +136,8 @@ class Functions:
                     return found
             return None
 
+        # a reported strategy's parents are dropped, which breaks its cycle: the
+        # strategies on it that come later report nothing
         for s in list(strategies.values()):
             found = cycle(s.name, [])
             if found and found[0] == s.name:
@@ -137,12 +151,16 @@ class Functions:
             name = key.split("::")[-1]
             defs.setdefault(name, []).append(key)
         total: dict[str, FnFlags] = {}
+        # depth-first search: 1 while a name's callees are visited, 2 once its total is
+        # known; meeting a 1 again is a cycle of calls
         state: dict[str, int] = {}
 
         def visit(name: str, span: Span | None) -> FnFlags:
             if state.get(name) == 2:
                 return total[name]
             if state.get(name) == 1:
+                # reported at the call that closes the cycle; its flags count where the
+                # cycle was entered
                 if span is not None:
                     self.sym.error("KHO411", span, f"`{name}` calls itself (directly or through other functions)",
                                    "calls are inlined: write the recursion as a bounded loop")
@@ -171,6 +189,10 @@ class Functions:
         """Check the calls recorded from ``start`` on against their callees' flags; the
         number of calls checked so far, for the next batch (checks' claims are resolved
         after the functions, and their calls must be checked too)."""
+        # "pure" (`holds` claims, assumptions without `before`) reads no state; "trace"
+        # (`always`/`after` claims, `before` assumptions) reads it but changes nothing;
+        # loops and emits are for claims that read no state, where a function runs on
+        # its own rather than at a point of a trace
         for callee, kind, span in self.sym.pending_calls[start:]:
             fl = self.sym.fn_total_flags.get(callee)
             if fl is None:
@@ -191,6 +213,8 @@ class Functions:
 
 
 def _always_returns(body: tuple[ir.Stmt, ...]) -> bool:
+    """Whether every path through ``body`` ends in a return, judged by the statements
+    alone: no condition's value is considered, and a loop may run no iteration."""
     if not body:
         return False
     last = body[-1]

@@ -20,6 +20,7 @@ PRELUDE_NAME = "<prelude>"
 
 
 def prelude_text() -> str:
+    """The prelude shipped in the wheel, or the checkout's when run from source."""
     try:
         res = resources.files("khospec") / "prelude" / "prelude.kho"
         if res.is_file():
@@ -47,6 +48,7 @@ def spec_tree(path: Path) -> Path:
     return start
 
 
+# keyed by the display name too: the spans of a parsed module carry it
 ParseCache = dict[tuple[str, bytes], tuple[S.Module | None, str | None, list[Diagnostic]]]
 
 
@@ -73,12 +75,16 @@ def load_modules(
     allowed = (spec_tree(root), *(t.resolve() for t in trees))
     diags: list[Diagnostic] = []
     modules: list[S.Module] = []
+    # the prelude is the first module, so its names are declared first: a spec that
+    # declares one again is the one KHO202 points at
     ptext = prelude_text()
     sources.add(PRELUDE_NAME, ptext)
     pmod, _, pdiags = _parse(PRELUDE_NAME, ptext.encode(), parsed)
     diags.extend(pdiags)
     if pmod is not None:
         modules.append(pmod)
+    # breadth first, each file once by its resolved path (an import cycle or a file two
+    # modules import is read once); the modules' order is the order of pass 1
     seen: set[Path] = set()
     queue: list[tuple[Path, str, Span | None]] = [(root.resolve(), display or str(root), None)]
     while queue:
@@ -89,6 +95,7 @@ def load_modules(
         try:
             data = path.read_bytes()
         except OSError as exc:
+            # an unreadable import is reported at the import that names it
             span = from_span or Span.point(name)
             what = "imported file" if from_span else "file"
             diags.append(
@@ -109,7 +116,10 @@ def load_modules(
         modules.append(module)
         for decl in module.decls:
             if isinstance(decl, S.Import):
-                target = (path.parent / decl.path).resolve()  # symbolic links followed
+                # resolved (symbolic links followed) before the tree check, so that no link
+                # leads out of the tree; messages name the import as the spec writes it,
+                # relative to the importing file's name, not the resolved path
+                target = (path.parent / decl.path).resolve()
                 tname = _display_path(Path(name).parent / decl.path)
                 if target.suffix != ".kho":
                     diags.append(Diagnostic("KHO206", decl.span, f"`{decl.path}` is not a spec file",
@@ -125,6 +135,8 @@ def load_modules(
 
 
 def _display_path(p: Path) -> str:
+    """``p`` with `.` and `dir/..` removed by name alone (no file system access), so
+    that a display name stays relative; a leading `..` stays."""
     parts: list[str] = []
     for part in p.parts:
         if part == ".." and parts and parts[-1] != "..":
@@ -140,12 +152,15 @@ def check_program(root: Path, sources: SourceCache, display: str | None = None,
                   ) -> tuple[ir.Program | None, list[Diagnostic]]:
     """Load, parse and type-check ``root`` with its imports and the prelude."""
     modules, diags = load_modules(root, sources, display, trees, parsed)
+    # no type checking with a module missing: its names would all be reported unknown
     if any(d.is_error for d in diags):
         return None, diags
     checker = Checker(modules, display or str(root))
     try:
         program = checker.run()
     except RecursionError:
+        # a chain of operators the parser could still build may nest deeper than the
+        # checker's recursion allows
         diags.append(Diagnostic("KHO105", Span.point(display or str(root)),
                                 "the spec nests too deeply to check", "split long expressions with let or fn"))
         return None, diags

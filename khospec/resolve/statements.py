@@ -37,6 +37,8 @@ class Statements:
         if isinstance(s, S.Assign):
             return self._assign(s, scope, ctx)
         if isinstance(s, S.If):
+            # both branches are typed even when the condition is not, to report their
+            # errors too
             c = self.exprs.want_bool(self.exprs.expr(s.cond, scope, ctx), s.cond.span, "an if condition")
             then = self.block(s.then, Scope(parent=scope), ctx)
             else_: tuple[ir.Stmt, ...] = ()
@@ -56,6 +58,8 @@ class Statements:
             return self._bulk(s.var, INT, None, None, s.where, s.body, s.span, Scope(parent=scope), ctx,
                               domain="nodes")
         if isinstance(s, S.While):
+            # the engine runs a while loop only inside a function's call, by unrolling
+            # and the invariants; a step's body has no function around it
             if ctx.kind != "fn":
                 self.sym.error("KHO412", s.span, "while loops are only allowed in functions used by claims",
                                "steps update whole ranges with `for p in [lo, hi) { ... }`")
@@ -69,6 +73,8 @@ class Statements:
             site = self.sym.site(s.span)
             return ir.SWhile(c, tuple(i for i in invs if i is not None), body, site, s.span)
         if isinstance(s, S.Require):
+            # the name counts even if the condition does not type: a `requirement NAME`
+            # claim then reports no unknown name on top
             self.sym.requirement_names.add(s.name.name)
             c = self.exprs.want_bool(self.exprs.expr(s.cond, scope, ctx), s.cond.span, "a requirement")
             if c is None:
@@ -78,6 +84,8 @@ class Statements:
             if ctx.fn is None or ctx.fn.emits is None:
                 self.sym.error("KHO413", s.span, "emit is only allowed in a function declared with `emits T`")
                 return None
+            # like a while loop, emitting confines the function to claims: its values
+            # are read only by `in f(args)` and `f(args) == [...]`
             ctx.flags.add("loop")
             val = self.exprs.expr(s.value, scope, ctx)
             if val is None:
@@ -95,6 +103,8 @@ class Statements:
             call = self.exprs.call(s.call, scope, ctx, statement=True)
             if call is None:
                 return None
+            # a builtin or a param function has no effect but its result; a spec
+            # function's call may still matter for its requires, emits and writes
             if not isinstance(call, ir.CallFn):
                 self.sym.warn("KHO415", s.span, "the result of this call is unused")
                 return None
@@ -102,6 +112,9 @@ class Statements:
         raise AssertionError(s)  # pragma: no cover
 
     def _let(self, s: S.Let, scope: Scope, ctx: Ctx) -> ir.Stmt | None:
+        """``let``/``var``: with a type, the value converts to it as in a C
+        initialisation; without, the name takes the value's C type (``let x = 1`` is
+        an int)."""
         e = self.exprs.expr(s.value, scope, ctx)
         ty: Type | None
         if s.type is not None:
@@ -123,8 +136,11 @@ class Statements:
         return ir.SLet(loc, e, s.span)
 
     def _assign(self, s: S.Assign, scope: Scope, ctx: Ctx) -> ir.Stmt | None:
+        """An assignment to a `var`, a scalar state variable or a state map's entry
+        (``m[i] = v``, ``m[i].f.g = v``): the only places a value is stored."""
         target = s.target
         path: list[str] = []
+        # the last field is the outermost node of the lvalue
         while isinstance(target, S.LvField):
             path.insert(0, target.name.name)
             target = target.base
@@ -147,6 +163,8 @@ class Statements:
                     self.sym.error("KHO417", target.span, f"`{name}` is immutable",
                                    f"declare it with `var {name} = ...` to assign it")
                     return None
+                # uids grow in declaration order: a smaller one than the loop variable's
+                # was declared before the loop
                 if ctx.bulk_var is not None and loc.uid < ctx.bulk_var.uid:
                     # the loop runs for every index at once, so a value declared before it
                     # cannot carry from one index to the next (it was silently left as it was)
@@ -168,6 +186,8 @@ class Statements:
             self.sym.error("KHO418", s.span, "state is assigned only in steps")
             return None
         ctx.flags.add("writes")
+        # the loop's indices all see the state from before it, so a scalar written at
+        # each one has no single value afterwards
         if ctx.bulk_var is not None and index_expr is None:
             self.sym.error("KHO419", s.span, f"`{name}` is assigned inside a loop over a set of indices",
                            "such loops update map entries at the loop index only")
@@ -190,6 +210,8 @@ class Statements:
         if idx is None:
             return None
         idx = self.exprs.convert(idx, sv.ty.key, index_expr.span, "map index")
+        # the entry's current value, for a compound assignment and for the type the
+        # value converts to
         cur_ty = sv.ty.value
         cur = ir.MapRead(name, idx, sv.ty.value, s.target.span)
         for f in path:
@@ -208,6 +230,8 @@ class Statements:
         return ir.SMapWrite(name, idx, tuple(path), value, s.span)
 
     def _assign_value(self, s: S.Assign, current: ir.Expr, scope: Scope, ctx: Ctx) -> ir.Expr | None:
+        """The value stored: C11 6.5.16.2, ``a op= b`` is ``a = a op b`` (the
+        operation with its own conversions), then converted to ``a``'s type."""
         e = self.exprs.expr(s.value, scope, ctx)
         if e is None:
             return None
@@ -231,6 +255,9 @@ class Statements:
         lo, hi = self.exprs.convert(lo, ty, s.lo.span, "bound"), self.exprs.convert(hi, ty, s.hi.span, "bound")
         lo_v, hi_v = fold(lo), fold(hi)
         inner = Scope(parent=scope)
+        # constant bounds and at most 64 iterations: unrolled, run in order, so a local
+        # may carry a value from one to the next; any other range (or a `where`, which
+        # SForConst has no place for) is a loop over a set of indices, all at once
         if isinstance(lo_v, int) and isinstance(hi_v, int) and s.where is None and hi_v - lo_v <= 64:
             var = self.sym.new_local(inner, s.var, ty, False)
             body = self.block(s.body, inner, ctx)
@@ -251,6 +278,9 @@ class Statements:
     def _bulk(self, ident: S.Ident, ty: IntType, lo: ir.Expr | None, hi: ir.Expr | None,
               where: S.Expr | None, body: S.Block, span: Span, inner: Scope, ctx: Ctx,
               domain: ir.BulkDomain = "int") -> ir.Stmt | None:
+        """A loop over a set of indices: the body runs for every index at once, from the
+        state before the loop (the engine updates each map entry pointwise), so it may
+        write map entries but carries nothing from one index to the next."""
         if ctx.kind not in ("step", "fn"):
             self.sym.error("KHO419", span, "loops over symbolic index sets are only allowed in steps")
             return None
@@ -258,6 +288,7 @@ class Statements:
         if var is None:
             return None
         w = None
+        # the same flags and calls: what the loop does, its function or step does
         sub = Ctx(ctx.kind, ctx.fn, var, ctx.flags, ctx.calls)
         if where is not None:
             w = self.exprs.want_bool(self.exprs.expr(where, inner, sub), where.span, "a loop filter")

@@ -24,6 +24,9 @@ from khospec.types import MEM_RANGE, SCALARS, IntType, MapType, StructType, Type
 
 @dataclass
 class FnSig:
+    """A function's signature, typed in pass 1 so that a body may call a function
+    declared after it; ``strategy`` is None for the base definition."""
+
     name: str
     params: tuple[tuple[str, Type], ...]
     ret: Type | None
@@ -34,8 +37,12 @@ class FnSig:
 
 @dataclass
 class Scope:
+    """The names one block binds; lookups continue in the enclosing blocks."""
+
     names: dict[str, ir.Local] = field(default_factory=dict)
     parent: Scope | None = None
+    # the uids of the `var`s bound here; a `let`, a parameter or a bound variable is
+    # immutable
     mutable: set[int] = field(default_factory=set)
 
     def lookup(self, name: str) -> ir.Local | None:
@@ -73,15 +80,26 @@ CtxKind = Literal["pure", "trace", "step", "fn"]
 
 @dataclass
 class Ctx:
+    """Where an expression or statement is typed, and what typing it records."""
+
     kind: CtxKind
+    # the function whose body this is: what `return` and `emit` convert to
     fn: FnSig | None = None
+    # the variable of the innermost loop over a set of indices: such a loop runs its
+    # body for every index at once, which limits what the body may assign (KHO419)
     bulk_var: ir.Local | None = None
+    # "reads", "writes", "loop": what the body does (its loops over sets share the set)
     flags: set[str] = field(default_factory=set)
+    # the functions called: in a function's body they go into its flags; elsewhere they
+    # are checked against the callees' flags once every body is known
     calls: list[tuple[str, Span]] = field(default_factory=list)
 
 
 @dataclass
 class FnFlags:
+    """What a function does to the machine and whom it calls. ``loops`` is a while loop
+    or an emit: either confines the function to claims."""
+
     reads: bool = False
     writes: bool = False
     loops: bool = False
@@ -95,9 +113,12 @@ class Symbols:
     modules: list[S.Module]
     root: str
     diags: list[Diagnostic] = field(default_factory=list)
+    # one counter for every local of the program, so that a local declared later has a
+    # larger uid (statements.py tells a local declared before a loop by it)
     uids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     sites: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     site_spans: dict[int, Span] = field(default_factory=dict)
+    # mem_range is built in: what `ranges` holds and pfn_range() returns
     structs: dict[str, StructType] = field(default_factory=lambda: {"mem_range": MEM_RANGE})
     struct_decls: dict[str, S.StructDecl] = field(default_factory=dict)
     consts: dict[str, ir.Expr] = field(default_factory=dict)
@@ -109,14 +130,23 @@ class Symbols:
     state: dict[str, ir.StateVarDef] = field(default_factory=dict)
     fn_sigs: dict[str, FnSig] = field(default_factory=dict)
     strategy_fn_sigs: dict[tuple[str, str], FnSig] = field(default_factory=dict)
+    # the one namespace of structs, enum constants, params, constants, state variables,
+    # functions, strategies, assumptions and layouts; steps, profiles, profile sets and
+    # checks each have their own
     declared: dict[str, Span] = field(default_factory=dict)
+    # every `require NAME` of a body, its condition typed or not, so that a `requirement
+    # NAME` claim finds it
     requirement_names: set[str] = field(default_factory=set)
+    # the calls of steps, assumptions and claims, checked once every function's flags
+    # are known (a function's own calls go into its flags instead)
     pending_calls: list[tuple[str, CtxKind, Span]] = field(default_factory=list)  # (callee, context kind, span)
+    # per definition, keyed by the function's name or `strategy::name`
     fn_flags: dict[str, FnFlags] = field(default_factory=dict)
     # per function name, the flags of every definition and of everything it calls
     fn_total_flags: dict[str, FnFlags] = field(default_factory=dict)
     step_names: set[str] = field(default_factory=set)
     step_spans: dict[str, Span] = field(default_factory=dict)
+    # each set's members that are profiles, filled once every profile is known
     profile_sets: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     def error(self, code: str, span: Span, message: str, hint: str | None = None,
@@ -155,6 +185,7 @@ class Symbols:
         """A type reference against the struct table; maps only where ``allow_map``
         (state variables)."""
         if isinstance(t, S.ScalarTypeRef):
+            # the grammar's TYPE_KW admits exactly the names in SCALARS
             return SCALARS[t.name]
         if isinstance(t, S.NamedTypeRef):
             st = self.structs.get(t.name)
@@ -166,6 +197,7 @@ class Symbols:
             self.error("KHO221", t.span, "map types are only allowed for state variables",
                        "declare the map in `state { ... }`")
             return None
+        # without allow_map: a map of maps, or keyed by a map, is refused
         key = self.resolve_type(t.key)
         value = self.resolve_type(t.value)
         if key is None or value is None:
@@ -188,6 +220,8 @@ class Symbols:
             self.error("KHO202", ident.span, f"`{ident.name}` is already declared in this block")
             return None
         if ident.name in self.declared and ident.name in self.consts:
+            # a local is looked up before the constants and would hide one silently; it
+            # is still bound below, so that its uses raise no further errors
             self.error("KHO226", ident.span, f"`{ident.name}` shadows a constant", "choose another name")
         loc = ir.Local(ident.name, next(self.uids), ty, ident.span)
         scope.names[ident.name] = loc
