@@ -423,8 +423,8 @@ def _report(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     program, _ = load(Path(file), file, SourceCache())
     assert program is not None
     check_def = next(c for c in program.checks if c.name == check)
-    cx = r.counterexample or {}
-    guest = guest_for(r.profile or "", cx["layout"]["nodes"], touched_end(cx)) if cx else "no layout"
+    cx = r.counterexample
+    guest = guest_for(r.profile or "", cx["layout"]["nodes"], touched_end(cx)) if cx is not None else "no layout"
     # the finding's own layout first, then small two-node guests: the first guest on
     # which the check is refuted again is the reproducer
     tried: list[tuple[Guest | str, Result | None]] = []

@@ -4,9 +4,10 @@ A counterexample is JSON at every boundary (``--format json``, the verdict cache
 replies), so its shapes are ``TypedDict``s: the type is the contract, and a value is the
 plain dict that is printed. Three shapes:
 
-- ``ModelData``: what the engine reads off a model (``engine/solve.py``), in pfns and raw
+- ``ModelData``: what the engine reads off a model (``engine/extract.py``), in pfns and raw
   numbers; the interpreter replays it (``interp.py``), and a presented counterexample
-  keeps it under ``model``;
+  keeps it under ``model``. The values it runs on alone (no trace, no violation) are
+  ``ModelValues``;
 - ``SpecCounterexample``: a spec check's refutation made readable (``explain.present``):
   hex addresses, chunks with their sizes, the violated condition with its source line;
 - ``MachineCounterexample``: a machine's answer (``machine/questions.py``): the witness
@@ -20,7 +21,7 @@ shape or one kind of claim leaves out are ``NotRequired``.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, NotRequired, TypedDict, TypeGuard, final
+from typing import Any, Literal, NotRequired, TypedDict, TypeGuard, final
 
 # ---------------------------------------------------------------- the engine's model
 
@@ -57,16 +58,34 @@ class InitialValue(TypedDict):
     value: int | bool
 
 
-class ModelData(TypedDict):
-    """The raw counterexample: the model's values of everything the check reads."""
+class ModelValues(TypedDict):
+    """The model's values of everything a check reads: what the interpreter runs on."""
 
     params: dict[str, Any]  # name -> int, bool, or a struct's fields (a chunk: pfn, order)
     param_functions: dict[str, list[list[Any]]]  # name -> [[arguments], value] rows
     layout: ModelLayout
     witnesses: list[ModelWitness]
     initial: list[InitialValue]
+
+
+class ModelViolated(TypedDict):
+    """What a model violates, as the engine names it (``engine/formulas.py``); a presented
+    counterexample's ``Violated`` is made from it."""
+
+    kind: Literal["claim", "always", "after", "requirement", "invariant"]
+    check: NotRequired[str]  # claim: the check's name
+    name: NotRequired[str]  # requirement: the require's name
+    step: NotRequired[str | None]  # always, after, requirement: the step that ran last
+    node: NotRequired[str]  # always, after, requirement: the trace node ("n3")
+    at: NotRequired[str]  # requirement, invariant: where in the source
+    fn: NotRequired[str]  # invariant: the function whose loop invariant fails on entry
+
+
+class ModelData(ModelValues):
+    """The raw counterexample: the model's values, the trace and what it violates."""
+
     trace: list[str]  # the steps, in order
-    violated: dict[str, Any]  # the engine's description of the violation: "kind", and per kind more
+    violated: ModelViolated
     # the profile a model of several profiles at once refutes, until the engine files it
     profile: NotRequired[str]
 
@@ -243,7 +262,7 @@ class MachineCounterexample(TypedDict):
     occurrences: int  # how many places break the claim
     layout: MachineLayoutData
     chunks: list[Chunk]
-    values: dict[str, Any]
+    values: dict[str, str | int]  # what the witness is: a pfn, a node, a section's number
     params: dict[str, int]  # PAGE_SHIFT, SECTION_SIZE_BITS, MAX_PAGE_ORDER
     trace: list[str]  # empty: a machine's answer has no trace
     violated: Violated
@@ -269,6 +288,8 @@ __all__ = [
     "MachineLayoutData",
     "ModelData",
     "ModelLayout",
+    "ModelValues",
+    "ModelViolated",
     "ModelWitness",
     "Node",
     "NodeSpan",

@@ -14,11 +14,14 @@ from typing import Any
 from khospec import ir
 from khospec.counterexample import (
     Chunk,
+    Layout,
+    ModelData,
     ModelLayout,
     ModelWitness,
     Node,
     Range,
     Read,
+    SpecCounterexample,
     Violated,
     Zone,
 )
@@ -72,12 +75,8 @@ def _read(file: str) -> list[str] | None:
         return None
 
 
-def present(program: ir.Program, check: ir.CheckDef, r: Result) -> dict[str, Any]:
-    raw = r.counterexample
-    assert raw is not None
-    if "model" in raw:
-        return raw
-    # the engine's model (counterexample.ModelData): Result holds it as plain JSON
+def present(program: ir.Program, check: ir.CheckDef, strategy: str | None, raw: ModelData) -> SpecCounterexample:
+    """The engine's model of a refutation of ``check`` under ``strategy``, made readable."""
     params: dict[str, Any] = raw["params"]
     page_shift = params.get("PAGE_SHIFT", 12)
     layout: ModelLayout = raw["layout"]
@@ -89,7 +88,7 @@ def present(program: ir.Program, check: ir.CheckDef, r: Result) -> dict[str, Any
         rs = [x for x in layout["ranges"] if x[2] == nid]
         node: Node = {
             "nid": nid,
-            "ranges": [_range(s, e, m, page_shift) for s, e, _, m in rs],
+            "ranges": [_range(s, e, bool(m), page_shift) for s, e, _, m in rs],
         }
         # first_deferred_pfn plays a part only where the boot runs (a claim over traces)
         if nid in fdp and check.is_trace:
@@ -105,7 +104,7 @@ def present(program: ir.Program, check: ir.CheckDef, r: Result) -> dict[str, Any
             zones.append({"zone": ZONE_NAMES[z], "start_pfn": hex(lo), "end_pfn": hex(hi)})
     chunks: list[Chunk] = []
     values: dict[str, Any] = {}
-    used = ir.used_params(program, check, r.strategy)
+    used = ir.used_params(program, check, strategy)
     for name, v in params.items():
         if isinstance(v, dict) and set(v) == {"pfn", "order"} and name in used:
             chunks.append(_chunk(name, v, page_shift))
@@ -121,7 +120,17 @@ def present(program: ir.Program, check: ir.CheckDef, r: Result) -> dict[str, Any
             chunks.append(_chunk(w["name"], v, page_shift))
         elif w["label"] in ("claim",) or w["role"] == "witness":
             values.setdefault(w["name"], _fmt(v, w["type"]))
-    violated = {k: v for k, v in raw["violated"].items() if k != "node"}
+    # the engine's description but the trace node, in its order
+    found = raw["violated"]
+    violated: Violated = {"kind": found["kind"]}
+    if "check" in found:
+        violated["check"] = found["check"]
+    if "name" in found:
+        violated["name"] = found["name"]
+    if "step" in found:
+        violated["step"] = found["step"]
+    if "at" in found:
+        violated["at"] = found["at"]
     at = violated.get("at")
     if at:
         text = _source_line(at)
@@ -130,15 +139,14 @@ def present(program: ir.Program, check: ir.CheckDef, r: Result) -> dict[str, Any
     elif violated.get("kind") in ("claim", "after", "always"):
         violated["text"] = _source_line(str(check.claim.span)) or check.name
         violated["at"] = str(check.claim.span)
-    if not ir.uses_layout(program, check, r.strategy):
+    if not ir.uses_layout(program, check, strategy):
         # the solver gave the unread layout some values; they are no part of the finding
         nodes, zones = [], []
+    shown: Layout = {"nodes": nodes, "zones": zones}
+    if layout.get("mirrored_kernelcore") and nodes:
+        shown["mirrored_kernelcore"] = True
     return {
-        "layout": {
-            "nodes": nodes,
-            "zones": zones,
-            **({"mirrored_kernelcore": True} if layout.get("mirrored_kernelcore") and nodes else {}),
-        },
+        "layout": shown,
         "chunks": chunks,
         "values": values,
         "params": {k: v for k, v in params.items() if not isinstance(v, dict) and k in used},

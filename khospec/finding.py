@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from khospec import ir
-from khospec.counterexample import Chunk
+from khospec.counterexample import Chunk, Counterexample
 from khospec.explain import number, short_lines
 from khospec.qemu import Guest, guest_for
 from khospec.results import Result
@@ -95,11 +95,11 @@ def _command_lines(cmd: list[str]) -> list[str]:
     return [*out, cur]
 
 
-def _skeleton(cx: Mapping[str, Any]) -> list[str]:
+def _skeleton(cx: Counterexample | None) -> list[str]:
     """A test module in the style of lib/test_kho.c: what to preserve, what to check.
-    ``cx``: a presented counterexample (a spec check's or a machine's)."""
-    values: dict[str, Any] = cx.get("values", {})
-    chunks: list[Chunk] = cx.get("chunks", [])
+    ``cx``: a presented counterexample (a spec check's or a machine's), if any."""
+    values: Mapping[str, Any] = cx["values"] if cx is not None else {}
+    chunks: list[Chunk] = cx["chunks"] if cx is not None else []
     if "start" in values and "nr" in values:
         what = [f"\tunsigned long start_pfn = {values['start']}, nr = {values['nr']};",
                 "\t/* before kexec: */",
@@ -134,17 +134,16 @@ def _skeleton(cx: Mapping[str, Any]) -> list[str]:
     ]
 
 
-def touched_end(cx: Mapping[str, Any]) -> int:
+def touched_end(cx: Counterexample) -> int:
     """The end (bytes) of the memory the finding involves: its chunks and range.
     ``cx``: a presented counterexample (a spec check's or a machine's)."""
-    ps = number(cx.get("params", {}).get("PAGE_SHIFT")) or 12
+    ps = number(cx["params"].get("PAGE_SHIFT")) or 12
     ends = [0]
-    chunks: list[Chunk] = cx.get("chunks", [])
-    for c in chunks:
-        pfn, order = number(c.get("pfn")), number(c.get("order"))
-        if pfn is not None and order is not None and order < 64 - ps:
+    for c in cx["chunks"]:
+        pfn, order = number(c["pfn"]), c["order"]
+        if pfn is not None and order < 64 - ps:
             ends.append((pfn + (1 << order)) << ps)
-    start, nr = number(cx.get("values", {}).get("start")), number(cx.get("values", {}).get("nr"))
+    start, nr = number(cx["values"].get("start")), number(cx["values"].get("nr"))
     if start is not None and nr is not None:
         ends.append((start + nr) << ps)
     return max(ends)
@@ -156,7 +155,7 @@ def mail(program: ir.Program, check: ir.CheckDef, r: Result, guest: Guest | str,
     made; ``again``: the check decided on that guest's layout; ``own_layout``: whether
     the guest recreates the finding's layout (else it is a two-node guest);
     ``also_tried``: how many two-node guests were tried besides, none refuting it."""
-    cx = r.counterexample or {}
+    cx = r.counterexample
     src = Path(r.file).read_text(encoding="utf-8").splitlines() if Path(r.file).is_file() else []
     said = _comment_above(src, r.line)
     first = " ".join(said).split(":")[0].split(". ")[0].rstrip(".") if said else check.name
@@ -174,7 +173,7 @@ def mail(program: ir.Program, check: ir.CheckDef, r: Result, guest: Guest | str,
     for line in short_lines(r):
         out += textwrap.wrap(line, WIDTH, initial_indent="  ", subsequent_indent="            ",
                              break_long_words=True) or [""]
-    if cx.get("trace"):
+    if cx is not None and cx["trace"]:
         out += ["", "The boot order:", ""]
         for i, step in enumerate(cx["trace"], 1):
             out += _para(f"{i}. {STEP_FUNCTIONS.get(step, step)}", "  ")

@@ -22,7 +22,7 @@ from typing import Any, assert_never
 
 from khospec import carith, ir
 from khospec import syntax as S
-from khospec.counterexample import ModelData, ModelLayout, Read
+from khospec.counterexample import ModelData, ModelLayout, ModelValues, Read
 from khospec.results import Result
 from khospec.types import BoolType, IntType, MapType, StructType, Type
 
@@ -436,7 +436,7 @@ class _Return(Exception):
 
 
 class Interp:
-    def __init__(self, program: ir.Program, strategy: str | None, model: dict[str, Any],
+    def __init__(self, program: ir.Program, strategy: str | None, model: ModelValues,
                  points: Any = None) -> None:
         self.program = program
         self.strategy = strategy
@@ -1037,8 +1037,8 @@ def replay_details(program: ir.Program, check: ir.CheckDef, r: Result) -> tuple[
     """The replay's status, and for a failed requirement the cells its condition read
     (``{"read": "page[last]", "pfn": "0x..."}``): the struct page the kernel touches."""
     cx = r.counterexample
-    assert cx is not None
-    model = cx.get("model", cx)
+    assert cx is not None and "model" in cx, "only a spec check's counterexample replays"
+    model = cx["model"]
     reads: list[Read] = []
     try:
         interp = Interp(program, r.strategy, model)
@@ -1164,9 +1164,10 @@ def trace_changes(program: ir.Program, check: ir.CheckDef, r: Result) -> list[li
     """Per step of the counterexample's trace, what it changed: the machine's scalar
     state, and the struct pages of the watched pfns. Empty when there is no trace."""
     cx = r.counterexample
-    if not cx or not cx.get("trace"):
+    # a machine's answer has neither a trace nor a model
+    if cx is None or not cx["trace"] or "model" not in cx:
         return []
-    model = cx.get("model", cx)
+    model = cx["model"]
     interp = Interp(program, r.strategy, model)
     state = interp.initial_state()
     watched = _watched_pfns(model)
@@ -1209,11 +1210,11 @@ def explain_text(r: Result, program: ir.Program | None = None, check: ir.CheckDe
             changes = trace_changes(program, check, r)
         except (Undetermined, Incomplete, ReplayMismatch):
             changes = []
-    for i, step in enumerate(cx.get("trace", []), 1):
+    for i, step in enumerate(cx["trace"], 1):
         lines.append(f"  {i}. {step}")
         if i <= len(changes):
             lines += [f"       {c}" for c in changes[i - 1]] or ["       (no change to what is shown)"]
-    if cx.get("violated"):
-        v = cx["violated"]
+    v = cx["violated"]
+    if v:
         lines.append(f"  => {v.get('text') or v.get('name')} is false ({v.get('at', '')})")
     return "\n".join(lines)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from khospec.counterexample import Counterexample
 from khospec.diagnostics import Diagnostic, Severity, SourceCache
 
 # the closed enum of verdicts, defined with the typed program (a check's `expect` is one)
@@ -27,7 +28,7 @@ class Result:
     verdict: Verdict
     expected: str | None
     time_s: float
-    counterexample: dict[str, Any] | None = None
+    counterexample: Counterexample | None = None
     assumptions_used: tuple[str, ...] | None = None
     reason: str | None = None
     depth: int | None = None

@@ -23,6 +23,7 @@ from urllib.parse import quote
 
 from khospec import __version__, ir
 from khospec.api import load
+from khospec.counterexample import MachineCounterexample, SpecCounterexample, is_machine
 from khospec.diagnostics import Severity, SourceCache
 from khospec.engine.version import z3_version
 from khospec.explain import reads_text, short_lines
@@ -85,11 +86,11 @@ def _verdict_text(r: Result) -> str:
 
 def _message(r: Result) -> str:
     text = f"{r.check}{_context(r)}: {_verdict_text(r)}."
-    cx = r.counterexample or {}
-    if "witness" in cx:
+    cx = r.counterexample
+    if cx is not None and is_machine(cx):
         text += f" Witness: {witness_text(r)}."
-    else:
-        violated = cx.get("violated") or {}
+    elif cx is not None:
+        violated = cx["violated"]
         what = violated.get("text") or violated.get("name")
         if what:
             text += f" Violated: {what}."
@@ -100,16 +101,17 @@ def _message(r: Result) -> str:
     return text
 
 
-def _machine_flow(r: Result, cx: dict[str, Any]) -> list[dict[str, Any]]:
+def _machine_flow(r: Result, cx: MachineCounterexample) -> list[dict[str, Any]]:
     w = cx["witness"]
     steps: list[tuple[str, int | None]] = []
-    for page in w.get("pages", []):
-        steps.append(
-            (
-                f"pfn {page['pfn']} ({page['phys']}) belongs to node {page['nid']}",
-                page.get("log_line"),
+    if "pages" in w:
+        for page in w["pages"]:
+            steps.append(
+                (
+                    f"pfn {page['pfn']} ({page['phys']}) belongs to node {page['nid']}",
+                    page.get("log_line"),
+                )
             )
-        )
     if "section" in w:
         s = w["section"]
         steps.append((f"section {s['number']} [{s['start']}, {s['end']}) holds both pages", None))
@@ -145,9 +147,9 @@ def _machine_flow(r: Result, cx: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
-def _spec_flow(r: Result, cx: dict[str, Any]) -> list[dict[str, Any]]:
-    trace = [str(s) for s in cx.get("trace") or []]
-    violated = cx.get("violated") or {}
+def _spec_flow(r: Result, cx: SpecCounterexample) -> list[dict[str, Any]]:
+    trace = [str(s) for s in cx["trace"]]
+    violated = cx["violated"]
     at = _parse_at(str(violated.get("at", "")))
     what = violated.get("text") or violated.get("name") or "the claim"
     out: list[dict[str, Any]] = []
@@ -338,8 +340,8 @@ def _group_lines(group: list[Result]) -> list[str]:
 
 
 def _cx_lines(r: Result) -> list[str]:
-    cx = r.counterexample or {}
-    if "witness" in cx:
+    cx = r.counterexample
+    if cx is not None and is_machine(cx):
         body = witness_lines(cx)
     else:
         try:
@@ -444,22 +446,22 @@ def itf_trace(report_result: Result, program: ir.Program) -> dict[str, Any]:
     """The counterexample's trace as ITF: one state per step, with the machine's scalar
     state and the struct pages at the pfns the counterexample is about."""
     cx = report_result.counterexample
-    assert cx is not None
-    model = cx.get("model", cx)
+    assert cx is not None and "model" in cx, "only a spec check's counterexample has a trace to run"
+    model = cx["model"]
     interp = Interp(program, report_result.strategy, model)
     pfns: list[int] = []
-    for c in cx.get("chunks", []):
+    for c in cx["chunks"]:
         pfn = int(c["pfn"], 16)
         pfns.append(pfn)
         if c["order"] < 64:
             pfns.append(pfn + (1 << c["order"]) - 1)
-    for w in model.get("witnesses", []):
+    for w in model["witnesses"]:
         if w["type"] in ("ulong", "u64") and isinstance(w["value"], int):
             pfns.append(w["value"])
     pfns = sorted(set(pfns))[:32]
     states: list[dict[str, Any]] = []
     names: list[str] = []
-    if report_result.counterexample and model.get("trace"):
+    if model["trace"]:
         state = interp.initial_state()
 
         def snapshot(i: int, step: str | None) -> dict[str, Any]:
@@ -476,7 +478,7 @@ def itf_trace(report_result: Result, program: ir.Program) -> dict[str, Any]:
             states.append(snapshot(i, step))
         names = [k for k in states[0] if k != "#meta"]
     else:
-        values = {w["name"]: _itf_value(w["value"]) for w in model.get("witnesses", [])}
+        values = {w["name"]: _itf_value(w["value"]) for w in model["witnesses"]}
         states.append({"#meta": {"index": 0}, **values})
         names = list(values)
     return {

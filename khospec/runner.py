@@ -28,7 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from khospec import ir
 from khospec.cache import VerdictCache, default_dir, job_key, job_name
@@ -40,7 +40,7 @@ from khospec.results import InternalError, Result, Verdict
 if TYPE_CHECKING:
     from multiprocessing.context import ForkContext, SpawnContext
 
-    from khospec.counterexample import Read
+    from khospec.counterexample import ModelData, Read, SpecCounterexample
     from khospec.engine.solve import Outcome
     from khospec.executor import Executor
 
@@ -79,13 +79,22 @@ def _cache_key(program: ir.Program, check: ir.CheckDef, job: Job, options: Optio
                    layout=layout)
 
 
-def _to_body(program: ir.Program, r: Result) -> dict[str, Any]:
-    cx = r.counterexample
+@dataclass(frozen=True)
+class _Solved:
+    """A result as the engine gives it, or the verdict cache gives it back: its model not
+    yet presented nor replayed, so the result holds no counterexample yet."""
+
+    result: Result
+    model: ModelData | None
+
+
+def _to_body(program: ir.Program, solved: _Solved) -> dict[str, Any]:
+    r, model = solved.result, solved.model
     site = None
-    if cx is not None and isinstance(cx.get("violated"), dict) and "at" in cx["violated"]:
-        at = cx["violated"]["at"]
+    if model is not None and "at" in model["violated"]:
+        at = model["violated"]["at"]
         site = next((k for k, sp in program.site_spans.items() if str(sp) == at), None)
-    return {"profile": r.profile, "verdict": r.verdict.value, "time_s": r.time_s, "counterexample": cx,
+    return {"profile": r.profile, "verdict": r.verdict.value, "time_s": r.time_s, "counterexample": model,
             "assumptions_used": list(r.assumptions_used) if r.assumptions_used is not None else None,
             "reason": r.reason, "depth": r.depth, "notes": list(r.notes), "violated_site": site}
 
@@ -97,19 +106,21 @@ def _expected(check: ir.CheckDef) -> str | None:
 
 
 def _from_body(program: ir.Program, check: ir.CheckDef, job: Job, layout_name: str | None,
-               body: dict[str, Any]) -> Result:
-    cx = body["counterexample"]
+               body: dict[str, Any]) -> _Solved:
+    # the verdict cache's JSON: the model _to_body stored, its tuples come back as lists
+    # (ModelLayout's readers take both)
+    model = cast("ModelData | None", body["counterexample"])
     site = body.get("violated_site")
-    if cx is not None and site is not None and site in program.site_spans:
+    if model is not None and site is not None and site in program.site_spans:
         # the position as the source has it now (a comment may have moved the line)
-        cx = {**cx, "violated": {**cx["violated"], "at": str(program.site_spans[site])}}
+        model = {**model, "violated": {**model["violated"], "at": str(program.site_spans[site])}}
     used = body["assumptions_used"]
-    return Result(
+    return _Solved(Result(
         file=job.file, line=job.line, check=job.check, strategy=job.strategy, profile=body["profile"],
         verdict=Verdict(body["verdict"]), expected=_expected(check), time_s=float(body["time_s"]),
-        counterexample=cx, assumptions_used=tuple(used) if used is not None else None,
+        assumptions_used=tuple(used) if used is not None else None,
         reason=body["reason"], depth=body["depth"], notes=tuple(body["notes"]), layout=layout_name,
-        cached=True)
+        cached=True), model)
 
 
 def _entry(program: ir.Program, job: Job, options: Options) -> tuple[VerdictCache, str] | None:
@@ -135,14 +146,14 @@ def cached_results(program: ir.Program, job: Job, options: Options,
         return None
     layout_name = _layout_for(program, check, options)[1]
     try:
-        raws = [_from_body(program, check, job, layout_name, b) for b in body["results"]]
+        solved = [_from_body(program, check, job, layout_name, b) for b in body["results"]]
         replays = [b.get("replay") for b in body["results"]]
         reads = [b.get("reads") for b in body["results"]]
     except (KeyError, TypeError, ValueError):
         return None  # a body of another shape: solve again
-    if [r.profile for r in raws] != list(job.profiles):
+    if [s.result.profile for s in solved] != list(job.profiles):
         return None
-    return [_finish(program, check, r, options, rp, rd) for r, rp, rd in zip(raws, replays, reads, strict=True)]
+    return [_finish(program, check, s, options, rp, rd) for s, rp, rd in zip(solved, replays, reads, strict=True)]
 
 
 def run_job(program: ir.Program, job: Job, options: Options) -> list[Result]:
@@ -153,39 +164,41 @@ def run_job(program: ir.Program, job: Job, options: Options) -> list[Result]:
     if hit is not None:
         return hit
     check = next(c for c in program.checks if c.name == job.check)
-    raws = _solve_job(program, check, job, options)
-    done = [_finish(program, check, r, options) for r in raws]
-    if (entry is not None and [r.profile for r in raws] == list(job.profiles)
+    solved = _solve_job(program, check, job, options)
+    done = [_finish(program, check, s, options) for s in solved]
+    if (entry is not None and [s.result.profile for s in solved] == list(job.profiles)
             and all(r.verdict is not Verdict.UNKNOWN for r in done)):
         # an unknown depends on the machine's wall clock as a last resort: solve it again
-        entry[0].put(entry[1], {"results": [{**_to_body(program, r), "replay": d.replay if options.replay else None,
+        entry[0].put(entry[1], {"results": [{**_to_body(program, s), "replay": d.replay if options.replay else None,
                                              "reads": _reads_of(d)}
-                                            for r, d in zip(raws, done, strict=True)]})
+                                            for s, d in zip(solved, done, strict=True)]})
     return done
 
 
 def _reads_of(r: Result) -> list[Read] | None:
-    cx = r.counterexample or {}
-    violated = cx.get("violated")
-    return violated.get("reads") if isinstance(violated, dict) else None
+    cx = r.counterexample
+    return cx["violated"].get("reads") if cx is not None else None
 
 
-def _finish(program: ir.Program, check: ir.CheckDef, r: Result, options: Options,
+def _finish(program: ir.Program, check: ir.CheckDef, solved: _Solved, options: Options,
             replayed: str | None = None, reads: list[Read] | None = None) -> Result:
     """Present the counterexample and replay it. ``replayed``: the replay's status when
     the result comes from the cache: the interpreter is deterministic and the entry's
     address covers everything it reads, so its answer would be the same."""
-    if r.counterexample is not None:
-        r = _present(program, check, r)
+    r = solved.result
+    if solved.model is not None:
+        from khospec.explain import present
+
+        cx = present(program, check, r.strategy, solved.model)
+        r = replace(r, counterexample=cx)
         if options.replay and replayed:
-            assert r.counterexample is not None
-            r = replace(r, replay=replayed, counterexample=_with_reads(r.counterexample, reads))
+            r = replace(r, replay=replayed, counterexample=_with_reads(cx, reads))
         elif options.replay:
-            r = _replay(program, check, r)
+            r = _replay(program, check, r, cx)
     return r
 
 
-def _solve_job(program: ir.Program, check: ir.CheckDef, job: Job, options: Options) -> list[Result]:
+def _solve_job(program: ir.Program, check: ir.CheckDef, job: Job, options: Options) -> list[_Solved]:
     from khospec.engine import solve  # z3 is imported here, not before
     from khospec.engine.crosscheck import CrossCheckError
     from khospec.engine.lower import LowerError
@@ -206,13 +219,14 @@ def _solve_job(program: ir.Program, check: ir.CheckDef, job: Job, options: Optio
     except CrossCheckError as exc:
         raise InternalError(f"{job.file}:{job.line}: `{job.check}` [{job.strategy or 'base'}]: "
                             f"second solver: {exc}") from exc
-    results: list[Result] = []
+    results: list[_Solved] = []
     for prof, o in outcomes:
         results.append(_result_of(job.file, job.line, check, job.strategy,
                                   prof.name if prof is not None else None, o, layout_name))
     if not outcomes:
-        results.append(Result(job.file, job.line, job.check, job.strategy, None, Verdict.UNKNOWN,
-                              _expected(check), time.perf_counter() - t0, reason="no profile to run"))
+        results.append(_Solved(Result(job.file, job.line, job.check, job.strategy, None, Verdict.UNKNOWN,
+                                      _expected(check), time.perf_counter() - t0, reason="no profile to run"),
+                               None))
     return results
 
 
@@ -224,30 +238,23 @@ def recheck(program: ir.Program, check: ir.CheckDef, strategy: str | None, profi
 
     [(_, o)] = solve.run(program, check, strategy, [program.profiles[profile]],
                          timeout_ms=int(options.timeout_s * 1000), unroll=options.unroll, layout=layout)
-    r = _result_of(str(check.span.file), check.span.line, check, strategy, profile, o, layout.name)
-    return _finish(program, check, r, options)
+    solved = _result_of(str(check.span.file), check.span.line, check, strategy, profile, o, layout.name)
+    return _finish(program, check, solved, options)
 
 
 def _result_of(file: str, line: int, check: ir.CheckDef, strategy: str | None, profile: str | None,
-               o: Outcome, layout_name: str | None) -> Result:
-    """The result record of one engine outcome."""
-    return Result(file=file, line=line, check=check.name, strategy=strategy, profile=profile,
-                  verdict=o.verdict, expected=_expected(check), time_s=o.time_s, counterexample=o.counterexample,
-                  assumptions_used=o.assumptions_used, reason=o.reason, depth=o.depth,
-                  notes=tuple(o.notes), layout=layout_name)
+               o: Outcome, layout_name: str | None) -> _Solved:
+    """The result record of one engine outcome, and its model."""
+    return _Solved(Result(file=file, line=line, check=check.name, strategy=strategy, profile=profile,
+                          verdict=o.verdict, expected=_expected(check), time_s=o.time_s,
+                          assumptions_used=o.assumptions_used, reason=o.reason, depth=o.depth,
+                          notes=tuple(o.notes), layout=layout_name), o.counterexample)
 
 
-def _present(program: ir.Program, check: ir.CheckDef, r: Result) -> Result:
-    from khospec.explain import present
-
-    assert r.counterexample is not None
-    return replace(r, counterexample=present(program, check, r))
-
-
-def _replay(program: ir.Program, check: ir.CheckDef, r: Result) -> Result:
+def _replay(program: ir.Program, check: ir.CheckDef, r: Result, cx: SpecCounterexample) -> Result:
+    """``r`` with its counterexample ``cx`` replayed."""
     from khospec.interp import Incomplete, ReplayMismatch, replay_details
 
-    assert r.counterexample is not None
     try:
         status, reads = replay_details(program, check, r)
     except Incomplete as exc:
@@ -257,12 +264,12 @@ def _replay(program: ir.Program, check: ir.CheckDef, r: Result) -> Result:
             f"{r.file}:{r.line}: counterexample of `{r.check}` [{r.strategy}, {r.profile}] "
             f"does not replay: {exc}\nsolver's view: {exc.solver_view}\ninterpreter's view: {exc.interp_view}"
         ) from exc
-    return replace(r, replay=status, counterexample=_with_reads(r.counterexample, reads))
+    return replace(r, replay=status, counterexample=_with_reads(cx, reads))
 
 
-def _with_reads(cx: dict[str, Any], reads: list[Read] | None) -> dict[str, Any]:
+def _with_reads(cx: SpecCounterexample, reads: list[Read] | None) -> SpecCounterexample:
     """The presented counterexample with the struct pages the failed requirement read."""
-    if not reads or "violated" not in cx:
+    if not reads:
         return cx
     return {**cx, "violated": {**cx["violated"], "reads": reads}}
 

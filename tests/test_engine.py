@@ -198,7 +198,7 @@ def test_counterexample_completed_when_rounding_reached_left_out_ranges() -> Non
 def test_bit_vector_refutation_from_fresh_solvers(
     tmp_path: Path, expect: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from khospec.engine import freshbv, solve
+    from khospec.engine import freshbv, query
 
     answers: list[str] = []
     real = freshbv.solve_fresh
@@ -208,7 +208,7 @@ def test_bit_vector_refutation_from_fresh_solvers(
         answers.append(r.result)
         return r
 
-    monkeypatch.setattr(solve, "solve_fresh", spy)
+    monkeypatch.setattr(query, "solve_fresh", spy)
     spec = tmp_path / "t.kho"
     spec.write_text(f"""
 check shift_wraps:

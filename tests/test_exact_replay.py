@@ -8,11 +8,12 @@ from typing import Any
 import pytest
 
 from khospec.api import Options, check_file, load
+from khospec.counterexample import ModelLayout, ModelValues
 from khospec.diagnostics import SourceCache
 from khospec.interp import Frame, Interp
 
-LAYOUT = {"ranges": [[0x1000, 0x2000, 0, False], [0x2000, 0x3000, 1, False]], "nodes": [0, 1],
-          "zone_movable_pfn": {}, "arch_zones": [], "mirrored_kernelcore": False}
+LAYOUT: ModelLayout = {"ranges": [(0x1000, 0x2000, 0, False), (0x2000, 0x3000, 1, False)], "nodes": [0, 1],
+                       "zone_movable_pfn": {}, "arch_zones": [], "mirrored_kernelcore": False}
 
 
 def _assumptions(tmp_path: Path, text: str, params: dict[str, Any]) -> tuple[Interp, dict[str, Any]]:
@@ -20,7 +21,7 @@ def _assumptions(tmp_path: Path, text: str, params: dict[str, Any]) -> tuple[Int
     spec.write_text(text)
     program, diags = load(spec, str(spec), SourceCache())
     assert program is not None, diags
-    model = {"params": params, "param_functions": {}, "layout": LAYOUT, "witnesses": [], "initial": []}
+    model: ModelValues = {"params": params, "param_functions": {}, "layout": LAYOUT, "witnesses": [], "initial": []}
     interp = Interp(program, None, model)
     return interp, {name: a.formula for name, a in program.assumes.items()}
 

@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 
 from khospec import carith, ir
 from khospec.api import Options, check_file, load
+from khospec.counterexample import ModelData, ModelLayout, SpecCounterexample
 from khospec.diagnostics import SourceCache
 from khospec.interp import Frame, Incomplete, Interp, ReplayMismatch, Undetermined, replay
 from khospec.results import Result, Verdict
@@ -45,14 +46,17 @@ UNARY = {"neg": "-", "inv": "~"}
 INT_MIN, INT_MAX = INT.min, INT.max
 
 # a layout of two nodes, one range each (pfns), as a counterexample gives it
-LAYOUT: dict[str, Any] = {"ranges": [[0x1000, 0x2000, 0, False], [0x2000, 0x3000, 1, False]],
-                          "zone_movable_pfn": {}, "arch_zones": [], "mirrored_kernelcore": False}
+LAYOUT: ModelLayout = {"ranges": [(0x1000, 0x2000, 0, False), (0x2000, 0x3000, 1, False)], "nodes": [0, 1],
+                       "zone_movable_pfn": {}, "arch_zones": [], "mirrored_kernelcore": False}
+NO_LAYOUT: ModelLayout = {"ranges": [], "nodes": [], "zone_movable_pfn": {}, "arch_zones": [],
+                          "mirrored_kernelcore": False}
 
 
-def _model(params: dict[str, Any] | None = None, layout: dict[str, Any] | None = None,
-           trace: list[str] | None = None) -> dict[str, Any]:
-    return {"params": params or {}, "param_functions": {}, "layout": layout or {"ranges": []},
-            "witnesses": [], "initial": [], "trace": trace or []}
+def _model(params: dict[str, Any] | None = None, layout: ModelLayout | None = None,
+           trace: list[str] | None = None) -> ModelData:
+    # the replay reads no more of the violation than a requirement's position
+    return {"params": params or {}, "param_functions": {}, "layout": layout or NO_LAYOUT,
+            "witnesses": [], "initial": [], "trace": trace or [], "violated": {"kind": "claim"}}
 
 
 def _load(path: Path, text: str) -> ir.Program:
@@ -496,14 +500,16 @@ def test_refuted_check_replays(tmp_path: Path) -> None:
     spec.write_text(SMALL)
     [r] = check_file(spec, Options(timeout_s=30, jobs=1, cache=False))
     assert r.verdict is Verdict.REFUTED and r.replay == "confirmed"
-    assert r.counterexample is not None and r.counterexample["params"]["X"] >= 10
+    cx = r.counterexample
+    assert cx is not None and "model" in cx and cx["params"]["X"] >= 10
     # the same replay by hand, on the program loaded again
     program = _load(spec, SMALL)
     [check] = program.checks
     assert replay(program, check, r) == "confirmed"
     # a counterexample where the claim holds does not replay
-    model = r.counterexample["model"]
-    wrong = replace(r, counterexample={**r.counterexample, "model": {**model, "params": {**model["params"], "X": 3}}})
+    model = cx["model"]
+    holds: SpecCounterexample = {**cx, "model": {**model, "params": {**model["params"], "X": 3}}}
+    wrong = replace(r, counterexample=holds)
     with pytest.raises(ReplayMismatch, match="the claim holds on the counterexample"):
         replay(program, check, wrong)
 
@@ -558,16 +564,18 @@ def machine(tmp_path_factory: pytest.TempPathFactory) -> ir.Program:
     return _load(tmp_path_factory.mktemp("machine") / "machine.kho", MACHINE)
 
 
-def _cx(program: ir.Program, params: dict[str, int] | None = None, layout: dict[str, Any] | None = None,
-        trace: list[str] | None = None) -> dict[str, Any]:
+def _cx(program: ir.Program, params: dict[str, int] | None = None, layout: ModelLayout | None = None,
+        trace: list[str] | None = None) -> ModelData:
     """A counterexample's model for the x86_64 profile: the prelude's axioms read its constants."""
     profile = dict(program.profiles["x86_64"].bindings)
     return _model({**profile, **(params or {})}, layout, trace)
 
 
-def _result(check: str, model: dict[str, Any]) -> Result:
-    return Result("machine.kho", 1, check, None, "x86_64", Verdict.REFUTED, "refuted", 0.0,
-                  counterexample={"model": model, "trace": model["trace"]})
+def _result(check: str, model: ModelData) -> Result:
+    # the replay runs the model alone: what a report shows of it can stay empty
+    cx: SpecCounterexample = {"layout": {"nodes": [], "zones": []}, "chunks": [], "values": {}, "params": {},
+                              "trace": model["trace"], "violated": {"kind": "claim"}, "model": model}
+    return Result("machine.kho", 1, check, None, "x86_64", Verdict.REFUTED, "refuted", 0.0, counterexample=cx)
 
 
 def _check(program: ir.Program, name: str) -> ir.CheckDef:
@@ -618,6 +626,6 @@ def test_counterexample_without_a_value_is_unchecked(machine: ir.Program) -> Non
 
 
 def test_overlapping_ranges_are_not_a_layout(machine: ir.Program) -> None:
-    layout = {**LAYOUT, "ranges": [[0x1000, 0x2000, 0, False], [0x1800, 0x3000, 1, False]]}
+    layout: ModelLayout = {**LAYOUT, "ranges": [(0x1000, 0x2000, 0, False), (0x1800, 0x3000, 1, False)]}
     with pytest.raises(ReplayMismatch, match="the layout is not a layout"):
         replay(machine, _check(machine, "x_small"), _result("x_small", _cx(machine, {"X": 0x800}, layout)))

@@ -17,7 +17,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from khospec import carith, ir
-from khospec.engine.lower import Frame, LowerError, Lowering, TraceNode
+from khospec.engine.lower import Lowering
+from khospec.engine.state import Frame, LowerError
+from khospec.engine.trace import TraceNode, build_tree
 from khospec.types import SCALARS, BoolType, IntType, Type, promote, usual_conversion
 from tests.helpers import load_spec
 
@@ -594,7 +596,7 @@ def _paths(nodes: list[TraceNode]) -> list[list[str]]:
 def test_the_tree_of_a_two_step_machine(tmp_path: Path) -> None:
     program = _load(tmp_path, MACHINE)
     low = _lowering(program)
-    nodes = low.build_tree(5, {})
+    nodes = build_tree(low, 5, {})
     # the guards are concrete: only the order a, b is possible, and nothing after b
     assert _paths(nodes) == [[], ["a"], ["a", "b"]]
     assert [n.depth for n in nodes] == [0, 1, 2]
@@ -612,7 +614,7 @@ def test_map_state_is_read_through_the_writes(tmp_path: Path) -> None:
     program = _load(tmp_path, MACHINE)
     low = _lowering(program)
     ctx = low.ctx
-    nodes = low.build_tree(5, {})
+    nodes = build_tree(low, 5, {})
     after_a = next(n for n in nodes if n.step == "a")
     mem = after_a.state.maps["mem"]
     assert _value(mem.read(z3.BitVecVal(3, 64, ctx)), SCALARS["uint"]) == 7
@@ -627,7 +629,7 @@ def test_map_state_is_read_through_the_writes(tmp_path: Path) -> None:
 def test_the_tree_is_cut_at_the_depth(tmp_path: Path) -> None:
     program = _load(tmp_path, MACHINE)
     low = _lowering(program)
-    nodes = low.build_tree(1, {})
+    nodes = build_tree(low, 1, {})
     assert _paths(nodes) == [[], ["a"]]
     after_a = nodes[-1]
     # b could still run there: the tree is not complete
@@ -651,7 +653,7 @@ step join when phase == 1 {
 }
 """)
     low = _lowering(program)
-    nodes = low.build_tree(5, {})
+    nodes = build_tree(low, 5, {})
     assert sorted(str(n.step) for n in nodes) == ["None", "join", "left", "right"]
     [join] = [n for n in nodes if n.step == "join"]
     assert sorted(str(p.step) for p, _ in join.parents) == ["left", "right"]
@@ -666,7 +668,7 @@ step go when !done and x > 3 {
 }
 """)
     low = _lowering(program)
-    nodes = low.build_tree(5, {})
+    nodes = build_tree(low, 5, {})
     [initial] = [sk for sk in low.skolems if sk.role == "initial"]
     assert initial.name == "x"
     [go] = [n for n in nodes if n.step == "go"]

@@ -5,13 +5,13 @@ from __future__ import annotations
 import io
 import itertools
 import json
-from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from khospec.cli import main
+from khospec.counterexample import MachineCounterexample, is_machine
 from khospec.machine.importer import MachineLayout, read_layout_file
 from khospec.machine.questions import (
     FOLIO_ALIGNMENT_SINGLE_NODE,
@@ -25,7 +25,7 @@ from khospec.machine.questions import (
     arch_profile,
     builtin_profiles,
 )
-from khospec.results import Verdict
+from khospec.results import Result, Verdict
 from tests.conftest import DATA, SHARED
 
 
@@ -38,8 +38,16 @@ def verdicts(layout: MachineLayout, profile: str | ArchProfile) -> dict[str, str
     return {r.check: r.verdict.value for r in answer(layout, profile)}
 
 
-def by_name(layout: MachineLayout, profile: str | ArchProfile) -> dict[str, dict[str, object]]:
-    return {r.check: (r.counterexample or {}) for r in answer(layout, profile)}
+def machine_cx(r: Result) -> MachineCounterexample:
+    """The counterexample of a refuted answer: a machine's."""
+    cx = r.counterexample
+    assert cx is not None and is_machine(cx)
+    return cx
+
+
+def by_name(layout: MachineLayout, profile: str | ArchProfile) -> dict[str, MachineCounterexample]:
+    """The counterexamples of the refuted answers, by question."""
+    return {r.check: machine_cx(r) for r in answer(layout, profile) if r.counterexample is not None}
 
 
 # ---------------------------------------------------------------- brute force
@@ -141,10 +149,11 @@ def test_answers_match_brute_force(case: tuple[MachineLayout, ArchProfile]) -> N
     r = res[SECTION_SINGLE_NODE]
     assert (r.verdict is Verdict.REFUTED) == bool(bad_sections)
     if bad_sections:
-        assert r.counterexample is not None
-        w = r.counterexample["witness"]
+        cx = machine_cx(r)
+        w = cx["witness"]
+        assert "section" in w
         assert w["section"]["number"] == bad_sections[0]
-        assert r.counterexample["occurrences"] == len(bad_sections)
+        assert cx["occurrences"] == len(bad_sections)
         assert w["nodes"][0] != w["nodes"][1]
 
     for q, bad in (
@@ -154,8 +163,9 @@ def test_answers_match_brute_force(case: tuple[MachineLayout, ArchProfile]) -> N
         r = res[q]
         assert (r.verdict is Verdict.REFUTED) == bool(bad), q
         if bad:
-            assert r.counterexample is not None
-            c = r.counterexample["witness"]["chunk"]
+            cw = machine_cx(r)["witness"]
+            assert "chunk" in cw
+            c = cw["chunk"]
             chunk = (int(c["pfn"], 16), c["order"])
             assert chunk in bad, (q, chunk, bad)
 
@@ -163,12 +173,13 @@ def test_answers_match_brute_force(case: tuple[MachineLayout, ArchProfile]) -> N
     r = res[ZONE_SEARCH_NID]
     assert (r.verdict is Verdict.REFUTED) == bool(bad_pfns)
     if bad_pfns:
-        assert r.counterexample is not None
-        w = r.counterexample["witness"]
-        assert int(w["pfn"], 16) == bad_pfns[0]
-        assert w["owner"] == own[bad_pfns[0]]
-        assert w["found"] != w["owner"]
-        assert r.counterexample["occurrences"] == len(bad_pfns)
+        cx = machine_cx(r)
+        zw = cx["witness"]
+        assert "owner" in zw
+        assert int(zw["pfn"], 16) == bad_pfns[0]
+        assert zw["owner"] == own[bad_pfns[0]]
+        assert zw["found"] != zw["owner"]
+        assert cx["occurrences"] == len(bad_pfns)
 
 
 def test_brute_force_split_matches_the_kernel_example() -> None:
@@ -192,8 +203,9 @@ def test_chunks_at_pfn_zero_are_not_preserve_pages_chunks() -> None:
     # 0, which a folio may do but kho_preserve_pages cannot (ctz(0) is undefined)
     layout = MachineLayout.from_ranges([(0, 2 << 12, 0), (2 << 12, 16 << 12, 1)])
     prof = ArchProfile("t", 12, 20, 4)
-    res = by_name(layout, prof)
-    assert res[FOLIO_ALIGNMENT_SINGLE_NODE]["witness"]["chunk"]["pfn"] == "0x0"  # type: ignore[index]
+    w = by_name(layout, prof)[FOLIO_ALIGNMENT_SINGLE_NODE]["witness"]
+    assert "chunk" in w
+    assert w["chunk"]["pfn"] == "0x0"
     assert verdicts(layout, prof)[PAGES_CHUNK_SINGLE_NODE] == "proved"
 
 
@@ -265,7 +277,8 @@ def test_witnesses_of_the_interleaved_machine() -> None:
     assert zone["occurrences"] == 0x80000  # all of [2 GiB, 4 GiB)
     # the boundaries at 2 GiB and 4 GiB are powers of two: every aligned block across them
     # starts at pfn 0; the first chunk is the one across 6 GiB
-    chunk: Any = res[PAGES_CHUNK_SINGLE_NODE]["witness"]
+    chunk = res[PAGES_CHUNK_SINGLE_NODE]["witness"]
+    assert "chunk" in chunk
     assert chunk["chunk"] == {
         "pfn": "0x100000",
         "order": 20,
@@ -279,7 +292,8 @@ def test_witnesses_of_the_interleaved_machine() -> None:
 def test_witness_of_a_boundary_inside_a_section() -> None:
     layout = read_layout_file(str(DATA / "unaligned_16m_journal.txt"))
     res = by_name(layout, "x86_64")
-    w: Any = res[SECTION_SINGLE_NODE]["witness"]
+    w = res[SECTION_SINGLE_NODE]["witness"]
+    assert "section" in w
     assert w["section"] == {
         "number": 0x110,
         "start": "0x880000000",
@@ -290,8 +304,9 @@ def test_witness_of_a_boundary_inside_a_section() -> None:
         {"pfn": "0x880fff", "phys": "0x880fff000", "nid": 0, "log_line": 13},
         {"pfn": "0x881000", "phys": "0x881000000", "nid": 1, "log_line": 14},
     ]
-    chunk = res[PAGES_CHUNK_SINGLE_NODE]["witness"]["chunk"]  # type: ignore[index]
-    assert chunk == {"pfn": "0x880000", "order": 13, "phys": "0x880000000", "size": "32 MiB"}
+    cw = res[PAGES_CHUNK_SINGLE_NODE]["witness"]
+    assert "chunk" in cw
+    assert cw["chunk"] == {"pfn": "0x880000", "order": 13, "phys": "0x880000000", "size": "32 MiB"}
 
 
 @pytest.mark.skipif(SHARED is None, reason="the shared boot logs are not here")
@@ -311,9 +326,9 @@ def test_shared_logs(
     layout = read_layout_file(_shared(prefix), page_shift=arch_profile(profile).page_shift)
     results = answer(layout, profile)
     assert tuple(r.verdict.value for r in results) == expected
-    cx = next(r.counterexample for r in results if r.check == PAGES_CHUNK_SINGLE_NODE)
-    assert cx is not None
-    c = cx["witness"]["chunk"]
+    w = machine_cx(next(r for r in results if r.check == PAGES_CHUNK_SINGLE_NODE))["witness"]
+    assert "chunk" in w
+    c = w["chunk"]
     assert (c["pfn"], c["order"]) == chunk
 
 
@@ -323,7 +338,8 @@ def test_rpi5_boundary_at_a_power_of_two_is_skipped() -> None:
     # node 1 / node 2 meet at 2 GiB; with 16 KiB pages the block across it starts at pfn 0
     layout = read_layout_file(_shared("05_"), page_shift=14)
     cx = by_name(layout, "arm64-16k")[PAGES_CHUNK_SINGLE_NODE]
-    assert cx["witness"]["nodes"] == [2, 3]  # type: ignore[index]
+    assert "nodes" in cx["witness"]
+    assert cx["witness"]["nodes"] == [2, 3]
     assert cx["occurrences"] == 4  # boundaries at 3, 5, 6 and 7 GiB (not 2 and 4 GiB)
 
 

@@ -16,11 +16,13 @@ import jsonschema
 import pytest
 
 from khospec.cli import main
+from khospec.counterexample import SpecCounterexample
 from khospec.diagnostics import Diagnostic, Span
 from khospec.machine.importer import read_layout_file
 from khospec.machine.questions import answer
 from khospec.results import Report, Result, Verdict
 from khospec.review import MAIL_WIDTH, mail, sarif
+from tests.helpers import byte_range, empty_model
 
 DATA = Path(__file__).parent / "data"
 SCHEMA = json.loads((DATA / "sarif-schema-2.1.0.json").read_text(encoding="utf-8"))
@@ -33,9 +35,9 @@ def validate(doc: dict[str, Any]) -> None:
 
 def spec_results() -> list[Result]:
     """Results shaped like those of the spec library (one per profile)."""
-    trace_cx = {
+    trace_cx: SpecCounterexample = {
         "layout": {
-            "nodes": [{"nid": 1, "ranges": [{"start": "0x8000401000", "end": "0x8001004000"}]}],
+            "nodes": [{"nid": 1, "ranges": [byte_range(0x8000401000, 0x8001004000)]}],
             "zones": [],
         },
         "chunks": [
@@ -57,9 +59,9 @@ def spec_results() -> list[Result]:
             "at": "spec/lib/boot.kho:229:3",
             "text": "require order_survives: page[c.pfn].private == kho_page_info(c.order)",
         },
-        "model": {"raw": "solver data, not for reports"},
+        "model": empty_model(["kho_memory_init", "memmap_init", "restore"]),
     }
-    claim_cx = {
+    claim_cx: SpecCounterexample = {
         **trace_cx,
         "trace": [],
         "violated": {
@@ -356,15 +358,15 @@ def test_mail_wraps_long_names() -> None:
         1.0,
         counterexample={
             "layout": {
-                "nodes": [
-                    {"nid": n, "ranges": [{"start": hex(n << 40), "end": hex((n + 1) << 40)}]}
-                    for n in range(12)
-                ]
+                "nodes": [{"nid": n, "ranges": [byte_range(n << 40, (n + 1) << 40)]} for n in range(12)],
+                "zones": [],
             },
             "chunks": [],
             "values": {},
+            "params": {},
             "trace": ["step_" + "x" * 80],
-            "violated": {"text": "y" * 100, "at": "spec/x.kho:1:1"},
+            "violated": {"kind": "claim", "text": "y" * 100, "at": "spec/x.kho:1:1"},
+            "model": empty_model(["step_" + "x" * 80]),
         },
     )
     lines = check_mail(mail(Report(results=[r])))

@@ -10,6 +10,7 @@ import pytest
 
 from khospec import ir
 from khospec.cli import main
+from khospec.counterexample import SpecCounterexample
 from khospec.machine.importer import MachineLayout, read_layout_file
 from khospec.machine.questions import answer
 from khospec.machine.svg import (
@@ -21,6 +22,7 @@ from khospec.machine.svg import (
     terminal_map,
 )
 from khospec.results import Result, Verdict
+from tests.helpers import byte_range, empty_model
 
 DATA = Path(__file__).parent / "data" / "layouts"
 NS = {"s": "http://www.w3.org/2000/svg"}
@@ -153,20 +155,20 @@ def test_svg_for_a_machine_answer() -> None:
 
 def spec_refutation() -> Result:
     """A counterexample of the shape the spec checks report (solver layouts reach 2^64)."""
-    cx = {
+    cx: SpecCounterexample = {
         "layout": {
             "nodes": [
                 {
                     "nid": 1,
                     "ranges": [
-                        {"start": "0x800412ffffff9000", "end": "0xa000000000002000"},
-                        {"start": "0xa800000000001000", "end": "0x10000000000000000"},
+                        byte_range(0x800412FFFFFF9000, 0xA000000000002000),
+                        byte_range(0xA800000000001000, 0x10000000000000000),
                     ],
                     "first_deferred_pfn": "ULONG_MAX",
                 },
                 {
                     "nid": 33,
-                    "ranges": [{"start": "0x33fffffffa000000", "end": "0x800412ffffff9000"}],
+                    "ranges": [byte_range(0x33FFFFFFFA000000, 0x800412FFFFFF9000)],
                     "first_deferred_pfn": "0x8000000000000",
                     "zone_movable_pfn": "0x9000000000000",
                 },
@@ -188,6 +190,7 @@ def spec_refutation() -> Result:
             "text": "same_node_in_small_chunk()",
             "at": "spec/one_node.kho:32:44",
         },
+        "model": empty_model(),
     }
     return Result(
         "spec/one_node.kho",

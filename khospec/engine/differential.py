@@ -28,8 +28,10 @@ from typing import Any, Literal
 import z3
 
 from khospec import ir
+from khospec.counterexample import ModelValues
+from khospec.engine.formulas import CheckFormulas
 from khospec.engine.layout import BoundedLayout
-from khospec.engine.solve import CheckRun, _units
+from khospec.engine.query import Queries, units
 from khospec.interp import Frame, Interp, ReplayMismatch, Undetermined, _from_json
 from khospec.types import BOOL, BoolType, IntType, StructType
 
@@ -98,7 +100,8 @@ def _bound(v: Any, ty: Any, n: Narrowing) -> list[Any]:
 
 def solver_side(program: ir.Program, check: ir.CheckDef, strategy: str | None, n: Narrowing,
                 timeout_ms: int = 60000) -> Answer:
-    run = CheckRun(program, check, strategy, None, None, timeout_ms, 3, allow_tail=False, bounded=2)
+    run = CheckFormulas(program, check, strategy, None, None, 3, allow_tail=False, bounded=2)
+    q = Queries(run)
     low = run.low
     lay = low.layout
     assert isinstance(lay, BoundedLayout)
@@ -127,17 +130,17 @@ def solver_side(program: ir.Program, check: ir.CheckDef, strategy: str | None, n
                 extra.append(low.param("grown_first_deferred_pfn", (z3.BitVecVal(nid, 32, run.ctx),)) == app)
     for _, _, val in low.garbage_apps:
         extra.append(z3.Not(val) if z3.is_bool(val) else val == 0)
-    s, lits = run._solver(NARROW_PROFILE, timeout_ms)
-    run._query_ms = timeout_ms
-    run._budget = run._spent + _units(timeout_ms)
+    s, lits = q.solver(NARROW_PROFILE, timeout_ms)
+    q.query_ms = timeout_ms
+    q.budget = q.spent + units(timeout_ms)
     for e in extra:
-        s.add(run.sub(e))
-    # the same real-execution rule as the engine's refutations (CheckRun._refute)
+        s.add(q.sub(e))
+    # the same real-execution rule as the engine's refutations (CheckRun._refute, engine/solve.py)
     blockers = ([] if run.prefix_violation else
-                [run.sub(z3.Not(loop.open)) for loop in low.loops if loop.tail is None])
-    blockers += [run.sub(z3.Not(o)) for o in low.hard_open]
-    goal = run.sub(z3.Or(*[v.formula for v in run.violations])) if run.violations else z3.BoolVal(False, run.ctx)
-    r = run.query(s, *lits, goal, *blockers)
+                [q.sub(z3.Not(loop.open)) for loop in low.loops if loop.tail is None])
+    blockers += [q.sub(z3.Not(o)) for o in low.hard_open]
+    goal = q.sub(z3.Or(*[v.formula for v in run.violations])) if run.violations else z3.BoolVal(False, run.ctx)
+    r = q.query(s, *lits, goal, *blockers)
     if r == z3.sat:
         return "violation"
     return "none" if r == z3.unsat else "unknown"
@@ -196,7 +199,7 @@ def brute_side(program: ir.Program, check: ir.CheckDef, strategy: str | None, n:
             for values in itertools.product(*[_values(ty, n) for _, ty in params]):
                 if time.perf_counter() - t0 > budget_s:
                     return "unknown", count
-                model = {
+                model: ModelValues = {
                     "params": {**dict(NARROW_PROFILE.bindings),
                                **{k: v for (k, _), v in zip(params, values, strict=True)}},
                     # deferred_grow_zone() grows nothing here (the solver's side says the same)
@@ -232,7 +235,7 @@ def _quiet(f: Any) -> bool:
 
 
 def _admitted(program: ir.Program, check: ir.CheckDef, strategy: str | None,
-              model: dict[str, Any], n: Narrowing) -> Interp | None:
+              model: ModelValues, n: Narrowing) -> Interp | None:
     """The interpreter for an instance that satisfies every axiom and assumption."""
     interp = Interp(program, strategy, model, points=range(0, 2 * n.space + 1))
     base = Frame({}, None)

@@ -22,11 +22,12 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, Final, Literal, NamedTuple, Protocol, TypedDict
+from typing import Any, Final, Literal, NamedTuple, Protocol
 
 import z3
 
 from khospec import ir
+from khospec.counterexample import ModelLayout
 from khospec.engine.bv import StructVal
 from khospec.types import BOOL, INT, MEM_RANGE, ULONG, BoolType, IntType, Type
 
@@ -35,16 +36,6 @@ Pred = Callable[[Any], Any]
 
 class LayoutLimit(Exception):
     """The witness closure did not settle within the engine's limits."""
-
-
-class ModelLayout(TypedDict):
-    """The layout a model gives (a counterexample's ``layout``), in pfns."""
-
-    ranges: list[tuple[int, int, int, bool]]  # (start, end, nid, mirror), sorted
-    nodes: list[int]
-    zone_movable_pfn: dict[int, int]  # nid -> where its ZONE_MOVABLE starts (0: none)
-    arch_zones: list[tuple[int, int]]  # per zone index: the architecture's (lowest, highest) pfn
-    mirrored_kernelcore: bool
 
 
 class Layout(Protocol):
@@ -809,5 +800,5 @@ def sort_of(ty: Type, ctx: z3.Context) -> Any:
 
 __all__ = [
     "BOOL", "INT", "LAYOUT_BUILTINS", "ULONG", "BoundedLayout", "ConcreteLayout", "Layout", "LayoutBuiltin",
-    "LayoutLimit", "ModelLayout", "SymbolicLayout", "answer_builtin", "sort_of",
+    "LayoutLimit", "SymbolicLayout", "answer_builtin", "sort_of",
 ]

@@ -19,6 +19,7 @@ from rich.table import Table
 from rich.text import Text
 
 from khospec.api import Report
+from khospec.counterexample import is_machine
 from khospec.diagnostics import Diagnostic, SourceCache, Span, render
 from khospec.explain import size_text
 from khospec.machine.importer import ImportError_, MachineLayout, read_layout_file
@@ -256,11 +257,12 @@ def machine_text(
         t.add_row(r.check, Text(r.verdict.value, style=_STYLE.get(r.verdict, "")), Text(why))
     console.print(t)
     for r in report.results:
-        if not r.counterexample:
+        cx = r.counterexample
+        if cx is None or not is_machine(cx):
             continue
         console.print()
         console.print(Text(f"refuted: {r.check}: {CLAIMS.get(r.check, '')}", style="red"))
-        for line in witness_lines(r.counterexample):
+        for line in witness_lines(cx):
             console.print("  " + line, markup=False)
     highlights = [
         h

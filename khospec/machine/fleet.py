@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from khospec import ir
+from khospec.counterexample import is_machine
 from khospec.diagnostics import Diagnostic, SourceCache, Span, render
 from khospec.machine.importer import ImportError_, MachineLayout, parse_layout
 from khospec.machine.questions import (
@@ -592,8 +593,10 @@ def fleet_text(report: FleetReport, color: bool = False, damaged_shown: int = 20
                 if r.verdict is Verdict.REFUTED:
                     # the witness as `khospec machine` prints it, lines of the example's log
                     console.print(f"    {r.check}: refuted: {witness_text(r)}", markup=False)
-                    for line in witness_lines(r.counterexample or {}):
-                        console.print(f"      {line}", markup=False)
+                    cx = r.counterexample
+                    if cx is not None and is_machine(cx):
+                        for line in witness_lines(cx):
+                            console.print(f"      {line}", markup=False)
     else:
         console.print("No machine at risk.")
     console.print()

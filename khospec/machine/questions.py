@@ -37,13 +37,13 @@ import functools
 import heapq
 import itertools
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from khospec.counterexample import (
     Chunk,
     ChunkWitness,
+    MachineCounterexample,
     MachineLayoutData,
     Node,
     Range,
@@ -451,10 +451,10 @@ def witness_text(result: Result) -> str:
     return _witness_text(cx["witness"])
 
 
-def witness_lines(cx: Mapping[str, Any]) -> list[str]:
+def witness_lines(cx: MachineCounterexample) -> list[str]:
     """A machine answer's counterexample in a few ``key: value`` lines."""
-    w: Witness = cx["witness"]
-    q = cx.get("question", "")
+    w = cx["witness"]
+    q = cx["question"]
     out: list[str] = []
 
     def page(p: WitnessPage) -> str:
@@ -480,15 +480,14 @@ def witness_lines(cx: Mapping[str, Any]) -> list[str]:
             f"found:    node {w['found']}, whose span "
             f"[{sp['found']['start_pfn']}, {sp['found']['end_pfn']}) holds it and whose id is lower"
         )
-    n = cx.get("occurrences")
-    if isinstance(n, int):
-        if q == SECTION_SINGLE_NODE:
-            what = _n(n, "section holds", "sections hold") + " two nodes"
-        elif q == ZONE_SEARCH_NID:
-            what = _n(n, "page gets", "pages get") + " the wrong node"
-        else:
-            what = _n(n, "node boundary", "node boundaries") + " can be straddled"
-        out.append(f"count:    {what}")
+    n = cx["occurrences"]
+    if q == SECTION_SINGLE_NODE:
+        what = _n(n, "section holds", "sections hold") + " two nodes"
+    elif q == ZONE_SEARCH_NID:
+        what = _n(n, "page gets", "pages get") + " the wrong node"
+    else:
+        what = _n(n, "node boundary", "node boundaries") + " can be straddled"
+    out.append(f"count:    {what}")
     return out
 
 
@@ -497,11 +496,11 @@ def _counterexample(
     f: Finding,
     layout_json: MachineLayoutData,
     profile: ArchProfile,
-) -> dict[str, Any]:
+) -> MachineCounterexample:
     w = f.witness
     assert w is not None
     chunks: list[Chunk] = []
-    values: dict[str, Any] = {}
+    values: dict[str, str | int] = {}
     if "chunk" in w:
         chunks.append({"name": "chunk", **w["chunk"]})
         values = {"boundary_pfn": w["boundary"]["pfn"]}

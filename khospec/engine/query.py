@@ -1,0 +1,319 @@
+"""Stage 4b: asking a check's formulas questions, within a budget.
+
+``Queries`` owns the solvers of one lowering (``engine/formulas.py``) and everything a
+question costs or leaves behind: which formulas go into a solver (the cone of the
+question, with the profile's constants substituted), the lazy instances added back when
+a model violates them, the fresh bit-vector solvers in another process, the resource
+budget shared by the queries of one attempt, the completion of a model to the formulas
+left out, and the minimisation of an unsat core. ``engine/solve.py`` decides what to ask;
+this module only asks.
+
+Budgets are z3 resource units, not wall time: the same query gets the same budget on
+every machine, so verdicts, cores and counterexamples do not depend on the machine's
+speed or load. Times are nominal, converted at the rate z3 spends units on this
+library's queries (about 3 million per second on a 2024 x86-64 core). A wall-clock limit
+of WALL_FACTOR times the nominal time only catches a solver that stops counting.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import z3
+
+from khospec import ir
+from khospec.engine.formulas import CheckFormulas
+from khospec.engine.freshbv import rlimit_count, solve_fresh
+
+RLIMIT_PER_SECOND = 3_000_000
+WALL_FACTOR = 5
+COMPLETE_MS = 20000
+# the budgets of the fresh solvers that try a pure bit-vector query one seed after
+# another, in another process (engine/freshbv.py)
+FRESH_SCHEDULE_MS = (1000, 2000, 4000, 8000)
+MINIMIZE_MS = 3000
+
+
+class Queries:
+    """The solvers of one lowering, and the budget its queries share."""
+
+    def __init__(self, formulas: CheckFormulas) -> None:
+        self.f = formulas
+        self.ctx = formulas.ctx
+        # the context's resource count at which this attempt's queries stop, when it
+        # started, and after the last query (z3's count only grows)
+        self.budget = 1 << 62
+        self.base = 0
+        self.spent = 0
+        self.query_ms = 60000  # the most one query may take of the budget
+        self.outside = 0  # resource units charged for fresh trials (another process)
+        # pure bit-vector queries whose model is wanted are asked of a fresh solver too
+        # (see query): whether the solver's formulas are such; whether only models are
+        # wanted now (a counterexample being shaped); whether a decision goes to the
+        # fresh solver first (a check expected refuted); the fresh solver's last model
+        self.fresh_bv = False
+        self.models_only = False
+        self.fresh_first = False
+        self.fresh_model: Any = None
+        self._pairs: list[tuple[Any, Any]] = []  # the profile's constants, substituted
+        self._pending: list[Any] = []  # lazy instances not yet in the solver
+        self._dropped: list[Any] = []  # formulas outside the cone of the questions
+        self._dropped_symbols: set[int] = set()  # decl ids of the symbols in _dropped
+
+    def start(self, timeout_ms: int, query_ms: int) -> None:
+        """A new attempt: ``timeout_ms`` of budget from here, at most ``query_ms`` a query."""
+        self.query_ms = query_ms
+        self.base = self.spent
+        self.budget = self.spent + units(timeout_ms)
+
+    def solver(self, profile: ir.ProfileDef | None, timeout_ms: int,
+               seed: list[Any] | None = None) -> tuple[z3.Solver, list[Any]]:
+        """A solver holding the formulas with the profile's constants substituted;
+        everything added to it later goes through ``self.sub``.
+
+        With ``seed`` (the formulas the queries will add), only the formulas that share
+        a symbol with them, directly or through other formulas, go in: the rest is an
+        independent conjunct whose satisfiability the vacuity check (which takes no
+        seed) settles, and which ``complete`` adds back for a counterexample."""
+        self._pairs = self.f.low.constants(profile) if profile is not None else []
+        hard = [self.sub(h) for h in self.f.hard]
+        self._pending = [self.sub(f) for f in self.f.lazy]
+        self._dropped.clear()
+        self._dropped_symbols.clear()
+        if seed is not None:
+            keep, self._dropped_symbols = cone([self.sub(f) for f in seed], hard + self._pending)
+            self._dropped = [f for i, f in enumerate(hard + self._pending) if i not in keep]
+            self._pending = [f for i, f in enumerate(self._pending, len(hard)) if i in keep]
+            hard = [f for i, f in enumerate(hard) if i in keep]
+        # Pure bit-vector problems (the arithmetic of the split, lemmas) go to z3's
+        # bit-blasting SAT solver, which is an order of magnitude faster on them than the
+        # SMT core; the rest (layouts and param functions are uninterpreted functions)
+        # to the SMT core set up for QF_UFBV, all a khospec query uses (no integers, no
+        # quantifiers); on `eager_no_uninit_read_folio` for arm64-16k it needs less
+        # than 45 s of budget where the default set-up needs more.
+        goal = z3.Goal(ctx=self.ctx)
+        goal.add(*hard, *self._pending)
+        later = z3.Goal(ctx=self.ctx)
+        later.add(*[self.sub(f) for f in seed or []])
+        is_qfbv = z3.Probe("is-qfbv", self.ctx)
+        bits_only = is_qfbv(goal) == 1.0
+        self.fresh_bv = bits_only and is_qfbv(later) == 1.0
+        if self.fresh_bv:
+            s = z3.SolverFor("QF_BV", ctx=self.ctx)
+        elif bits_only:
+            s = z3.Solver(ctx=self.ctx)
+            s.set("core.minimize", False)
+        else:
+            s = z3.SolverFor("QF_UFBV", ctx=self.ctx)
+            # z3's own core minimisation costs more than the whole proof on the larger
+            # queries; minimize does it by deletion, within a budget
+            s.set("core.minimize", False)
+        s.set("random_seed", 0)
+        for h in hard:
+            s.add(h)
+        return s, list(self.f.tracked.values())
+
+    def query(self, s: z3.Solver, *assumptions: Any) -> Any:
+        """s.check(), adding the lazy instances a model violates until none is.
+
+        While a counterexample is being shaped (``models_only``: no unsat core will be
+        read), a pure bit-vector query goes to a fresh solver holding the assertions and
+        the assumptions; so does the decision of a check expected refuted
+        (``fresh_first``), whose unsat answer is then asked again of the incremental
+        solver, for its core: z3 then bit-blasts after its full preprocessing, where a check
+        with assumptions takes its incremental path. On `split_partition_huge_range`
+        (x86_64) the query for the shortest violation took 0.3 s fresh and 17-29 s with
+        assumptions. The fresh solvers run in a new process (engine/freshbv.py says why),
+        one seed after another, each seed with a doubling budget (FRESH_SCHEDULE_MS):
+        z3's time on such a query varies tenfold with the seed, and a slow seed is left
+        early. Budgets are resource units, so which seed answers, and its model, is the
+        same on every machine and after any earlier check. Only if they cannot decide
+        does the incremental solver get the rest of the budget."""
+        while True:
+            self.fresh_model = None
+            left = self.budget - self.spent
+            if left <= 0:
+                return z3.unknown
+            budget = max(1, min(units(self.query_ms), left))
+            r = z3.unknown
+            if self.fresh_bv and (self.models_only or self.fresh_first):
+                answer = solve_fresh([*s.assertions(), *assumptions], self.ctx, budget,
+                                     [units(ms) for ms in FRESH_SCHEDULE_MS], WALL_FACTOR * 1000 / RLIMIT_PER_SECOND)
+                if self.models_only or answer.result == "sat":
+                    self.outside += answer.units
+                    self.spent += answer.units
+                    self.fresh_model = answer.model
+                    r = z3.sat if answer.result == "sat" else z3.unsat if answer.result == "unsat" else z3.unknown
+                # else a proof's core comes from the incremental solver, as if the fresh
+                # trial had not been made: its cost is not charged to the budget
+                left = self.budget - self.spent
+                budget = max(1, min(budget, left))
+            if r == z3.unknown and left > 0:
+                r = check_within(s, budget, assumptions)
+                # the count is the context's, over all its solvers, and only grows; the
+                # fresh trials ran in another process
+                self.spent = max(self.spent, rlimit_count(s) + self.outside)
+            if r != z3.sat or not self._pending:
+                return r
+            m = self.model(s)
+            violated: list[Any] = []
+            keep: list[Any] = []
+            for f in self._pending:
+                (keep if z3.is_true(m.eval(f, model_completion=True)) else violated).append(f)
+            if not violated:
+                return r
+            for f in violated:
+                s.add(f)
+            self._pending = keep
+
+    def model(self, s: z3.Solver) -> Any:
+        """The model of the last satisfiable query, whichever solver answered it."""
+        return self.fresh_model if self.fresh_model is not None else s.model()
+
+    def sub(self, f: Any) -> Any:
+        """``f`` with the profile's constants substituted."""
+        return z3.substitute(f, *self._pairs) if self._pairs else f
+
+    def all_unsat(self, s: z3.Solver, assumptions: list[Any], cases: list[Any]) -> tuple[Any, list[Any]]:
+        """Whether every case is unsatisfiable under ``assumptions``: unsat with the union
+        of the cases' cores, or the first other answer (sat leaves its model in ``s``)."""
+        core: dict[int, Any] = {}
+        for case in cases:
+            r = self.query(s, *assumptions, case)
+            if r != z3.unsat:
+                return r, []
+            for c in s.unsat_core():
+                core.setdefault(c.get_id(), c)
+        return z3.unsat, list(core.values())
+
+    def complete(self, s: z3.Solver, lits: list[Any], goal: list[Any]) -> Any:
+        """The solver's model, extended to the formulas ``solver`` left out. They share
+        no symbol with the claim's formulas, so the extension exists unless they
+        contradict each other (the vacuity check reports that). The model's constants
+        are kept where they can be: first all of them, then those the left-out formulas
+        do not mention (a layout rounding constraint, which reaches every range of the
+        layout, can have given values to ranges the claim never looks at), then none:
+        any model of the whole query with the chosen violation is a counterexample."""
+        model = self.model(s)
+        if not self._dropped:
+            return model
+        full = z3.Solver(ctx=self.ctx)
+        full.add(*s.assertions(), *self._dropped)
+        consts = [d for d in model.decls() if d.arity() == 0]
+        target = [*lits, *[self.sub(g) for g in goal]]
+        for pinned in (consts, [d for d in consts if d.get_id() not in self._dropped_symbols], []):
+            if check_within(full, units(COMPLETE_MS), [*target, *[d() == model[d] for d in pinned]]) == z3.sat:
+                return full.model()
+        return None
+
+    def minimize(self, s: z3.Solver, core: list[Any], extra: list[Any],
+                 axioms_too: bool = True, cases: list[Any] | None = None) -> tuple[list[Any], list[str]]:
+        """Deletion over the solver's core: a member whose absence keeps the query unsat
+        goes, with whatever else the smaller core leaves out. The check's own assumptions
+        are always tried; axioms only with ``axioms_too`` (when the proof itself was
+        cheap: otherwise each trial costs about as much and rarely ends in time). A
+        member not tried, or whose trial the budget cannot decide, is kept (a name too
+        many is an over-statement; a name too few would be a false claim) and comes back
+        in the second list (a name there may still leave with a later, smaller core), so
+        that the result can say the set may not be minimal. With ``cases``, a member goes
+        only if every case stays unsat without it, within one trial's budget."""
+        saved = self.query_ms
+        self.query_ms = MINIMIZE_MS
+        chosen = set(self.f.check.assuming)
+        kept = list(core)
+        undecided: list[str] = []
+        for c in sorted(core, key=str):
+            if not any(k.eq(c) for k in kept):
+                continue
+            if not axioms_too and str(c) not in chosen:
+                undecided.append(str(c))
+                continue
+            trial = [k for k in kept if not k.eq(c)]
+            if cases is None:
+                r = self.query(s, *trial, *extra)
+                sub_core = s.unsat_core() if r == z3.unsat else []
+            else:
+                stop = self.budget
+                self.budget = min(stop, self.spent + units(MINIMIZE_MS))
+                r, sub_core = self.all_unsat(s, [*trial, *extra], cases)
+                self.budget = stop
+            if r == z3.unsat:
+                sub = {x.get_id() for x in sub_core}
+                kept = [k for k in trial if k.get_id() in sub]
+            elif r == z3.unknown:
+                undecided.append(str(c))
+        self.query_ms = saved
+        return kept, undecided
+
+
+def units(ms: int) -> int:
+    """Nominal milliseconds as z3 resource units."""
+    return ms * RLIMIT_PER_SECOND // 1000
+
+
+def check_within(s: z3.Solver, budget: int, assumptions: Any) -> Any:
+    s.set("rlimit", budget)
+    s.set("timeout", max(1, budget * 1000 * WALL_FACTOR // RLIMIT_PER_SECOND))
+    return s.check(*assumptions)
+
+
+def unknown_reason(s: z3.Solver) -> str:
+    """Why the solver answered unknown, in the words the results use."""
+    r = s.reason_unknown()
+    # the bit-blasting solver says "sat.canceled" where the others say "canceled"
+    if r in ("timeout", "canceled", "sat.canceled", "max. resource limit exceeded"):
+        return "time limit reached (the solver's budget for --timeout ran out)"
+    return r or "solver gave up"
+
+
+def cone(seed: list[Any], formulas: list[Any]) -> tuple[set[int], set[int]]:
+    """Indices of the formulas connected to ``seed`` through shared uninterpreted
+    symbols (constants and functions), transitively; and the decl ids of the symbols
+    of the formulas left out."""
+    index: dict[int, int] = {}  # symbol's decl id -> bit
+    memo: dict[int, int] = {}  # term id -> bit set of the symbols under it
+
+    def symbols(f: Any) -> int:
+        # iterative post-order: the formulas are deep enough to overflow Python's stack
+        stack = [(f, False)]
+        while stack:
+            e, done = stack.pop()
+            k = e.get_id()
+            if k in memo and not done:
+                continue
+            kids = e.children() if z3.is_app(e) else [e.body()] if z3.is_quantifier(e) else []
+            if not done:
+                stack.append((e, True))
+                stack.extend((c, False) for c in kids if c.get_id() not in memo)
+                continue
+            bits = 0
+            for c in kids:
+                bits |= memo[c.get_id()]
+            if z3.is_app(e) and e.decl().kind() == z3.Z3_OP_UNINTERPRETED:
+                bits |= 1 << index.setdefault(e.decl().get_id(), len(index))
+            memo[k] = bits
+        return memo[f.get_id()]
+
+    reach = 0
+    for f in seed:
+        reach |= symbols(f)
+    sets = [symbols(f) for f in formulas]
+    keep: set[int] = set()
+    grew = True
+    while grew:
+        grew = False
+        for j, bits in enumerate(sets):
+            # a formula without symbols (a constant truth or falsity) always goes in
+            if j not in keep and (bits & reach or not bits):
+                keep.add(j)
+                reach |= bits
+                grew = True
+    left_out = 0
+    for j, bits in enumerate(sets):
+        if j not in keep:
+            left_out |= bits
+    return keep, {decl for decl, bit in index.items() if left_out >> bit & 1}
+
+
+__all__ = ["MINIMIZE_MS", "RLIMIT_PER_SECOND", "WALL_FACTOR", "Queries", "check_within", "cone", "units",
+           "unknown_reason"]

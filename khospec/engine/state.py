@@ -1,0 +1,250 @@
+"""Stage 3: the values the lowering works on: memory maps, the machine's state, frames.
+
+A state map (pfn -> struct page) is a chain of Python objects from the initial memory to
+the last write; reading it at an index term builds the value there, memoized per index,
+so a bulk update of 2^52 pfns costs what the claim reads of it. A frame is one
+function's activation: its locals, the guard under which its statements run, what it
+returned and emitted, and the requires it executed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import z3
+
+from khospec.diagnostics import Diagnostic, Span
+from khospec.engine import bv
+from khospec.engine.bv import StructVal, Sym
+from khospec.engine.layout import sort_of
+from khospec.types import IntType, StructType, Type
+
+
+class LowerError(Exception):
+    def __init__(self, diag: Diagnostic) -> None:
+        super().__init__(diag.message)
+        self.diag = diag
+
+
+def err(code: str, span: Span, msg: str, hint: str | None = None) -> LowerError:
+    return LowerError(Diagnostic(code, span, msg, hint))
+
+
+# ---------------------------------------------------------------- state maps
+
+
+class MapVal:
+    def __init__(self) -> None:
+        self._memo: dict[int, Sym] = {}
+
+    def read(self, idx: Any) -> Sym:
+        key = idx.get_id()
+        v = self._memo.get(key)
+        if v is None:
+            v = self._read(idx)
+            self._memo[key] = v
+        return v
+
+    def _read(self, idx: Any) -> Sym:
+        raise NotImplementedError
+
+
+class ConstMap(MapVal):
+    def __init__(self, value: Sym) -> None:
+        super().__init__()
+        self.value = value
+
+    def _read(self, idx: Any) -> Sym:
+        return self.value
+
+
+class GarbageMap(MapVal):
+    """Memory nobody initialised: an unconstrained value per index (per field)."""
+
+    def __init__(self, name: str, ty: Type, key: IntType, ctx: z3.Context, apps: list[tuple[str, Any, Any]]) -> None:
+        super().__init__()
+        self.name, self.ty, self.key, self.ctx, self.apps = name, ty, key, ctx, apps
+        self.fns: dict[str, Any] = {}
+
+    def _leaf(self, path: str, ty: Type, idx: Any) -> Sym:
+        if isinstance(ty, StructType):
+            return StructVal(ty, tuple(self._leaf(f"{path}.{fn}", ft, idx) for fn, ft in ty.fields))
+        f = self.fns.get(path)
+        if f is None:
+            f = z3.Function(f"initial {path}", z3.BitVecSort(self.key.width, self.ctx), sort_of(ty, self.ctx))
+            self.fns[path] = f
+        v = f(idx)
+        self.apps.append((path, idx, v))
+        return v
+
+    def _read(self, idx: Any) -> Sym:
+        return self._leaf(self.name, self.ty, idx)
+
+
+def _set_path(cur: Sym, path: tuple[str, ...], value: Sym) -> Sym:
+    if not path:
+        return value
+    assert isinstance(cur, StructVal)
+    return cur.with_field(path[0], _set_path(cur.get(path[0]), path[1:], value))
+
+
+class WriteMap(MapVal):
+    def __init__(self, base: MapVal, guard: Any, idx: Any, path: tuple[str, ...], value: Sym) -> None:
+        super().__init__()
+        self.base, self.guard, self.idx, self.path, self.value = base, guard, idx, path, value
+
+    def _read(self, q: Any) -> Sym:
+        cur = self.base.read(q)
+        hit = z3.And(self.guard, q == self.idx)
+        hit = z3.simplify(hit) if z3.is_bv_value(q) and z3.is_bv_value(self.idx) else hit
+        return bv.ite(hit, _set_path(cur, self.path, self.value), cur)
+
+
+class IteMap(MapVal):
+    def __init__(self, cond: Any, a: MapVal, b: MapVal) -> None:
+        super().__init__()
+        self.cond, self.a, self.b = cond, a, b
+
+    def _read(self, q: Any) -> Sym:
+        return bv.ite(self.cond, self.a.read(q), self.b.read(q))
+
+
+class BulkMap(MapVal):
+    """Every index of a set updated at once by a pointwise loop body."""
+
+    def __init__(self, base: MapVal, compute: Callable[[Any], Sym]) -> None:
+        super().__init__()
+        self.base, self.compute = base, compute
+
+    def _read(self, q: Any) -> Sym:
+        return self.compute(q)
+
+
+@dataclass
+class MachineState:
+    scalars: dict[str, Sym]
+    maps: dict[str, MapVal]
+
+    def copy(self) -> MachineState:
+        return MachineState(dict(self.scalars), dict(self.maps))
+
+
+# ---------------------------------------------------------------- frames
+
+
+@dataclass
+class ReqOb:
+    """One `require` executed somewhere: violated when guard holds and cond does not."""
+
+    name: str
+    site: int
+    guard: Any
+    cond: Any
+    label: str
+
+
+# a quantifier's or loop's witness, or a state variable's unknown initial value
+SkolemRole = Literal["witness", "initial"]
+
+
+@dataclass
+class Skolem:
+    site: int
+    label: str
+    name: str
+    ty: Type
+    sym: Sym
+    role: SkolemRole
+
+
+@dataclass
+class LoopInfo:
+    site: int
+    fn: str
+    label: str
+    open: Any  # the loop may still run after the unrolled iterations (False if complete)
+    tail: Any | None  # Bool: a counterexample uses the invariant stand-in
+    entry_violation: Any | None  # the invariant fails after the unrolled iterations
+    consecution: Any | None  # satisfiable iff an invariant is not inductive
+    span: Span = field(default_factory=lambda: Span.point("<loop>"))
+
+
+@dataclass
+class BulkCtx:
+    index: Any
+    written: set[str]
+    witness: bool = False  # a loop that only checks (requires): one witness index
+
+
+@dataclass
+class Frame:
+    locals: dict[int, Sym]
+    state: MachineState | None
+    guard: Any
+    returned: Any
+    ret: Sym | None
+    emits: list[tuple[Any, Sym]]
+    requires: list[ReqOb]
+    label: str
+    bulk: BulkCtx | None = None
+    pol: int = 0
+
+    def active(self) -> Any:
+        if z3.is_false(self.returned):
+            return self.guard
+        return z3.And(self.guard, z3.Not(self.returned))
+
+
+@dataclass
+class CallResult:
+    """What a call leaves its caller: the value returned, the values emitted and the
+    requires executed (each under its guard), and whether a loop in it may still run
+    past the unrolling (None: every loop ended)."""
+
+    ret: Sym | None
+    emits: list[tuple[Any, Sym]]
+    requires: list[ReqOb]
+    open: Any | None
+
+
+def merge_states(parts: list[tuple[Any, MachineState]]) -> MachineState:
+    """One state for several paths with the same concrete scalars: maps merged by the
+    paths' conditions (the first path's condition decides first)."""
+    first = parts[0][1]
+    scalars = dict(first.scalars)
+    for name in scalars:
+        vals = [st.scalars[name] for _, st in parts]
+        if all(_same(v, vals[0]) for v in vals):
+            continue
+        merged_v = vals[-1]
+        for (pc, _), v in zip(reversed(parts[:-1]), reversed(vals[:-1]), strict=True):
+            merged_v = bv.ite(pc, v, merged_v)
+        scalars[name] = merged_v
+    maps: dict[str, MapVal] = {}
+    for name in first.maps:
+        objs = [st.maps[name] for _, st in parts]
+        if all(o is objs[0] for o in objs):
+            maps[name] = objs[0]
+            continue
+        merged = objs[-1]
+        for (pc, st) in reversed(parts[:-1]):
+            merged = IteMap(pc, st.maps[name], merged)
+        maps[name] = merged
+    return MachineState(scalars, maps)
+
+
+def _same(a: Sym, b: Sym) -> bool:
+    if isinstance(a, StructVal):
+        return all(_same(x, y) for x, y in zip(a.fields, b.fields, strict=True))
+    return bool(a.eq(b))
+
+
+def read_after(sub: Frame, name: str, q: Any) -> Sym:
+    assert sub.state is not None
+    return sub.state.maps[name].read(q)
+
+
+__all__ = ["BulkCtx", "CallResult", "Frame", "LoopInfo", "LowerError", "MachineState", "ReqOb", "Skolem",
+           "err", "merge_states", "read_after"]

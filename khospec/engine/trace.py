@@ -1,0 +1,158 @@
+"""Stage 3c: the machine's traces, as a tree of states.
+
+From the initial state, every step whose guard can hold extends the path. Guards over
+concrete control state (phases, flags) are decided while building, so the tree holds
+exactly the boot orders the spec allows; when no leaf can take another step the tree is
+complete and bounded model checking over it is a proof over all traces.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import z3
+
+from khospec import ir
+from khospec.diagnostics import Span
+from khospec.engine import bv
+from khospec.engine.bv import StructVal, Sym
+from khospec.engine.lower import Lowering
+from khospec.engine.state import ConstMap, Frame, GarbageMap, MachineState, MapVal, ReqOb, Skolem, err, merge_states
+from khospec.types import IntType, MapType
+
+MAX_TREE_NODES = 4000
+
+
+@dataclass
+class TraceNode:
+    """A state reached by ``step``. Paths that reach the same control state (the same
+    concrete scalars) by the same step at the same depth share one node: its state is
+    theirs merged by path condition, so the solver sees one state instead of many."""
+
+    id: int
+    parents: list[tuple[TraceNode, Any]]  # (predecessor, path condition of that edge)
+    step: str | None
+    state: MachineState
+    pc: Any  # path condition: every guard on the way holds
+    depth: int
+    requires: list[ReqOb]
+    open: Any = None  # some step may still be enabled here (at the depth limit)
+
+    def path(self, holds: Callable[[Any], bool] = lambda _: True) -> list[str]:
+        """The steps to this node; with several ways in, the one whose path condition
+        ``holds`` (in a model)."""
+        out: list[str] = []
+        n: TraceNode | None = self
+        while n is not None and n.step is not None:
+            out.append(n.step)
+            nxt = None
+            for parent, edge in n.parents:
+                if holds(edge):
+                    nxt = parent
+                    break
+            n = nxt if nxt is not None else (n.parents[0][0] if n.parents else None)
+        return list(reversed(out))
+
+
+
+def initial_state(low: Lowering) -> MachineState:
+    """The machine before the first step: each state variable's initial value, or an
+    unknown one (memory nobody initialised) where the spec gives none."""
+    scalars: dict[str, Sym] = {}
+    maps: dict[str, MapVal] = {}
+    fr = Frame({}, None, z3.BoolVal(True, low.ctx), z3.BoolVal(False, low.ctx), None, [], [], "init", None, 0)
+    for sv in low.program.state:
+        if isinstance(sv.ty, MapType):
+            if sv.init is not None:
+                maps[sv.name] = ConstMap(low.ev(sv.init, fr))
+            else:
+                assert isinstance(sv.ty.key, IntType)
+                maps[sv.name] = GarbageMap(sv.name, sv.ty.value, sv.ty.key, low.ctx, low.garbage_apps)
+        else:
+            if sv.init is not None:
+                scalars[sv.name] = low.ev(sv.init, fr)
+            else:
+                v = bv.fresh(sv.ty, f"initial {sv.name}", low.ctx)
+                scalars[sv.name] = v
+                low.skolems.append(Skolem(0, "init", sv.name, sv.ty, v, "initial"))
+    return MachineState(scalars, maps)
+
+def build_tree(low: Lowering, depth: int, before: dict[str, list[tuple[Any, ir.AssumeDef]]]) -> list[TraceNode]:
+    """Every trace of at most ``depth`` steps, as a DAG of states (see TraceNode)."""
+    steps = low.program.step_defs(low.strategy)
+    root = TraceNode(0, [], None, initial_state(low), z3.BoolVal(True, low.ctx), 0, [])
+    nodes = [root]
+    level = [root]
+    while level:
+        groups: dict[Any, list[tuple[TraceNode, Any, MachineState, list[ReqOb], str]]] = {}
+        order: list[Any] = []
+        for node in level:
+            opens = []
+            for st in steps:
+                fr = Frame({}, node.state, z3.BoolVal(True, low.ctx), z3.BoolVal(False, low.ctx), None, [], [],
+                           f"n{len(nodes)}", None, 0)
+                g = low.ev(st.guard, fr, 0) if st.guard is not None else z3.BoolVal(True, low.ctx)
+                g = z3.simplify(g)
+                if z3.is_false(g):
+                    continue
+                if node.depth >= depth:
+                    opens.append(z3.And(node.pc, g))
+                    continue
+                extra = []
+                for lit, a in before.get(st.name, []):
+                    afr = Frame({}, node.state, z3.BoolVal(True, low.ctx), z3.BoolVal(False, low.ctx), None, [],
+                                [], f"n{len(nodes)}", None, 0)
+                    extra.append(z3.Implies(lit, low.ev(a.formula, afr, 1)))
+                pc = z3.And(node.pc, g, *extra) if not z3.is_true(g) or extra else node.pc
+                fr.state = node.state.copy()
+                low.statements.exec_block(st.body, fr)
+                for r in fr.requires:
+                    r.guard = z3.And(pc, r.guard)
+                key = _control_key(st.name, fr.state)
+                if key is None:
+                    key = ("unique", len(order), st.name)
+                if key not in groups:
+                    groups[key] = []
+                    order.append(key)
+                groups[key].append((node, pc, fr.state, fr.requires, st.name))
+            node.open = z3.Or(*opens) if opens else None
+        level = []
+        for key in order:
+            edges = groups[key]
+            step = edges[0][4]
+            if len(edges) == 1:
+                _, pc, state, reqs, _ = edges[0]
+            else:
+                pc = z3.Or(*[e[1] for e in edges])
+                state = merge_states([(e[1], e[2]) for e in edges])
+                reqs = [r for e in edges for r in e[3]]
+            child = TraceNode(len(nodes), [(e[0], e[1]) for e in edges], step, state, pc,
+                              edges[0][0].depth + 1, reqs)
+            nodes.append(child)
+            level.append(child)
+            if len(nodes) > MAX_TREE_NODES:
+                raise err("KHO530", Span.point("<machine>"), f"more than {MAX_TREE_NODES} distinct states",
+                           "make step guards decide the order (phases), or lower the check's depth")
+    return nodes
+
+def frame_for(low: Lowering, node: TraceNode) -> Frame:
+    """The frame a claim about ``node`` is evaluated in: its state, under its path condition."""
+    return Frame({}, node.state, node.pc, z3.BoolVal(False, low.ctx), None, [], [], f"n{node.id}", None, 0)
+
+
+def _control_key(step: str, state: MachineState) -> Any:
+    """The step and the scalars' values where they are concrete (symbolic ones are
+    merged like maps)."""
+    vals: list[Any] = [step]
+    for name in sorted(state.scalars):
+        v = state.scalars[name]
+        if isinstance(v, StructVal) or not (z3.is_bv_value(v) or z3.is_true(v) or z3.is_false(v)):
+            vals.append((name, "symbolic"))
+        else:
+            vals.append((name, v.get_id()))
+    return tuple(vals)
+
+
+__all__ = ["MAX_TREE_NODES", "TraceNode", "build_tree", "frame_for", "initial_state"]
