@@ -285,7 +285,7 @@ def _declaration_chunks(text: str) -> list[tuple[int, str]]:
 _SUFFIX = re.compile(r"(?:[uU](?:ll|LL|[lL])?|(?:ll|LL|[lL])[uU]?)?")
 
 
-def _int_value(text: str, unit: str | None) -> tuple[int, bool, bool, bool]:
+def int_value(text: str, unit: str | None) -> tuple[int, bool, bool, bool]:
     """An INT token's value, and what C's literal typing needs: whether it is written
     in a base other than 10 (hex_like), and its u and l suffixes (ll counts as l: long
     long has long's width on LP64)."""
@@ -482,7 +482,7 @@ class _ToAst(Transformer[Token, Any]):
     def _small_int(self, tok: Token) -> int:
         """A node id (layout_node, layout_movable): the number's value, suffixes ignored."""
         try:
-            value, _, _, _ = _int_value(str(tok), None)
+            value, _, _, _ = int_value(str(tok), None)
         except ValueError as exc:
             raise _SyntaxErrorInTree(
                 Diagnostic("KHO113", self._tok_span(tok), str(exc))
@@ -678,7 +678,7 @@ class _ToAst(Transformer[Token, Any]):
 
     def number(self, meta: Any, tok: Token, unit: Any) -> S.IntLit:
         try:
-            value, hex_like, unsigned, long_ = _int_value(str(tok), str(unit) if unit else None)
+            value, hex_like, unsigned, long_ = int_value(str(tok), str(unit) if unit else None)
         except ValueError as exc:
             raise _SyntaxErrorInTree(
                 Diagnostic("KHO113", self._span(meta), str(exc), "suffixes are U, L, UL, LL, ULL")

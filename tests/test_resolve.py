@@ -85,6 +85,18 @@ def test_constant_defined_in_terms_of_itself() -> None:
     ]
 
 
+def test_initial_values_may_name_what_is_declared_after_them() -> None:
+    program = clean("state { n: ulong = K + LIMIT }\nconst K: ulong = 1 << 4\nconst LIMIT: int = 2")
+    assert program.state[0].init == ir.Const(18, ULONG)
+    program = clean("state { n: ulong = f(P) }\nparam P: ulong\nfn f(x: ulong) -> ulong = x + 1")
+    init = program.state[0].init
+    assert isinstance(init, ir.CallFn) and init.args == (ir.ParamRef("P", ULONG),)
+    # a cycle among the constants an initial value names is still one
+    assert errors("state { n: int = A }\nconst A: int = B\nconst B: int = A") == [
+        ("KHO224", "constant `A` is defined in terms of itself"),
+    ]
+
+
 # ---------------------------------------------------------------- types
 
 
@@ -132,6 +144,50 @@ def test_state_is_not_readable_in_a_pure_claim() -> None:
     ]
 
 
+def test_a_step_guard_may_read_state_but_not_change_it() -> None:
+    program = clean("state { x: int = 0 }\nfn low() -> bool = x < 3\nstep s when low() { x = x + 1 }")
+    guard = program.steps["s"].guard
+    assert isinstance(guard, ir.CallFn) and guard.name == "low"
+    assert errors("state { x: int = 0 }\nfn bump() -> bool {\n  x = x + 1\n  return true\n}\n"
+                  "step s when bump() { x = 5 }") == [
+        ("KHO410", "`bump` changes the machine state, so it cannot be used here"),
+    ]
+    assert errors("fn f() -> bool {\n  var i = 0\n  while i < 3 { i += 1 }\n  return i == 3\n}\n"
+                  "state { x: int = 0 }\nstep s when f() { x = 1 }") == [
+        ("KHO412", "`f` contains a while loop or emits values; such functions can only be used in claims"),
+    ]
+
+
+def test_constants_and_initial_values_call_no_state_function() -> None:
+    reads = ("KHO410", "`rd` reads the machine state, so it cannot be used here")
+    # reported once, at the call, however many places the constant is inlined into
+    _, diags = resolve("state { x: int = 0 }\nfn rd() -> int = x\nconst K: int = rd()\ncheck c: K == 0\n"
+                       "check d: K + 1 == 1")
+    assert [(d.code, d.message, d.span.line, d.span.col) for d in diags] == [(*reads, 3, 16)]
+    assert errors("state { x: int = 0 }\nfn rd() -> int = x\nstate { y: int = rd() }") == [reads]
+    assert errors("state { x: int = 0 }\nfn rd() -> int = x\nconst K: int = rd()\nstate { y: int = K }") == [
+        reads,
+    ]
+    # a constant is inlined, so its calls are those of every place it is used in
+    assert errors("fn f() -> int = K\nconst K: int = f()") == [
+        ("KHO411", "`f` calls itself (directly or through other functions)"),
+    ]
+    assert errors("fn f() -> int {\n  var i = 0\n  while i < 3 { i += 1 }\n  return i\n}\nconst K: int = f()\n"
+                  "state { x: int = 0 }\nstep s { x = K }") == [
+        ("KHO412", "`f` contains a while loop or emits values; such functions can only be used in claims"),
+    ]
+    # a constant calling a function that touches no state is a value like any other
+    program = clean("fn f(a: int) -> int = a + 1\nconst K: int = f(1)\nstate { x: int = K }\ncheck c: K == 2")
+    assert isinstance(program.state[0].init, ir.CallFn)
+
+
+def test_depth_reads_numbers_as_the_language_does() -> None:
+    assert clean("check c: true depth 010").checks[0].depth == 8
+    assert clean("check c: true depth 0x10").checks[0].depth == 16
+    assert errors("check c: true depth 08") == [("KHO113", "malformed octal number '08'")]
+    assert errors("check c: true depth 0101") == [("KHO421", "depth is a number of steps between 0 and 64")]
+
+
 # ---------------------------------------------------------------- declarations
 
 
@@ -154,6 +210,17 @@ def test_duplicates_across_kinds_and_with_the_prelude() -> None:
     ]
 
 
+def test_a_builtin_struct_cannot_be_declared_again() -> None:
+    _, diags = resolve("struct mem_range { a: int }\nfn f(r: mem_range) -> int = r.a")
+    # the built-in struct stands: it has no field `a`
+    assert [(d.code, d.message) for d in diags] == [
+        ("KHO202", "struct `mem_range` is already declared"),
+        ("KHO305", "mem_range has no field `a`"),
+    ]
+    assert diags[0].hint == "`mem_range` is built in: it is what `ranges` holds and pfn_range() returns"
+    assert errors("const mem_range: int = 1") == [("KHO202", "constant `mem_range` is already declared")]
+
+
 def test_steps_have_their_own_namespace() -> None:
     program = clean("state { n: int = 0 }\nfn go() -> int = 1\nstep go { n = go() }")
     assert "go" in program.steps and "go" in program.fns
@@ -171,6 +238,34 @@ def test_recursive_functions_are_reported() -> None:
 def test_strategy_must_keep_the_signature() -> None:
     assert errors("fn f(x: int) -> int = x\nstrategy s { fn f(x: uint) -> int = 1 }") == [
         ("KHO404", "`f` in strategy `s` has a different signature from the base definition"),
+    ]
+
+
+def test_a_strategy_defining_a_function_twice_types_both() -> None:
+    assert errors("fn f() -> int = 1\nstrategy s {\n  fn f() -> int = nosuch\n  fn f() -> int = other\n}") == [
+        ("KHO210", "unknown name `nosuch`"),
+        ("KHO202", "`f` is defined twice in strategy `s`"),
+        ("KHO210", "unknown name `other`"),
+    ]
+    # the first definition is the strategy's
+    program, _ = resolve("fn f() -> int = 1\nstrategy s {\n  fn f() -> int = 2\n  fn f() -> int = 3\n}")
+    assert program.strategies["s"].fns["f"].body == ir.Const(2, INT)
+
+
+def test_a_strategy_extending_into_a_cycle_is_not_blamed_for_it() -> None:
+    program, diags = resolve("strategy S extends A { }\nstrategy A extends B { }\nstrategy B extends A { }")
+    (d,) = diags
+    assert (d.code, d.message) == ("KHO405", "strategy `A` extends itself (through A -> B -> A)")
+    assert d.span.line == 2
+    assert [(r.span.line, r.message) for r in d.related] == [(3, "`B` extends `A`")]
+    # S keeps its parent; the cycle is broken where it was reported
+    assert program.strategies["S"].extends == ("A",)
+    assert (program.strategies["A"].extends, program.strategies["B"].extends) == ((), ("A",))
+    # reported from the member declared first, however the search reaches the cycle
+    assert errors("strategy S extends B { }\nstrategy A extends B { }\nstrategy B extends A { }\n"
+                  "strategy T extends T, S { }") == [
+        ("KHO405", "strategy `A` extends itself (through A -> B -> A)"),
+        ("KHO405", "strategy `T` extends itself (through T -> T)"),
     ]
 
 

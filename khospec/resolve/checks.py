@@ -17,6 +17,7 @@ from typing import assert_never
 from khospec import ir
 from khospec import syntax as S
 from khospec.diagnostics import Related, Span
+from khospec.parse import int_value
 from khospec.resolve.expressions import Expressions, fold
 from khospec.resolve.symbols import Ctx, Scope, Symbols
 from khospec.types import BoolType, IntType, Type
@@ -282,14 +283,17 @@ class Checks:
         depth = None
         if "depth" in clauses:
             v = clauses["depth"].values[0]
-            # the INT token's text: base 0 reads 0x and 0b as the grammar writes them
+            # the INT token's text, read as every number is (010 is octal 8, `_`
+            # separates digits; suffixes are ignored, as for a node id)
             try:
-                depth = int(v.name, 0)
-            except ValueError:
-                depth = None
-            if depth is None or not 0 <= depth <= 64:
-                self.sym.error("KHO421", v.span, "depth is a number of steps between 0 and 64")
+                depth, _, _, _ = int_value(v.name, None)
+            except ValueError as exc:
+                self.sym.error("KHO113", v.span, str(exc))
                 ok = False
+            else:
+                if not 0 <= depth <= 64:
+                    self.sym.error("KHO421", v.span, "depth is a number of steps between 0 and 64")
+                    ok = False
         expect: ir.Verdict | None = None
         if "expect" in clauses:
             v = clauses["expect"].values[0]

@@ -3,9 +3,10 @@ is read.
 
 Structs, enum constants, params, constants, state variables, step names and function
 signatures are entered in the shared symbol table here, in the order the modules
-declare them, so that a body may use a name declared after it. A constant is
-evaluated when first used, and every constant once all names are known; bodies wait
-for the second pass (functions.py, checks.py).
+declare them, so that a body may use a name declared after it. State variables'
+initial values are typed once every name is known, so that they too may name what is
+declared after them. A constant is evaluated when first used, and every constant once
+all names are known; bodies wait for the second pass (functions.py, checks.py).
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ class Declarations:
 
     def declare(self, decls: list[S.Decl]) -> None:
         """Pass 1: the names, types and signatures of ``decls`` (every module's, in
-        order), then the constants' values, then the signatures strategies give."""
+        order), then the state's initial values, then the constants' values, then the
+        signatures strategies give."""
         # structs first, all of them: a field, a param or a signature may name a struct
         # declared after it
         for d in decls:
@@ -35,6 +37,8 @@ class Declarations:
                 self.sym.struct_decls[d.name.name] = d
         for d in self.sym.struct_decls.values():
             self._struct(d, [])
+        # the state variables with an initial value, and the type it converts to
+        inits: list[tuple[S.StateVar, Type]] = []
         for d in decls:
             if isinstance(d, S.EnumDecl):
                 # as in C, enumerators are int constants numbered from 0 (the grammar
@@ -47,7 +51,7 @@ class Declarations:
             elif isinstance(d, S.ConstDecl) and self.sym.claim(d.name.name, d.name.span, "constant"):
                 self.sym.const_decls[d.name.name] = d
             elif isinstance(d, S.StateDecl):
-                self._state_decl(d)
+                inits.extend(self._state_decl(d))
             elif isinstance(d, S.StepDecl):
                 # steps have their own namespace: a step may share its kernel function's name
                 if d.name.name in self.sym.step_spans:
@@ -60,6 +64,8 @@ class Declarations:
                 sig = self._fn_sig(d, None)
                 if self.sym.claim(d.name.name, d.name.span, "function") and sig is not None:
                     self.sym.fn_sigs[d.name.name] = sig
+        for var, target in inits:
+            self._initial_value(var, target)
         # every constant, used or not, so that each one's errors are reported (those an
         # initial value above used are evaluated already)
         for name in list(self.sym.const_decls):
@@ -71,7 +77,7 @@ class Declarations:
                 for f in d.fns:
                     sig = self._fn_sig(f, d.name.name)
                     if sig is not None:
-                        self.sym.strategy_fn_sigs[(d.name.name, f.name.name)] = sig
+                        self.sym.strategy_fn_sigs.setdefault((d.name.name, f.name.name), []).append(sig)
 
     def _struct(self, d: S.StructDecl, stack: list[str]) -> StructType | None:
         """The struct's type, built once; ``stack`` holds the structs whose fields led
@@ -119,20 +125,33 @@ class Declarations:
         if self.sym.claim(d.name.name, d.name.span, "param"):
             self.sym.params[d.name.name] = ir.ParamDef(d.name.name, args, ty, d.span)
 
-    def _state_decl(self, d: S.StateDecl) -> None:
+    def _state_decl(self, d: S.StateDecl) -> list[tuple[S.StateVar, Type]]:
+        """Enter the variables, without their initial values: those that have one, with
+        the type it converts to (a map's initial value is every entry's)."""
+        inits: list[tuple[S.StateVar, Type]] = []
         for v in d.vars:
             ty = self.sym.resolve_type(v.type, allow_map=True)
             if ty is None or not self.sym.claim(v.name.name, v.name.span, "state variable"):
                 continue
-            # without one, the engine starts from arbitrary contents (garbage memory); a
-            # map's initial value is every entry's
-            init = None
+            # without one, the engine starts from arbitrary contents (garbage memory)
+            self.sym.state[v.name.name] = ir.StateVarDef(v.name.name, ty, None, v.span)
             if v.init is not None:
-                target = ty.value if isinstance(ty, MapType) else ty
-                e = self.exprs.expr(v.init, Scope(), Ctx("pure"))
-                if e is not None:
-                    init = self.exprs.convert(e, target, v.init.span, "initial value")
-            self.sym.state[v.name.name] = ir.StateVarDef(v.name.name, ty, init, v.span)
+                inits.append((v, ty.value if isinstance(ty, MapType) else ty))
+        return inits
+
+    def _initial_value(self, v: S.StateVar, target: Type) -> None:
+        """Type ``v``'s initial value. It is evaluated before the machine exists, so it
+        reads no state and calls no function that reads or changes it (the calls are
+        checked once every body is known, functions.py)."""
+        assert v.init is not None
+        ctx = Ctx("pure")
+        e = self.exprs.expr(v.init, Scope(), ctx)
+        for callee, span in ctx.calls:
+            self.sym.pending_calls.append((callee, ctx.kind, span))
+        if e is not None:
+            sv = self.sym.state[v.name.name]
+            init = self.exprs.convert(e, target, v.init.span, "initial value")
+            self.sym.state[v.name.name] = ir.StateVarDef(sv.name, sv.ty, init, sv.span)
 
     def _fn_sig(self, d: S.FnDecl, strategy: str | None) -> FnSig | None:
         """The signature, or None when one of its types does not resolve (reported):

@@ -259,11 +259,15 @@ class Expressions:
         if loc is not None:
             return ir.Local(loc.name, loc.uid, loc.ty, e.span)
         if e.id in self.sym.consts or e.id in self.sym.const_decls:
-            # constants are inlined: the typed program has no reference to one
+            # constants are inlined: the typed program has no reference to one, and
+            # what the constant calls, the place using it calls
             c = self.sym.consts.get(e.id)
             if c is None:
                 c = self.constant(e.id, self.sym.const_stack)
-            return c if c is not None else None
+            for call in self.sym.const_calls.get(e.id, ()):
+                if call not in ctx.calls:
+                    ctx.calls.append(call)
+            return c
         if e.id in self.sym.params:
             p = self.sym.params[e.id]
             if p.arg_types is not None:
@@ -560,7 +564,13 @@ class Expressions:
         # not restored afterwards: every name an earlier evaluation leaves on it is in
         # consts by then, and consts is looked up before the stack
         self.sym.const_stack = [*stack, name]
-        e = self.expr(d.value, Scope(), Ctx("pure"))
+        # a constant is evaluated before the machine exists: it calls no function that
+        # reads or changes state (checked once every body is known, functions.py)
+        ctx = Ctx("pure")
+        e = self.expr(d.value, Scope(), ctx)
+        self.sym.const_calls[name] = ctx.calls
+        for callee, span in ctx.calls:
+            self.sym.pending_calls.append((callee, ctx.kind, span))
         if e is None or ty is None:
             # a stand-in, so that later uses neither evaluate it again nor report it
             self.sym.consts[name] = ir.Const(0, ty or INT, d.span)

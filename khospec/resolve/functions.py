@@ -8,6 +8,7 @@ only once every body is known (``validate_calls``).
 
 from __future__ import annotations
 
+import itertools
 from typing import assert_never
 
 from khospec import ir
@@ -25,6 +26,9 @@ class Functions:
         self.sym = sym
         self.exprs = exprs
         self.stmts = stmts
+        # the (code, call) pairs reported: a constant's calls are checked where it is
+        # declared and again wherever it is inlined, and one report per call is enough
+        self._reported: set[tuple[str, Span]] = set()
 
     def fn_body(self, sig: FnSig) -> ir.FnDef:
         """The typed body of a function or of a strategy's version of one, with its own
@@ -55,9 +59,12 @@ class Functions:
                 else ir.Const(0, sig.ret)
             )
         key = sig.name if sig.strategy is None else f"{sig.strategy}::{sig.name}"
-        self.sym.fn_flags[key] = FnFlags(
-            "reads" in ctx.flags, "writes" in ctx.flags, "loop" in ctx.flags, ctx.calls
-        )
+        flags = FnFlags("reads" in ctx.flags, "writes" in ctx.flags, "loop" in ctx.flags, ctx.calls)
+        # a strategy that defines a name twice (reported): what either body does counts
+        if (old := self.sym.fn_flags.get(key)) is not None:
+            flags = FnFlags(old.reads or flags.reads, old.writes or flags.writes, old.loops or flags.loops,
+                            [*old.calls, *flags.calls])
+        self.sym.fn_flags[key] = flags
         return ir.FnDef(
             sig.name, tuple(locals_), sig.ret, sig.emits, body,
             "reads" in ctx.flags, "writes" in ctx.flags, "loop" in ctx.flags,
@@ -67,10 +74,14 @@ class Functions:
     def step(self, d: S.StepDecl, strategy: str | None) -> ir.StepDef:
         ctx = Ctx("step")
         guard = None
-        # the guard reads the state the step would start from but changes nothing
+        # the guard reads the state the step would start from but changes nothing: the
+        # engine evaluates it on that state, as it does an `always` claim
         if d.guard is not None:
-            g = self.exprs.expr(d.guard, Scope(), Ctx("trace"))
+            gctx = Ctx("trace")
+            g = self.exprs.expr(d.guard, Scope(), gctx)
             guard = self.exprs.want_bool(g, d.guard.span, "a step guard")
+            for callee, span in gctx.calls:
+                self.sym.pending_calls.append((callee, gctx.kind, span))
         body = self.stmts.block(d.body, Scope(), ctx)
         for callee, span in ctx.calls:
             self.sym.pending_calls.append((callee, "step", span))
@@ -83,7 +94,8 @@ class Functions:
         for f in d.fns:
             name = f.name.name
             base = self.sym.fn_sigs.get(name)
-            sig = self.sym.strategy_fn_sigs.get((d.name.name, name))
+            # this definition's own: a strategy may (wrongly) define a name twice
+            sig = next((s for s in self.sym.strategy_fn_sigs.get((d.name.name, name), ()) if s.decl is f), None)
             if base is None:
                 self.sym.error("KHO403", f.name.span,
                                f"strategy `{d.name.name}` redefines `{name}`, which is not a function",
@@ -104,6 +116,8 @@ class Functions:
                 continue
             if name in sfns:
                 self.sym.error("KHO202", f.name.span, f"`{name}` is defined twice in strategy `{d.name.name}`")
+                # typed for its errors all the same; the first definition stands
+                self.fn_body(sig)
                 continue
             sfns[name] = self.fn_body(sig)
         ssteps: dict[str, ir.StepDef] = {}
@@ -127,22 +141,20 @@ class Functions:
                                    self.sym.suggest(e, strategies))
             strategies[s.name] = ir.StrategyDef(s.name, known, s.fns, s.steps, s.span)
 
-        def cycle(name: str, path: list[str]) -> list[str] | None:
-            if name in path:
-                return [*path, name]
-            for e in strategies[name].extends:
-                found = cycle(e, [*path, name])
-                if found:
-                    return found
-            return None
-
-        # a reported strategy's parents are dropped, which breaks its cycle: the
-        # strategies on it that come later report nothing
-        for s in list(strategies.values()):
-            found = cycle(s.name, [])
-            if found and found[0] == s.name:
-                self.sym.error("KHO405", s.span, f"strategy `{s.name}` extends itself (through {' -> '.join(found)})")
-                strategies[s.name] = ir.StrategyDef(s.name, (), s.fns, s.steps, s.span)
+        # one report per cycle, on the member declared first, and the cycle is broken
+        # there (that member's edge on it is dropped); a strategy that merely extends
+        # into a cycle is no member of it and keeps its parents
+        order = {name: i for i, name in enumerate(strategies)}
+        while (found := _extends_cycle(strategies)) is not None:
+            members = found[:-1]
+            first = members.index(min(members, key=order.__getitem__))
+            path = [*members[first:], *members[:first], members[first]]
+            s = strategies[path[0]]
+            self.sym.error("KHO405", s.span, f"strategy `{s.name}` extends itself (through {' -> '.join(path)})",
+                           related=[Related(strategies[a].span, f"`{a}` extends `{b}`")
+                                    for a, b in itertools.pairwise(path[1:])])
+            strategies[s.name] = ir.StrategyDef(s.name, tuple(e for e in s.extends if e != path[1]),
+                                                s.fns, s.steps, s.span)
 
     def compute_fn_flags(self, fns: dict[str, ir.FnDef], strategies: dict[str, ir.StrategyDef]) -> None:
         # Union of every definition of a name: strategies may swap any of them in.
@@ -198,18 +210,54 @@ class Functions:
             if fl is None:
                 continue
             if kind == "pure" and (fl.reads or fl.writes):
-                self.sym.error("KHO410", span,
-                               f"`{callee}` reads the machine state, so it cannot be used here",
-                               "state is readable in steps, in `always`/`after` claims and in `before` assumptions")
+                self._call_error("KHO410", span,
+                                 f"`{callee}` reads the machine state, so it cannot be used here",
+                                 "state is readable in steps, in `always`/`after` claims and in `before` assumptions")
             elif kind == "trace" and fl.writes:
-                self.sym.error("KHO410", span, f"`{callee}` changes the machine state, so it cannot be used here",
-                               "only steps change state")
+                self._call_error("KHO410", span, f"`{callee}` changes the machine state, so it cannot be used here",
+                                 "only steps change state")
             elif kind in ("trace", "step") and fl.loops:
-                self.sym.error("KHO412", span,
-                               f"`{callee}` contains a while loop or emits values; "
-                               "such functions can only be used in claims",
-                               "call it from a `check` claim, e.g. `c in f(args)`")
+                self._call_error("KHO412", span,
+                                 f"`{callee}` contains a while loop or emits values; "
+                                 "such functions can only be used in claims",
+                                 "call it from a `check` claim, e.g. `c in f(args)`")
         return len(self.sym.pending_calls)
+
+    def _call_error(self, code: str, span: Span, message: str, hint: str) -> None:
+        """Report a call once per code, however many places it is checked in."""
+        if (code, span) not in self._reported:
+            self._reported.add((code, span))
+            self.sym.error(code, span, message, hint)
+
+
+def _extends_cycle(strategies: dict[str, ir.StrategyDef]) -> list[str] | None:
+    """A cycle of ``extends`` as the path round it (``[A, B, A]``), the first one a
+    depth-first search meets in declaration order; None when there is none. Every
+    parent named is a strategy (unknown ones were dropped)."""
+    # 1 while a strategy's parents are searched, 2 once no cycle runs through them
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(name: str) -> list[str] | None:
+        if state.get(name) == 1:
+            return [*stack[stack.index(name):], name]
+        if state.get(name) == 2:
+            return None
+        state[name] = 1
+        stack.append(name)
+        for e in strategies[name].extends:
+            found = visit(e)
+            if found is not None:
+                return found
+        stack.pop()
+        state[name] = 2
+        return None
+
+    for name in strategies:
+        found = visit(name)
+        if found is not None:
+            return found
+    return None
 
 
 def _always_returns(body: tuple[ir.Stmt, ...]) -> bool:

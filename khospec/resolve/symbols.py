@@ -12,14 +12,22 @@ from __future__ import annotations
 
 import difflib
 import itertools
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Literal
 
 from khospec import ir
 from khospec import syntax as S
 from khospec.diagnostics import Diagnostic, Related, Severity, Span
 from khospec.types import MEM_RANGE, SCALARS, IntType, MapType, StructType, Type
+
+# The structs every program has, with what each is for. Their names are in the one
+# namespace of global names: a spec that declares one again is told so (KHO202),
+# rather than having its declaration ignored
+BUILTIN_STRUCTS: Mapping[str, tuple[StructType, str]] = MappingProxyType({
+    "mem_range": (MEM_RANGE, "what `ranges` holds and pfn_range() returns"),
+})
 
 
 @dataclass
@@ -118,18 +126,21 @@ class Symbols:
     uids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     sites: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     site_spans: dict[int, Span] = field(default_factory=dict)
-    # mem_range is built in: what `ranges` holds and pfn_range() returns
-    structs: dict[str, StructType] = field(default_factory=lambda: {"mem_range": MEM_RANGE})
+    structs: dict[str, StructType] = field(default_factory=lambda: {n: t for n, (t, _) in BUILTIN_STRUCTS.items()})
     struct_decls: dict[str, S.StructDecl] = field(default_factory=dict)
     consts: dict[str, ir.Expr] = field(default_factory=dict)
     const_decls: dict[str, S.ConstDecl] = field(default_factory=dict)
+    # the functions each constant's value calls, those of the constants it names
+    # included: a constant is inlined, so these are calls of every place that uses it
+    const_calls: dict[str, list[tuple[str, Span]]] = field(default_factory=dict)
     # the constants being evaluated when a constant was last asked for: a constant's
     # value may name another one not evaluated yet, and a cycle must be seen as one
     const_stack: list[str] = field(default_factory=list)
     params: dict[str, ir.ParamDef] = field(default_factory=dict)
     state: dict[str, ir.StateVarDef] = field(default_factory=dict)
     fn_sigs: dict[str, FnSig] = field(default_factory=dict)
-    strategy_fn_sigs: dict[tuple[str, str], FnSig] = field(default_factory=dict)
+    # every definition a strategy gives of a name, in order (more than one is reported)
+    strategy_fn_sigs: dict[tuple[str, str], list[FnSig]] = field(default_factory=dict)
     # the one namespace of structs, enum constants, params, constants, state variables,
     # functions, strategies, assumptions and layouts; steps, profiles, profile sets and
     # checks each have their own
@@ -168,7 +179,12 @@ class Symbols:
         return None
 
     def claim(self, name: str, span: Span, what: str) -> bool:
-        """Enter a global name; False (and KHO202) when the spec or an import declared it."""
+        """Enter a global name; False (and KHO202) when the spec or an import declared
+        it, or when it is a built-in struct's."""
+        if name in BUILTIN_STRUCTS:
+            self.error("KHO202", span, f"{what} `{name}` is already declared",
+                       f"`{name}` is built in: it is {BUILTIN_STRUCTS[name][1]}")
+            return False
         if name in self.declared:
             self.error(
                 "KHO202",
