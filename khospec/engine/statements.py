@@ -257,6 +257,8 @@ class Statements:
         fr.requires.extend(sub.requires)
 
     def _assigned_locals(self, stmts: tuple[ir.Stmt, ...]) -> set[int]:
+        """The locals these statements assign, in nested blocks and loops too: an
+        iteration of a loop around them can change each of them."""
         out: set[int] = set()
         for s in stmts:
             match s:
@@ -264,10 +266,11 @@ class Statements:
                     out.add(s.var.uid)
                 case ir.SIf():
                     out |= self._assigned_locals(s.then) | self._assigned_locals(s.else_)
-                case ir.SForConst():
+                case ir.SForConst() | ir.SWhile():
                     out |= self._assigned_locals(s.body)
-                case (ir.SLet() | ir.SStateAssign() | ir.SMapWrite() | ir.SForBulk() | ir.SWhile() | ir.SRequire()
+                case (ir.SLet() | ir.SStateAssign() | ir.SMapWrite() | ir.SForBulk() | ir.SRequire()
                       | ir.SEmit() | ir.SReturn() | ir.SCall()):
+                    # a loop over a set of indices assigns no scalar (KHO419)
                     pass
                 case _:
                     assert_never(s)
@@ -294,7 +297,9 @@ class Statements:
             fr.label = label
             iterations += 1
         running = z3.And(fr.active(), c)
-        modified = sorted(self._assigned_locals(s.body))
+        # a local declared in the body is declared again by each iteration: only those
+        # declared before the loop carry a value from one iteration to the next
+        modified = sorted(u for u in self._assigned_locals(s.body) if u in fr.locals)
         info = LoopInfo(s.site, fn.name, label, running, None, None, None, s.span)
         self.low.loops.append(info)
         if not s.invariants or not tail or not self.low.allow_tail:
@@ -341,6 +346,31 @@ class Statements:
             return z3.Bool(self.low.fresh_name(base), self.low.ctx)
         return z3.BitVec(self.low.fresh_name(base), v.size(), self.low.ctx)
 
+    def _run_up_to(self, target: ir.SWhile, block: tuple[ir.Stmt, ...], fr: Frame, fn: ir.FnDef) -> bool:
+        """Run what ``block`` executes before ``target``, in the blocks nesting it too;
+        False if ``target`` is not in ``block``. An enclosing loop may be at any of its
+        iterations: the locals it assigns, and a loop over constants its index, take any
+        value. An enclosing branch's condition is left out. Both make the state more
+        general than the states that reach the loop, never less (the invariants' query
+        then covers every state that does)."""
+        for k, st in enumerate(block):
+            if st is target:
+                self.exec_block(block[:k], fr, fn, [], False)
+                return True
+            inner = next((b for b in _blocks(st) if _contains(b, target)), None)
+            if inner is None:
+                continue
+            self.exec_block(block[:k], fr, fn, [], False)
+            if isinstance(st, ir.SForConst | ir.SForBulk):
+                fr.locals[st.var.uid] = bv.fresh(st.var.ty, self.low.fresh_name(f"{st.var.name}@{target.site}"),
+                                                 self.low.ctx)
+            if isinstance(st, ir.SForConst | ir.SWhile):
+                for u in self._assigned_locals(st.body):
+                    if u in fr.locals:
+                        fr.locals[u] = self._havoc_like(fr.locals[u], f"outer@{target.site}")
+            return self._run_up_to(target, inner, fr, fn)
+        return False
+
     def _consecution(self, s: ir.SWhile, fn: ir.FnDef) -> Any:
         """Satisfiable iff some state satisfying the invariants and the condition
         leaves them after one iteration (for any arguments)."""
@@ -348,22 +378,38 @@ class Statements:
                    "inductive", None, 0)
         for p in fn.params:
             fr.locals[p.uid] = bv.fresh(p.ty, self.low.fresh_name(f"arg {p.name}"), self.low.ctx)
-        # values of the locals defined before the loop: run the prefix of the body
+        # values of the locals defined before the loop: the statements before it on its
+        # way in from the function's body
         assert isinstance(fn.body, tuple)
-        prefix: list[ir.Stmt] = []
-        for st in fn.body:
-            if st is s:
-                break
-            prefix.append(st)
-        self.exec_block(tuple(prefix), fr, fn, [], False)
+        found = self._run_up_to(s, fn.body, fr, fn)
+        assert found, "a while loop outside its function's body"
         for u in self._assigned_locals(s.body):
-            fr.locals[u] = self._havoc_like(fr.locals[u], f"ind@{s.site}")
+            if u in fr.locals:
+                fr.locals[u] = self._havoc_like(fr.locals[u], f"ind@{s.site}")
         inv = z3.And(*[self.low.ev(i, fr, 0) for i in s.invariants])
         c = self.low.ev(s.cond, fr, 0)
         fr.guard = z3.BoolVal(True, self.low.ctx)
         self.exec_block(s.body, fr, fn, [], False)
         inv2 = z3.And(*[self.low.ev(i, fr, 0) for i in s.invariants])
         return z3.And(inv, c, z3.Not(inv2))
+
+
+def _blocks(s: ir.Stmt) -> tuple[tuple[ir.Stmt, ...], ...]:
+    """The blocks of statements directly inside ``s``."""
+    match s:
+        case ir.SIf():
+            return (s.then, s.else_)
+        case ir.SForConst() | ir.SForBulk() | ir.SWhile():
+            return (s.body,)
+        case (ir.SLet() | ir.SAssign() | ir.SStateAssign() | ir.SMapWrite() | ir.SRequire() | ir.SEmit()
+              | ir.SReturn() | ir.SCall()):
+            return ()
+        case _:
+            assert_never(s)
+
+
+def _contains(block: tuple[ir.Stmt, ...], target: ir.Stmt) -> bool:
+    return any(st is target or any(_contains(b, target) for b in _blocks(st)) for st in block)
 
 
 def mentions_require(stmts: tuple[ir.Stmt, ...], name: str | None, program: ir.Program,
