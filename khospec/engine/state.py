@@ -23,6 +23,9 @@ from khospec.types import IntType, StructType, Type
 
 
 class LowerError(Exception):
+    """A spec the type checker accepted but the lowering cannot express (a KHO5xx
+    diagnostic): an input error for the user, reported like the checker's own."""
+
     def __init__(self, diag: Diagnostic) -> None:
         super().__init__(diag.message)
         self.diag = diag
@@ -36,6 +39,9 @@ def err(code: str, span: Span, msg: str, hint: str | None = None) -> LowerError:
 
 
 class MapVal:
+    """A state map's value: what reading it at an index term gives. Reads are memoized
+    by the term, so a formula that reads one pfn many times builds its value once."""
+
     def __init__(self) -> None:
         self._memo: dict[int, Sym] = {}
 
@@ -52,6 +58,8 @@ class MapVal:
 
 
 class ConstMap(MapVal):
+    """A map initialised to one value at every index (a state map with an initial value)."""
+
     def __init__(self, value: Sym) -> None:
         super().__init__()
         self.value = value
@@ -91,6 +99,10 @@ def _set_path(cur: Sym, path: tuple[str, ...], value: Sym) -> Sym:
 
 
 class WriteMap(MapVal):
+    """One write, where ``guard`` holds, of ``value`` at ``idx`` (into the field ``path``),
+    over ``base``. Comparing two concrete indices is decided here, so a chain of writes at
+    known pfns reads as the last one that hit."""
+
     def __init__(self, base: MapVal, guard: Any, idx: Any, path: tuple[str, ...], value: Sym) -> None:
         super().__init__()
         self.base, self.guard, self.idx, self.path, self.value = base, guard, idx, path, value
@@ -103,6 +115,8 @@ class WriteMap(MapVal):
 
 
 class IteMap(MapVal):
+    """Two paths' maps merged where the trace tree joins them: ``a`` where ``cond`` holds."""
+
     def __init__(self, cond: Any, a: MapVal, b: MapVal) -> None:
         super().__init__()
         self.cond, self.a, self.b = cond, a, b
@@ -151,6 +165,9 @@ SkolemRole = Literal["witness", "initial"]
 
 @dataclass
 class Skolem:
+    """A constant the solver picks, recorded so that the counterexample can give its
+    value (``witnesses`` in the JSON) and the interpreter can replay with it."""
+
     site: int
     label: str
     name: str
@@ -161,6 +178,10 @@ class Skolem:
 
 @dataclass
 class LoopInfo:
+    """One execution of a `while` loop in the formulas: what the solver asks of it to
+    tell a proof (every iteration covered) from a bounded result, and a real
+    counterexample from one that leans on the invariants' stand-in."""
+
     site: int
     fn: str
     label: str
@@ -173,6 +194,9 @@ class LoopInfo:
 
 @dataclass
 class BulkCtx:
+    """The loop over a set of indices a frame runs in: the index term, and the maps its
+    body writes (only at that index: KHO520)."""
+
     index: Any
     written: set[str]
     witness: bool = False  # a loop that only checks (requires): one witness index
@@ -180,6 +204,10 @@ class BulkCtx:
 
 @dataclass
 class Frame:
+    """One activation: ``guard`` is when execution reaches the statement being lowered,
+    ``returned`` when a `return` already ran (statements after it do nothing then);
+    ``pol`` is the polarity the caller evaluates the frame's value in (engine/lower.py)."""
+
     locals: dict[int, Sym]
     state: MachineState | None
     guard: Any
