@@ -23,6 +23,7 @@ from lark.exceptions import (
     UnexpectedToken,
     VisitError,
 )
+from lark.tree import Meta
 
 from khospec import syntax as S
 from khospec.diagnostics import Diagnostic, Span
@@ -344,7 +345,7 @@ class _ToAst(Transformer[Token, Any]):
         self.file = file
 
     # -- helpers
-    def _span(self, meta: Any) -> Span:
+    def _span(self, meta: Meta) -> Span:
         # a rule that matched no token has no position
         if getattr(meta, "empty", True):
             return Span.point(self.file)
@@ -361,31 +362,37 @@ class _ToAst(Transformer[Token, Any]):
         return S.Ident(str(tok), self._tok_span(tok))
 
     # -- declarations
-    def start(self, meta: Any, *decls: Any) -> tuple[Any, ...]:
+    def start(self, meta: Meta, *decls: S.Decl) -> tuple[S.Decl, ...]:
         return decls
 
-    def import_decl(self, meta: Any, path: Token) -> S.Import:
+    def import_decl(self, meta: Meta, path: Token) -> S.Import:
         return S.Import(str(path)[1:-1], self._span(meta))
 
-    def param_decl(self, meta: Any, name: Token, params: Any, ty: Any) -> S.ParamDecl:
+    def param_decl(self, meta: Meta, name: Token, params: tuple[S.TypedName, ...] | None, ty: S.TypeRef) -> S.ParamDecl:
         return S.ParamDecl(self._ident(name), params, ty, self._span(meta))
 
-    def param_list(self, meta: Any, *items: Any) -> tuple[S.TypedName, ...]:
+    def param_list(self, meta: Meta, *items: S.TypedName | None) -> tuple[S.TypedName, ...]:
         return tuple(i for i in items if i is not None)
 
-    def typed_name(self, meta: Any, name: Token, ty: Any) -> S.TypedName:
+    def typed_name(self, meta: Meta, name: Token, ty: S.TypeRef) -> S.TypedName:
         return S.TypedName(self._ident(name), ty, self._span(meta))
 
-    def const_decl(self, meta: Any, name: Token, ty: Any, value: Any) -> S.ConstDecl:
+    def const_decl(self, meta: Meta, name: Token, ty: S.TypeRef, value: S.Expr) -> S.ConstDecl:
         return S.ConstDecl(self._ident(name), ty, value, self._span(meta))
 
-    def enum_decl(self, meta: Any, name: Token, *members: Token) -> S.EnumDecl:
+    def enum_decl(self, meta: Meta, name: Token, *members: Token) -> S.EnumDecl:
         return S.EnumDecl(self._ident(name), tuple(self._ident(m) for m in members), self._span(meta))
 
-    def struct_decl(self, meta: Any, name: Token, *fields: S.TypedName) -> S.StructDecl:
+    def struct_decl(self, meta: Meta, name: Token, *fields: S.TypedName) -> S.StructDecl:
         return S.StructDecl(self._ident(name), tuple(fields), self._span(meta))
 
-    def _fn(self, meta: Any, name: Token, params: Any, rest: tuple[Any, ...]) -> S.FnDecl:
+    def _fn(
+        self,
+        meta: Meta,
+        name: Token,
+        params: tuple[S.TypedName, ...],
+        rest: tuple[*tuple[tuple[str, S.TypeRef], ...], S.Block | S.Expr],
+    ) -> S.FnDecl:
         # `ret_type?` and `emits_type?` leave no placeholder when absent, so they come
         # tagged (ret_type, emits_type below) and the body is last
         ret = emits = None
@@ -397,86 +404,102 @@ class _ToAst(Transformer[Token, Any]):
                 emits = item[1]
         return S.FnDecl(self._ident(name), params or (), ret, emits, body, self._span(meta))
 
-    def fn_block(self, meta: Any, name: Token, params: Any, *rest: Any) -> S.FnDecl:
+    def fn_block(
+        self,
+        meta: Meta,
+        name: Token,
+        params: tuple[S.TypedName, ...],
+        *rest: *tuple[*tuple[tuple[str, S.TypeRef], ...], S.Block],
+    ) -> S.FnDecl:
         return self._fn(meta, name, params, rest)
 
-    def fn_expr(self, meta: Any, name: Token, params: Any, *rest: Any) -> S.FnDecl:
+    def fn_expr(
+        self,
+        meta: Meta,
+        name: Token,
+        params: tuple[S.TypedName, ...],
+        *rest: *tuple[*tuple[tuple[str, S.TypeRef], ...], S.Expr],
+    ) -> S.FnDecl:
         return self._fn(meta, name, params, rest)
 
-    def ret_type(self, meta: Any, ty: Any) -> tuple[str, Any]:
+    def ret_type(self, meta: Meta, ty: S.TypeRef) -> tuple[str, S.TypeRef]:
         return ("ret", ty)
 
-    def emits_type(self, meta: Any, ty: Any) -> tuple[str, Any]:
+    def emits_type(self, meta: Meta, ty: S.TypeRef) -> tuple[str, S.TypeRef]:
         return ("emits", ty)
 
-    def _assume(self, kind: S.AssumeKind, meta: Any, name: Token, formula: Any) -> S.AssumeDecl:
+    def _assume(
+        self, kind: S.AssumeKind, meta: Meta, name: Token, formula: tuple[S.Ident | None, S.Expr]
+    ) -> S.AssumeDecl:
         before, expr = formula
         return S.AssumeDecl(kind, self._ident(name), before, expr, self._span(meta))
 
-    def axiom_decl(self, meta: Any, name: Token, formula: Any) -> S.AssumeDecl:
+    def axiom_decl(self, meta: Meta, name: Token, formula: tuple[S.Ident | None, S.Expr]) -> S.AssumeDecl:
         return self._assume("axiom", meta, name, formula)
 
-    def assume_decl(self, meta: Any, name: Token, formula: Any) -> S.AssumeDecl:
+    def assume_decl(self, meta: Meta, name: Token, formula: tuple[S.Ident | None, S.Expr]) -> S.AssumeDecl:
         return self._assume("assume", meta, name, formula)
 
-    def state_assumption(self, meta: Any, expr: Any) -> tuple[None, Any]:
+    def state_assumption(self, meta: Meta, expr: S.Expr) -> tuple[None, S.Expr]:
         return (None, expr)
 
-    def before_assumption(self, meta: Any, step: Token, expr: Any) -> tuple[S.Ident, Any]:
+    def before_assumption(self, meta: Meta, step: Token, expr: S.Expr) -> tuple[S.Ident, S.Expr]:
         return (self._ident(step), expr)
 
-    def state_decl(self, meta: Any, *vars: S.StateVar) -> S.StateDecl:
+    def state_decl(self, meta: Meta, *vars: S.StateVar) -> S.StateDecl:
         return S.StateDecl(tuple(vars), self._span(meta))
 
-    def state_var(self, meta: Any, name: Token, ty: Any, init: Any = None) -> S.StateVar:
+    def state_var(self, meta: Meta, name: Token, ty: S.TypeRef, init: S.Expr | None = None) -> S.StateVar:
         return S.StateVar(self._ident(name), ty, init, self._span(meta))
 
-    def step_decl(self, meta: Any, name: Token, guard: Any, body: S.Block) -> S.StepDecl:
+    def step_decl(self, meta: Meta, name: Token, guard: S.Expr | None, body: S.Block) -> S.StepDecl:
         return S.StepDecl(self._ident(name), guard, body, self._span(meta))
 
-    def strategy_decl(self, meta: Any, name: Token, extends: Any, *items: Any) -> S.StrategyDecl:
+    def strategy_decl(
+        self, meta: Meta, name: Token, extends: tuple[S.Ident, ...] | None, *items: S.FnDecl | S.StepDecl
+    ) -> S.StrategyDecl:
         fns = tuple(i for i in items if isinstance(i, S.FnDecl))
         steps = tuple(i for i in items if isinstance(i, S.StepDecl))
         return S.StrategyDecl(self._ident(name), extends or (), fns, steps, self._span(meta))
 
-    def extends_list(self, meta: Any, *names: Token) -> tuple[S.Ident, ...]:
+    def extends_list(self, meta: Meta, *names: Token) -> tuple[S.Ident, ...]:
         return tuple(self._ident(n) for n in names)
 
-    def profile_decl(self, meta: Any, name: Token, *bindings: S.Binding) -> S.ProfileDecl:
+    def profile_decl(self, meta: Meta, name: Token, *bindings: S.Binding) -> S.ProfileDecl:
         return S.ProfileDecl(self._ident(name), tuple(bindings), self._span(meta))
 
-    def profile_set_decl(self, meta: Any, name: Token, *profiles: Token) -> S.ProfileSetDecl:
+    def profile_set_decl(self, meta: Meta, name: Token, *profiles: Token) -> S.ProfileSetDecl:
         return S.ProfileSetDecl(self._ident(name), tuple(self._ident(p) for p in profiles), self._span(meta))
 
-    def binding(self, meta: Any, name: Token, value: Any) -> S.Binding:
+    def binding(self, meta: Meta, name: Token, value: S.Expr) -> S.Binding:
         # a profile binds constants only; a layout may bind a param function (layout_binding)
         return S.Binding(self._ident(name), (), value, self._span(meta))
 
-    def layout_decl(self, meta: Any, name: Token, *items: Any) -> S.LayoutDecl:
+    def layout_decl(self, meta: Meta, name: Token, *items: S.LayoutItem) -> S.LayoutDecl:
         return S.LayoutDecl(self._ident(name), tuple(items), self._span(meta))
 
-    def layout_node(self, meta: Any, nid: Token, *ranges: S.Interval) -> S.LayoutNode:
+    def layout_node(self, meta: Meta, nid: Token, *ranges: S.Interval) -> S.LayoutNode:
         return S.LayoutNode(self._small_int(nid), tuple(ranges), self._span(meta))
 
-    def layout_zone(self, meta: Any, zone: Token, rng: S.Interval) -> S.LayoutZone:
+    def layout_zone(self, meta: Meta, zone: Token, rng: S.Interval) -> S.LayoutZone:
         return S.LayoutZone(self._ident(zone), rng, self._span(meta))
 
-    def layout_zone_empty(self, meta: Any, zone: Token) -> S.LayoutZone:
+    def layout_zone_empty(self, meta: Meta, zone: Token) -> S.LayoutZone:
         return S.LayoutZone(self._ident(zone), None, self._span(meta))
 
-    def layout_movable(self, meta: Any, nid: Token, start: Any) -> S.LayoutMovable:
+    def layout_movable(self, meta: Meta, nid: Token, start: S.Expr) -> S.LayoutMovable:
         return S.LayoutMovable(self._small_int(nid), start, self._span(meta))
 
-    def layout_mirror(self, meta: Any, *ranges: S.Interval) -> S.LayoutMirror:
+    def layout_mirror(self, meta: Meta, *ranges: S.Interval) -> S.LayoutMirror:
         return S.LayoutMirror(tuple(ranges), self._span(meta))
 
-    def layout_binding(self, meta: Any, name: Token, args: Any, value: Any) -> S.Binding:
+    def layout_binding(self, meta: Meta, name: Token, args: tuple[S.Expr, ...] | None, value: S.Expr) -> S.Binding:
         return S.Binding(self._ident(name), args or (), value, self._span(meta))
 
-    def layout_args(self, meta: Any, *args: Any) -> tuple[Any, ...]:
+    def layout_args(self, meta: Meta, *args: S.Expr) -> tuple[S.Expr, ...]:
         return args
 
-    def interval(self, meta: Any, lo: Any, hi: Any) -> S.Interval:
+    def interval(self, meta: Meta, lo: S.Expr, hi: S.Expr) -> S.Interval:
         return S.Interval(lo, hi, self._span(meta))
 
     def _small_int(self, tok: Token) -> int:
@@ -489,117 +512,117 @@ class _ToAst(Transformer[Token, Any]):
             ) from None
         return value
 
-    def check_decl(self, meta: Any, name: Token, claim: Any, *clauses: S.CheckClause) -> S.CheckDecl:
+    def check_decl(self, meta: Meta, name: Token, claim: S.Claim, *clauses: S.CheckClause) -> S.CheckDecl:
         return S.CheckDecl(self._ident(name), claim, tuple(clauses), self._span(meta))
 
-    def claim_holds(self, meta: Any, expr: Any) -> S.ClaimHolds:
+    def claim_holds(self, meta: Meta, expr: S.Expr) -> S.ClaimHolds:
         return S.ClaimHolds(expr, self._span(meta))
 
-    def claim_always(self, meta: Any, expr: Any) -> S.ClaimAlways:
+    def claim_always(self, meta: Meta, expr: S.Expr) -> S.ClaimAlways:
         return S.ClaimAlways(expr, self._span(meta))
 
-    def claim_after(self, meta: Any, step: Token, expr: Any) -> S.ClaimAfter:
+    def claim_after(self, meta: Meta, step: Token, expr: S.Expr) -> S.ClaimAfter:
         return S.ClaimAfter(self._ident(step), expr, self._span(meta))
 
-    def claim_requirement(self, meta: Any, name: Token) -> S.ClaimRequirement:
+    def claim_requirement(self, meta: Meta, name: Token) -> S.ClaimRequirement:
         return S.ClaimRequirement(self._ident(name), self._span(meta))
 
-    def _clause(self, kind: S.ClauseKind, meta: Any, toks: tuple[Token, ...]) -> S.CheckClause:
+    def _clause(self, kind: S.ClauseKind, meta: Meta, toks: tuple[Token, ...]) -> S.CheckClause:
         # the values stay text, `depth`'s number included: checks.py resolves them
         return S.CheckClause(kind, tuple(self._ident(t) for t in toks), self._span(meta))
 
-    def under_clause(self, meta: Any, *toks: Token) -> S.CheckClause:
+    def under_clause(self, meta: Meta, *toks: Token) -> S.CheckClause:
         return self._clause("under", meta, toks)
 
-    def for_clause(self, meta: Any, *toks: Token) -> S.CheckClause:
+    def for_clause(self, meta: Meta, *toks: Token) -> S.CheckClause:
         return self._clause("for", meta, toks)
 
-    def assuming_clause(self, meta: Any, *toks: Token) -> S.CheckClause:
+    def assuming_clause(self, meta: Meta, *toks: Token) -> S.CheckClause:
         return self._clause("assuming", meta, toks)
 
-    def on_clause(self, meta: Any, *toks: Token) -> S.CheckClause:
+    def on_clause(self, meta: Meta, *toks: Token) -> S.CheckClause:
         return self._clause("on", meta, toks)
 
-    def depth_clause(self, meta: Any, *toks: Token) -> S.CheckClause:
+    def depth_clause(self, meta: Meta, *toks: Token) -> S.CheckClause:
         return self._clause("depth", meta, toks)
 
-    def expect_clause(self, meta: Any, *toks: Token) -> S.CheckClause:
+    def expect_clause(self, meta: Meta, *toks: Token) -> S.CheckClause:
         return self._clause("expect", meta, toks)
 
     # -- types
-    def scalar_type(self, meta: Any, tok: Token) -> S.ScalarTypeRef:
+    def scalar_type(self, meta: Meta, tok: Token) -> S.ScalarTypeRef:
         return S.ScalarTypeRef(str(tok), self._span(meta))
 
-    def named_type(self, meta: Any, tok: Token) -> S.NamedTypeRef:
+    def named_type(self, meta: Meta, tok: Token) -> S.NamedTypeRef:
         return S.NamedTypeRef(str(tok), self._span(meta))
 
-    def map_type(self, meta: Any, key: Any, value: Any) -> S.MapTypeRef:
+    def map_type(self, meta: Meta, key: S.TypeRef, value: S.TypeRef) -> S.MapTypeRef:
         return S.MapTypeRef(key, value, self._span(meta))
 
     # -- statements
-    def block(self, meta: Any, *stmts: Any) -> S.Block:
+    def block(self, meta: Meta, *stmts: S.Stmt) -> S.Block:
         return S.Block(tuple(stmts), self._span(meta))
 
-    def let_stmt(self, meta: Any, name: Token, ty: Any, value: Any) -> S.Let:
+    def let_stmt(self, meta: Meta, name: Token, ty: S.TypeRef | None, value: S.Expr) -> S.Let:
         return S.Let(self._ident(name), ty, value, False, self._span(meta))
 
-    def var_stmt(self, meta: Any, name: Token, ty: Any, value: Any) -> S.Let:
+    def var_stmt(self, meta: Meta, name: Token, ty: S.TypeRef | None, value: S.Expr) -> S.Let:
         return S.Let(self._ident(name), ty, value, True, self._span(meta))
 
-    def assign_stmt(self, meta: Any, target: Any, op: Token, value: Any) -> S.Assign:
+    def assign_stmt(self, meta: Meta, target: S.LValue, op: Token, value: S.Expr) -> S.Assign:
         return S.Assign(target, str(op), value, self._span(meta))
 
-    def lv_name(self, meta: Any, name: Token) -> S.LvName:
+    def lv_name(self, meta: Meta, name: Token) -> S.LvName:
         return S.LvName(self._ident(name), self._span(meta))
 
-    def lv_index(self, meta: Any, base: Any, index: Any) -> S.LvIndex:
+    def lv_index(self, meta: Meta, base: S.LValue, index: S.Expr) -> S.LvIndex:
         return S.LvIndex(base, index, self._span(meta))
 
-    def lv_field(self, meta: Any, base: Any, name: Token) -> S.LvField:
+    def lv_field(self, meta: Meta, base: S.LValue, name: Token) -> S.LvField:
         return S.LvField(base, self._ident(name), self._span(meta))
 
-    def if_stmt(self, meta: Any, cond: Any, then: S.Block, else_: Any = None) -> S.If:
+    def if_stmt(self, meta: Meta, cond: S.Expr, then: S.Block, else_: S.Block | S.If | None = None) -> S.If:
         return S.If(cond, then, else_, self._span(meta))
 
     def for_range_stmt(
-        self, meta: Any, var: Token, lo: Any, hi: Any, where: Any, body: S.Block
+        self, meta: Meta, var: Token, lo: S.Expr, hi: S.Expr, where: S.Expr | None, body: S.Block
     ) -> S.ForRange:
         return S.ForRange(self._ident(var), lo, hi, where, body, self._span(meta))
 
-    def for_all_stmt(self, meta: Any, var: Token, ty: Any, where: Any, body: S.Block) -> S.ForAll:
+    def for_all_stmt(self, meta: Meta, var: Token, ty: S.TypeRef, where: S.Expr | None, body: S.Block) -> S.ForAll:
         return S.ForAll(self._ident(var), ty, where, body, self._span(meta))
 
-    def for_nodes_stmt(self, meta: Any, var: Token, where: Any, body: S.Block) -> S.ForNodes:
+    def for_nodes_stmt(self, meta: Meta, var: Token, where: S.Expr | None, body: S.Block) -> S.ForNodes:
         return S.ForNodes(self._ident(var), where, body, self._span(meta))
 
-    def while_stmt(self, meta: Any, cond: Any, *rest: Any) -> S.While:
+    def while_stmt(self, meta: Meta, cond: S.Expr, *rest: *tuple[*tuple[S.Expr, ...], S.Block]) -> S.While:
         *invs, body = rest
         return S.While(cond, tuple(invs), body, self._span(meta))
 
-    def invariant(self, meta: Any, expr: Any) -> Any:
+    def invariant(self, meta: Meta, expr: S.Expr) -> S.Expr:
         return expr
 
-    def require_stmt(self, meta: Any, name: Token, cond: Any) -> S.Require:
+    def require_stmt(self, meta: Meta, name: Token, cond: S.Expr) -> S.Require:
         return S.Require(self._ident(name), cond, self._span(meta))
 
-    def emit_stmt(self, meta: Any, value: Any) -> S.Emit:
+    def emit_stmt(self, meta: Meta, value: S.Expr) -> S.Emit:
         return S.Emit(value, self._span(meta))
 
-    def return_stmt(self, meta: Any, value: Any) -> S.Return:
+    def return_stmt(self, meta: Meta, value: S.Expr) -> S.Return:
         return S.Return(value, self._span(meta))
 
-    def call_stmt(self, meta: Any, name: Token, *args: Any) -> S.CallStmt:
+    def call_stmt(self, meta: Meta, name: Token, *args: S.Expr | None) -> S.CallStmt:
         call = S.Call(self._ident(name), tuple(a for a in args if a is not None), self._span(meta))
         return S.CallStmt(call, self._span(meta))
 
     # -- expressions
     def _bin(self, op: str) -> Callable[..., S.Binary]:
-        def build(meta: Any, left: Any, right: Any) -> S.Binary:
+        def build(meta: Meta, left: S.Expr, right: S.Expr) -> S.Binary:
             return S.Binary(op, left, right, self._span(meta))
 
         return build
 
-    def __default__(self, data: Any, children: Any, meta: Any) -> Any:
+    def __default__(self, data: str, children: list[S.Expr], meta: Meta) -> S.Binary:
         """The binary operators, one alias each in the grammar (`or` and `||` share
         op_or), here rather than a method apiece."""
         ops = {
@@ -628,55 +651,55 @@ class _ToAst(Transformer[Token, Any]):
             return S.Binary(ops[data], children[0], children[1], self._span(meta))
         raise AssertionError(f"no AST rule for {data}")  # pragma: no cover
 
-    def op_cond(self, meta: Any, cond: Any, then: Any, else_: Any) -> S.Cond:
+    def op_cond(self, meta: Meta, cond: S.Expr, then: S.Expr, else_: S.Expr) -> S.Cond:
         return S.Cond(cond, then, else_, self._span(meta))
 
-    def op_in_interval(self, meta: Any, item: Any, lo: Any, hi: Any) -> S.InInterval:
+    def op_in_interval(self, meta: Meta, item: S.Expr, lo: S.Expr, hi: S.Expr) -> S.InInterval:
         return S.InInterval(item, lo, hi, self._span(meta))
 
-    def op_in_call(self, meta: Any, item: Any, call: S.Call) -> S.InCall:
+    def op_in_call(self, meta: Meta, item: S.Expr, call: S.Call) -> S.InCall:
         return S.InCall(item, call, self._span(meta))
 
-    def op_not(self, meta: Any, operand: Any) -> S.Unary:
+    def op_not(self, meta: Meta, operand: S.Expr) -> S.Unary:
         return S.Unary("!", operand, self._span(meta))
 
-    def op_neg(self, meta: Any, operand: Any) -> S.Unary:
+    def op_neg(self, meta: Meta, operand: S.Expr) -> S.Unary:
         return S.Unary("-", operand, self._span(meta))
 
-    def op_bitnot(self, meta: Any, operand: Any) -> S.Unary:
+    def op_bitnot(self, meta: Meta, operand: S.Expr) -> S.Unary:
         return S.Unary("~", operand, self._span(meta))
 
-    def cast(self, meta: Any, ty: Token, operand: Any) -> S.Cast:
+    def cast(self, meta: Meta, ty: Token, operand: S.Expr) -> S.Cast:
         return S.Cast(S.ScalarTypeRef(str(ty), self._tok_span(ty)), operand, self._span(meta))
 
-    def quantifier(self, meta: Any, kind: Token, binders: Any, body: Any) -> S.Quant:
+    def quantifier(self, meta: Meta, kind: Token, binders: tuple[S.Binder, ...], body: S.Expr) -> S.Quant:
         return S.Quant(_quant_kind(kind), binders, body, self._span(meta))
 
-    def binders(self, meta: Any, *bs: Any) -> tuple[Any, ...]:
+    def binders(self, meta: Meta, *bs: S.Binder) -> tuple[S.Binder, ...]:
         return bs
 
-    def typed_binder(self, meta: Any, name: Token, ty: Any) -> S.TypedBinder:
+    def typed_binder(self, meta: Meta, name: Token, ty: S.TypeRef) -> S.TypedBinder:
         return S.TypedBinder(self._ident(name), ty, self._span(meta))
 
-    def nodes_binder(self, meta: Any, name: Token) -> S.DomainBinder:
+    def nodes_binder(self, meta: Meta, name: Token) -> S.DomainBinder:
         return S.DomainBinder(self._ident(name), "nodes", self._span(meta))
 
-    def ranges_binder(self, meta: Any, name: Token) -> S.DomainBinder:
+    def ranges_binder(self, meta: Meta, name: Token) -> S.DomainBinder:
         return S.DomainBinder(self._ident(name), "ranges", self._span(meta))
 
-    def interval_binder(self, meta: Any, name: Token, lo: Any, hi: Any) -> S.IntervalBinder:
+    def interval_binder(self, meta: Meta, name: Token, lo: S.Expr, hi: S.Expr) -> S.IntervalBinder:
         return S.IntervalBinder(self._ident(name), lo, hi, self._span(meta))
 
-    def field(self, meta: Any, obj: Any, name: Token) -> S.Field:
+    def field(self, meta: Meta, obj: S.Expr, name: Token) -> S.Field:
         return S.Field(obj, self._ident(name), self._span(meta))
 
-    def index(self, meta: Any, obj: Any, idx: Any) -> S.Index:
+    def index(self, meta: Meta, obj: S.Expr, idx: S.Expr) -> S.Index:
         return S.Index(obj, idx, self._span(meta))
 
-    def call(self, meta: Any, name: Token, *args: Any) -> S.Call:
+    def call(self, meta: Meta, name: Token, *args: S.Expr | None) -> S.Call:
         return S.Call(self._ident(name), tuple(a for a in args if a is not None), self._span(meta))
 
-    def number(self, meta: Any, tok: Token, unit: Any) -> S.IntLit:
+    def number(self, meta: Meta, tok: Token, unit: Token | None) -> S.IntLit:
         try:
             value, hex_like, unsigned, long_ = int_value(str(tok), str(unit) if unit else None)
         except ValueError as exc:
@@ -686,31 +709,31 @@ class _ToAst(Transformer[Token, Any]):
         text = f"{tok} {unit}" if unit else str(tok)
         return S.IntLit(text, value, hex_like, unsigned, long_, self._span(meta))
 
-    def true_lit(self, meta: Any) -> S.BoolLit:
+    def true_lit(self, meta: Meta) -> S.BoolLit:
         return S.BoolLit(True, self._span(meta))
 
-    def false_lit(self, meta: Any) -> S.BoolLit:
+    def false_lit(self, meta: Meta) -> S.BoolLit:
         return S.BoolLit(False, self._span(meta))
 
-    def name(self, meta: Any, tok: Token) -> S.Name:
+    def name(self, meta: Meta, tok: Token) -> S.Name:
         return S.Name(str(tok), self._span(meta))
 
-    def struct_lit(self, meta: Any, name: Token, *fields: Any) -> S.StructLit:
+    def struct_lit(self, meta: Meta, name: Token, *fields: S.FieldInit | None) -> S.StructLit:
         return S.StructLit(
             self._ident(name), tuple(f for f in fields if f is not None), self._span(meta)
         )
 
-    def field_init(self, meta: Any, name: Token, value: Any) -> S.FieldInit:
+    def field_init(self, meta: Meta, name: Token, value: S.Expr) -> S.FieldInit:
         return S.FieldInit(self._ident(name), value, self._span(meta))
 
-    def list_lit(self, meta: Any, *items: Any) -> S.ListLit:
+    def list_lit(self, meta: Meta, *items: S.Expr | None) -> S.ListLit:
         return S.ListLit(tuple(i for i in items if i is not None), self._span(meta))
 
-    def first_node(self, meta: Any, var: Token, cond: Any, default: Any) -> S.FirstNode:
+    def first_node(self, meta: Meta, var: Token, cond: S.Expr, default: S.Expr) -> S.FirstNode:
         return S.FirstNode(self._ident(var), cond, default, self._span(meta))
 
 
-def _too_deep(name: str, tree: Any) -> Diagnostic:
+def _too_deep(name: str, tree: Tree[Token]) -> Diagnostic:
     """KHO105 for a declaration the transformer's recursion could not get through: a
     chain of thousands of operators, which MAX_NESTING does not see (no brackets)."""
     meta = getattr(tree, "meta", None)
