@@ -790,11 +790,20 @@ def _collect_syntax_errors(name: str, text: str, first: UnexpectedInput) -> list
     """The first error, then one per later declaration that fails on its own."""
     diags = [_syntax_diagnostic(name, first, text)]
     first_line = diags[0].span.line
+    chunks = _declaration_chunks(text)
     if diags[0].span.col == 1 and isinstance(first, UnexpectedToken) and str(first.token) in DECL_KEYWORDS:
         # the error is that the previous declaration ended early: this one may have its own
         first_line -= 1
+    else:
+        early = _ended_early(name, chunks, first_line)
+        if early is not None:
+            # a declaration that ends where an expression may go on (`= 1 +`) lets the
+            # contextual lexer read the next declaration's keyword as a name, and the
+            # parser stops inside that declaration: the mistake is the one before it
+            diags = [early]
+            first_line = early.span.line - 1
     parser = _parser()
-    for start_line, chunk in _declaration_chunks(text):
+    for start_line, chunk in chunks:
         end_line = start_line + chunk.count("\n") + 1
         if end_line <= first_line:
             continue
@@ -811,6 +820,47 @@ def _collect_syntax_errors(name: str, text: str, first: UnexpectedInput) -> list
         _, more = _to_ast(name, tree)
         diags.extend(more)
     return diags
+
+
+def _ended_early(name: str, chunks: list[tuple[int, str]], error_line: int) -> Diagnostic | None:
+    """Where a declaration before the one holding ``error_line`` (1-based) fails on its
+    own at its end: at the next declaration's keyword, which is where the file shows it
+    incomplete. None when every earlier declaration parses alone."""
+    parser = _parser()
+    for k, (_, chunk) in enumerate(chunks[:-1]):
+        next_start = chunks[k + 1][0]
+        if next_start + 1 > error_line:
+            break
+        if not _DECL_START.match(chunk) or _open_brackets(chunk):
+            # comments before the first declaration; or a block that goes on past the
+            # next keyword at column 1 (a strategy's `fn` written unindented)
+            continue
+        try:
+            parser.parse(chunk)
+        except (UnexpectedEOF, UnexpectedToken) as exc:
+            at_end = isinstance(exc, UnexpectedEOF) or exc.token.type == "$END"
+            if not at_end:
+                return None  # an error of its own, inside it: the file's first error is later
+            keyword = chunks[k + 1][1].split(None, 1)[0]
+            return Diagnostic(
+                "KHO111",
+                Span(name, next_start + 1, 1, next_start + 1, 1 + len(keyword)),
+                f"unexpected {keyword!r}",
+                "the declaration before this one is incomplete; "
+                f"expected {_display_expected(set(exc.expected))}",
+            )
+        except UnexpectedInput:
+            return None
+    return None
+
+
+def _open_brackets(chunk: str) -> bool:
+    """Whether ``chunk`` opens more brackets than it closes (comments aside)."""
+    depth = 0
+    for line in chunk.split("\n"):
+        code = re.split(r"#|//", line, maxsplit=1)[0]
+        depth += sum(code.count(c) for c in "{([") - sum(code.count(c) for c in "})]")
+    return depth > 0
 
 
 def parse_bytes(name: str, data: bytes) -> tuple[S.Module | None, str | None, list[Diagnostic]]:

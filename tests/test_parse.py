@@ -635,13 +635,16 @@ def test_declaration_cut_short_inside_brackets_does_not_hide_the_next() -> None:
     assert diags[0].hint is not None and diags[0].hint.startswith("the declaration before this one is incomplete")
 
 
-@pytest.mark.xfail(strict=True, reason="a declaration that ends where an expression may go on (`= 1 +`, "
-                   "`=` with no value) lets the contextual lexer read the next declaration's keyword as a "
-                   "name: the error is reported at the token after the keyword (2:6 here, on the enum's "
-                   "name), and the recovery skips that declaration, so its own error (2:10) is never reported")
 def test_declaration_that_ends_early_does_not_hide_the_next() -> None:
     diags = errors("const A: int = 1 +\nenum e { }\nconst B: int = 2\n")
     assert len(diags) == 2
     # the first names the declaration that is incomplete, not a token of the next one
     assert diags[0].span.line == 1 or (diags[0].span.line, diags[0].span.col) == (2, 1)
     assert where(diags[1]) == ("KHO111", f"{FILE}:2:10")
+
+
+def test_a_block_going_on_past_a_keyword_at_column_1_keeps_its_error() -> None:
+    # a strategy's `fn` written unindented: the strategy's chunk ends early on its own,
+    # but the file goes on into the `fn`, where the mistake is
+    diags = errors("strategy s {\nfn f() -> int = 1 +\n}\nconst B: int = 2\n")
+    assert [where(d) for d in diags] == [("KHO111", f"{FILE}:3:1")]
