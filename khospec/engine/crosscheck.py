@@ -15,6 +15,8 @@ from typing import Any
 
 import z3
 
+# all a khospec query uses: no quantifiers (each is instantiated or Skolemized), no
+# integers, structs as separate fields
 LOGIC = "QF_UFBV"
 
 
@@ -27,6 +29,8 @@ def _strict(root: z3.ExprRef, memo: dict[int, z3.ExprRef]) -> z3.ExprRef:
     SMT-LIB 2.6 declares both left-associative, so they take two arguments or more, and
     bitwuzla rejects the script otherwise. Iterative: trace formulas nest deeper than
     Python's recursion limit."""
+    # post-order: a term is rebuilt once its children are, and each term once (memo by
+    # id), so the shared subterms of the trace formulas stay shared
     stack = [root]
     while stack:
         e = stack[-1]
@@ -43,6 +47,7 @@ def _strict(root: z3.ExprRef, memo: dict[int, z3.ExprRef]) -> z3.ExprRef:
         if len(args) == 1 and (z3.is_and(e) or z3.is_or(e)):
             memo[e.get_id()] = args[0]
         elif not kids or all(a.eq(k) for a, k in zip(args, kids, strict=True)):
+            # nothing changed below: the term itself
             memo[e.get_id()] = e
         else:
             # the same declaration with as many arguments: z3 declares n-ary operators per arity
@@ -63,6 +68,7 @@ def smtlib(formulas: list[Any]) -> str:
     memo: dict[int, z3.ExprRef] = {}
     for f in translated:
         s.add(_strict(f, memo))
+    # z3 writes no set-logic line; the second solvers set up for the logic it names
     return f"(set-logic {LOGIC})\n" + str(s.to_smt2())
 
 
@@ -75,6 +81,8 @@ def bitwuzla_verdict(smt2: str, timeout_ms: int) -> str | None:
     options = bitwuzla.Options()
     options.set(bitwuzla.Option.TIME_LIMIT_PER, timeout_ms)
     parser = bitwuzla.Parser(bitwuzla.TermManager(), options)
+    # the script without its check-sat, parsed from the string (not a file) and asserted;
+    # the check runs below through the API, under the time limit
     try:
         parser.parse(smt2.replace("(check-sat)", ""), True, False)
     except bitwuzla.BitwuzlaException as exc:
@@ -94,6 +102,7 @@ def cvc5_verdict(smt2: str, timeout_ms: int) -> str | None:
     parser = cvc5.InputParser(solver)
     parser.setStringInput(cvc5.InputLanguage.SMT_LIB_2_6, smt2.replace("(check-sat)", ""), "khospec")
     symbols = parser.getSymbolManager()
+    # the declarations and assertions, command by command; the check runs below
     while True:
         cmd = parser.nextCommand()
         if cmd.isNull():
@@ -121,6 +130,7 @@ def cross_check(formulas: list[Any], z3_answer: str, timeout_ms: int) -> str:
         other = verdict(smt2, timeout_ms)
         if other is None:
             continue
+        # undecided is no disagreement: the next solver is asked
         if other == "unknown":
             undecided.append(name)
             continue
@@ -128,6 +138,7 @@ def cross_check(formulas: list[Any], z3_answer: str, timeout_ms: int) -> str:
             raise CrossCheckError(f"z3 says {z3_answer}, {name} says {other}")
         after = f" after {' and '.join(undecided)} could not decide" if undecided else ""
         return f"{name} agrees ({other}){after}"
+    # none installed: --cross-check asked for a second opinion that cannot be given
     if not undecided:
         raise CrossCheckError("--cross-check needs bitwuzla or cvc5: pip install 'khospec[cross]'")
     return f"{' and '.join(undecided)} could not decide the query within {timeout_ms} ms"

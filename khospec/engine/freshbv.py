@@ -40,11 +40,18 @@ def solve_fresh(facts: list[Any], ctx: z3.Context, units: int, schedule: list[in
     seed i gets at most ``schedule[i]`` units. A child that fails to start or answers
     in a form not understood is an unknown answer with nothing spent: the caller then
     asks its own solver."""
+    # a solver only to print the facts: its sexpr() is the declarations and assertions
+    # the child parses
     printer = z3.Solver(ctx=ctx)
     printer.add(*facts)
     request = json.dumps({"units": units, "schedule": schedule, "wall_ms_per_unit": wall_ms_per_unit})
+    # the units decide; the wall clock only stops a child that stops counting (and pays
+    # for starting Python)
     wall_s = 5 + units * wall_ms_per_unit / 1000
+    # a fixed hash seed: nothing in the child's Python varies from one run to the next
     env = {**os.environ, "PYTHONHASHSEED": "0"}
+    # this file as a script, with the same interpreter and so the same z3; the request
+    # is the first line of its input, the query the rest
     try:
         done = subprocess.run([sys.executable, os.path.abspath(__file__)], input=request + "\n" + printer.sexpr(),
                               capture_output=True, text=True, timeout=wall_s, env=env, check=False)
@@ -54,6 +61,7 @@ def solve_fresh(facts: list[Any], ctx: z3.Context, units: int, schedule: list[in
         return FreshAnswer("unknown", 0, None)
     if result != "sat":
         return FreshAnswer(result if result == "unsat" else "unknown", spent, None)
+    # a sat answer without a usable model (see _values) cannot show a counterexample
     model = _model(values, ctx)
     return FreshAnswer("sat", spent, model) if model is not None else FreshAnswer("unknown", spent, None)
 
@@ -75,10 +83,14 @@ def _model(values: Any, ctx: z3.Context) -> Any:
 def rlimit_count(s: z3.Solver) -> int:
     """The resource units z3 has counted in the solver's context so far."""
     st = s.statistics()
+    # the key is absent until the context has done any work
     return int(st.get_key_value("rlimit count")) if "rlimit count" in list(st.keys()) else 0
 
 
 def _values(m: Any) -> list[list[Any]] | None:
+    """The model as [name, width (0 for a bool), value] rows, sorted so that the reply
+    is the same text for the same model; None if it gives anything but constants with
+    values (a pure bit-vector query has nothing else)."""
     out: list[list[Any]] = []
     for d in m.decls():
         v = m[d]
@@ -94,6 +106,8 @@ def _values(m: Any) -> list[list[Any]] | None:
 
 
 def main() -> None:
+    """The child: read the request and the query, try the seeds in order, print one
+    JSON line (the result, the units spent, the model's values)."""
     request = json.loads(sys.stdin.readline())
     text = sys.stdin.read()
     left = int(request["units"])
@@ -101,12 +115,15 @@ def main() -> None:
     spent = 0
     result, values = "unknown", None
     for seed, cap in enumerate(request["schedule"]):
+        # a seed's share of the schedule, never more than what is left of the budget
         cap = min(int(cap), left - spent)
         if cap <= 0:
             break
+        # a new solver per seed: no seed starts from what an earlier one learnt
         s = z3.SolverFor("QF_BV")
         s.set("random_seed", seed)
         s.from_string(text)
+        # parsing counts units too: only the search is charged
         before = rlimit_count(s)
         s.set("rlimit", cap)
         s.set("timeout", max(1, int(cap * per_unit)))

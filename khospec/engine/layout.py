@@ -49,6 +49,9 @@ class Layout(Protocol):
     def kind(self) -> Literal["symbolic", "concrete", "bounded"]: ...
 
     # -- the builtins of the language (LAYOUT_BUILTINS below)
+    # memblock's view of memory: pfn_node is NUMA_NO_NODE (-1) for a pfn in no range, a
+    # node without memory spans [0, 0) (get_pfn_range_for_nid()), and the zone limits
+    # are uninterpreted functions unless a concrete layout gives them
     def pfn_in_ram(self, p: Any) -> Any: ...
     def pfn_node(self, p: Any) -> Any: ...
     def pfn_range(self, p: Any) -> StructVal: ...
@@ -66,7 +69,12 @@ class Layout(Protocol):
     def hint_pfn(self, p: Any) -> None:
         """A pfn the query reads state at or quantifies over; every layout ignores it today."""
 
-    # -- quantifiers over the layout; ``origin`` names the spec site a witness answers
+    # -- quantifiers over the layout; ``origin`` names the spec site a witness answers.
+    # The lowering (engine/lower.py) asks forall_* where the quantifier must hold: the
+    # answer stands for it, and every real layout satisfies it (a symbolic layout's
+    # literal implies only instances), so asserting it loses no layout. It asks
+    # witness_* where a universal must fail: an element the solver picks, with the
+    # condition that it belongs to the layout.
     def forall_ranges(self, pred: Pred) -> Any: ...
     def exists_range(self, pred: Pred, origin: str) -> Any: ...
     def forall_nodes(self, pred: Pred) -> Any: ...
@@ -77,7 +85,11 @@ class Layout(Protocol):
     def witness_range(self, origin: str) -> tuple[Any, StructVal]:
         """(exists, range): a range of the layout for a refuted ``forall r in ranges``."""
 
+    # instantiated on the pfns of note_pfn only: sound for proofs, and a refutation that
+    # leans on it is replayed (interp.py decides the quantifier exactly)
     def forall_pfns(self, pred: Pred) -> Any: ...
+    # `first n in nodes where cond else default`: the lowest node id with memory that
+    # satisfies cond
     def first_node(self, cond: Pred, default: Any, origin: str) -> Any: ...
 
     # -- solving
@@ -129,6 +141,12 @@ def answer_builtin(layout: Layout, name: str, args: list[Any]) -> Any:
 
 @dataclass
 class WRange:
+    """A memory range with symbolic bounds (pfns, [start, end)), one of the layout's
+    ranges when ``exists`` holds; ``origin`` says what it stands for (the question a
+    witness answers, or its place among a bounded layout's ranges). Every fact about the
+    layout's ranges is conditional on ``exists``, so the fields of a range that does not
+    exist are free."""
+
     idx: int
     start: Any
     end: Any
@@ -141,6 +159,7 @@ class WRange:
         return StructVal(MEM_RANGE, (self.start, self.end, self.nid, self.mirror))
 
     def contains(self, p: Any) -> Any:
+        # pfns are unsigned long: unsigned comparisons
         return z3.And(z3.ULE(self.start, p), z3.ULT(p, self.end))
 
 
@@ -150,6 +169,8 @@ class _Obligation:
 
     pool: str  # "ranges" or "pfns"
     fn: Callable[[Any], Any]
+    # positions in the pool already instantiated: pools only grow, so a position names
+    # one item for good
     done: set[int] = field(default_factory=set)
 
 
@@ -205,6 +226,8 @@ class _RangeLayout:
         return at_most_ranges(self.ranges, self.ctx, k)
 
     def extract(self, model: z3.ModelRef) -> ModelLayout:
+        # a set: witnesses answering different questions may be one range (the
+        # disjointness facts allow equal ranges), which the layout lists once
         ranges: set[tuple[int, int, int, bool]] = set()
         for r in self.ranges:
             if z3.is_true(model.eval(r.exists, model_completion=True)):
@@ -225,6 +248,8 @@ class _RangeLayout:
                               model_completion=True).as_long()
                 for n in nodes
             },
+            # the limits of the five zone types, ZONE_DMA to ZONE_DEVICE (the prelude's
+            # enum zone_type), by index, as the replay reads them
             "arch_zones": [
                 (
                     model.eval(self._zlo(z3.BitVecVal(z, 32, self.ctx)), model_completion=True).as_long(),
@@ -237,6 +262,10 @@ class _RangeLayout:
 
 
 class SymbolicLayout(_RangeLayout):
+    """Every layout at once, with any number of nodes and ranges: each question creates
+    witness ranges and the facts about all ranges become obligations, instantiated on
+    every witness by ``close`` (why this is exact: the module docstring)."""
+
     kind: Final = "symbolic"
 
     def __init__(self, ctx: z3.Context, params: Callable[[str, tuple[Any, ...]], Any]) -> None:
@@ -247,8 +276,11 @@ class SymbolicLayout(_RangeLayout):
         self.obligations: list[_Obligation] = []
         self.pfn_pool: list[Any] = []
         self._pfn_ids: set[int] = set()
+        # one answer per pfn term and per node term (keyed by z3's term id), so that
+        # every question about the same term gets the same witnesses
         self._range_of: dict[int, tuple[Any, WRange]] = {}
         self._span: dict[int, tuple[Any, WRange, WRange]] = {}
+        # the witnesses whose disjointness from every earlier one is instantiated
         self._pairs_done = 0
         self.incomplete: list[str] = []
         self._fresh = 0
@@ -259,7 +291,11 @@ class SymbolicLayout(_RangeLayout):
 
     # -- witnesses
     def new_range(self, origin: str, exists: Any, nid: Any | None = None) -> WRange:
+        """A new witness, a range of the layout when ``exists`` holds; ``nid`` ties it to
+        a node term the question is about."""
         i = len(self.ranges)
+        # a fact whose instances keep asking new questions (a forall over ranges whose
+        # body needs another range) never settles: stop, and the check is unknown
         if len(self.ranges) >= 400:
             raise LayoutLimit("more than 400 witness ranges")
         c = self.ctx
@@ -273,10 +309,16 @@ class SymbolicLayout(_RangeLayout):
             origin,
         )
         self.ranges.append(r)
+        # memblock's pfn ranges are never empty (__next_mem_pfn_range() skips a region
+        # without a whole page)
         self.hard.append(z3.Implies(exists, z3.ULT(r.start, r.end)))
         return r
 
     def range_of(self, p: Any) -> tuple[Any, WRange]:
+        """(in_ram, range): whether a range holds p, and a witness for that range.
+        Exact both ways: in a real layout in_ram is whether some range holds p and the
+        witness is that range; in a model, the hole fact below, instantiated on every
+        witness, keeps p out of all of the model's ranges when in_ram is false."""
         key = p.get_id()
         hit = self._range_of.get(key)
         if hit is not None:
@@ -298,12 +340,20 @@ class SymbolicLayout(_RangeLayout):
 
     def pfn_node(self, p: Any) -> Any:
         in_ram, r = self.range_of(p)
+        # NUMA_NO_NODE for a hole, as memblock_search_pfn_nid() answers
         return z3.If(in_ram, r.nid, z3.BitVecVal(-1 & 0xFFFFFFFF, 32, self.ctx))
 
     def pfn_range(self, p: Any) -> StructVal:
+        # for a hole the witness does not exist and its fields are free: whatever value
+        # a hole's range is given elsewhere is among them
         return self.range_of(p)[1].value()
 
     def _node_span(self, n: Any) -> tuple[Any, WRange, WRange]:
+        """(is_node, lowest, highest): whether node n has memory, and witnesses for its
+        lowest and highest ranges, whose start and end are n's span (the least start
+        and greatest end of its ranges, as get_pfn_range_for_nid() computes it). The
+        ``inside`` fact, on every witness of node n, makes the pair the extremes among
+        the ranges of n a model has, and says n has memory if any of them exists."""
         key = n.get_id()
         hit = self._span.get(key)
         if hit is not None:
@@ -330,6 +380,7 @@ class SymbolicLayout(_RangeLayout):
     def node_start_pfn(self, n: Any) -> Any:
         def start(m: Any) -> Any:
             is_node, lo, _ = self._node_span(m)
+            # a node without memory spans [0, 0), as get_pfn_range_for_nid() leaves it
             return z3.If(is_node, lo.start, z3.BitVecVal(0, 64, self.ctx))
 
         return self._through_ite(n, start)
@@ -343,6 +394,10 @@ class SymbolicLayout(_RangeLayout):
 
     # -- quantifiers over the layout
     def forall_ranges(self, pred: Pred) -> Any:
+        # a literal standing for the quantifier where it must hold, instantiated on every
+        # witness, present and future. Enough both ways: a real layout satisfies every
+        # instance, and a model's layout is made of the witnesses, so the fact holds on
+        # all of its ranges
         q = z3.Bool(self._name("forall_ranges"), self.ctx)
         self.obligations.append(_Obligation("ranges", lambda w: z3.Implies(z3.And(q, w.exists), pred(w.value()))))
         return q
@@ -353,6 +408,8 @@ class SymbolicLayout(_RangeLayout):
         return z3.And(e, pred(w.value()))
 
     def forall_nodes(self, pred: Pred) -> Any:
+        # a layout's nodes are the nodes of its ranges, so the instances on every
+        # witness's node cover every node of a model's layout
         q = z3.Bool(self._name("forall_nodes"), self.ctx)
         self.obligations.append(_Obligation("ranges", lambda w: z3.Implies(z3.And(q, w.exists), pred(w.nid))))
         return q
@@ -364,6 +421,7 @@ class SymbolicLayout(_RangeLayout):
 
     def witness_node(self, origin: str) -> tuple[Any, Any]:
         """A fresh node of the layout (for a refuted `forall n in nodes`)."""
+        # a node of a layout is one with memory: the node of a witness range
         e = z3.Bool(self._name("node_exists"), self.ctx)
         w = self.new_range(origin, e)
         return e, w.nid
@@ -374,13 +432,21 @@ class SymbolicLayout(_RangeLayout):
         return e, w.value()
 
     def forall_pfns(self, pred: Pred) -> Any:
-        """Instantiated on the pfns the query mentions: exact only for proofs."""
+        """Instantiated on the pfns the query mentions: exact only for proofs.
+
+        Instances of a true fact hold in every layout, so a proof stands; a model may
+        break the fact at a pfn outside the pool, so a refutation that depends on it is
+        only as good as its replay, which decides the quantifier on the counterexample."""
         q = z3.Bool(self._name("forall_pfns"), self.ctx)
         self.incomplete.append("a universally quantified pfn assumption")
         self.obligations.append(_Obligation("pfns", lambda p: z3.Implies(q, pred(p))))
         return q
 
     def first_node(self, cond: Pred, default: Any, origin: str) -> Any:
+        """Found: f is a node with memory (a witness range of node f exists) that
+        satisfies cond, and the obligation says no witness range of a lower node does;
+        not found: no witness range's node does. Node ids are compared signed; they are
+        >= 0 (the prelude's layout_ranges axiom)."""
         found = z3.Bool(self._name("found"), self.ctx)
         f = z3.BitVec(self._name("first_node"), 32, self.ctx)
         self.new_range(origin, found, f)
@@ -403,6 +469,9 @@ class SymbolicLayout(_RangeLayout):
         small; a model that violates none satisfies them all."""
         eager: list[Any] = []
         lazy: list[Any] = []
+        # an instance may ask the layout new questions (a fact about a range that reads
+        # pfn_node of its start), so new witnesses and pfns, and new obligations, appear
+        # while instantiating: rounds until one adds nothing
         for _ in range(40):
             changed = False
             for ob in list(self.obligations):
@@ -413,6 +482,8 @@ class SymbolicLayout(_RangeLayout):
                     ob.done.add(i)
                     lazy.append(ob.fn(item))
                     changed = True
+            # memblock's ranges do not overlap; two witnesses may also be one range
+            # (``same``), since different questions can have the same answer
             while self._pairs_done < len(self.ranges):
                 j = self._pairs_done
                 b = self.ranges[j]
@@ -434,6 +505,7 @@ def at_most_ranges(ranges: list[WRange], ctx: z3.Context, k: int) -> Any:
     """At most k of the witness ranges exist: a layout of fewer memory ranges."""
     if not ranges:
         return z3.BoolVal(True, ctx)
+    # 16 bits count up to the 400 witnesses new_range allows without wrapping
     one, zero = z3.BitVecVal(1, 16, ctx), z3.BitVecVal(0, 16, ctx)
     return z3.ULE(z3.Sum(*[z3.If(r.exists, one, zero) for r in ranges]), z3.BitVecVal(k, 16, ctx))
 
@@ -443,6 +515,8 @@ def round_ranges(ranges: list[WRange], ctx: z3.Context, align_pfns: int, below_p
     """Every existing range starts and ends on a multiple of align_pfns, below below_pfns,
     and (``node_ids``) with node ids numbered from 0 (a node n > 0 only where node n - 1
     has memory too): what a reader takes in at a glance."""
+    # a readability constraint: solve.py asserts it behind a literal and drops it when
+    # unsatisfiable, so it never decides a verdict
     out = []
     mask = z3.BitVecVal(align_pfns - 1, 64, ctx)
     one = z3.BitVecVal(1, 32, ctx)
@@ -467,6 +541,9 @@ class ConcreteLayout:
         self.layout = layout
         self.page_shift = page_shift
         rs = []
+        # bytes to pfns as memblock's pfn iterator does (__next_mem_pfn_range() in
+        # mm/memblock.c): the start rounded up, the end down, a range without a whole
+        # page left out
         for r in layout.ranges:
             s = -(-r.start >> page_shift)
             e = r.end >> page_shift
@@ -475,10 +552,14 @@ class ConcreteLayout:
         rs.sort()
         self.ranges = rs
         self.nodes = sorted({r[2] for r in rs})
+        # a node's span: the least start and greatest end of its ranges
+        # (get_pfn_range_for_nid())
         self.spans = {n: (min(r[0] for r in rs if r[2] == n), max(r[1] for r in rs if r[2] == n)) for n in self.nodes}
         self.hard: list[Any] = []
         self.incomplete: list[str] = []
-        self._cache: dict[int, Any] = {}
+        self._cache: dict[int, Any] = {}  # pfn term id -> (in_ram, range)
+        # what the layout does not give stays uninterpreted: without zone lines, the
+        # zone limits are left to the axioms
         self._uf_movable = z3.Function("zone_movable_pfn", z3.BitVecSort(32, ctx), z3.BitVecSort(64, ctx))
         self._uf_zlo = z3.Function("arch_zone_lowest_possible_pfn", z3.BitVecSort(32, ctx), z3.BitVecSort(64, ctx))
         self._uf_zhi = z3.Function("arch_zone_highest_possible_pfn", z3.BitVecSort(32, ctx), z3.BitVecSort(64, ctx))
@@ -493,6 +574,10 @@ class ConcreteLayout:
             return hit  # type: ignore[no-any-return]
         rs = self.ranges
 
+        # a binary search over the sorted, disjoint ranges, as a tree of Ifs: p can only
+        # lie in the last range starting at or below it (the first one when p is below
+        # them all), so each leaf tests its own range. The terms are log2(#ranges) deep,
+        # where a chain over the ranges would be as deep as there are ranges.
         def build(lo: int, hi: int) -> tuple[Any, Any, Any, Any, Any]:
             if hi - lo == 1:
                 s, e, n, m = rs[lo]
@@ -510,6 +595,7 @@ class ConcreteLayout:
             return tuple(z3.If(c, x, y) for x, y in zip(a, b, strict=True))
 
         if not rs:
+            # no memory: every pfn is a hole
             res = (z3.BoolVal(False, self.ctx),
                    StructVal(MEM_RANGE, (self._bv(0, 64), self._bv(0, 64), self._bv(-1, 32),
                                          z3.BoolVal(False, self.ctx))))
@@ -536,6 +622,8 @@ class ConcreteLayout:
         pass
 
     def _node_table(self, n: Any, values: dict[int, int], default: int, w: int) -> Any:
+        """The value a table of the nodes gives node term n (``default`` for another
+        id); a number when n is one, so a claim about node 0 reads a constant."""
         out = self._bv(default, w)
         for nid in sorted(values, reverse=True):
             out = z3.If(n == self._bv(nid, 32), self._bv(values[nid], w), out)
@@ -548,6 +636,7 @@ class ConcreteLayout:
         return self._node_table(n, {k: v[1] for k, v in self.spans.items()}, 0, 64)
 
     def zone_movable_pfn(self, n: Any) -> Any:
+        # addresses in the layout, pfns here; 0, no ZONE_MOVABLE, for the other nodes
         vals = {nid: addr >> self.page_shift for nid, addr in self.layout.movable}
         return self._node_table(n, vals, 0, 64)
 
@@ -609,6 +698,7 @@ class ConcreteLayout:
         return is_node, n
 
     def witness_range(self, origin: str) -> tuple[Any, StructVal]:
+        # an index the solver picks, and the range at that index as a chain of Ifs
         i = z3.BitVec(f"witness_range!{len(self._cache)}", 32, self.ctx)
         vals = self._range_vals()
         if not vals:
@@ -623,9 +713,12 @@ class ConcreteLayout:
         return z3.ULT(i, len(vals)), StructVal(MEM_RANGE, tuple(fields))
 
     def forall_pfns(self, pred: Pred) -> Any:
+        # the lowering refuses a pfn quantifier on a concrete layout (KHO511) before
+        # asking
         raise NotImplementedError
 
     def first_node(self, cond: Pred, default: Any, origin: str) -> Any:
+        # the lowest id wins: the chain is built from the highest node down
         out = default
         for n in reversed(self.nodes):
             nv = self._bv(n, 32)
@@ -633,6 +726,7 @@ class ConcreteLayout:
         return out
 
     def close(self) -> tuple[list[Any], list[Any]]:
+        # nothing lazy: every quantifier over a concrete layout is expanded
         out, self.hard = self.hard, []
         return out, []
 
@@ -705,6 +799,8 @@ class BoundedLayout(_RangeLayout):
                 self.note_pfn(t)
 
     def _lookup(self, p: Any) -> tuple[Any, StructVal]:
+        """(in_ram, range): the ranges are disjoint, so at most one holds p; a pfn in
+        none reads (0, 0, NUMA_NO_NODE, false), as the interpreter gives it."""
         self.note_pfn(p)
         hits = [z3.And(r.exists, r.contains(p)) for r in self.ranges]
         fields: list[Any] = [z3.BitVecVal(0, 64, self.ctx), z3.BitVecVal(0, 64, self.ctx),
@@ -735,6 +831,8 @@ class BoundedLayout(_RangeLayout):
             out = z3.If(z3.And(r.exists, r.nid == n), r.end, out)
         return out
 
+    # the quantifiers over ranges and nodes are expanded over the k ranges: exact for
+    # layouts of at most k ranges, with nothing left to instantiate
     def forall_ranges(self, pred: Pred) -> Any:
         return z3.And(*[z3.Implies(r.exists, pred(r.value())) for r in self.ranges])
 
@@ -752,6 +850,7 @@ class BoundedLayout(_RangeLayout):
         return z3.Or(*[z3.And(r.exists, r.nid == n) for r in self.ranges]), n
 
     def witness_range(self, origin: str) -> tuple[Any, StructVal]:
+        # an index the solver picks among the k ranges (8 bits: k is small)
         i = z3.BitVec(self._name("range"), 8, self.ctx)
         fields = list(self.ranges[-1].value().fields)
         for j in range(self.k - 2, -1, -1):
@@ -760,12 +859,17 @@ class BoundedLayout(_RangeLayout):
         return exists, StructVal(MEM_RANGE, tuple(fields))
 
     def forall_pfns(self, pred: Pred) -> Any:
+        # instantiated lazily on the pool, which starts with every range boundary and
+        # its neighbours (__init__); a bounded layout only refutes, and the replay
+        # decides the quantifier exactly
         q = z3.Bool(self._name("forall_pfns"), self.ctx)
         self.incomplete.append("a universally quantified pfn assumption")
         self._obligations.append(lambda p: z3.Implies(q, pred(p)))
         return q
 
     def first_node(self, cond: Pred, default: Any, origin: str) -> Any:
+        # f is the node of an existing range satisfying cond, and no existing range of a
+        # lower node satisfies it
         f = z3.BitVec(self._name("first_node"), 32, self.ctx)
         conds = [(r, cond(r.nid)) for r in self.ranges]
         found = z3.Or(*[z3.And(r.exists, c) for r, c in conds])
@@ -776,6 +880,8 @@ class BoundedLayout(_RangeLayout):
 
     def close(self) -> tuple[list[Any], list[Any]]:
         lazy: list[Any] = []
+        # an instance may note new pfns (its body asks pfn_in_ram of another pfn), which
+        # need instances in turn: rounds until one adds nothing
         for _ in range(40):
             changed = False
             for k, ob in enumerate(list(self._obligations)):
@@ -792,6 +898,8 @@ class BoundedLayout(_RangeLayout):
 
 
 def sort_of(ty: Type, ctx: z3.Context) -> Any:
+    """The z3 sort of a bool or integer type (a struct has none: its fields are terms
+    of their own, bv.StructVal)."""
     if isinstance(ty, BoolType):
         return z3.BoolSort(ctx)
     assert isinstance(ty, IntType)

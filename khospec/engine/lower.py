@@ -34,6 +34,7 @@ from khospec.engine.state import CallResult, Frame, LoopInfo, LowerError, Skolem
 from khospec.engine.statements import Statements
 from khospec.types import BOOL, INT, ULONG, BoolType, IntType, SeqType, StructType, Type
 
+# the iterations of a `while` loop run before its stand-in or cut (statements._while)
 UNROLL = 3
 
 
@@ -57,16 +58,25 @@ class Lowering:
         self.ctx = ctx
         self.unroll = unroll
         self.allow_tail = allow_tail
+        # a requirement claim reads only the requires of that name in the machine's
+        # steps: the others are not collected (statements.py, SRequire)
         self.wanted = wanted_requirement
         self._params: dict[str, Any] = {}
+        # what the counterexample must give values of (engine/extract.py): every
+        # application of a param function, every constant the solver picks (witnesses,
+        # unknown initial values), every read of uninitialised memory
         self.param_apps: list[tuple[str, tuple[Any, ...], Any]] = []
         self.skolems: list[Skolem] = []
         self.garbage_apps: list[tuple[str, Any, Any]] = []
+        # the program's semantics: constraints every model satisfies (loop exits, layout
+        # bindings), whichever violation is asked
         self.hard: list[Any] = []
         self.loops: list[LoopInfo] = []
         self.incomplete: list[str] = []
         self._fresh = 0
         self.layout: Layout
+        # a layout block fixes the layout and the params it binds; ``bounded`` is the
+        # search among layouts of at most that many ranges; otherwise every layout
         if layout is not None:
             assert page_shift is not None
             self.layout = ConcreteLayout(ctx, layout, page_shift, self.param)
@@ -75,6 +85,8 @@ class Lowering:
             self.layout = BoundedLayout(ctx, self.param, bounded)
         else:
             self.layout = SymbolicLayout(ctx, self.param)
+        # when a loop that `c in f(...)` or `f(...) == [...]` reads may not have ended
+        # within the unrolling (_ev_InEmits)
         self.hard_open: list[Any] = []
         # In a trace, violations at different nodes are alternatives, so one witness per
         # quantifier or loop site serves every node (and shares the map reads).
@@ -82,16 +94,23 @@ class Lowering:
         self._site_witness: dict[tuple[int, str], Any] = {}
         # False when only reachability matters (vacuity): requires are not evaluated
         self.collect_requires = True
+        # the answers of simple calls and of first-node questions, by their argument terms
         self._memo: dict[tuple[Any, ...], Sym] = {}
-        self._simple: dict[int, bool] = {}
+        self._simple: dict[int, bool] = {}  # id of a FnDef -> _is_simple
         self.statements = Statements(self)
 
     # -- names and params
     def fresh_name(self, base: str) -> str:
+        # z3 identifies a constant by its name and sort: the counter keeps each fresh one
+        # apart from every other of its kind
         self._fresh += 1
         return f"{base}!{self._fresh}"
 
     def param(self, name: str, args: tuple[Any, ...] = ()) -> Any:
+        """The value of param ``name``: a constant named after it (the profile's
+        substitution and the counterexample find it by that name), or for a param
+        function its uninterpreted function at ``args``, an application recorded for the
+        counterexample."""
         pd = self.program.params[name]
         if pd.arg_types is None:
             v = self._params.get(name)
@@ -101,6 +120,7 @@ class Lowering:
             return v
         f = self._params.get(name)
         if f is None:
+            # a z3 function returns one sort, and a struct is a term per field
             if isinstance(pd.ty, StructType):
                 raise err("KHO501", pd.span, f"param function `{name}` returning a struct is not supported")
             f = z3.Function(name, *[sort_of(t, self.ctx) for t in pd.arg_types], sort_of(pd.ty, self.ctx))
@@ -110,6 +130,7 @@ class Lowering:
         return v
 
     def _bind_layout_params(self, layout: ir.LayoutDef) -> None:
+        """The params a layout block gives values, as hard equations."""
         for name, args, value in layout.bindings:
             pd = self.program.params[name]
             if pd.arg_types is None:
@@ -123,11 +144,18 @@ class Lowering:
         return [(self.param(n), bv.const(v, self.program.params[n].ty, self.ctx)) for n, v in profile.bindings]
 
     def profile_binding(self, profile: ir.ProfileDef) -> Any:
+        """The profile's constants as one formula, which the all-profiles query puts
+        behind the profile's literal."""
         eqs = [bv.eq(param, value) for param, value in self.constants(profile)]
         return z3.And(*eqs) if eqs else z3.BoolVal(True, self.ctx)
 
     # -- expressions
     def ev(self, e: ir.Expr, fr: Frame, pol: int = 0) -> Sym:
+        """The term for ``e`` in frame ``fr``. ``pol`` is how the formulas use it: 1
+        where it must be true (an assumption, a premise), -1 where it must be false (the
+        claim, which the violation negates), 0 where either may be asked (under `<->`,
+        `==`, `?:`, as a value). Quantifiers over unbounded domains and calls whose loops
+        may not end are lowered according to it."""
         match e:
             case ir.Const():
                 return self._ev_Const(e, fr, pol)
@@ -198,13 +226,17 @@ class Lowering:
                 f"`{e.name}` is updated by this loop and read here at another index",
                 "the loop updates all indices at once; read the map before the loop or at the loop index",
             )
+        # (KHO521: a loop over a set updates every index at once from the state before
+        # it, which is C's result only if no index reads an entry another one writes)
         self.layout.hint_pfn(idx)
         return fr.state.maps[e.name].read(idx)
 
     def _ev_Unary(self, e: ir.Unary, fr: Frame, pol: int) -> Sym:
         if e.op == "!":
+            # must be true under a negation is must be false inside it
             return z3.Not(self.ev(e.operand, fr, -pol))
         v = self.ev(e.operand, fr)
+        # the operand is already promoted; negation wraps, so -INT_MIN is INT_MIN
         return -v if e.op == "-" else ~v
 
     def _ev_Binary(self, e: ir.Binary, fr: Frame, pol: int) -> Sym:
@@ -214,10 +246,13 @@ class Lowering:
         if op == "||":
             return z3.Or(self.ev(e.left, fr, pol), self.ev(e.right, fr, pol))
         if op == "->":
+            # a -> b is !a || b: the premise takes the opposite polarity
             return z3.Implies(self.ev(e.left, fr, -pol), self.ev(e.right, fr, pol))
         if op == "<->":
+            # each side is true in one case and false in the other
             return self.ev(e.left, fr, 0) == self.ev(e.right, fr, 0)
         if op in ("==", "!=", "<", "<=", ">", ">="):
+            # operands are values, whose truth the comparison uses either way
             sub = 0
             a = self.ev(e.left, fr, sub)
             b = self.ev(e.right, fr, sub)
@@ -225,6 +260,8 @@ class Lowering:
         a = self.ev(e.left, fr)
         b = self.ev(e.right, fr)
         assert isinstance(e.ty, IntType)
+        # the type checker brought both operands to e.ty, but for a shift, whose count
+        # C promotes on its own
         if op in ("<<", ">>"):
             rt = e.right.ty
             assert isinstance(rt, IntType)
@@ -235,6 +272,7 @@ class Lowering:
         return bv.convert(self.ev(e.operand, fr), e.operand.ty, e.ty, self.ctx)
 
     def _ev_Ite(self, e: ir.Ite, fr: Frame, pol: int) -> Sym:
+        # c ? a : b is monotone in a and b, which keep the polarity; c is used both ways
         return bv.ite(self.ev(e.cond, fr, 0), self.ev(e.then, fr, pol), self.ev(e.else_, fr, pol))
 
     def _ev_FieldGet(self, e: ir.FieldGet, fr: Frame, pol: int) -> Sym:
@@ -248,6 +286,9 @@ class Lowering:
     def _ev_Builtin(self, e: ir.Builtin, fr: Frame, pol: int) -> Sym:
         n = e.name
         if n == "requires_hold":
+            # true iff no require the call executes fails: each condition where its guard
+            # (the path that reaches it) holds; the label tells its requires apart in
+            # the counterexample
             call = e.args[0]
             assert isinstance(call, ir.CallFn)
             res = self.call(call, fr, pol, label=f"{fr.label}/{call.name}")
@@ -262,6 +303,10 @@ class Lowering:
             return bv.ilog2(args[0])
         t = e.ty
         if n in ("min", "max", "clamp"):
+            # min and max as include/linux/minmax.h's x < y ? x : y and x > y ? x : y,
+            # clamp as min(max(val, lo), hi); the type checker converted the arguments to
+            # one type (the kernel rejects mixed signedness), whose signedness picks the
+            # comparison
             assert isinstance(t, IntType)
             lt = (lambda a, b: a < b) if t.signed else z3.ULT
             if n == "min":
@@ -271,6 +316,9 @@ class Lowering:
             v, lo, hi = args
             mx = z3.If(lt(v, lo), lo, v)
             return z3.If(lt(hi, mx), hi, mx)
+        # include/linux/align.h, computed in x's type, to which the type checker
+        # converted a as (typeof(x))(a) does: IS_ALIGNED tests the low bits, ALIGN rounds
+        # up, and ALIGN_DOWN, ALIGN(x - (a - 1), a) in the kernel, is x & ~(a - 1)
         x, a = args
         mask = a - 1
         if n == "IS_ALIGNED":
@@ -283,6 +331,8 @@ class Lowering:
 
     # -- quantifiers
     def bind(self, fr: Frame, var: ir.Local, value: Sym) -> Frame:
+        """``fr`` with ``var`` bound to ``value``: the locals copied, the rest shared, so
+        the requires a quantifier's body executes are the frame's."""
         locs = dict(fr.locals)
         locs[var.uid] = value
         return Frame(locs, fr.state, fr.guard, fr.returned, fr.ret, fr.emits, fr.requires, fr.label, fr.bulk, fr.pol)
@@ -290,7 +340,7 @@ class Lowering:
     def _ev_Quant(self, e: ir.Quant, fr: Frame, pol: int) -> Sym:
         d = e.domain
         universal = e.kind == "forall"
-        # finite domains: expand, whatever the polarity
+        # finite domains: expand, whatever the polarity (exact, and no witness to replay)
         if d.kind == "interval":
             assert d.lo is not None and d.hi is not None
             lo = self.ev(d.lo, fr)
@@ -300,6 +350,8 @@ class Lowering:
                 hi_v = z3.simplify(hi).as_long()
                 ty = e.var.ty
                 assert isinstance(ty, IntType)
+                # the bounds as values of the variable's type: a signed interval may start
+                # below zero
                 lo_i, hi_i = ty.wrap(lo_v), ty.wrap(hi_v)
                 if hi_i - lo_i <= 64:
                     parts = [self.ev(e.body, self.bind(fr, e.var, bv.const(i, ty, self.ctx)), pol)
@@ -313,6 +365,8 @@ class Lowering:
         # witness when the quantifier must fail (forall) / hold (exists)
         if (universal and pol < 0) or (not universal and pol > 0):
             return self._skolemize(e, fr, pol, universal)
+        # used both ways it would need a witness and every instance at once; neither
+        # encoding alone is faithful to both
         if pol == 0:
             raise err(
                 "KHO510", e.span,
@@ -322,10 +376,16 @@ class Lowering:
         return self._instantiate(e, fr, pol, universal)
 
     def _skolemize(self, e: ir.Quant, fr: Frame, pol: int, universal: bool) -> Sym:
+        """A constant the solver picks for the variable: where a forall must fail, the
+        element it fails at; where an exists must hold, the element it holds at. The
+        formula has a model iff the quantified one has (Skolemization), because the
+        constant is free to be whatever element that model needs, and the model's value
+        is recorded (``skolems``) for the counterexample and the replay."""
         d = e.domain
         label = fr.label
         origin = f"{e.var.name} at {self.program.site_spans.get(e.site, e.span)}"
         if d.kind in ("nodes", "ranges"):
+            # the element must belong to the layout: ``exists``
             exists, w = self.layout_witness(e.site, d.kind, e.var.name, e.var.ty, origin, label)
             body = self.ev(e.body, self.bind(fr, e.var, w), pol)
             return z3.Implies(exists, body) if universal else z3.And(exists, body)
@@ -339,6 +399,8 @@ class Lowering:
                 self._site_witness[key] = w
         if isinstance(w, z3.BitVecRef) and e.var.ty == ULONG:
             self.layout.hint_pfn(w)
+        # (the formula is negated where a forall must fail: `inside -> body` becomes
+        # `inside and not body`, the witness inside the interval)
         inner = self.bind(fr, e.var, w)
         body = self.ev(e.body, inner, pol)
         if d.kind == "interval":
@@ -349,6 +411,8 @@ class Lowering:
         return body
 
     def layout_witness(self, site: int, kind: str, name: str, ty: Type, origin: str, label: str) -> tuple[Any, Any]:
+        """(exists, element): a node or range of the layout the solver picks, recorded
+        for the replay; one per site in a trace (``share_witnesses``)."""
         key = (site, kind)
         if self.share_witnesses and key in self._site_witness:
             return self._site_witness[key]  # type: ignore[no-any-return]
@@ -378,6 +442,11 @@ class Lowering:
         return w
 
     def _instantiate(self, e: ir.Quant, fr: Frame, pol: int, universal: bool) -> Sym:
+        """A forall that must hold (or an exists that must fail, the forall of its
+        negation) as the layout's stand-in for it: over nodes and ranges, instances on
+        every witness, exact (engine/layout.py); over pfns, instances on the pfns the
+        query asks the layout about, implied by the real fact and so sound for a proof,
+        while a refutation that depends on it is decided by the replay."""
         d = e.domain
         sign = 1 if universal else -1  # exists with pol<0 is a universal of the negation
 
@@ -389,6 +458,8 @@ class Lowering:
             q = self.layout.forall_nodes(body)
         elif d.kind == "ranges":
             q = self.layout.forall_ranges(body)
+        # a 64-bit integer is taken for a pfn; other integers have no pool of terms to be
+        # instantiated on
         elif (isinstance(e.var.ty, IntType) and e.var.ty.width == 64
               and isinstance(self.layout, SymbolicLayout | BoundedLayout)):
             if d.kind == "interval":
@@ -417,7 +488,8 @@ class Lowering:
         free = _free_locals(e.cond) - {e.var.uid}
         key: tuple[Any, ...] | None = None
         if not _reads_state(e.cond, self.program, self.strategy):
-            # the answer depends on the layout and the free variables only
+            # the answer depends on the layout and the free variables only: memoised, so
+            # that evaluating it again adds no witness range to the layout
             key = ("first", e.site, _key(default), *(( u, _key(fr.locals[u])) for u in sorted(free)))
             hit = self._memo.get(key)
             if hit is not None:
@@ -435,7 +507,9 @@ class Lowering:
     def _ev_CallFn(self, e: ir.CallFn, fr: Frame, pol: int) -> Sym:
         fn = self.program.fn(e.name, self.strategy)
         if self._is_simple(fn):
-            # a function of its arguments alone: one term per argument tuple
+            # a function of its arguments alone: one term per argument tuple, so its body
+            # is lowered once per tuple and equal calls are one term, not two the solver
+            # must show equal
             args = tuple(self.ev(a, fr) for a in e.args)
             key = (fn.name, fn.strategy, *(_key(a) for a in args))
             hit = self._memo.get(key)
@@ -449,6 +523,8 @@ class Lowering:
                     hit = self.ev(fn.body, sub, 0)
                 self._memo[key] = hit
             return hit
+        # inlined: the body runs on the caller's state where the caller's statement
+        # runs, and its requires are the caller's
         res = self.call(e, fr, pol, label=fr.label)
         fr.requires.extend(res.requires)
         if res.ret is None:
@@ -459,12 +535,21 @@ class Lowering:
         item = self.ev(e.item, fr)
         res = self.call(e.call, fr, pol, label=f"{fr.label}/{e.call.name}")
         if pol <= 0 and res.open is not None and not z3.is_false(res.open):
-            # exact only when the loops are fully unrolled
+            # exact only when the loops are fully unrolled: a loop that may still run can
+            # emit the item later, so where membership may have to be false a
+            # counterexample must show every loop ended (solve.py blocks ``open``) and a
+            # proof is at most holds_to_depth. Where it must be true, the stand-in's
+            # iteration can emit what a later one would, and a loop without invariants
+            # already leaves a proof at holds_to_depth
             self.hard_open.append(res.open)
         parts = [z3.And(g, bv.eq(item, v)) for g, v in res.emits]
         return z3.Or(*parts) if parts else z3.BoolVal(False, self.ctx)
 
     def _ev_EmitsEq(self, e: ir.EmitsEq, fr: Frame, pol: int) -> Sym:
+        # compared whole: no stand-in (tail=False), whose one arbitrary iteration cannot
+        # stand for a sequence; the k-th emit must be the k-th item, and an emit past the
+        # items must not run. An item past the emits of the unrolled run is false here,
+        # which ``open`` qualifies as for _ev_InEmits
         res = self.call(e.call, fr, 0, label=f"{fr.label}/{e.call.name}", tail=False)
         if res.open is not None and not z3.is_false(res.open):
             self.hard_open.append(res.open)
@@ -480,6 +565,10 @@ class Lowering:
         return z3.And(*conds) if conds else z3.BoolVal(True, self.ctx)
 
     def call(self, e: ir.CallFn, fr: Frame, pol: int, label: str, tail: bool = True) -> CallResult:
+        """``e``'s body inlined in a frame of its own: the caller's state, under the
+        guard where the caller runs it, its value used at ``pol``; ``tail``: whether its
+        loops may use the invariants' stand-in. Its state writes, already under that
+        guard, become the caller's state."""
         fn = self.program.fn(e.name, self.strategy)
         args = [self.ev(a, fr) for a in e.args]
         sub = Frame({}, fr.state, fr.active(), z3.BoolVal(False, self.ctx), None, [], [], label, fr.bulk, pol)
@@ -509,6 +598,7 @@ class Lowering:
 
 
 def _free_locals(e: ir.Expr) -> set[int]:
+    """The locals ``e`` reads but does not bind (uids are unique per declaration)."""
     out: set[int] = set()
     bound: set[int] = set()
     stack: list[ir.Node] = [e]
@@ -541,12 +631,16 @@ def _reads_state(e: ir.Expr, program: ir.Program, strategy: str | None) -> bool:
 
 
 def _key(v: Sym) -> Any:
+    """A memo key for a value: z3 hash-conses terms, so equal terms have one id."""
     if isinstance(v, StructVal):
         return tuple(_key(f) for f in v.fields)
     return v.get_id()
 
 
 def _simple_body(body: tuple[ir.Stmt, ...] | ir.Expr, program: ir.Program, strategy: str | None) -> bool:
+    """Whether ``body``, and every function it calls, has no node whose term depends
+    on more than the arguments: state, loops, emits and requires, and quantifiers, whose
+    term depends on the polarity and creates witnesses."""
     bad = (ir.Quant, ir.InEmits, ir.EmitsEq, ir.StateRef, ir.MapRead, ir.SRequire, ir.SWhile,
            ir.SEmit, ir.SForBulk, ir.SStateAssign, ir.SMapWrite)
     for n in ir.walk(list(body) if isinstance(body, tuple) else [body], program, strategy):

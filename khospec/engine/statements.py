@@ -33,6 +33,9 @@ from khospec.engine.state import (
 )
 from khospec.types import INT, ULONG, Type
 
+# a loop whose condition stays a constant truth runs this many iterations whatever the
+# unroll bound, so that a loop with concrete bounds is unrolled completely and needs no
+# invariant
 MAX_CONCRETE_UNROLL = 160
 
 
@@ -76,10 +79,15 @@ class Statements:
             self.exec(s, fr, fn, opens, tail)
 
     def exec(self, s: ir.Stmt, fr: Frame, fn: ir.FnDef | None, opens: list[Any] | None, tail: bool) -> None:
+        """Run ``s`` on ``fr``, each effect under ``fr.active()``: where execution
+        reaches ``s``. ``opens`` collects when a loop cut at the unroll bound may still
+        run; ``tail``: whether loops may use the invariants' stand-in."""
         match s:
             case ir.SLet():
+                # a new local: where this statement does not run, nothing that runs reads it
                 fr.locals[s.var.uid] = self.low.ev(s.value, fr, fr.pol)
             case ir.SAssign():
+                # the old value stays where the statement does not run
                 new = self.low.ev(s.value, fr, fr.pol)
                 old = fr.locals[s.var.uid]
                 fr.locals[s.var.uid] = bv.ite(fr.active(), new, old)
@@ -90,10 +98,13 @@ class Statements:
             case ir.SMapWrite():
                 assert fr.state is not None
                 idx = self.low.ev(s.index, fr)
+                # a loop over a set updates every index from the state before it (_bulk),
+                # which is C's result only if each index writes its own entry
                 if fr.bulk is not None and not idx.eq(fr.bulk.index):
                     raise err("KHO520", s.span, f"this loop writes `{s.name}` at an index other than its own",
                                "a loop over a set of indices updates each index on its own")
                 value = self.low.ev(s.value, fr)
+                # a layer over the map: a read at idx sees it where the write ran
                 fr.state.maps[s.name] = WriteMap(fr.state.maps[s.name], fr.active(), idx, s.path, value)
             case ir.SIf():
                 outer = fr.guard
@@ -107,6 +118,8 @@ class Statements:
                         self.exec_block(s.else_, fr, fn, opens, tail)
                     fr.guard = outer
                     return
+                # both branches run, each under its condition, and their effects merge
+                # through the guards; the condition is used both ways (pol 0)
                 c = self.low.ev(s.cond, fr, 0)
                 fr.guard = z3.And(outer, c)
                 self.exec_block(s.then, fr, fn, opens, tail)
@@ -114,6 +127,7 @@ class Statements:
                 self.exec_block(s.else_, fr, fn, opens, tail)
                 fr.guard = outer
             case ir.SForConst():
+                # constant bounds: unrolled, one iteration per value
                 ty = s.var.ty
                 for i in range(s.lo, s.hi):
                     fr.locals[s.var.uid] = bv.const(i, ty, self.low.ctx)
@@ -121,22 +135,29 @@ class Statements:
             case ir.SForBulk():
                 self._bulk(s, fr)
             case ir.SWhile():
+                # while loops run only in functions (KHO412)
                 assert fn is not None
                 self._while(s, fr, fn, opens if opens is not None else [], tail)
             case ir.SRequire():
+                # a requirement claim reads only the requires it names in the machine's
+                # steps; under requires_hold (no state) every require counts
                 if not self.low.collect_requires or (
                         self.low.wanted is not None and fr.state is not None and s.name != self.low.wanted):
                     return
+                # a violation denies the condition, requires_hold asserts it: pol 0
                 cond = self.low.ev(s.cond, fr, 0)
                 fr.requires.append(ReqOb(s.name, s.site, fr.active(), cond, fr.label))
             case ir.SEmit():
                 fr.emits.append((fr.active(), self.low.ev(s.value, fr)))
             case ir.SReturn():
+                # the first return that runs decides: active() is false after it, so a
+                # later one changes nothing
                 v = self.low.ev(s.value, fr, fr.pol)
                 act = fr.active()
                 fr.ret = v if fr.ret is None else bv.ite(act, v, fr.ret)
                 fr.returned = z3.Or(fr.returned, act)
             case ir.SCall():
+                # the value is dropped; the requires and emits are the caller's
                 res = self.low.call(s.call, fr, 0, label=fr.label)
                 fr.requires.extend(res.requires)
                 fr.emits.extend(res.emits)
@@ -144,6 +165,7 @@ class Statements:
                 assert_never(s)
 
     def _written_maps(self, stmts: tuple[ir.Stmt, ...], seen: set[str] | None = None) -> set[str]:
+        """The state maps ``stmts`` write, in the functions they call too."""
         out: set[str] = set()
         seen = seen if seen is not None else set()
         for s in stmts:
@@ -170,10 +192,17 @@ class Statements:
         return out
 
     def _has_require(self, stmts: tuple[ir.Stmt, ...]) -> bool:
-        """Some `require` we collect can run in these statements (calls included)."""
+        """Some `require` this lowering collects can run in these statements (calls
+        included)."""
         return mentions_require(stmts, self.low.wanted, self.low.program, self.low.strategy)
 
     def _bulk(self, s: ir.SForBulk, fr: Frame) -> None:
+        """A loop over a set of indices (up to 2^64 pfns), every index at once. Its body
+        writes a map only at the loop's index (KHO520), reads a written map only there
+        (KHO521) and assigns no outer local (KHO419), so an index's new entries are the
+        body run at that index from the state before the loop, whatever the order of the
+        indices. The maps it writes become ``BulkMap``s that run the body at the index
+        a read asks for: a loop over every pfn costs what the claim reads of it."""
         assert fr.state is not None
         if not self._written_maps(s.body):
             self._witness_loop(s, fr)
@@ -184,11 +213,13 @@ class Statements:
         if s.domain == "nodes":
             raise err("KHO523", s.span, "a loop over nodes can check (require) but not update state",
                        "update per pfn: for pfn: ulong where ... { ... }")
-        pre = fr.state.copy()
+        pre = fr.state.copy()  # every index starts from the state before the loop
         outer_guard = fr.active()
         written = self._written_maps(s.body)
         label = fr.label
 
+        # whether index q runs: the loop is reached, q is in its bounds and passes the
+        # filter (evaluated on q's own frame, whose state is the old one)
         def in_domain(q: Any, sub: Frame) -> Any:
             conds = [outer_guard]
             ty = s.var.ty
@@ -200,6 +231,8 @@ class Statements:
                 conds.append(self.low.ev(s.where, sub, 0))
             return z3.And(*conds)
 
+        # outside the domain the body's writes are disabled by its guard, so a read there
+        # passes through to the map before the loop
         def run_at(q: Any) -> Frame:
             sub = Frame(dict(fr.locals), pre.copy(), z3.BoolVal(True, self.low.ctx), z3.BoolVal(False, self.low.ctx),
                         None, [], [], label, BulkCtx(q, written), 0)
@@ -209,6 +242,7 @@ class Statements:
             self.exec_block(s.body, sub)
             return sub
 
+        # one run per index term, which every written map reads
         cache: dict[int, Frame] = {}
 
         def at(q: Any) -> Frame:
@@ -235,12 +269,15 @@ class Statements:
         if not self.low.collect_requires or not self._has_require(s.body):
             return
         label = fr.label
+        # the index is a Skolem constant: a violation needs one index where a require
+        # fails, and the solver picks it; a node must belong to the layout (``exists``)
         if s.domain == "nodes":
             exists, w = self.low.layout_witness(s.site, "nodes", s.var.name, INT, f"{s.var.name} at {s.span}", label)
         else:
             exists = z3.BoolVal(True, self.low.ctx)
             w = self.low.loop_witness(s, label)
             self.low.layout.hint_pfn(w) if s.var.ty == ULONG else None
+        # nothing is written: the frame shares the state instead of copying it
         sub = Frame(dict(fr.locals), fr.state, fr.active(), z3.BoolVal(False, self.low.ctx), None, [], [], label,
                     BulkCtx(w, set(), witness=True), 1)
         sub.locals[s.var.uid] = w
@@ -250,6 +287,7 @@ class Statements:
             conds.append(bv.compare("<=", self.low.ev(s.lo, fr), w, ty))
         if s.hi is not None:
             conds.append(bv.compare("<", w, self.low.ev(s.hi, fr), ty))
+        # the filter only guards violations, where it must hold: pol 1
         if s.where is not None:
             conds.append(self.low.ev(s.where, sub, 1))
         sub.guard = z3.And(*conds)
@@ -277,12 +315,32 @@ class Statements:
         return out
 
     def _while(self, s: ir.SWhile, fr: Frame, fn: ir.FnDef, opens: list[Any], tail: bool) -> None:
+        """A `while` loop: iterations unrolled while the condition can hold, up to the
+        unroll bound (or, while it is a constant truth, MAX_CONCRETE_UNROLL). Where the
+        loop may still run after them (``running``):
+
+        - without invariants, or where the stand-in is not allowed (phase B, a sequence
+          compared whole, the invariants' own query), what follows counts only where the
+          loop ended: ``running`` goes to ``opens``; a counterexample must make it false
+          and a proof where it can be true is holds_to_depth (solve.py);
+        - otherwise the invariants stand in for every later iteration: one more
+          iteration runs from any state satisfying the invariants and the condition, and
+          the loop ends in any state satisfying the invariants and not the condition. If
+          the invariants hold where the stand-in starts (``entry_violation``, a case of
+          the violation) and are inductive (``_consecution``, a query of its own), every
+          later iteration starts in such a state, so the one iteration checks the body's
+          requires for all of them, and a loop that ends by its condition ends in such a
+          state. ``tail_flag`` is true in a model that uses the stand-in: a proof covers
+          those models, a counterexample may not lean on them, since the stand-in's
+          states need not be reachable."""
         outer = fr.guard
         label = fr.label
         iterations = 0
         concrete = True
         limit = MAX_CONCRETE_UNROLL
         while True:
+            # a condition that simplifies to false ends the loop exactly; while every one
+            # so far was a constant truth, the unroll bound does not apply
             c = z3.simplify(self.low.ev(s.cond, fr, 0))
             if z3.is_false(c):
                 fr.guard = outer
@@ -291,11 +349,15 @@ class Statements:
                 concrete = False
             if (not concrete and iterations >= self.low.unroll) or iterations >= limit:
                 break
+            # no conjunction with the earlier conditions is needed: after an iteration
+            # that did not run, the locals are unchanged, so the condition that failed
+            # fails again
             fr.guard = z3.And(outer, c)
             fr.label = f"{label}#{iterations}"
             self.exec_block(s.body, fr, fn, opens, tail)
             fr.label = label
             iterations += 1
+        # the loop reached, not returned from, and its condition still true
         running = z3.And(fr.active(), c)
         # a local declared in the body is declared again by each iteration: only those
         # declared before the loop carry a value from one iteration to the next
@@ -309,10 +371,14 @@ class Statements:
             return
         # Past the unrolled iterations: any state satisfying the invariants.
         inv_here = z3.And(*[self.low.ev(i, fr, 0) for i in s.invariants])
+        # the stand-in needs the invariants where it starts: a case of the violation
+        # (engine/formulas.py), whose model makes the result unknown
         info.entry_violation = z3.And(running, z3.Not(inv_here))
         tail_flag = z3.Bool(self.low.fresh_name(f"beyond_unrolling@{s.site}"), self.low.ctx)
         info.tail = tail_flag
         before = {u: fr.locals[u] for u in modified}
+        # the locals the loop changes take any values: the guard below keeps those that
+        # satisfy the invariants and the condition, any later iteration's start
         havoc = {u: self._havoc_like(fr.locals[u], f"iter@{s.site}") for u in modified}
         for u, v in havoc.items():
             fr.locals[u] = v
@@ -328,7 +394,10 @@ class Statements:
             fr.locals[u] = v
         inv_x = z3.And(*[self.low.ev(i, fr, 0) for i in s.invariants])
         c_x = self.low.ev(s.cond, fr, 0)
+        # asserted in every model, not only in those that use the stand-in: wherever the
+        # loop may still run, an exit state must exist
         self.low.hard.append(z3.Implies(running, z3.And(inv_x, z3.Not(c_x))))
+        # where the loop ended within the unrolling, the values it ended with
         for u in modified:
             fr.locals[u] = bv.ite(running, exit_h[u], before[u])
         # the state after the loop is the invariants' stand-in when the loop ran past the
@@ -340,6 +409,7 @@ class Statements:
             info.consecution = self._consecution(s, fn)
 
     def _havoc_like(self, v: Sym, base: str) -> Sym:
+        """A fresh value of ``v``'s type, field by field: any value a loop could leave."""
         if isinstance(v, StructVal):
             return StructVal(v.ty, tuple(self._havoc_like(f, base) for f in v.fields))
         if z3.is_bool(v):
@@ -376,6 +446,7 @@ class Statements:
         leaves them after one iteration (for any arguments)."""
         fr = Frame({}, None, z3.BoolVal(True, self.low.ctx), z3.BoolVal(False, self.low.ctx), None, [], [],
                    "inductive", None, 0)
+        # fresh arguments: one query covers every call of the function
         for p in fn.params:
             fr.locals[p.uid] = bv.fresh(p.ty, self.low.fresh_name(f"arg {p.name}"), self.low.ctx)
         # values of the locals defined before the loop: the statements before it on its
@@ -389,6 +460,8 @@ class Statements:
         inv = z3.And(*[self.low.ev(i, fr, 0) for i in s.invariants])
         c = self.low.ev(s.cond, fr, 0)
         fr.guard = z3.BoolVal(True, self.low.ctx)
+        # no stand-in inside the iteration being checked: a loop nested in the body is
+        # cut, and the record of the cut makes a proof holds_to_depth where it may run on
         self.exec_block(s.body, fr, fn, [], False)
         inv2 = z3.And(*[self.low.ev(i, fr, 0) for i in s.invariants])
         return z3.And(inv, c, z3.Not(inv2))

@@ -22,6 +22,8 @@ from khospec.engine.lower import Lowering
 from khospec.engine.state import ConstMap, Frame, GarbageMap, MachineState, MapVal, ReqOb, Skolem, err, merge_states
 from khospec.types import IntType, MapType
 
+# more distinct states than this means the guards do not decide the order of the steps:
+# the check needs phases or a lower depth (KHO530)
 MAX_TREE_NODES = 4000
 
 
@@ -29,7 +31,16 @@ MAX_TREE_NODES = 4000
 class TraceNode:
     """A state reached by ``step``. Paths that reach the same control state (the same
     concrete scalars) by the same step at the same depth share one node: its state is
-    theirs merged by path condition, so the solver sees one state instead of many."""
+    theirs merged by path condition, so the solver sees one state instead of many.
+
+    Why they may share it: what the guards ahead read of the control state is the same
+    on every merged path, so their subtrees would have the same shape, and what differs
+    (maps, symbolic scalars) is chosen by path condition; merging keeps a level as wide
+    as its control states, not its paths. The merged state is that of the first edge
+    whose path condition holds (state.merge_states), and ``path`` follows the same edge,
+    so the trace a counterexample names is the one whose state the model shows. It is
+    each path's own state where at most one edge's condition holds; where several hold,
+    the later edges' states are not seen there."""
 
     id: int
     parents: list[tuple[TraceNode, Any]]  # (predecessor, path condition of that edge)
@@ -47,6 +58,7 @@ class TraceNode:
         n: TraceNode | None = self
         while n is not None and n.step is not None:
             out.append(n.step)
+            # the first edge that holds, the one whose state merge_states shows
             nxt = None
             for parent, edge in n.parents:
                 if holds(edge):
@@ -68,12 +80,16 @@ def initial_state(low: Lowering) -> MachineState:
             if sv.init is not None:
                 maps[sv.name] = ConstMap(low.ev(sv.init, fr))
             else:
+                # any contents: a function per field, whose reads are recorded
+                # (garbage_apps) so that the counterexample gives the cells read
                 assert isinstance(sv.ty.key, IntType)
                 maps[sv.name] = GarbageMap(sv.name, sv.ty.value, sv.ty.key, low.ctx, low.garbage_apps)
         else:
             if sv.init is not None:
                 scalars[sv.name] = low.ev(sv.init, fr)
             else:
+                # any value, recorded at site 0 for the counterexample (the spec's sites
+                # are numbered from 1); a symbolic scalar is merged, not a control state
                 v = bv.fresh(sv.ty, f"initial {sv.name}", low.ctx)
                 scalars[sv.name] = v
                 low.skolems.append(Skolem(0, "init", sv.name, sv.ty, v, "initial"))
@@ -85,6 +101,8 @@ def build_tree(low: Lowering, depth: int, before: dict[str, list[tuple[Any, ir.A
     root = TraceNode(0, [], None, initial_state(low), z3.BoolVal(True, low.ctx), 0, [])
     nodes = [root]
     level = [root]
+    # one depth at a time: the children of a level are grouped by control state before
+    # the next level is built from them
     while level:
         groups: dict[Any, list[tuple[TraceNode, Any, MachineState, list[ReqOb], str]]] = {}
         order: list[Any] = []
@@ -94,20 +112,30 @@ def build_tree(low: Lowering, depth: int, before: dict[str, list[tuple[Any, ir.A
                 fr = Frame({}, node.state, z3.BoolVal(True, low.ctx), z3.BoolVal(False, low.ctx), None, [], [],
                            f"n{len(nodes)}", None, 0)
                 g = low.ev(st.guard, fr, 0) if st.guard is not None else z3.BoolVal(True, low.ctx)
+                # a guard over the concrete control state simplifies to a constant:
+                # false prunes the step, so the tree holds only the orders the spec allows
                 g = z3.simplify(g)
                 if z3.is_false(g):
                     continue
+                # at the depth limit a step that can run is recorded, not taken: the tree
+                # is then incomplete and a proof over it only holds_to_depth
                 if node.depth >= depth:
                     opens.append(z3.And(node.pc, g))
                     continue
+                # a `before STEP` assumption holds on the state the step starts from,
+                # whenever it runs: a conjunct of the edge's condition, behind its literal
+                # so that an unsat core can name it
                 extra = []
                 for lit, a in before.get(st.name, []):
                     afr = Frame({}, node.state, z3.BoolVal(True, low.ctx), z3.BoolVal(False, low.ctx), None, [],
                                 [], f"n{len(nodes)}", None, 0)
                     extra.append(z3.Implies(lit, low.ev(a.formula, afr, 1)))
+                # the parent's own term when nothing is added: equal conditions stay one term
                 pc = z3.And(node.pc, g, *extra) if not z3.is_true(g) or extra else node.pc
+                # the step writes its own copy; the maps' layers below it stay shared
                 fr.state = node.state.copy()
                 low.statements.exec_block(st.body, fr)
+                # a require of this step fails only on a path that takes this edge
                 for r in fr.requires:
                     r.guard = z3.And(pc, r.guard)
                 key = _control_key(st.name, fr.state)
@@ -125,6 +153,8 @@ def build_tree(low: Lowering, depth: int, before: dict[str, list[tuple[Any, ir.A
             if len(edges) == 1:
                 _, pc, state, reqs, _ = edges[0]
             else:
+                # one node for the group (see TraceNode); each edge's requires keep their
+                # own edge's condition
                 pc = z3.Or(*[e[1] for e in edges])
                 state = merge_states([(e[1], e[2]) for e in edges])
                 reqs = [r for e in edges for r in e[3]]
@@ -145,6 +175,8 @@ def frame_for(low: Lowering, node: TraceNode) -> Frame:
 def _control_key(step: str, state: MachineState) -> Any:
     """The step and the scalars' values where they are concrete (symbolic ones are
     merged like maps)."""
+    # a value's term id stands for the value: z3 hash-conses terms, so equal constants
+    # are one term
     vals: list[Any] = [step]
     for name in sorted(state.scalars):
         v = state.scalars[name]
