@@ -57,6 +57,8 @@ def find_spec_files(paths: Iterable[str]) -> tuple[list[tuple[Path, str]], list[
     """Files and folders (searched recursively for *.kho) -> (path, display name)."""
     out: list[tuple[Path, str]] = []
     diags: list[Diagnostic] = []
+    # by resolved path: a file given twice, or reached through a link, is checked once;
+    # it is shown as the user named it
     seen: set[Path] = set()
     for raw in paths:
         p = Path(raw)
@@ -82,6 +84,7 @@ def find_spec_files(paths: Iterable[str]) -> tuple[list[tuple[Path, str]], list[
 
 
 def plan(program: ir.Program, path: Path, display: str, options: Options) -> list[Job]:
+    """The jobs for the checks of ``program`` the options select, in the file's order."""
     jobs: list[Job] = []
     for check in program.checks:
         if options.checks is not None and check.name not in options.checks:
@@ -91,6 +94,7 @@ def plan(program: ir.Program, path: Path, display: str, options: Options) -> lis
         if not profiles:
             continue
         for st in check.strategies:
+            # `--strategy base` selects the definitions outside any strategy
             if options.strategies is not None and (st or "base") not in options.strategies:
                 continue
             if check.is_trace:
@@ -131,6 +135,8 @@ def check_paths(paths: Iterable[str], options: Options | None = None,
     options, name_diags = _check_names(options, [p for _, _, p in loaded])
     report.diagnostics.extend(name_diags)
     jobs: list[Job] = []
+    # an input error anywhere, in a file or an option, and nothing is solved: the exit
+    # code is 2 whatever the checks would find
     if not report.has_input_errors:
         for path, display, program in loaded:
             jobs.extend(plan(program, path, display, options))
@@ -139,9 +145,12 @@ def check_paths(paths: Iterable[str], options: Options | None = None,
                 "KHO004", Span.whole(", ".join(str(p) for p in paths)),
                 "nothing to check: no check matches" + _selection(options),
                 "a file with definitions only is checked through the files that import it"))
+    # a job's place in the plan: the results come back in this order, however the jobs
+    # are scheduled
     jobs = [replace(j, index=i) for i, j in enumerate(jobs)]
     cache = open_cache(options)
     known = cache.times() if cache is not None else {}
+    # every result's name and its last run's time, for the progress display's estimate
     if on_plan is not None:
         on_plan([(job_name(j.file, j.check, j.strategy, p), known.get(job_name(j.file, j.check, j.strategy, p)))
                  for j in jobs for p in j.profiles])
@@ -173,10 +182,12 @@ def check_paths(paths: Iterable[str], options: Options | None = None,
             report.diagnostics.extend(input_diags)
             where: dict[tuple[str, str, str | None, str | None], int] = {
                 (j.file, j.check, j.strategy, p): j.index for j in todo for p in j.profiles}
+            # a result no planned job names (one with no profile to run) sorts first
             for r in results:  # in plan order, one job's results together
                 by_index.setdefault(where.get((r.file, r.check, r.strategy, r.profile), -1), []).append(r)
         report.results.extend(r for i in sorted(by_index) for r in by_index[i])
     else:
+        # in this process, one job after the other
         for job in jobs:
             if on_start is not None:
                 for p in job.profiles:
@@ -184,9 +195,11 @@ def check_paths(paths: Iterable[str], options: Options | None = None,
             try:
                 rs = run_job(programs[job.file], job, options)
             except InputError as exc:
+                # a construct the lowering refuses (KHO5xx): bad input, exit 2
                 report.diagnostics.extend(exc.diagnostics)
                 continue
             except InternalError as exc:
+                # a bug (exit 3) stops this job only: the others still run
                 report.internal_errors.append(str(exc))
                 continue
             for r in rs:
@@ -215,6 +228,8 @@ def schedule(jobs: list[Job], known: dict[str, float], programs: dict[str, ir.Pr
 
 
 def record_times(results: list[Result], options: Options) -> None:
+    """Keep the solving times of the results solved now, for the next run's
+    ``schedule`` and progress estimate; a cached result's time is no solving time."""
     cache = open_cache(options)
     if cache is not None:
         cache.record_times({job_name(r.file, r.check, r.strategy, r.profile): r.time_s
@@ -222,6 +237,7 @@ def record_times(results: list[Result], options: Options) -> None:
 
 
 def _selection(options: Options) -> str:
+    """What the options select, for the "nothing to check" message."""
     parts = [f"{flag} {', '.join(sorted(names))}" for flag, names in
              (("--check", options.checks), ("--strategy", options.strategies), ("--profile", options.profiles))
              if names is not None]
@@ -229,6 +245,8 @@ def _selection(options: Options) -> str:
 
 
 def _unknown(kind: str, flag: str, name: str, known: Iterable[str]) -> Diagnostic:
+    """KHO003: ``name``, given to ``flag``, names nothing the files define; the hint
+    offers near misses, else the names there are."""
     close = difflib.get_close_matches(name, sorted(set(known)), n=3, cutoff=0.6)
     hint = (f"did you mean {' or '.join(f'`{c}`' for c in close)}?" if close
             else f"the files define: {', '.join(sorted(set(known))) or 'none'}")
@@ -262,6 +280,7 @@ def _check_names(options: Options, programs: list[ir.Program]) -> tuple[Options,
             else:
                 diags.append(_unknown("profile or profile set", "--profile", name, profiles | set(sets)))
         options = replace(options, profiles=frozenset(expanded))
+    # a check under a strategy runs the strategies it extends too (strategy_chain)
     run_under: set[str] = set()
     for p in programs:
         for c in p.checks:
@@ -269,6 +288,8 @@ def _check_names(options: Options, programs: list[ir.Program]) -> tuple[Options,
                 run_under.update(p.strategy_chain(under) if under is not None else ())
     for p in programs:
         for name, sdef in p.strategies.items():
+            # only a strategy its own root file defines, in a file with checks: a
+            # library's strategies are checked through the files that import it
             if name not in run_under and p.checks and sdef.span.file == p.root:
                 diags.append(Diagnostic(
                     "KHO005", sdef.span, f"strategy `{name}` is run by no check: nothing checks it",
@@ -279,6 +300,7 @@ def _check_names(options: Options, programs: list[ir.Program]) -> tuple[Options,
 def check_file(path: str | Path, options: Options | None = None) -> list[Result]:
     """The results of every check in one spec file; raises InputError on bad input."""
     report = check_paths([str(path)], options)
+    # warnings are not raised: the results stand
     if report.has_input_errors:
         raise InputError([d for d in report.diagnostics if d.is_error], report.sources)
     if report.internal_errors:

@@ -126,10 +126,11 @@ def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None, stderr
     try:
         return _main(list(argv) if argv is not None else sys.argv[1:], out, err)
     except SystemExit as exc:
+        # argparse's: 0 after --help, 2 for a usage error; an exit with a message is one
         return int(exc.code) if isinstance(exc.code, int) else 2
     except KeyboardInterrupt:
         err.write("khospec: interrupted\n")
-        return 130
+        return 130  # 128 + SIGINT, as a shell reports an interrupted command
     except Exception:  # a bug: say so, keep the traceback out of the user's way
         err.write("khospec: internal error (a bug in khospec; please report it with this text):\n")
         err.write("".join(traceback.format_exc(limit=8)))
@@ -137,11 +138,14 @@ def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None, stderr
 
 
 def _main(argv: list[str], out: TextIO, err: TextIO) -> int:
+    # each command imports what it needs when it runs: `--version`, `import` and the
+    # machine commands start without z3
     args = _build(err).parse_args(argv)
     if args.version:
         out.write(f"khospec {__version__}\n")
         return 0
     if args.command is None:
+        # no command is a usage error: the help, and exit 2
         _build(err).print_help(out)
         return 2
     if args.command == "profiles":
@@ -170,6 +174,8 @@ def _main(argv: list[str], out: TextIO, err: TextIO) -> int:
 
 
 def _profiles(out: TextIO) -> int:
+    """`khospec profiles`: each built-in profile's value of every param of the prelude
+    ("symbolic" where it binds none), then the profile sets."""
     from khospec.resolve import load_prelude
 
     program = load_prelude()
@@ -193,6 +199,7 @@ def _color(choice: str, out: TextIO) -> bool:
 
 
 def _cache(args: argparse.Namespace, out: TextIO) -> int:
+    """`khospec cache info|clear`, on the directory `check` uses by default."""
     from khospec.cache import VerdictCache, default_dir
 
     cache = VerdictCache(default_dir())
@@ -206,6 +213,7 @@ def _cache(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _jobs(n: int) -> int:
+    """--jobs: N as given; 0 (the default) one per core, at most 8."""
     if n > 0:
         return n
     return max(1, min(os.cpu_count() or 1, 8))
@@ -214,6 +222,7 @@ def _jobs(n: int) -> int:
 def _check(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from khospec.api import Options
 
+    # argparse takes any float: a budget of nothing is a usage error, exit 2
     if args.timeout <= 0:
         err.write("khospec: error: --timeout must be positive\n")
         return 2
@@ -236,11 +245,13 @@ def _check(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             return _check_fleet(args, options, out, err)
         from khospec.machine.importer import ImportError_, read_layout_file
 
+        # a log without a readable layout is bad input (exit 2), as for `khospec machine`
         try:
             imported = read_layout_file(args.layout)
         except ImportError_ as exc:
             err.write(f"{args.layout}: error[KHO601]: {exc}\n")
             return 2
+        # warnings (garbled lines and the like) do not stop the run
         for w in imported.warnings:
             err.write(f"{w}\n")
         options = replace(options, layout=imported.to_layout_def())
@@ -253,6 +264,7 @@ def _check_fleet(args: argparse.Namespace, options: Options, out: TextIO, err: T
     from khospec.executor import ExecutorError, make_executor
     from khospec.machine.fleet import distinct_layout_defs
 
+    # the executor cannot start (no Dask, no scheduler at the address): exit 2
     try:
         executor = make_executor(options.jobs, options.scheduler)
     except ExecutorError as exc:
@@ -303,10 +315,12 @@ def _check_report(args: argparse.Namespace, options: Options, out: TextIO, err: 
                     break
                 continue
             assert lay is not None
+            # the same files, so the same diagnostics: the first run's are kept
             report.results.extend(r for r in run.results if r.layout == lay.name)
             report.internal_errors.extend(run.internal_errors)
             report.time_s += run.time_s
     except ExecutorError as exc:
+        # the cluster could not be reached or was lost: exit 2, as for a bad --scheduler
         err.write(f"khospec: error: {exc}\n")
         return 2
     finally:
@@ -327,6 +341,7 @@ def _check_report(args: argparse.Namespace, options: Options, out: TextIO, err: 
         from khospec.review import mail
 
         out.write(mail(report))
+    # input errors and no result: the diagnostics on stderr say it all, no empty table
     elif report.results or not report.has_input_errors:
         out.write(table_text(report, color=_color(args.color, out)))
     if args.itf:
@@ -361,6 +376,7 @@ def _one_check(command: str, args: argparse.Namespace, err: TextIO,
         err.write(f"khospec: error: {command} takes FILE::CHECK\n")
         return 2
     file, check = args.target.rsplit("::", 1)
+    # one check; the rest as Options has it (cache and replay on, one process)
     options = Options(
         timeout_s=args.timeout,
         strategies=frozenset([args.strategy]) if args.strategy else None,
@@ -372,6 +388,7 @@ def _one_check(command: str, args: argparse.Namespace, err: TextIO,
     report = check_paths([file], options)
     if report.diagnostics:
         err.write(diagnostics_text(report) + "\n")
+        # warnings are printed and the command goes on
         if report.has_input_errors:
             return 2
     return file, check, options, report
@@ -393,6 +410,8 @@ def _explain(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
     program, _ = load(Path(file), file, SourceCache())
     check_def = next((c for c in program.checks if c.name == check), None) if program else None
+    # the results up to the first counterexample: the profiles before it by verdict,
+    # then that one step by step
     for r in report.results:
         out.write(explain_text(r, program, check_def) + "\n")
         if r.counterexample:
@@ -413,6 +432,7 @@ def _report(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         return ran
     file, check, options, report = ran
     refuted = [r for r in report.results if r.counterexample is not None]
+    # good input, but no refutation to write up: exit 1, not 2
     if not refuted:
         verdicts = ", ".join(sorted({r.verdict.value for r in report.results})) or "no result"
         err.write(f"khospec: nothing to report: `{check}` is not refuted ({verdicts})\n")
@@ -430,6 +450,7 @@ def _report(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     tried: list[tuple[Guest | str, Result | None]] = []
     candidates: list[Guest | str] = [guest, *two_node_guests(r.profile or "")]
     for g in candidates:
+        # no guest (the string says why), or no profile to check it under
         if isinstance(g, str) or r.profile is None:
             tried.append((g, None))
             continue
@@ -437,6 +458,8 @@ def _report(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         tried.append((g, again))
         if again.verdict.value == "refuted":
             break
+    # none refutes it: the finding's own guest (or why there is none) is reported, with
+    # how many two-node guests were tried besides
     chosen = next(((g, a) for g, a in tried if a is not None and a.verdict.value == "refuted"), tried[0])
     refuted_somewhere = chosen[1] is not None and chosen[1].verdict.value == "refuted"
     out.write(mail(program, check_def, r, chosen[0], chosen[1], own_layout=chosen[0] is guest,

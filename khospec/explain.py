@@ -27,6 +27,7 @@ from khospec.counterexample import (
 )
 from khospec.results import Result
 
+# enum zone_type of a 64-bit kernel (no ZONE_HIGHMEM), by the index arch_zones uses
 ZONE_NAMES = ["DMA", "DMA32", "Normal", "Movable", "Device"]
 
 
@@ -56,7 +57,9 @@ def size_text(n: int) -> str:
 
 
 def _source_line(span_text: str) -> str | None:
+    """The line a ``file:line:col`` span names, stripped; None if it cannot be read."""
     try:
+        # from the right: a file name may hold a colon
         file, line, _ = span_text.rsplit(":", 2)
         lines = _read(file)
         return lines[int(line) - 1].strip() if lines else None
@@ -65,6 +68,7 @@ def _source_line(span_text: str) -> str | None:
 
 
 def _read(file: str) -> list[str] | None:
+    # the prelude ships inside khospec, not as a file a span can name
     if file == "<prelude>":
         from khospec.resolve import prelude_text
 
@@ -80,6 +84,7 @@ def present(program: ir.Program, check: ir.CheckDef, strategy: str | None, raw: 
     params: dict[str, Any] = raw["params"]
     page_shift = params.get("PAGE_SHIFT", 12)
     layout: ModelLayout = raw["layout"]
+    # first_deferred_pfn(nid): the model's rows, by node id (a row's arguments are a list)
     fdp = {next(iter(a)): v for a, v in raw["param_functions"].get("first_deferred_pfn", [])}
     # a model read back from the verdict cache has the node ids as text
     movable: Mapping[Any, int] = layout["zone_movable_pfn"]
@@ -93,18 +98,21 @@ def present(program: ir.Program, check: ir.CheckDef, strategy: str | None, raw: 
         # first_deferred_pfn plays a part only where the boot runs (a claim over traces)
         if nid in fdp and check.is_trace:
             v = fdp[nid]
+            # ULONG_MAX: the kernel's value for a node with nothing deferred
             node["first_deferred_pfn"] = "ULONG_MAX" if v == (1 << 64) - 1 else hex(v)
         mv = movable.get(nid) or movable.get(str(nid))
-        if mv:
+        if mv:  # 0: the node has no ZONE_MOVABLE
             node["zone_movable_pfn"] = hex(mv)
         nodes.append(node)
     zones: list[Zone] = []
     for z, (lo, hi) in enumerate(layout["arch_zones"]):
+        # an empty zone, or an index past ZONE_DEVICE, is left out
         if z < len(ZONE_NAMES) and lo < hi:
             zones.append({"zone": ZONE_NAMES[z], "start_pfn": hex(lo), "end_pfn": hex(hi)})
     chunks: list[Chunk] = []
     values: dict[str, Any] = {}
     used = ir.used_params(program, check, strategy)
+    # a chunk-shaped param the check reads is one of the finding's chunks
     for name, v in params.items():
         if isinstance(v, dict) and set(v) == {"pfn", "order"} and name in used:
             chunks.append(_chunk(name, v, page_shift))
@@ -118,6 +126,8 @@ def present(program: ir.Program, check: ir.CheckDef, strategy: str | None, raw: 
             continue
         if isinstance(v, dict) and set(v) == {"pfn", "order"}:
             chunks.append(_chunk(w["name"], v, page_shift))
+        # the claim's and the loops' witnesses; functions' arguments and initial values
+        # stay in the model
         elif w["label"] in ("claim",) or w["role"] == "witness":
             values.setdefault(w["name"], _fmt(v, w["type"]))
     # the engine's description but the trace node, in its order
@@ -137,12 +147,14 @@ def present(program: ir.Program, check: ir.CheckDef, strategy: str | None, raw: 
         if text:
             violated["text"] = text
     elif violated.get("kind") in ("claim", "after", "always"):
+        # a claim has no place of its own in the model: the check's claim is the place
         violated["text"] = _source_line(str(check.claim.span)) or check.name
         violated["at"] = str(check.claim.span)
     if not ir.uses_layout(program, check, strategy):
         # the solver gave the unread layout some values; they are no part of the finding
         nodes, zones = [], []
     shown: Layout = {"nodes": nodes, "zones": zones}
+    # kernelcore=mirror is a fact about the layout: shown only with it
     if layout.get("mirrored_kernelcore") and nodes:
         shown["mirrored_kernelcore"] = True
     return {
@@ -171,15 +183,20 @@ def _range(start: int, end: int, mirror: bool, page_shift: int) -> Range:
 
 
 def _chunk(name: str, v: dict[str, int], page_shift: int) -> Chunk:
+    """A chunk (pfn, order) as the finding shows it: hex pfn and address, and its size."""
     pfn, order = v["pfn"], v["order"]
     out: Chunk = {"name": name, "pfn": hex(pfn), "order": order}
+    # from order 64 up, 1UL << order is no size: no phys, no size (counterexample.Chunk)
     if order < 64:
         out["phys"] = hex(pfn << page_shift)
+        # below 2^70 bytes a size reads as at most 512 EiB; past it, a power of two
         out["size"] = size_text((1 << order) << page_shift) if order + page_shift < 70 else f"2^{order + page_shift} B"
     return out
 
 
 def _fmt(v: Any, ty: str) -> Any:
+    """A witness's value for ``values``: a 64-bit unsigned one (a pfn or an address) in
+    hex, any other as it is."""
     if isinstance(v, bool) or not isinstance(v, int):
         return v
     if ty in ("ulong", "u64", "phys_addr_t"):
@@ -205,6 +222,7 @@ def short_lines(r: Result) -> list[str]:
     for c in chunks:
         size = f", {c['size']} at {c['phys']}" if "size" in c else ""
         out.append(f"chunk:    {c['name']} pfn {c['pfn']} order {c['order']}{size}")
+    # structs do not fit on the line; six values at most keep the table's detail short
     vals = {k: v for k, v in cx["values"].items() if not isinstance(v, dict)}
     if vals:
         out.append("values:   " + ", ".join(f"{k} = {v}" for k, v in list(vals.items())[:6]))

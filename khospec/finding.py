@@ -21,7 +21,7 @@ from khospec.explain import number, short_lines
 from khospec.qemu import Guest, guest_for
 from khospec.results import Result
 
-WIDTH = 72
+WIDTH = 72  # the column plain-text mail to a kernel list is wrapped at
 
 # the boot model's steps, in the kernel's words (spec/README.md, "The boot")
 STEP_FUNCTIONS = {
@@ -46,7 +46,8 @@ def _comment_above(lines: list[str], line: int) -> list[str]:
     out: list[str] = []
     i = line - 2
     # past blank lines, the function the claim calls, or a sibling check the comment
-    # introduces together with this one
+    # introduces together with this one; 15 lines up at most, farther a comment is
+    # about something else
     while i >= 0 and line - i < 16 and not lines[i].lstrip().startswith("#"):
         i -= 1
     while i >= 0 and lines[i].lstrip().startswith("#"):
@@ -77,6 +78,7 @@ def _paragraphs(lines: list[str]) -> list[str]:
 
 
 def _para(text: str, indent: str = "") -> list[str]:
+    """``text`` wrapped at WIDTH; a path or a hex number stays whole, even past it."""
     return textwrap.wrap(text, WIDTH, initial_indent=indent, subsequent_indent=indent,
                          break_long_words=False, break_on_hyphens=False) or [""]
 
@@ -87,6 +89,7 @@ def _command_lines(cmd: list[str]) -> list[str]:
     cur = "  " + cmd[0]
     for word in [shlex.quote(w) for w in cmd[1:]]:
         piece = " " + word
+        # each option starts a line; WIDTH - 2 leaves room for the closing backslash
         if (word.startswith("-") and len(cur) > 2) or len(cur) + len(piece) > WIDTH - 2:
             out.append(cur + " \\")
             cur = "    " + word
@@ -100,6 +103,8 @@ def _skeleton(cx: Counterexample | None) -> list[str]:
     ``cx``: a presented counterexample (a spec check's or a machine's), if any."""
     values: Mapping[str, Any] = cx["values"] if cx is not None else {}
     chunks: list[Chunk] = cx["chunks"] if cx is not None else []
+    # a range the claim preserves with kho_preserve_pages (start, nr), else the first
+    # chunk, preserved and restored whole
     if "start" in values and "nr" in values:
         what = [f"\tunsigned long start_pfn = {values['start']}, nr = {values['nr']};",
                 "\t/* before kexec: */",
@@ -141,6 +146,7 @@ def touched_end(cx: Counterexample) -> int:
     ends = [0]
     for c in cx["chunks"]:
         pfn, order = number(c["pfn"]), c["order"]
+        # a chunk whose end lies past 64-bit addresses is in no memory a guest can have
         if pfn is not None and order < 64 - ps:
             ends.append((pfn + (1 << order)) << ps)
     start, nr = number(cx["values"].get("start")), number(cx["values"].get("nr"))
@@ -158,6 +164,7 @@ def mail(program: ir.Program, check: ir.CheckDef, r: Result, guest: Guest | str,
     cx = r.counterexample
     src = Path(r.file).read_text(encoding="utf-8").splitlines() if Path(r.file).is_file() else []
     said = _comment_above(src, r.line)
+    # the subject: the comment's first sentence, or what precedes its first colon
     first = " ".join(said).split(":")[0].split(". ")[0].rstrip(".") if said else check.name
     subject = f"Subject: kho: {first}"
     if len(subject) > WIDTH:
@@ -168,19 +175,23 @@ def mail(program: ir.Program, check: ir.CheckDef, r: Result, guest: Guest | str,
     out += ["", "The claim:", ""]
     for para in _paragraphs(said):
         out += _para(para, "  ")
+    # the check's own line: the claim as the spec writes it
     claim_line = src[r.line - 1].strip() if 0 < r.line <= len(src) else check.name
     out += ["", *_para(claim_line, "  "), "", "The smallest layout and chunk khospec found:", ""]
+    # long words broken here: a layout line of ranges must stay under WIDTH too
     for line in short_lines(r):
         out += textwrap.wrap(line, WIDTH, initial_indent="  ", subsequent_indent="            ",
                              break_long_words=True) or [""]
     if cx is not None and cx["trace"]:
         out += ["", "The boot order:", ""]
+        # a step of the boot model in the kernel's words; a strategy's own as named
         for i, step in enumerate(cx["trace"], 1):
             out += _para(f"{i}. {STEP_FUNCTIONS.get(step, step)}", "  ")
     header = _header(src)
     if header:
         out += ["", "The kernel code involved (as the spec file cites it):", ""]
         for para in _paragraphs(header):
+            # a list item sits deeper than the prose around it
             out += _para(para, "    " if para.startswith("- ") else "  ")
     out += ["", "Reproducer:", ""]
     if isinstance(guest, str):
@@ -199,6 +210,7 @@ def mail(program: ir.Program, check: ir.CheckDef, r: Result, guest: Guest | str,
                    "is a small two-node guest (QEMU cannot make the finding's own layout)")
             out += ["", *_para(f"This guest {how}; khospec refutes the claim on the memory "
                                "map it will have too, with:", "  "), ""]
+            # the guest's layout was printed above as its memory map
             for line in short_lines(again):
                 if not line.startswith("layout:"):
                     out += textwrap.wrap(line, WIDTH, initial_indent="    ",
@@ -206,6 +218,7 @@ def mail(program: ir.Program, check: ir.CheckDef, r: Result, guest: Guest | str,
         else:
             out += ["", *_para(f"On this guest's memory map the claim comes back {verdict}: "
                                "no reproducer could be made.", "  ")]
+    # KHO itself, and NUMA: every finding is about memory of more than one node
     config = ["CONFIG_KEXEC_HANDOVER=y", "CONFIG_NUMA=y"]
     if check.is_trace:
         # the boot model is the kernel with deferred init unless the check assumes it off
@@ -214,6 +227,7 @@ def mail(program: ir.Program, check: ir.CheckDef, r: Result, guest: Guest | str,
         config.append("# CONFIG_DEFERRED_STRUCT_PAGE_INIT is not set" if off else "CONFIG_DEFERRED_STRUCT_PAGE_INIT=y")
     out += ["", "Kernel config:", "", *["  " + c for c in config], "",
             "Test module skeleton (the style of lib/test_kho.c):", ""]
+    # the guest's own counterexample where there is one: its pfns are the guest's
     shown = again.counterexample if again is not None and again.counterexample else cx
     out += ["  " + line.replace("\t", "    ") for line in _skeleton(shown)]
     return "\n".join(line.rstrip() for line in out) + "\n"

@@ -26,8 +26,8 @@ from khospec.counterexample import ModelData, ModelLayout, ModelValues, Read
 from khospec.results import Result
 from khospec.types import BoolType, IntType, MapType, StructType, Type
 
-MAX_LOOP = 4096
-MAX_ENUM = 4096
+MAX_LOOP = 4096  # iterations of one `while` before the replay gives up as unchecked
+MAX_ENUM = 4096  # a domain this small is enumerated whole: exact, without cells
 EXACT_CELLS = 20000  # body evaluations one exact quantifier decision may take
 RESIDUE_CUTS = 4096  # alignment boundaries one cell may be split at
 
@@ -73,19 +73,26 @@ class PV:
         """Cuts at each t and at the wrap-arounds of the addition, in every
         representation of x (signed or not)."""
         w = self.ty.width
+        # x + off wraps where it crosses 0 (unsigned) and -2^(w-1) or 2^(w-1) (signed);
+        # each point is also cut 2^w lower and higher, as x's own range may be either
         for t in (*ts, -self.off, (1 << (w - 1)) - self.off, -(1 << (w - 1)) - self.off):
             self.probe.cuts.update((t, t - (1 << w), t + (1 << w)))
 
     def _cut(self, c: int) -> None:
+        """Cuts where x + off reaches c and just past it: ==, < and the others each come
+        out the same on the pieces between."""
         self._cut_at(c - self.off, c - self.off + 1)
 
     def _cmp(self, other: Any, f: Callable[[int, int], bool]) -> bool:
         if isinstance(other, PV):
             if other.probe is not self.probe:
                 raise _Opaque(self.probe, "compared with the variable of another quantifier")
+            # both sides move with x, a constant apart: their order changes only where
+            # one of them wraps
             self._cut_at()
             other._cut_at()
             return f(self.v, other.v)
+        # a bool is an int to Python but no C number here; a struct has no threshold
         if isinstance(other, bool) or not isinstance(other, int):
             raise _Opaque(self.probe, f"compared with {type(other).__name__}")
         self._cut(other)
@@ -182,6 +189,8 @@ class PVLow:
     __lshift__ = __rshift__ = __mul__ = __rmul__ = __neg__ = __invert__ = _opaque
 
 
+# the one operator asked for, not the six carith.compare evaluates: each comparison of a
+# probed value records cuts, and a PVLow takes only == and !=
 _COMPARE: dict[str, Callable[[Any, Any], bool]] = {
     "==": operator.eq, "!=": operator.ne, "<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}
 
@@ -219,11 +228,15 @@ def _low_mask_bits(m: int) -> int | None:
     return (m + 1).bit_length() - 1 if m >= 0 and (m + 1) & m == 0 else None
 
 
+# the replay is then "unchecked: ...": the verdict stands, the status says why
 class Undetermined(Exception):
     """The counterexample lacks a value the interpreter needs."""
 
 
 class _RequireFailed(Exception):
+    """A `require` failed inside requires_hold(): unwinds the call, whose answer is
+    then false."""
+
     pass
 
 
@@ -233,6 +246,10 @@ class Incomplete(Exception):
 
 
 class ReplayMismatch(Exception):
+    """The solver's model and the concrete semantics disagree: a bug in khospec, which
+    the runner reports as an internal error (exit 3). ``solver_view`` and
+    ``interp_view`` say what each side found."""
+
     def __init__(self, message: str, solver_view: str, interp_view: str) -> None:
         super().__init__(message)
         self.solver_view = solver_view
@@ -241,6 +258,9 @@ class ReplayMismatch(Exception):
 
 @dataclass(frozen=True)
 class SVal:
+    """A struct value, its fields in ``ty``'s declaration order. Immutable: ``set``
+    makes a new value, so a state map's older layers keep theirs."""
+
     ty: StructType
     fields: tuple[Any, ...]
 
@@ -251,6 +271,7 @@ class SVal:
         raise KeyError(name)
 
     def set(self, path: tuple[str, ...], value: Any) -> SVal:
+        """This value with the field at ``path`` (``a.b`` as ("a", "b")) replaced."""
         name = path[0]
         vals = []
         for (n, _), v in zip(self.ty.fields, self.fields, strict=True):
@@ -261,6 +282,7 @@ class SVal:
 
 
 def _from_json(v: Any, ty: Type) -> Any:
+    """A value of the model's JSON as the interpreter's value of ``ty``."""
     if isinstance(ty, StructType):
         return SVal(ty, tuple(_from_json(v[n], t) for n, t in ty.fields))
     if isinstance(ty, BoolType):
@@ -281,17 +303,23 @@ def json_value(v: Any) -> Any:
 
 
 class CLayout:
+    """The counterexample's layout, which answers the layout builtins: ranges sorted by
+    start (bisect finds the one holding a pfn), and each node's span from its lowest
+    start to its highest end (spans may overlap: nodes can interleave)."""
+
     def __init__(self, data: ModelLayout) -> None:
         self.ranges = sorted((int(s), int(e), int(n), bool(m)) for s, e, n, m in data["ranges"])
         self.starts = [r[0] for r in self.ranges]
         self.nodes = sorted({r[2] for r in self.ranges})
         self.spans = {n: (min(r[0] for r in self.ranges if r[2] == n), max(r[1] for r in self.ranges if r[2] == n))
                       for n in self.nodes}
+        # the node ids are text after the verdict cache's JSON round trip
         self.movable = {int(k): int(v) for k, v in data.get("zone_movable_pfn", {}).items()}
         self.zones = [(int(a), int(b)) for a, b in data.get("arch_zones", [])]
         self.mirrored = bool(data.get("mirrored_kernelcore", False))
 
     def wellformed(self) -> str | None:
+        """Why the ranges are no layout (one is empty, two overlap), or None."""
         for s, e, _, _ in self.ranges:
             if not s < e:
                 return f"range [{s:#x}, {e:#x}) is empty"
@@ -301,12 +329,15 @@ class CLayout:
         return None
 
     def range_of(self, p: int) -> tuple[int, int, int, bool] | None:
+        # the ranges are disjoint: only the last one starting at or below p can hold it
+        # (with a probed p, bisect's comparisons cut the cell at the range starts)
         i = bisect.bisect_right(self.starts, p) - 1
         if i >= 0 and self.ranges[i][0] <= p < self.ranges[i][1]:
             return self.ranges[i]
         return None
 
     def span(self, n: int) -> tuple[int, int]:
+        # a node with no range: 0 and 0, as the engine's node_start_pfn and node_end_pfn
         return self.spans.get(n, (0, 0))
 
     def zone(self, z: int, which: int) -> int:
@@ -315,6 +346,8 @@ class CLayout:
         raise Undetermined(f"the architecture's limits of zone {z} are not in the counterexample")
 
     def points(self) -> set[int]:
+        """The pfns where the layout's answers change: each range's first and last pfn
+        and its neighbours outside, the zone limits, the ZONE_MOVABLE starts."""
         pts: set[int] = set()
         for s, e, _, _ in self.ranges:
             pts.update((s, e - 1, e, s - 1 if s else 0))
@@ -328,6 +361,10 @@ class CLayout:
 
 
 class CMap:
+    """A state map as a chain of layers: a base (a constant, the initial memory) under
+    writes and loops' bulk updates. A layer is never changed once made, so reads can be
+    memoised and the state a step started from stays as it was."""
+
     def __init__(self) -> None:
         self.memo: dict[int, Any] = {}
         # the interpreter's open exact decisions: while one is open a read can depend on
@@ -346,6 +383,8 @@ class CMap:
 
 
 class CConst(CMap):
+    """A map whose declaration gives an initial value: every entry holds it."""
+
     def __init__(self, value: Any) -> None:
         super().__init__()
         self.value = value
@@ -355,6 +394,9 @@ class CConst(CMap):
 
 
 class CGarbage(CMap):
+    """Memory nobody initialised: each field of each entry is what the solver chose
+    (``initial``, keyed by the field's path, ``page.order``, and the index)."""
+
     def __init__(self, name: str, ty: Type, initial: dict[tuple[str, int], Any]) -> None:
         super().__init__()
         self.name, self.ty, self.initial = name, ty, initial
@@ -370,6 +412,8 @@ class CGarbage(CMap):
             # a value the solver never looked at: any value does, the model's default is 0
             return False if isinstance(ty, BoolType) else 0
         v = self.initial[key]
+        # the model gives initial memory as bit patterns (engine/extract.py): wrapped, a
+        # signed field reads as C reads it
         return bool(v) if isinstance(ty, BoolType) else ty.wrap(int(v)) if isinstance(ty, IntType) else v
 
     def _read(self, i: int) -> Any:
@@ -377,18 +421,25 @@ class CGarbage(CMap):
 
 
 class CWrite(CMap):
+    """One write over ``base``: ``map[index].path = value``, the whole entry for an
+    empty path."""
+
     def __init__(self, base: CMap, index: int, path: tuple[str, ...], value: Any) -> None:
         super().__init__()
         self.base, self.index, self.path, self.value = base, index, path, value
 
     def _read(self, i: int) -> Any:
         cur = self.base.read(i)
+        # a probed index is cut at the written one: the write shows on one piece only
         if i != self.index:
             return cur
         return self.value if not self.path else cur.set(self.path, self.value)
 
 
 class CBulk(CMap):
+    """A map a loop over a set of indices writes: entry i is what the body leaves at i,
+    run from the state before the loop (``Interp._bulk``)."""
+
     def __init__(self, compute: Callable[[int], Any]) -> None:
         super().__init__()
         self.compute = compute
@@ -399,15 +450,21 @@ class CBulk(CMap):
 
 @dataclass
 class CState:
+    """The machine's state: scalar state variables and maps, by name."""
+
     scalars: dict[str, Any]
     maps: dict[str, CMap]
 
     def copy(self) -> CState:
+        # the dicts only: a map is never changed in place, a write adds a layer
         return CState(dict(self.scalars), dict(self.maps))
 
 
 @dataclass
 class Failure:
+    """A `require` that failed: its name and site, and where it sat in a loop over a
+    set of indices, the index it failed at."""
+
     name: str
     site: int
     index: Any = None
@@ -416,19 +473,25 @@ class Failure:
 
 @dataclass
 class Frame:
+    """One run of a function, a step or a formula: locals by uid, the state it runs on
+    (None where a formula reads none: claims and assumptions over params), the requires
+    that failed, the values emitted, the result."""
+
     locals: dict[int, Any]
     state: CState | None
     failures: list[Failure] = field(default_factory=list)
     emits: list[Any] = field(default_factory=list)
     ret: Any = None
     returned: bool = False
-    bulk: tuple[int, set[str]] | None = None
+    bulk: tuple[int, set[str]] | None = None  # in a loop over a set: (index, maps it writes)
     # inside requires_hold(): the first failed require decides, whatever the rest of
     # the execution would do (a loop may not end once the walk has gone wrong)
     stop_at_failure: bool = False
 
 
 class _Return(Exception):
+    """`return`: unwinds a function's body up to ``Interp.call``."""
+
     pass
 
 
@@ -436,6 +499,10 @@ class _Return(Exception):
 
 
 class Interp:
+    """The concrete semantics of ``program`` under ``strategy``, on the values of one
+    model: params, param functions, layout, the quantifiers' witnesses (by site) and the
+    initial memory. ``points``, when given, are the numbers sampled quantifiers try."""
+
     def __init__(self, program: ir.Program, strategy: str | None, model: ModelValues,
                  points: Any = None) -> None:
         self.program = program
@@ -454,12 +521,15 @@ class Interp:
         for w in model["witnesses"]:
             self.witness.setdefault(int(w["site"]), []).append(w["value"])
         self.initial = {(i["field"], int(i["index"])): i["value"] for i in model["initial"]}
+        # where a quantifier the cells cannot decide is tried: the layout's pfns and every
+        # number the model gives, with its neighbours (_ints)
         pts = self.layout.points()
         for vals in self.witness.values():
             for v in vals:
                 pts.update(_ints(v))
         for v in self.params.values():
             pts.update(_ints(json_value(v)))
+        # as ulong values; a variable of another type wraps them (_candidates)
         self.points = sorted(p for p in pts if 0 <= p < 1 << 64)
         if points is not None:
             # a narrowed instance: these points are the whole domain that matters
@@ -471,6 +541,8 @@ class Interp:
 
     # -- values
     def param(self, name: str, args: tuple[Any, ...] = ()) -> Any:
+        """A param's value, or a param function's at ``args``: only the rows the model
+        gives (each node's, and every application the query made)."""
         if not args:
             if name not in self.params:
                 raise Undetermined(f"param {name} is not in the counterexample")
@@ -551,6 +623,9 @@ class Interp:
 
     def _ev_Binary(self, e: ir.Binary, fr: Frame) -> Any:
         op = e.op
+        # the logical operators short-circuit, as C's do: the right operand may need a
+        # value the model lacks just where the left decides (`pfn_in_ram(p) && ...`),
+        # and a cell's path holds only the comparisons actually made
         if op == "&&":
             return self.ev(e.left, fr) and self.ev(e.right, fr)
         if op == "||":
@@ -562,17 +637,21 @@ class Interp:
         a, b = self.ev(e.left, fr), self.ev(e.right, fr)
         if isinstance(a, PV | PVLow) or isinstance(b, PV | PVLow):
             return self._probed_binary(e, a, b)
+        # the type checker has converted both operands to one type (ir.Convert), so
+        # these are C's comparisons; == and != compare structs and bools too
         if op in ("==", "!="):
             return (a == b) if op == "==" else (a != b)
         if op in ("<", "<=", ">", ">="):
             return carith.compare(op, a, b)
         assert isinstance(e.ty, IntType)
+        # a shift's count keeps its own type: C promotes a shift's operands separately
         rt = e.right.ty if isinstance(e.right.ty, IntType) else None
         return carith.binary(op, a, b, e.ty, rt)
 
     def _ev_Convert(self, e: ir.Convert, fr: Frame) -> Any:
         assert isinstance(e.ty, IntType)
         v = self.ev(e.operand, fr)
+        # a probed value stays one only through a conversion that keeps every value
         if isinstance(v, PV):
             return v.shifted(0, e.ty)
         return carith.convert(v, e.ty)
@@ -589,8 +668,10 @@ class Interp:
                 and not isinstance(other, bool):
             if op == "+":
                 return pv.shifted(other, ty)
+            # c - x runs against x: not followed
             if op == "-" and pv is a:
                 return pv.shifted(-other, ty)
+            # x & (2^k - 1): the open-coded alignment test, (x & mask) == 0
             if op == "&" and _low_mask_bits(ty.wrap(other)) is not None:
                 return PVLow(pv, _low_mask_bits(ty.wrap(other)) or 0)
         probe = (a if isinstance(a, PV | PVLow) else b).probe
@@ -605,10 +686,13 @@ class Interp:
                 try:
                     out.append((f"{n.name}[{idx}]", self.ev(n.index, fr)))
                 except (Undetermined, _Opaque):
+                    # a report detail: an index the model cannot give is left out
                     continue
         return tuple(out)
 
     def _map(self, m: CMap) -> CMap:
+        """``m`` sharing the interpreter's list of open exact decisions, so that it
+        memoises nothing while one is open."""
         m.probes = self.probes
         return m
 
@@ -627,6 +711,8 @@ class Interp:
         if n == "requires_hold":
             call = e.args[0]
             assert isinstance(call, ir.CallFn)
+            # the call runs on its own, from its arguments; its first failed require
+            # decides, whatever the rest of it would do (as a WARN would in the kernel)
             try:
                 sub = self.call(call, fr, stop_at_failure=True)
             except _RequireFailed:
@@ -636,6 +722,9 @@ class Interp:
             return lay.mirrored
         args = [self.ev(a, fr) for a in e.args]
         probed = [a for a in args if isinstance(a, PV | PVLow)]
+        # pfn_in_ram, pfn_node and pfn_range look the pfn up by comparisons (range_of),
+        # and min, max and clamp only compare: with a probed argument those record cuts.
+        # IS_ALIGNED to a power of two tests low bits; no other builtin is followed.
         if probed:
             if n == "IS_ALIGNED" and isinstance(args[0], PV) and not isinstance(args[1], PV | PVLow) \
                     and args[1] > 0 and args[1] & (args[1] - 1) == 0:
@@ -647,6 +736,7 @@ class Interp:
             if n == "pfn_in_ram":
                 return r is not None
             if n == "pfn_node":
+                # NUMA_NO_NODE for a pfn in no range, as the engine's layouts answer
                 return r[2] if r is not None else -1
             from khospec.types import MEM_RANGE
 
@@ -658,6 +748,7 @@ class Interp:
         if n == "node_end_pfn":
             return lay.span(args[0])[1]
         if n == "zone_movable_pfn":
+            # 0: the node has no ZONE_MOVABLE (the kernel's zone_movable_pfn[] default)
             return lay.movable.get(args[0], 0)
         if n == "arch_zone_lowest_possible_pfn":
             return lay.zone(args[0], 0)
@@ -674,6 +765,8 @@ class Interp:
         if n == "clamp":
             v, lo, hi = args
             return min(max(v, lo), hi)
+        # include/linux/align.h: the alignment converted to x's type ((typeof(x))(a)),
+        # the mask arithmetic in that type's width, as the engine computes it
         ty = e.args[0].ty
         assert isinstance(ty, IntType)
         x, a = args
@@ -687,6 +780,8 @@ class Interp:
         raise AssertionError(n)  # pragma: no cover
 
     def _bind(self, fr: Frame, var: ir.Local, v: Any) -> Frame:
+        """``fr`` with ``var`` bound to ``v``: new locals, the same state, failures and
+        emits, so that what the body records reaches the enclosing frame."""
         return Frame({**fr.locals, var.uid: v}, fr.state, fr.failures, fr.emits, bulk=fr.bulk,
                      stop_at_failure=fr.stop_at_failure)
 
@@ -703,6 +798,7 @@ class Interp:
         if d.kind == "interval":
             assert d.lo is not None and d.hi is not None
             lo, hi = self.ev(d.lo, fr), self.ev(d.hi, fr)
+            # [lo, hi) is half-open; an empty one (hi <= lo) has no value
             if hi - lo <= MAX_ENUM:
                 return list(range(lo, max(lo, hi))), True
             cands = [v for v in self._candidates(var, site) if lo <= v < hi]
@@ -710,6 +806,9 @@ class Interp:
         return self._candidates(var, site), False
 
     def _candidates(self, var: ir.Local, site: int) -> list[Any]:
+        """The values to try a quantifier or loop at: the solver's witnesses for its
+        site first, then every number of the counterexample in the variable's type;
+        each once."""
         out: list[Any] = []
         for v in self.witness.get(site, []):
             out.append(_from_json(v, var.ty))
@@ -723,6 +822,7 @@ class Interp:
 
     def _ev_Quant(self, e: ir.Quant, fr: Frame) -> Any:
         values, whole = self.domain(e.var, e.domain, e.site, fr)
+        # for the status if sampled: why not exactly (_decide says why, for numbers)
         why = "its values are not numbers"
         if not whole and isinstance(e.var.ty, IntType):
             lo, hi = self._int_bounds(e, fr)
@@ -738,6 +838,7 @@ class Interp:
                 return False
             if e.kind == "exists" and b:
                 return True
+        # no witness among the numbers tried says nothing of the values not tried
         if e.kind == "exists" and not whole:
             raise Undetermined(f"no value found for `exists {e.var.name}` among the counterexample's numbers")
         if not whole:
@@ -749,6 +850,9 @@ class Interp:
         return e.kind == "forall"
 
     def _int_bounds(self, e: ir.Quant, fr: Frame) -> tuple[int, int]:
+        """[lo, hi) of the variable's values: its type's range, narrowed by an interval
+        domain's bounds (a bound that moves with an enclosing probed variable is not
+        followed)."""
         ty = e.var.ty
         assert isinstance(ty, IntType)
         lo, hi = (-(1 << (ty.width - 1)), 1 << (ty.width - 1)) if ty.signed else (0, 1 << ty.width)
@@ -786,6 +890,7 @@ class Interp:
                     if exc.probe is not probe:
                         raise
                     return None, f"the body uses it {exc}"
+                # a counterexample to forall (a witness for exists) decides the whole
                 if (e.kind == "forall") != value:
                     return value, ""
                 cuts = sorted(c for c in probe.cuts if a < c < b)
@@ -794,16 +899,20 @@ class Interp:
                     cells.extend(zip(cuts, [*cuts[1:], b], strict=True))
         finally:
             self.probes.pop()
+            # counted whatever the outcome: replay_details tells by it that an assumption
+            # ranged over a large domain
             self.decided += 1
         return e.kind == "forall", ""
 
     def _ev_FirstNode(self, e: ir.FirstNode, fr: Frame) -> Any:
+        # the lowest id first: the layout's nodes are sorted
         for n in self.layout.nodes:
             if self.ev(e.cond, self._bind(fr, e.var, n)):
                 return n
         return self.ev(e.default, fr)
 
     def _ev_CallFn(self, e: ir.CallFn, fr: Frame) -> Any:
+        # a call used for its value: the requires that fail in it fail in the caller
         sub = self.call(e, fr)
         fr.failures.extend(sub.failures)
         return sub.ret
@@ -816,6 +925,9 @@ class Interp:
         return self.call(e.call, fr).emits == [self.ev(i, fr) for i in e.items]
 
     def call(self, e: ir.CallFn, fr: Frame, stop_at_failure: bool = False) -> Frame:
+        """Run the function ``e`` names, as the strategy defines it, in a new frame over
+        the caller's state; that frame holds its result, failures and emits.
+        ``stop_at_failure`` (requires_hold's) holds for every call below too."""
         fn = self.program.fn(e.name, self.strategy)
         args = [self.ev(a, fr) for a in e.args]
         sub = Frame({p.uid: a for p, a in zip(fn.params, args, strict=True)}, fr.state, [], [], bulk=fr.bulk,
@@ -855,12 +967,15 @@ class Interp:
                 self._bulk(s, fr)
             case ir.SWhile():
                 n = 0
+                # a loop the model keeps running leaves the replay unchecked, not failed
                 while self.ev(s.cond, fr):
                     self.exec_block(s.body, fr)
                     n += 1
                     if n > MAX_LOOP:
                         raise Undetermined(f"the loop at {s.span} runs more than {MAX_LOOP} iterations")
             case ir.SRequire():
+                # recorded, and the run goes on: the engine collects every require of a
+                # step, each under the condition that reaches it
                 if not self.ev(s.cond, fr):
                     index = fr.bulk[0] if fr.bulk else None
                     fr.failures.append(Failure(s.name, s.site, index, self._reads(s.cond, fr)))
@@ -872,6 +987,7 @@ class Interp:
                 fr.ret = self.ev(s.value, fr)
                 raise _Return
             case ir.SCall():
+                # a call as a statement: what it emits, the caller emits
                 sub = self.call(s.call, fr)
                 fr.failures.extend(sub.failures)
                 fr.emits.extend(sub.emits)
@@ -879,6 +995,8 @@ class Interp:
                 assert_never(s)
 
     def _in_domain(self, s: ir.SForBulk, fr: Frame, q: int) -> bool:
+        """Whether q is in the loop's set: ``lo <= q < hi`` and its `where`, evaluated
+        in ``fr`` (the callers give the state before the loop)."""
         if s.lo is not None and not self.ev(s.lo, fr) <= q:
             return False
         if s.hi is not None and not q < self.ev(s.hi, fr):
@@ -886,6 +1004,10 @@ class Interp:
         return s.where is None or bool(self.ev(s.where, self._bind(fr, s.var, q)))
 
     def _bulk(self, s: ir.SForBulk, fr: Frame) -> None:
+        """A loop over a set of indices, as the engine runs it (engine/statements.py):
+        each index updated on its own from the state before the loop, all at once, the
+        body run lazily per index read; then its requires are checked at every index of
+        a small set, else at the solver's witness for the loop and the model's numbers."""
         assert fr.state is not None
         pre = fr.state.copy()
         written = _written(s.body, self.program, self.strategy)
@@ -893,6 +1015,7 @@ class Interp:
         def run_at(q: int) -> Frame:
             sub = Frame({**fr.locals, s.var.uid: q}, pre.copy(), [], [], bulk=(q, written),
                         stop_at_failure=fr.stop_at_failure)
+            # an index outside the set keeps its entry: the body does not run there
             if self._in_domain(s, Frame(dict(fr.locals), pre), q):
                 self.exec_block(s.body, sub)
             return sub
@@ -900,6 +1023,7 @@ class Interp:
         cache: dict[int, Frame] = {}
 
         def at(q: int) -> Frame:
+            # one run per index, unless the index may depend on an open exact decision
             if self.probes or isinstance(q, PV):
                 return run_at(q)
             if q not in cache:
@@ -908,6 +1032,7 @@ class Interp:
 
         for name in written:
 
+            # name bound now: a closure would read the last map's name
             def read(q: int, name: str = name) -> Any:
                 return at(q).state.maps[name].read(q)  # type: ignore[union-attr]
 
@@ -923,16 +1048,22 @@ class Interp:
         for q in values:
             if not self._in_domain(s, Frame(dict(fr.locals), pre), q):
                 continue
+            # a loop that writes checks each index on the state before it, as its updates
+            # see it; one that only checks runs on the state itself
             sub = Frame({**fr.locals, var.uid: q}, pre.copy() if written else fr.state, [], [], bulk=(q, written),
                         stop_at_failure=fr.stop_at_failure)
             try:
                 self.exec_block(s.body, sub)
             except Undetermined:
+                # an index the model says too little about shows no failure either way
                 continue
             fr.failures.extend(sub.failures)
 
     # -- machine
     def initial_state(self) -> CState:
+        """The machine before the first step (engine/trace.py's initial_state): each
+        state variable's declared initial value, else for a map the model's initial
+        memory."""
         scalars: dict[str, Any] = {}
         maps: dict[str, CMap] = {}
         fr = Frame({}, None)
@@ -954,7 +1085,11 @@ class Interp:
         raise Undetermined(f"the initial value of {name} is not in the counterexample")
 
     def step(self, name: str, state: CState) -> tuple[CState, list[Failure], bool]:
+        """Take step ``name`` from ``state``: the state after it, the requires that
+        failed in it, and whether its guard allowed it (read before the body runs; the
+        body runs either way, and the caller judges)."""
         st = next(s for s in self.program.step_defs(self.strategy) if s.name == name)
+        # on a copy: ``state`` stays the state before the step (trace_changes compares)
         fr = Frame({}, state.copy())
         enabled = True if st.guard is None else bool(self.ev(st.guard, Frame({}, state)))
         self.exec_block(st.body, fr)
@@ -963,6 +1098,8 @@ class Interp:
 
 
 def _ints(v: Any) -> list[int]:
+    """The numbers a model's value makes worth trying: an int and its neighbours, a
+    struct's int fields, and for a chunk (pfn, order) its last pfn and the one after."""
     if isinstance(v, bool):
         return []
     if isinstance(v, int):
@@ -988,6 +1125,7 @@ def _written(stmts: tuple[ir.Stmt, ...], program: ir.Program, strategy: str | No
             case ir.SMapWrite():
                 out.add(n.name)
             case ir.SCall():
+                # each function once: its body writes the same maps at every call
                 if n.call.name not in seen:
                     seen.add(n.call.name)
                     f = program.fn(n.call.name, strategy)
@@ -1009,6 +1147,7 @@ def _written(stmts: tuple[ir.Stmt, ...], program: ir.Program, strategy: str | No
 
 
 def _witness_value(interp: Interp, site: int, ty: Type) -> Any:
+    """The solver's first witness for ``site``, as a value of ``ty``."""
     vals = interp.witness.get(site)
     if not vals:
         raise Undetermined(f"no witness for site {site}")
@@ -1042,13 +1181,17 @@ def replay_details(program: ir.Program, check: ir.CheckDef, r: Result) -> tuple[
     reads: list[Read] = []
     try:
         interp = Interp(program, r.strategy, model)
+        # the engine's layouts are disjoint and non-empty by construction
         bad = interp.layout.wellformed()
         if bad:
             raise ReplayMismatch(f"the layout is not a layout: {bad}", "a valid layout", bad)
         base = Frame({}, None)
+        # every assumption in force must hold on the model; a `before` one is checked
+        # where its step is taken (_replay_trace)
         for a in [*program.axioms, *(program.assumes[n] for n in check.assuming)]:
             before = interp.sampled + interp.decided
             if a.before is None and not interp.ev(a.formula, base):
+                # false over a large domain: the solver only instantiated it at some pfns
                 if interp.sampled + interp.decided > before:
                     raise Incomplete(f"the solver's counterexample breaks assumption `{a.name}` at a pfn "
                                      "where the solver did not instantiate it")
@@ -1058,6 +1201,8 @@ def replay_details(program: ir.Program, check: ir.CheckDef, r: Result) -> tuple[
         if claim.kind == "holds":
             assert claim.expr is not None
             fr, body = _claim_frame(interp, claim.expr)
+            # the solver refutes `p -> q` with p true: a false premise is a disagreement,
+            # not a claim true by vacuity
             if isinstance(body, ir.Binary) and body.op == "->":
                 if not interp.ev(body.left, fr):
                     raise ReplayMismatch("the claim's premise does not hold", "premise true", "premise false")
@@ -1087,6 +1232,7 @@ def _replay_trace(interp: Interp, program: ir.Program, check: ir.CheckDef,
     trace = list(model["trace"])
     failures: list[Failure] = []
     for i, name in enumerate(trace):
+        # a `before STEP` assumption restricts the traces: it holds where STEP is taken
         for a in [*program.axioms, *(program.assumes[n] for n in check.assuming)]:
             if a.before == name and not interp.ev(a.formula, Frame({}, state)):
                 raise ReplayMismatch(f"assumption `{a.name}` fails before step {i + 1} ({name})",
@@ -1094,11 +1240,13 @@ def _replay_trace(interp: Interp, program: ir.Program, check: ir.CheckDef,
         state, failures, enabled = interp.step(name, state)
         if not enabled:
             raise ReplayMismatch(f"step {i + 1} ({name}) is not enabled", f"{name} runs", "its guard is false")
+    # ``failures`` are the last step's: a trace ends at the step that violates
     if claim.kind == "requirement":
         hit = [f for f in failures if f.name == claim.requirement]
         if not hit:
             raise ReplayMismatch(f"`require {claim.requirement}` does not fail in the last step",
                                  f"{claim.requirement} fails in {trace[-1] if trace else '?'}", "it holds")
+        # one require may sit at several places: the one the solver reports, else any
         at = (model.get("violated") or {}).get("at")
         return next((f for f in hit if str(program.site_spans.get(f.site)) == at), hit[0])
     assert claim.expr is not None
@@ -1119,6 +1267,7 @@ def _show(v: Any, names: tuple[str, ...] = (), fields: dict[str, tuple[str, ...]
     if isinstance(v, int) and 0 <= v < len(names):
         return names[v]
     if isinstance(v, int):
+        # pfns and addresses in hex; counts, orders and ids in decimal
         return hex(v) if abs(v) >= 4096 else str(v)
     return str(v)
 
@@ -1156,8 +1305,9 @@ def _watched_pfns(model: ModelData) -> list[int]:
             if order < 64:
                 out += [pfn, pfn + (1 << order) - 1]
         elif isinstance(v, int) and not isinstance(v, bool) and v >= 1 << 12:
+            # below 4096: an order, a count or a node id rather than a pfn
             out.append(v)
-    return sorted(set(out))[:8]
+    return sorted(set(out))[:8]  # each adds a line per map to every step that changes it
 
 
 def trace_changes(program: ir.Program, check: ir.CheckDef, r: Result) -> list[list[str]]:
@@ -1180,6 +1330,7 @@ def trace_changes(program: ir.Program, check: ir.CheckDef, r: Result) -> list[li
                 try:
                     snap[f"{name}[{hex(q)}]"] = _show(m.read(q), (), field_names)
                 except (Undetermined, Incomplete, KeyError):
+                    # a cell the model cannot give is not shown
                     continue
         return snap
 
@@ -1209,6 +1360,7 @@ def explain_text(r: Result, program: ir.Program | None = None, check: ir.CheckDe
         try:
             changes = trace_changes(program, check, r)
         except (Undetermined, Incomplete, ReplayMismatch):
+            # the trace is still shown, without what each step changed
             changes = []
     for i, step in enumerate(cx["trace"], 1):
         lines.append(f"  {i}. {step}")

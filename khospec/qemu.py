@@ -41,7 +41,10 @@ class Guest:
     ranges: tuple[tuple[int, int, int], ...]  # (start, end, nid) in bytes
 
     def command(self) -> list[str]:
+        """The command line: a RAM backend and a CPU per node (`-numa node` takes its
+        memory from memdev=), and KHO switched on by the kernel's `kho=on`."""
         qemu = "qemu-system-x86_64" if self.machine == "q35" else "qemu-system-aarch64"
+        # x86_64 under KVM; arm64 emulated with every feature QEMU has, so any host runs it
         cpu = ["-accel", "kvm", "-cpu", "host"] if self.machine == "q35" else ["-cpu", "max"]
         total = sum(self.sizes)
         line = [qemu, "-machine", self.machine, *cpu, "-smp", str(len(self.sizes)),
@@ -49,16 +52,22 @@ class Guest:
         for nid, size in enumerate(self.sizes):
             line += ["-object", f"memory-backend-ram,id=m{nid},size={size // MIB}M",
                      "-numa", f"node,nodeid={nid},cpus={nid},memdev=m{nid}"]
+        # the boot images the kernel build leaves (arch/*/boot/) and the serial console
+        # each machine has: a 16550 (ttyS0) on q35, a PL011 (ttyAMA0) on virt
         return [*line, "-kernel", "bzImage" if self.machine == "q35" else "Image",
                 "-append", "console=ttyS0 kho=on" if self.machine == "q35" else "console=ttyAMA0 kho=on",
                 "-nographic"]
 
     def layout(self, name: str) -> ir.LayoutDef:
+        """The guest's memory map as a layout to check again: its RAM ranges only, no
+        zone limits, no ZONE_MOVABLE."""
         return ir.LayoutDef(name=name, ranges=tuple(ir.LayoutRange(s, e, n) for s, e, n in self.ranges),
                             zones=(), movable=(), mirrored_kernelcore=False, bindings=())
 
 
 def _lowmem(total: int) -> int:
+    """pc_q35_init()'s split: 2 GiB of the RAM below 4 GiB when there is 2.75 GiB
+    (0xB0000000) or more, else up to 2.75 GiB."""
     return 2 * GIB if total >= 0xB0000000 else 0xB0000000
 
 
@@ -74,6 +83,7 @@ def guest_for(arch: str, nodes: Sequence[Mapping[str, Any]], needed_end: int = 0
         machine, base = "virt", GIB
     else:
         return f"no QEMU machine is set up here for {arch} (x86_64 and arm64 are)"
+    # the nodes in id order, as QEMU lays them out
     spans = []
     for node in sorted(nodes, key=lambda n: int(n["nid"])):
         rs = sorted((int(r["start"], 16), int(r["end"], 16)) for r in node["ranges"])
@@ -86,6 +96,7 @@ def guest_for(arch: str, nodes: Sequence[Mapping[str, Any]], needed_end: int = 0
     for (_, end_a), (start_b, _) in itertools.pairwise(spans):
         if end_a > start_b:
             return "the nodes are not in address order: QEMU lays node n after node n - 1"
+    # where each node ends: the next one's start, and for the last its smaller end
     last_start = spans[-1][0]
     small_end = (max(last_start + 1, needed_end) + GIB - 1) // GIB * GIB
     bounds = [start for start, _ in spans[1:]] + [min(spans[-1][1], small_end)]
@@ -97,6 +108,8 @@ def guest_for(arch: str, nodes: Sequence[Mapping[str, Any]], needed_end: int = 0
             return addr - base
         return addr if addr <= lowmem else lowmem + max(0, addr - 4 * GIB)
 
+    # the RAM size picks the split and the split maps addresses to RAM: the size is
+    # first taken with the 2 GiB split
     total_guess = ram_offset(bounds[-1], 2 * GIB)
     lowmem = _lowmem(total_guess) if machine == "q35" else 0
     offsets = [ram_offset(b, lowmem) for b in bounds]
@@ -104,6 +117,8 @@ def guest_for(arch: str, nodes: Sequence[Mapping[str, Any]], needed_end: int = 0
         return f"a node boundary lies in q35's gap below 4 GiB [{lowmem:#x}, 4 GiB)"
     if offsets[0] <= 0:
         return "node 0 would be empty: its boundary lies at or below where guest RAM starts"
+    # node 0 starts at the start of RAM: the counterexample's memory below its first
+    # boundary is node 0's whatever its own start
     sizes = tuple(b - a for a, b in itertools.pairwise([0, *offsets]))
     if any(s <= 0 for s in sizes):
         return "a node would be empty"
@@ -118,6 +133,7 @@ def two_node_guests(arch: str) -> list[Guest]:
     and 63 GiB), for a finding whose own layout QEMU cannot make: the check is run on
     each, and the first that refutes it is the reproducer."""
     out = []
+    # the smallest aligned block across each: 1 GiB at 1.5 GiB, 2 GiB at 5 and 63 GiB
     for boundary in (GIB + GIB // 2, 5 * GIB, 63 * GIB):
         nodes = [{"nid": 0, "ranges": [{"start": hex(0), "end": hex(boundary)}]},
                  {"nid": 1, "ranges": [{"start": hex(boundary), "end": hex(boundary + GIB)}]}]
@@ -137,5 +153,6 @@ def _pieces(machine: str, base: int, lowmem: int, lo: int, hi: int, nid: int) ->
         low = [(max(lo, 0x1000), min(hi, 0x9F000)), (max(lo, 0x100000), min(hi, lowmem))]
         out += [(a, b, nid) for a, b in low if a < b]
     if hi > lowmem:
+        # the RAM past lowmem continues at 4 GiB
         out.append((4 * GIB + max(lo, lowmem) - lowmem, 4 * GIB + hi - lowmem, nid))
     return out

@@ -16,6 +16,7 @@ from khospec.engine.version import z3_version
 from khospec.explain import short_lines
 from khospec.results import Report, Result, Verdict
 
+# the table's verdict colours: the two undecided verdicts share yellow
 _STYLE = {
     Verdict.PROVED: "green",
     Verdict.REFUTED: "red",
@@ -26,11 +27,14 @@ _STYLE = {
 
 
 def summary(report: Report) -> dict[str, Any]:
+    """The ``summary`` object of the JSON contract, which the table's last line, the
+    mail and SARIF's run properties repeat."""
     counts = Counter(r.verdict.value for r in report.results)
     return {
         "checks": len(report.results),
         "met": sum(1 for r in report.results if r.met),
         "not_met": sum(1 for r in report.results if not r.met),
+        # every verdict a key, zeros included: a reader need not know which can occur
         "verdicts": {v.value: counts.get(v.value, 0) for v in Verdict},
         "input_errors": sum(1 for d in report.diagnostics if d.is_error),
         "internal_errors": len(report.internal_errors),
@@ -41,9 +45,12 @@ def summary(report: Report) -> dict[str, Any]:
 
 
 def to_json(report: Report) -> dict[str, Any]:
+    """The report as ``--format json`` prints it: ``diagnostics`` and
+    ``internal_errors`` only when there are some."""
     out: dict[str, Any] = {
         "tool": "khospec",
         "version": __version__,
+        # a verdict within a time limit may change with the solver: the report names it
         "z3_version": z3_version(),
         "results": [r.to_json() for r in report.results],
         "summary": summary(report),
@@ -67,6 +74,8 @@ def to_json(report: Report) -> dict[str, Any]:
 
 
 def diagnostics_text(report: Report) -> str:
+    """The diagnostics as the command line prints them on stderr, each with its
+    source line and a caret."""
     return "\n".join(render(d, report.sources) for d in report.diagnostics)
 
 
@@ -77,7 +86,10 @@ def _expected_cell(r: Result) -> Text:
 
 
 def table_text(report: Report, color: bool, width: int = 140) -> str:
+    """The text table: a row per result, then the counterexamples in a few lines each
+    and why the unmet results are so, then the summary line."""
     buf = io.StringIO()
+    # the caller decides colour (--color) and the width: rich would guess from the stream
     console = Console(file=buf, force_terminal=color, no_color=not color, width=width,
                       highlight=False, soft_wrap=False)
     t = Table(show_header=True, header_style="bold", box=None, pad_edge=False)
@@ -99,6 +111,8 @@ def table_text(report: Report, color: bool, width: int = 140) -> str:
             f"{r.time_s:.2f}s" + (" (cached)" if r.cached else ""),
         )
     console.print(t)
+    # worth lines under the table: every counterexample, and the reasons and notes of
+    # what did not go as expected
     details = [r for r in report.results if r.counterexample or (not r.met and (r.reason or r.notes))]
     shown: set[tuple[str, str, str | None, str | None]] = set()
     for r in details:
@@ -109,6 +123,7 @@ def table_text(report: Report, color: bool, width: int = 140) -> str:
         on = f", layout {r.layout}" if by_layout and r.layout else ""
         head = f"{r.verdict.value}: {r.check} [{r.strategy or 'base'}, {r.profile}{on}] ({r.file}:{r.line})"
         console.print(Text(head, style=_STYLE[r.verdict]))
+        # markup off: spec text and ranges like [0x1000, 0x2000) are no rich markup
         for line in short_lines(r):
             console.print("  " + line, markup=False)
         if r.reason:

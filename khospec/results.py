@@ -21,20 +21,23 @@ class Result:
     """One check under one strategy and one profile: the verdict and what explains it."""
 
     file: str
-    line: int
+    line: int  # the check's line; 0 for a machine's answer, which has none
     check: str
-    strategy: str | None
+    strategy: str | None  # None: the base definitions (`base` in reports)
     profile: str | None
     verdict: Verdict
-    expected: str | None
+    expected: str | None  # the check's `expect`; None: it must be proved
     time_s: float
-    counterexample: Counterexample | None = None
+    counterexample: Counterexample | None = None  # presented (counterexample.py)
+    # proved: what the proof needed; vacuous: the contradiction (to_json's names)
     assumptions_used: tuple[str, ...] | None = None
-    reason: str | None = None
-    depth: int | None = None
+    reason: str | None = None  # why a verdict is not a decision, or what limited it
+    depth: int | None = None  # holds_to_depth: the bound it holds to
     notes: tuple[str, ...] = field(default=())
+    # the interpreter's status for the counterexample: "confirmed[, ...]",
+    # "unchecked: ...", "failed: ..."; None where none ran (--no-replay, a machine's)
     replay: str | None = None
-    layout: str | None = None
+    layout: str | None = None  # the layout it ran on: the check's `on`, --layout's, a machine's
     cached: bool = False  # taken from the verdict cache (khospec/cache.py), not solved now
 
     @property
@@ -52,6 +55,8 @@ class Result:
 
     @property
     def test_id(self) -> str:
+        """A test-style id: ``[check-strategy-profile]`` with the parts there are, or the
+        check alone (the pytest plugin names its items ``CHECK[STRATEGY-PROFILE]`` itself)."""
         parts = [self.check]
         if self.strategy:
             parts.append(self.strategy)
@@ -60,6 +65,8 @@ class Result:
         return "[" + "-".join(parts) + "]" if len(parts) > 1 else self.check
 
     def to_json(self) -> dict[str, Any]:
+        """One result of the JSON contract: the keys every result has, then those that
+        apply to its verdict."""
         out: dict[str, Any] = {
             "file": self.file,
             "line": self.line,
@@ -74,8 +81,10 @@ class Result:
         }
         if self.layout is not None:
             out["layout"] = self.layout
+        # always present for proved: [] says the proof needed no assumption
         if self.verdict is Verdict.PROVED:
             out["assumptions_used"] = list(self.assumptions_used or ())
+        # replay goes with the counterexample: null where it was not replayed
         if self.counterexample is not None:
             out["counterexample"] = self.counterexample
             out["replay"] = self.replay
@@ -110,6 +119,10 @@ class Report:
         return all(r.met for r in self.results)
 
     def exit_code(self) -> int:
+        """The command line's: 3 a bug in khospec, else 2 bad input, else 1 a result not
+        as expected, else 0."""
+        # in that order: a bug puts every result in doubt, and bad input means some
+        # checks never ran, so neither may pass for a mere unmet expectation
         if self.internal_errors:
             return 3
         if self.has_input_errors:

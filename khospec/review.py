@@ -35,18 +35,21 @@ from khospec.results import Report, Result, Verdict
 SARIF_SCHEMA = (
     "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
 )
-MAIL_WIDTH = 72
+MAIL_WIDTH = 72  # the column plain-text mail to a kernel list is wrapped at
 
 
 # ---------------------------------------------------------------- SARIF
 
 
 def _uri(path: str) -> str:
-    # a relative reference stays relative (code scanning resolves it against the checkout)
+    # a relative reference stays relative (code scanning resolves it against the checkout);
+    # a Windows path's backslashes become slashes, RFC 3986's reserved characters stay
     return quote(path.replace("\\", "/"), safe="/:@-._~!$&'()*+,;=")
 
 
 def _physical(file: str, line: int | None = None, col: int | None = None) -> dict[str, Any]:
+    """A SARIF physicalLocation. SARIF counts lines and columns from 1: a region only
+    where they are known (line 0 is a whole file, a machine answer's place)."""
     loc: dict[str, Any] = {"artifactLocation": {"uri": _uri(file)}}
     if line is not None and line >= 1:
         region: dict[str, Any] = {"startLine": line}
@@ -58,6 +61,7 @@ def _physical(file: str, line: int | None = None, col: int | None = None) -> dic
 
 def _parse_at(at: str) -> tuple[str, int | None, int | None] | None:
     """``file:line:col`` (or ``file:line``) of a spec location."""
+    # from the right: a file name may hold a colon
     parts = at.rsplit(":", 2)
     if len(parts) == 3 and parts[1].isdigit() and parts[2].isdigit():
         return parts[0], int(parts[1]), int(parts[2])
@@ -77,6 +81,7 @@ def _context(r: Result) -> str:
 
 
 def _verdict_text(r: Result) -> str:
+    """The verdict and how it compares with the expectation (none: proved)."""
     v = r.verdict.value
     if r.verdict is Verdict.HOLDS_TO_DEPTH and r.depth is not None:
         v = f"holds to depth {r.depth}"
@@ -102,6 +107,9 @@ def _message(r: Result) -> str:
 
 
 def _machine_flow(r: Result, cx: MachineCounterexample) -> list[dict[str, Any]]:
+    """The witness of a machine answer as thread-flow locations: the two pages (each at
+    its line of the boot log), then the section or chunk holding both; for the zone
+    search, the pfn and the node whose span stops the search."""
     w = cx["witness"]
     steps: list[tuple[str, int | None]] = []
     if "pages" in w:
@@ -141,13 +149,15 @@ def _machine_flow(r: Result, cx: MachineCounterexample) -> list[dict[str, Any]]:
     out = []
     for i, (text, line) in enumerate(steps, start=1):
         loc: dict[str, Any] = {"message": {"text": text}}
-        if line:
+        if line:  # None or 0: not read from a line of the log
             loc["physicalLocation"] = _physical(r.file, line)
         out.append({"location": loc, "executionOrder": i})
     return out
 
 
 def _spec_flow(r: Result, cx: SpecCounterexample) -> list[dict[str, Any]]:
+    """One thread-flow location per trace step, the last one carrying the violation at
+    its source line; a claim without a trace gets the violation alone."""
     trace = [str(s) for s in cx["trace"]]
     violated = cx["violated"]
     at = _parse_at(str(violated.get("at", "")))
@@ -179,6 +189,8 @@ def _sarif_result(r: Result, rule_index: int) -> dict[str, Any]:
         "level": "error" if not r.met else "none",
         "message": {"text": _message(r)},
         "locations": [{"physicalLocation": _physical(r.file, r.line)}],
+        # what makes this the same result in the next run, so code scanning keeps one
+        # alert for it: not the line, which moves with every edit above the check
         "partialFingerprints": {
             "khospecResult/v1": f"{r.file}|{r.check}|{r.strategy or ''}|{r.profile or ''}"
         },
@@ -197,6 +209,7 @@ def _sarif_result(r: Result, rule_index: int) -> dict[str, Any]:
         out["codeFlows"] = [
             {"message": {"text": "counterexample"}, "threadFlows": [{"locations": flow}]}
         ]
+        # the raw model serves the replay only: bulky, and nothing a reviewer reads
         out["properties"]["counterexample"] = {k: v for k, v in cx.items() if k != "model"}
     if r.reason:
         out["properties"]["reason"] = r.reason
@@ -206,6 +219,7 @@ def _sarif_result(r: Result, rule_index: int) -> dict[str, Any]:
 
 
 def _rule(check: str, results: list[Result]) -> dict[str, Any]:
+    """The SARIF rule of a check (or machine question), described by its claim."""
     first = results[0]
     text = CLAIMS.get(check) or f"check `{check}` of {first.file}"
     return {
@@ -221,7 +235,9 @@ def sarif(report: Report) -> dict[str, Any]:
     by_check: dict[str, list[Result]] = {}
     for r in report.results:
         by_check.setdefault(r.check, []).append(r)
+    # ruleIndex: a check's place in the driver's rules, built in this order below
     index = {name: i for i, name in enumerate(by_check)}
+    # refutations and unmet expectations only: a check proved as expected is no finding
     results = [
         _sarif_result(r, index[r.check])
         for r in report.results
@@ -234,6 +250,7 @@ def sarif(report: Report) -> dict[str, Any]:
             "message": {"text": d.message + (f" (hint: {d.hint})" if d.hint else "")},
             "descriptor": {"id": d.code},
         }
+        # <prelude>, <builtin>, <log>: no file a code-scanning tool can open
         if d.span.file and not d.span.file.startswith("<"):
             n["locations"] = [{"physicalLocation": _physical(d.span.file, d.span.line, d.span.col)}]
         notifications.append(n)
@@ -260,11 +277,14 @@ def sarif(report: Report) -> dict[str, Any]:
                 },
                 "invocations": [
                     {
+                        # false only for a bug in khospec (exit 3): input errors are the
+                        # spec's, reported as notifications of a run that worked
                         "executionSuccessful": not report.internal_errors,
                         "exitCode": report.exit_code(),
                         "toolExecutionNotifications": notifications,
                     }
                 ],
+                # a Span's columns count characters of a Python string, not UTF-16 units
                 "columnKind": "unicodeCodePoints",
                 "results": results,
                 "properties": {"summary": summary(report), "z3_version": z3_version()},
@@ -277,6 +297,8 @@ def sarif(report: Report) -> dict[str, Any]:
 
 
 def _wrap(text: str, indent: str, hang: str | None = None, max_lines: int = 0) -> list[str]:
+    """``text`` wrapped at MAIL_WIDTH, ``hang`` indenting the lines after the first;
+    with ``max_lines``, cut to that many, the last one "..."."""
     lines = textwrap.wrap(
         text,
         width=MAIL_WIDTH,
@@ -308,6 +330,8 @@ def _where(r: Result) -> str:
 
 
 def _group_lines(group: list[Result]) -> list[str]:
+    """One check under one strategy: ok or FAIL, the verdicts with the profiles that
+    gave each, and why the unmet ones are so."""
     first = group[0]
     ok = all(r.met for r in group)
     head = f"{'ok' if ok else 'FAIL':<5} {first.check}" + (
@@ -328,11 +352,13 @@ def _group_lines(group: list[Result]) -> list[str]:
         profs = _profiles_text(rs)
         if not profs:
             parts.append(verdict + unmet)
+        # "on all N profiles" only where naming them would take longer
         elif len(rs) == len(group) and len(group) > 2:
             parts.append(f"{verdict} on all {len(group)} profiles{unmet}")
         else:
             parts.append(f"{verdict} on {profs}{unmet}")
     out += _wrap("; ".join(parts), "        ")
+    # distinct reasons, two at most: profiles that fail alike usually say the same
     reasons = list(dict.fromkeys(r.reason for r in group if r.reason and not r.met))
     for reason in reasons[:2]:
         out += _wrap(f"reason: {reason}", "        ", "          ")
@@ -349,6 +375,8 @@ def _cx_lines(r: Result) -> list[str]:
         except (KeyError, TypeError):  # a counterexample from an older or foreign report
             body = []
     out: list[str] = []
+    # a `key: value` line keeps its key padded to 10 columns (as short_lines pads it);
+    # its wrapped lines hang under the value (4 of indent + 10)
     for line in body:
         key, sep, rest = line.partition(":")
         text = f"{key}:".ljust(10) + rest.strip() if sep and len(key) <= 9 and rest.startswith(" ") else line
@@ -377,6 +405,7 @@ def mail(report: Report) -> str:
             lines += _wrap(text, "  ", "    ")
     for e in report.internal_errors:
         lines += ["", "Internal error (a bug in khospec):"]
+        # the first line: a replay mismatch's views and the like are for the bug report
         lines += _wrap(e.splitlines()[0] if e else "", "  ", "    ")
     groups = _groups(report.results)
     failing = [g for g in groups if not all(r.met for r in g)]
@@ -400,6 +429,7 @@ def mail(report: Report) -> str:
     # one counterexample per check and strategy, the unexpected ones first
     shown: list[Result] = []
     keys: set[tuple[str, str, str | None]] = set()
+    # a stable sort on met: the unmet first, each kind in report order
     for r in sorted((r for r in report.results if r.counterexample), key=lambda r: r.met):
         key = (r.file, r.check, r.strategy)
         if key not in keys:
@@ -407,7 +437,7 @@ def mail(report: Report) -> str:
             shown.append(r)
     if shown:
         lines += ["", "Counterexamples:"]
-        limit = 12
+        limit = 12  # a reply stays readable; `khospec explain` shows any of the rest
         for r in shown[:limit]:
             head = f"{r.check}{_context(r)}: {_verdict_text(r)} ({_where(r)})"
             lines += _wrap(head, "  ", "    ")
@@ -418,6 +448,7 @@ def mail(report: Report) -> str:
                 "`khospec explain FILE::CHECK` shows one in full.",
                 "  ",
             )
+    # no trailing blanks, which a padded key with nothing after it would leave
     text = "\n".join(line.rstrip() for line in lines)
     return text + "\n"
 
@@ -434,6 +465,7 @@ def _itf_value(v: object) -> object:
     if isinstance(v, bool):
         return v
     if isinstance(v, int):
+        # past 2^53 a JSON number loses digits in a reader that parses doubles (JavaScript)
         return v if -(2**53) < v < 2**53 else {"#bigint": str(v)}
     if isinstance(v, dict):
         return {k: _itf_value(x) for k, x in v.items()}
@@ -449,6 +481,8 @@ def itf_trace(report_result: Result, program: ir.Program) -> dict[str, Any]:
     assert cx is not None and "model" in cx, "only a spec check's counterexample has a trace to run"
     model = cx["model"]
     interp = Interp(program, report_result.strategy, model)
+    # the struct pages worth showing: each chunk's first and last pfn, and the pfns
+    # the solver picked
     pfns: list[int] = []
     for c in cx["chunks"]:
         pfn = int(c["pfn"], 16)
@@ -458,7 +492,7 @@ def itf_trace(report_result: Result, program: ir.Program) -> dict[str, Any]:
     for w in model["witnesses"]:
         if w["type"] in ("ulong", "u64") and isinstance(w["value"], int):
             pfns.append(w["value"])
-    pfns = sorted(set(pfns))[:32]
+    pfns = sorted(set(pfns))[:32]  # every map of every state lists these cells
     states: list[dict[str, Any]] = []
     names: list[str] = []
     if model["trace"]:
@@ -478,6 +512,7 @@ def itf_trace(report_result: Result, program: ir.Program) -> dict[str, Any]:
             states.append(snapshot(i, step))
         names = [k for k in states[0] if k != "#meta"]
     else:
+        # a claim without a trace: one state, the solver's witnesses
         values = {w["name"]: _itf_value(w["value"]) for w in model["witnesses"]}
         states.append({"#meta": {"index": 0}, **values})
         names = list(values)
@@ -501,8 +536,10 @@ def write_itf(report: Report, directory: str) -> list[str]:
     written: list[str] = []
     programs: dict[str, ir.Program | None] = {}
     for r in report.results:
+        # a machine's answer has no model and no trace
         if r.counterexample is None or "model" not in r.counterexample:
             continue
+        # each file loaded once, for all its results; one that does not load gets none
         if r.file not in programs:
             programs[r.file], _ = load(Path(r.file), r.file, SourceCache())
         program = programs[r.file]

@@ -36,6 +36,8 @@ from khospec.results import Result, Verdict
 
 
 def _read(log: str, err: TextIO, page_shift: int | None = None) -> MachineLayout | None:
+    """The layout of ``log``, its warnings printed; None, after saying why (KHO601),
+    when the log gives none. ``page_shift`` turns a zoneinfo dump's pfns into bytes."""
     try:
         layout = read_layout_file(log, page_shift=page_shift)
     except ImportError_ as exc:
@@ -56,7 +58,7 @@ def import_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         return 2
     try:
         text = layout.to_spec(args.name)
-    except ValueError as exc:
+    except ValueError as exc:  # a --name that is no layout name: bad input
         err.write(f"khospec: error: {exc}\n")
         return 2
     out.write(text)
@@ -71,6 +73,7 @@ def machine_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         err.write(f"khospec: error: {exc}\n")
         return 2
     t0 = time.perf_counter()
+    # the profile's page size: /proc/zoneinfo counts pages, not bytes
     layout = _read(args.log, err, prof.page_shift)
     if layout is None:
         return 2
@@ -106,6 +109,7 @@ def machine_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             highlights,
             title=f"{args.log} ({prof.name})",
         )
+        # an --svg path that cannot be written is bad input, as an unreadable log is
         try:
             with open(args.svg, "w", encoding="utf-8") as f:
                 f.write(svg)
@@ -129,6 +133,7 @@ def fleet_command(args: argparse.Namespace, out: TextIO, err: TextIO, jobs: int,
     if batch < 1:
         err.write("khospec: error: --batch must be at least 1\n")
         return 2
+    # a wrong --arch fails now, before the first log is read
     if args.arch is not None:
         try:
             arch_profile(args.arch)
@@ -154,6 +159,7 @@ def fleet_command(args: argparse.Namespace, out: TextIO, err: TextIO, jobs: int,
     except ExecutorError as exc:
         err.write(f"khospec: error: {exc}\n")
         return 2
+    # on stderr, and only on a terminal: a redirected stream gets no redraws
     bar = _FleetProgress(err) if err.isatty() else None
     try:
         report = fleet.run_fleet(inputs, executor, batch, on_progress=bar.advance if bar else None)
@@ -199,6 +205,7 @@ class _FleetProgress:
             TextColumn("({task.fields[rate]})"), TimeElapsedColumn(),
             console=Console(file=stream), transient=True,
         )
+        # no total: the paths stream in, so their number is not known up front
         self._task = self._bar.add_task("", total=None, rate="")
         self._t0 = time.monotonic()
         self._done = 0
@@ -223,6 +230,7 @@ def machine_text(
     from khospec.machine.svg import highlights_for, terminal_map
 
     buf = io.StringIO()
+    # the caller decides colour and width; highlight off: rich would colour numbers
     console = Console(
         file=buf,
         force_terminal=color,
@@ -231,6 +239,7 @@ def machine_text(
         highlight=False,
         soft_wrap=True,
     )
+    # a log of several boots: the importer took the last with a complete layout
     boot = f", boot {layout.boot} of {layout.boots}" if layout.boots > 1 else ""
     memoryless = (
         f", memoryless: {', '.join(map(str, layout.memoryless))}" if layout.memoryless else ""
@@ -252,6 +261,7 @@ def machine_text(
     t.add_column("question", no_wrap=True)
     t.add_column("verdict", no_wrap=True)
     t.add_column("why")
+    # a refuted answer shows its witness, a proved one the sentence saying why
     for r in report.results:
         why = witness_text(r) if r.counterexample else (r.notes[0] if r.notes else "")
         t.add_row(r.check, Text(r.verdict.value, style=_STYLE.get(r.verdict, "")), Text(why))
@@ -283,6 +293,7 @@ def machine_text(
 
 
 def _summary(results: list[Result], time_s: float) -> str:
+    """The closing line: the answers by verdict and the time they took."""
     proved = sum(1 for r in results if r.verdict is Verdict.PROVED)
     refuted = sum(1 for r in results if r.verdict is Verdict.REFUTED)
     return f"{len(results)} answers: {proved} proved, {refuted} refuted; {time_s:.3f}s"

@@ -60,11 +60,12 @@ from khospec.explain import size_text
 from khospec.machine.importer import MachineLayout, MemRange
 from khospec.results import Result, Verdict
 
+# the questions' names: the `check` of each answer in every report
 SECTION_SINGLE_NODE = "section-single-node"
 FOLIO_ALIGNMENT_SINGLE_NODE = "folio-alignment-single-node"
 PAGES_CHUNK_SINGLE_NODE = "pages-chunk-single-node"
 ZONE_SEARCH_NID = "zone-search-nid"
-QUESTIONS = (
+QUESTIONS = (  # the order reports list the answers in
     SECTION_SINGLE_NODE,
     FOLIO_ALIGNMENT_SINGLE_NODE,
     PAGES_CHUNK_SINGLE_NODE,
@@ -94,11 +95,12 @@ class ArchProfile:
 
     name: str
     page_shift: int
-    section_bits: int
-    max_order: int
+    section_bits: int  # SECTION_SIZE_BITS: a sparsemem section is 2^section_bits bytes
+    max_order: int  # MAX_PAGE_ORDER: the buddy allocator's largest order
 
     @property
     def section_pages_shift(self) -> int:
+        """The kernel's PFN_SECTION_SHIFT: log2 of the pages per section."""
         return self.section_bits - self.page_shift
 
 
@@ -118,6 +120,7 @@ def _builtin_profiles() -> tuple[tuple[str, ArchProfile], ...]:
     for p in program.profiles.values():
         b = dict(p.bindings)
         vals = [b.get(k) for k in ("PAGE_SHIFT", "SECTION_SIZE_BITS", "MAX_PAGE_ORDER")]
+        # a profile leaving one symbolic (`any`) describes no machine
         if all(isinstance(v, int) and not isinstance(v, bool) for v in vals):
             ps, sb, mo = (int(v) for v in vals)  # type: ignore[arg-type]
             out[p.name] = ArchProfile(p.name, ps, sb, mo)
@@ -125,6 +128,8 @@ def _builtin_profiles() -> tuple[tuple[str, ArchProfile], ...]:
 
 
 def arch_profile(name: str, profiles: dict[str, ArchProfile] | None = None) -> ArchProfile:
+    """The profile ``name``, of ``profiles`` or else the built-in ones; UnknownProfile,
+    naming those there are, when it is none of them."""
     profiles = profiles if profiles is not None else builtin_profiles()
     found = profiles.get(name)
     if found is None:
@@ -144,6 +149,8 @@ def arch_profile(name: str, profiles: dict[str, ArchProfile] | None = None) -> A
 
 @dataclass(frozen=True)
 class PfnRange:
+    """A range of whole pages of one node, as the log gives it."""
+
     start: int  # first pfn
     end: int  # pfn after the last
     nid: int
@@ -167,6 +174,7 @@ def _n(count: int, one: str, many: str) -> str:
 
 
 def _ctz(x: int) -> int:
+    """Trailing zero bits of x > 0 (__ffs); a node boundary is never pfn 0."""
     return (x & -x).bit_length() - 1
 
 
@@ -175,6 +183,7 @@ def _hex(x: int) -> str:
 
 
 def _page(pfn: int, r: PfnRange, page_shift: int) -> WitnessPage:
+    """A witness page: its pfn and address, its node, and the log line of its range."""
     out: WitnessPage = {"pfn": _hex(pfn), "phys": _hex(pfn << page_shift), "nid": r.nid}
     if r.line:
         out["log_line"] = r.line
@@ -206,11 +215,13 @@ class Finding:
 def section_single_node(
     ranges: Sequence[PfnRange], section_pages_shift: int, page_shift: int
 ) -> Finding:
+    """The sections holding memory of two nodes: the lowest as the witness, and how many."""
     witness: SectionWitness | None = None
     shared: set[int] = set()
     for a, b in itertools.pairwise(ranges):
         if a.nid == b.nid:
             continue
+        # a's last page and b's first: the only pages of the two that can share a section
         sec = (a.end - 1) >> section_pages_shift
         if sec != b.start >> section_pages_shift:
             continue
@@ -233,6 +244,7 @@ def section_single_node(
             len(shared),
             f"{_n(len(shared), 'section holds', 'sections hold')} memory of two nodes",
         )
+    # for the note: where the node changes in address order, holes between or not
     changes = sum(1 for a, b in itertools.pairwise(ranges) if a.nid != b.nid)
     if not changes:
         return Finding(None, 0, "one node owns all memory")
@@ -246,6 +258,8 @@ def section_single_node(
 
 def _boundaries(ranges: Sequence[PfnRange]) -> Iterable[tuple[int, int, int, PfnRange, PfnRange]]:
     """Node boundaries inside contiguous memory: (b, run start, run end, left, right)."""
+    # the run of contiguous memory (ranges that touch) each range lies in: its start
+    # from the left, its end from the right
     n = len(ranges)
     run_start = [0] * n
     run_end = [0] * n
@@ -271,12 +285,14 @@ def straddling_chunk(
     smallest: int | None = None
     for b, run_lo, run_hi, left, right in _boundaries(ranges):
         changes += 1
+        # the smallest aligned block holding b - 1 and b: [b - 2^c, b + 2^c)
         c = _ctz(b)
         order = c + 1
         p = b - (1 << c)
-        smallest = order if smallest is None else min(smallest, order)
+        smallest = order if smallest is None else min(smallest, order)  # for the note
         if max_order is not None and order > max_order:
             continue
+        # it must start where a chunk may, and lie in memory (a larger block holds it)
         if p < min_pfn or p < run_lo or b + (1 << c) > run_hi:
             continue
         count += 1
@@ -306,6 +322,11 @@ def straddling_chunk(
 
 
 def zone_search_nid(ranges: Sequence[PfnRange], page_shift: int) -> Finding:
+    """The pages whose owner is not the lowest-id node whose span holds them: what the
+    `zone_search` strategy's for_each_zone walk would get wrong, at node granularity.
+    The lowest such page is the witness; the count is of pages."""
+    # a node's span: its lowest start to its highest end, holes included, as the spans
+    # zone_spans_pfn tests are
     spans: dict[int, tuple[int, int]] = {}
     for r in ranges:
         lo, hi = spans.get(r.nid, (r.start, r.end))
@@ -325,6 +346,7 @@ def zone_search_nid(ranges: Sequence[PfnRange], page_shift: int) -> Finding:
         segs.append((x, y, heap[0][0] if heap else -1))
     witness: ZoneSearchWitness | None = None
     pages = 0
+    # a merge: the segments and the ranges both ascend, so j only moves forward
     j = 0
     for r in ranges:
         while j < len(segs) and segs[j][1] <= r.start:
@@ -358,6 +380,7 @@ def zone_search_nid(ranges: Sequence[PfnRange], page_shift: int) -> Finding:
             f"{_n(pages, 'page lies', 'pages lie')} in the span of a node with a "
             "lower id than their owner",
         )
+    # for the note: whether any spans overlap at all (nodes interleave)
     overlap = any(
         a[1] > b[0]
         for a, b in zip(sorted(spans.values()), sorted(spans.values())[1:], strict=False)
@@ -375,6 +398,7 @@ def zone_search_nid(ranges: Sequence[PfnRange], page_shift: int) -> Finding:
 
 
 def _range(r: MemRange, page_shift: int) -> Range:
+    """A log's range: its byte bounds, and its whole pages as pfn_ranges counts them."""
     out: Range = {
         "start": _hex(r.start),
         "end": _hex(r.end),
@@ -398,6 +422,7 @@ def _layout_json(layout: MachineLayout, page_shift: int) -> MachineLayoutData:
             "ranges": [_range(r, page_shift) for r in groups.get(nid, ())],
         }
         if nid in movable:
+            # the log gives an address; the contract, like a spec's, a pfn
             node["zone_movable_pfn"] = _hex(movable[nid] >> page_shift)
         if nid in layout.memoryless:
             node["memoryless"] = True
@@ -411,7 +436,7 @@ def _layout_json(layout: MachineLayout, page_shift: int) -> MachineLayoutData:
             "end": _hex(lim[1]),
         }
         for z, lim in layout.zones
-        if lim is not None
+        if lim is not None  # a zone the log gives no limits for is left out
     ]
     out: MachineLayoutData = {
         "source": layout.source,
@@ -445,6 +470,7 @@ def _witness_text(w: Witness) -> str:
 
 
 def witness_text(result: Result) -> str:
+    """The witness line of a machine's answer; "-" for any other result (a table cell)."""
     cx = result.counterexample
     if not cx or not is_machine(cx):
         return "-"
@@ -497,6 +523,8 @@ def _counterexample(
     layout_json: MachineLayoutData,
     profile: ArchProfile,
 ) -> MachineCounterexample:
+    """A refuted question's answer in the JSON contract's shape: the witness, and the
+    keys of a spec check's counterexample besides."""
     w = f.witness
     assert w is not None
     chunks: list[Chunk] = []
@@ -504,6 +532,7 @@ def _counterexample(
     if "chunk" in w:
         chunks.append({"name": "chunk", **w["chunk"]})
         values = {"boundary_pfn": w["boundary"]["pfn"]}
+        # the call whose only chunk this block is: preserving exactly the block
         if question == PAGES_CHUNK_SINGLE_NODE:
             c = w["chunk"]
             w = {**w, "call": f"kho_preserve_pages(pfn_to_page({c['pfn']}), {1 << c['order']:#x})"}
@@ -529,7 +558,7 @@ def _counterexample(
             "SECTION_SIZE_BITS": profile.section_bits,
             "MAX_PAGE_ORDER": profile.max_order,
         },
-        "trace": [],
+        "trace": [],  # a fact of the layout, not of a boot
         "violated": violated,
     }
 
@@ -539,6 +568,7 @@ def answer(
 ) -> list[Result]:
     """The four answers for ``layout`` under ``profile`` (a name or the constants)."""
     prof = arch_profile(profile) if isinstance(profile, str) else profile
+    # a section smaller than a page leaves a negative shift: no such kernel builds
     if prof.section_bits < prof.page_shift:
         raise UnknownProfile(f"profile `{prof.name}`: sections smaller than a page")
     t0 = time.perf_counter()
@@ -547,6 +577,8 @@ def answer(
     ps = prof.page_shift
     ask = {
         SECTION_SINGLE_NODE: lambda: section_single_node(ranges, prof.section_pages_shift, ps),
+        # a buddy folio: order capped, pfn 0 allowed; a kho_preserve_pages chunk: no
+        # cap, and pfn >= 1 (ctz(0) gives no split)
         FOLIO_ALIGNMENT_SINGLE_NODE: lambda: straddling_chunk(ranges, ps, prof.max_order, 0),
         PAGES_CHUNK_SINGLE_NODE: lambda: straddling_chunk(ranges, ps, None, 1),
         ZONE_SEARCH_NID: lambda: zone_search_nid(ranges, ps),
@@ -558,20 +590,22 @@ def answer(
         f = ask[q]()
         cx = None
         if f.witness is not None:
-            layout_json = layout_json or _layout_json(layout, ps)
+            layout_json = layout_json or _layout_json(layout, ps)  # once, shared
             cx = _counterexample(q, f, layout_json, prof)
         results.append(
             Result(
                 file=file if file is not None else layout.source,
-                line=0,
+                line=0,  # no spec line: the answer is about a log
                 check=q,
                 strategy=None,
                 profile=prof.name,
                 verdict=Verdict.REFUTED if f.witness is not None else Verdict.PROVED,
                 # the safe answer: a refuted question is a machine at risk (exit code 1)
                 expected="proved",
+                # the shared preparation split evenly among the answers
                 time_s=time.perf_counter() - t1 + prep / len(QUESTIONS),
                 counterexample=cx,
+                # proved from the layout alone: no assumption used
                 assumptions_used=None if f.witness is not None else (),
                 notes=(f.note,),
                 layout=layout.default_name,
