@@ -1011,12 +1011,15 @@ class Interp:
         assert fr.state is not None
         pre = fr.state.copy()
         written = _written(s.body, self.program, self.strategy)
+        # the body runs when a map is read, maybe after later statements changed the
+        # frame's locals: the loop sees those of where it stands
+        local0 = dict(fr.locals)
 
         def run_at(q: int) -> Frame:
-            sub = Frame({**fr.locals, s.var.uid: q}, pre.copy(), [], [], bulk=(q, written),
+            sub = Frame({**local0, s.var.uid: q}, pre.copy(), [], [], bulk=(q, written),
                         stop_at_failure=fr.stop_at_failure)
             # an index outside the set keeps its entry: the body does not run there
-            if self._in_domain(s, Frame(dict(fr.locals), pre), q):
+            if self._in_domain(s, Frame(dict(local0), pre), q):
                 self.exec_block(s.body, sub)
             return sub
 

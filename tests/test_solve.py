@@ -283,6 +283,51 @@ check counts: forall n: uint. count(n, true) == n
     assert _only(_decide(program, "counts")).verdict is Verdict.PROVED
 
 
+def test_a_loop_over_a_set_sees_the_frame_where_it_stands(tmp_path: Path) -> None:
+    # the loop's body runs when the map is read, after `lo = 5`: its bounds and filter
+    # still read the `lo` of where the loop stands (0), so m[2] was written
+    spec = tmp_path / "t.kho"
+    spec.write_text("""
+state { m: [ulong] int = 0, done: bool = false }
+step go when !done {
+  done = true
+  var lo: ulong = 0
+  for p: ulong where p >= lo and p < 10 { m[p] = 1 }
+  lo = 5
+}
+check c: after go: m[2] == 0
+  for x86_64
+""", encoding="utf-8")
+    [r] = check_file(spec, Options(cache=False))
+    assert r.verdict is Verdict.REFUTED, r
+    assert r.replay == "confirmed"
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "unsound: a loop left only by `return` has no exit state, and the stand-in past the "
+    "unrolling asserts one wherever the loop may still run (`running -> inv and not cond`, "
+    "a hard formula), so every execution that runs past the unrolling is excluded, with "
+    "the require it fails there; making the exit a condition of what follows the loop "
+    "instead needs a call's value to count only where the call returned"))
+def test_a_loop_left_only_by_return_is_not_proved(tmp_path: Path) -> None:
+    program = _load(tmp_path, """
+fn find(k: uint) -> uint {
+  var i: uint = 0
+  while true
+    invariant true
+  {
+    if i == k { return i }
+    require small: i < 200
+    i = i + 1
+  }
+  return 0
+}
+check finds: forall k: uint. requires_hold(find(k))
+  for x86_64
+""")
+    assert _only(_decide(program, "finds")).verdict is not Verdict.PROVED
+
+
 MACHINE = """
 state { phase: int = 0, n: uint = 0 }
 step a when phase == 0 {

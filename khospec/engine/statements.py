@@ -217,6 +217,10 @@ class Statements:
         outer_guard = fr.active()
         written = self._written_maps(s.body)
         label = fr.label
+        # The body runs when a map is read, which can be after the statements that follow
+        # the loop have changed the frame: the loop sees the locals and state of where it
+        # stands, so both are taken now.
+        start = Frame(dict(fr.locals), pre, fr.guard, fr.returned, None, [], [], label, fr.bulk, fr.pol)
 
         # whether index q runs: the loop is reached, q is in its bounds and passes the
         # filter (evaluated on q's own frame, whose state is the old one)
@@ -224,9 +228,9 @@ class Statements:
             conds = [outer_guard]
             ty = s.var.ty
             if s.lo is not None:
-                conds.append(bv.compare("<=", self.low.ev(s.lo, fr), q, ty))
+                conds.append(bv.compare("<=", self.low.ev(s.lo, start), q, ty))
             if s.hi is not None:
-                conds.append(bv.compare("<", q, self.low.ev(s.hi, fr), ty))
+                conds.append(bv.compare("<", q, self.low.ev(s.hi, start), ty))
             if s.where is not None:
                 conds.append(self.low.ev(s.where, sub, 0))
             return z3.And(*conds)
@@ -234,8 +238,8 @@ class Statements:
         # outside the domain the body's writes are disabled by its guard, so a read there
         # passes through to the map before the loop
         def run_at(q: Any) -> Frame:
-            sub = Frame(dict(fr.locals), pre.copy(), z3.BoolVal(True, self.low.ctx), z3.BoolVal(False, self.low.ctx),
-                        None, [], [], label, BulkCtx(q, written), 0)
+            sub = Frame(dict(start.locals), pre.copy(), z3.BoolVal(True, self.low.ctx),
+                        z3.BoolVal(False, self.low.ctx), None, [], [], label, BulkCtx(q, written), 0)
             sub.locals[s.var.uid] = q
             sub.guard = in_domain(q, sub)
             self.low.layout.hint_pfn(q)
