@@ -227,6 +227,11 @@ C_FACTS = [
     ("x: long, y: int", "x / y", (-7, 2), -3),
     ("x: int, y: int", "x % y", (-7, 2), -1),
     ("x: int, y: int", "x / y", (-(1 << 31), -1), -(1 << 31)),
+    # include/linux/align.h: the macros' arithmetic promotes x, so a narrow x aligns in int
+    ("x: s8", "ALIGN(x, 2)", (127,), 128),
+    ("x: u8", "ALIGN(x, 2)", (255,), 256),
+    ("x: s8", "ALIGN_DOWN(x, 4)", (-1,), -4),
+    ("x: uint", "ALIGN(x, 2)", (0xFFFF_FFFF,), 0),
 ]
 
 

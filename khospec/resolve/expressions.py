@@ -478,8 +478,14 @@ class Expressions:
             xt = av[0].ty
             assert isinstance(xt, IntType)
             a2 = self.convert(av[1], xt, e.args[1].span, "alignment")  # (typeof(x))(a)
-            ret = ALIGN_BUILTINS[name] or xt
-            return ir.Builtin(name, (av[0], a2), ret, e.span)
+            # the macros' arithmetic (x + mask, & ~mask) promotes both, as C does: for a
+            # type narrower than int the result is an int (ALIGN of a signed char 127 to
+            # 2 is 128, not -128)
+            pt = promote(xt)
+            x1 = self.convert(av[0], pt, e.args[0].span, "")
+            a2 = self.convert(a2, pt, e.args[1].span, "alignment")
+            ret = ALIGN_BUILTINS[name] or pt
+            return ir.Builtin(name, (x1, a2), ret, e.span)
         raise AssertionError(name)  # pragma: no cover
 
     def _in_emits(self, e: S.InCall, scope: Scope, ctx: Ctx) -> ir.Expr | None:
