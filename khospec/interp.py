@@ -1008,9 +1008,15 @@ class Interp:
         each index updated on its own from the state before the loop, all at once, the
         body run lazily per index read; then its requires are checked at every index of
         a small set, else at the solver's witness for the loop and the model's numbers."""
-        assert fr.state is not None
-        pre = fr.state.copy()
         written = _written(s.body, self.program, self.strategy)
+        # a loop that only checks needs no machine state: it may run in a function a
+        # claim calls through requires_hold
+        state = fr.state
+        if state is None:
+            assert not written
+            self._check_bulk(s, fr, None, written)
+            return
+        pre = state.copy()
         # the body runs when a map is read, maybe after later statements changed the
         # frame's locals: the loop sees those of where it stands
         local0 = dict(fr.locals)
@@ -1039,8 +1045,12 @@ class Interp:
             def read(q: int, name: str = name) -> Any:
                 return at(q).state.maps[name].read(q)  # type: ignore[union-attr]
 
-            fr.state.maps[name] = self._map(CBulk(read))
-        # requires: check the solver's witness for this loop and every other candidate
+            state.maps[name] = self._map(CBulk(read))
+        self._check_bulk(s, fr, pre, written)
+
+    def _check_bulk(self, s: ir.SForBulk, fr: Frame, pre: CState | None, written: set[str]) -> None:
+        """The requires of a loop over a set: at the solver's witness for this loop and
+        every other candidate index."""
         var = s.var
         if s.domain == "nodes":
             values: list[Any] = list(self.layout.nodes)
@@ -1053,7 +1063,8 @@ class Interp:
                 continue
             # a loop that writes checks each index on the state before it, as its updates
             # see it; one that only checks runs on the state itself
-            sub = Frame({**fr.locals, var.uid: q}, pre.copy() if written else fr.state, [], [], bulk=(q, written),
+            sub = Frame({**fr.locals, var.uid: q}, pre.copy() if written and pre is not None else fr.state, [], [],
+                        bulk=(q, written),
                         stop_at_failure=fr.stop_at_failure)
             try:
                 self.exec_block(s.body, sub)

@@ -328,6 +328,48 @@ check finds: forall k: uint. requires_hold(find(k))
     assert _only(_decide(program, "finds")).verdict is not Verdict.PROVED
 
 
+def test_requires_hold_in_an_assumption_of_a_trace_check_reads_the_requires(tmp_path: Path) -> None:
+    # a trace check of `always` collects no requires for itself; requires_hold(f(0)) must
+    # still be false here, so the assumption assumes nothing and the claim is refuted
+    spec = tmp_path / "t.kho"
+    spec.write_text("""
+param P: int
+fn f(v: int) -> bool {
+  require positive: v > 0
+  return true
+}
+assume a: requires_hold(f(0)) -> P == 1
+state { x: int = 0 }
+step go when x == 0 { x = 1 }
+check c: always x == 0 or P == 1
+  for x86_64
+  assuming a
+check premise_never_holds: requires_hold(f(0)) -> P == 1
+  for x86_64
+""", encoding="utf-8")
+    results = {r.check: r for r in check_file(spec, Options(cache=False))}
+    assert results["c"].verdict is Verdict.REFUTED
+    assert results["c"].replay == "confirmed"
+    assert results["premise_never_holds"].verdict is Verdict.VACUOUS
+
+
+def test_a_checking_loop_over_a_set_runs_in_a_claim_s_function(tmp_path: Path) -> None:
+    spec = tmp_path / "t.kho"
+    spec.write_text("""
+fn g(v: ulong) -> bool {
+  for p: ulong where p < 8 {
+    require differs: p != v
+  }
+  return true
+}
+check c: requires_hold(g(3))
+  for x86_64
+""", encoding="utf-8")
+    [r] = check_file(spec, Options(cache=False))
+    assert r.verdict is Verdict.REFUTED
+    assert r.replay == "confirmed"
+
+
 MACHINE = """
 state { phase: int = 0, n: uint = 0 }
 step a when phase == 0 {

@@ -89,9 +89,15 @@ class Lowering:
         # within the unrolling (_ev_InEmits)
         self.hard_open: list[Any] = []
         # In a trace, violations at different nodes are alternatives, so one witness per
-        # quantifier or loop site serves every node (and shares the map reads).
+        # quantifier or loop site serves every node (and shares the map reads); but not
+        # two evaluations of a site that one model needs at once (_witness_key).
         self.share_witnesses = False
-        self._site_witness: dict[tuple[int, str], Any] = {}
+        self._site_witness: dict[tuple[Any, ...], Any] = {}
+        # the evaluation in progress: None between evaluations, () where witnesses may
+        # serve every node, a number of its own for an asserted formula (_root_of)
+        self._root: Any = None
+        self._roots = 0
+        self._free: dict[int, tuple[int, ...]] = {}  # id of a Quant -> its free locals
         # False when only reachability matters (vacuity): requires are not evaluated
         self.collect_requires = True
         # the answers of simple calls and of first-node questions, by their argument terms
@@ -156,6 +162,33 @@ class Lowering:
         claim, which the violation negates), 0 where either may be asked (under `<->`,
         `==`, `?:`, as a value). Quantifiers over unbounded domains and calls whose loops
         may not end are lowered according to it."""
+        if self._root is None:
+            # an evaluation of its own (a claim, an assumption, a statement's expression):
+            # where its witnesses may be shared is decided here, for everything under it
+            self._root = self._root_of(fr, pol)
+            try:
+                return self._ev(e, fr, pol)
+            finally:
+                self._root = None
+        return self._ev(e, fr, pol)
+
+    def _root_of(self, fr: Frame, pol: int) -> Any:
+        """Where the witnesses of an evaluation that is not part of another may be
+        shared. A formula asserted outside a loop that only checks (a `before`
+        assumption, an assumption) is a conjunct of every case of the violation below
+        it, and a `before` assumption is asserted again on each edge of its step: on
+        other states, several times along one path, and under the claims of the nodes
+        below. Its witnesses are its own: a number per evaluation. Everything else a
+        trace evaluates (the claim at a node, a step's guard and statements, the filter
+        and branches of a loop that only checks, which guard its requires) belongs to
+        one case of the violation, the claim at one node or one require, and the cases
+        are alternatives: ()."""
+        if pol > 0 and fr.bulk is None:
+            self._roots += 1
+            return self._roots
+        return ()
+
+    def _ev(self, e: ir.Expr, fr: Frame, pol: int) -> Sym:
         match e:
             case ir.Const():
                 return self._ev_Const(e, fr, pol)
@@ -291,7 +324,16 @@ class Lowering:
             # the counterexample
             call = e.args[0]
             assert isinstance(call, ir.CallFn)
-            res = self.call(call, fr, pol, label=f"{fr.label}/{call.name}")
+            # every require of the call, whatever the check collects for itself: a
+            # lowering that skips requires (a trace check of `always`, the vacuity check)
+            # would otherwise make requires_hold true, and an assumption `requires_hold(..)
+            # -> P` would assume P
+            collect, wanted = self.collect_requires, self.wanted
+            self.collect_requires, self.wanted = True, None
+            try:
+                res = self.call(call, fr, pol, label=f"{fr.label}/{call.name}")
+            finally:
+                self.collect_requires, self.wanted = collect, wanted
             conds = [z3.Implies(r.guard, r.cond) for r in res.requires]
             return z3.And(*conds) if conds else z3.BoolVal(True, self.ctx)
         args = [self.ev(a, fr) for a in e.args]
@@ -384,12 +426,13 @@ class Lowering:
         d = e.domain
         label = fr.label
         origin = f"{e.var.name} at {self.program.site_spans.get(e.site, e.span)}"
+        bound = self._bound(e, fr)
         if d.kind in ("nodes", "ranges"):
             # the element must belong to the layout: ``exists``
-            exists, w = self.layout_witness(e.site, d.kind, e.var.name, e.var.ty, origin, label)
+            exists, w = self.layout_witness(e.site, d.kind, e.var.name, e.var.ty, origin, label, bound)
             body = self.ev(e.body, self.bind(fr, e.var, w), pol)
             return z3.Implies(exists, body) if universal else z3.And(exists, body)
-        key = (e.site, "value")
+        key = self._witness_key(e.site, "value", bound)
         if self.share_witnesses and key in self._site_witness:
             w = self._site_witness[key]
         else:
@@ -410,10 +453,35 @@ class Lowering:
             return z3.Implies(inside, body) if universal else z3.And(inside, body)
         return body
 
-    def layout_witness(self, site: int, kind: str, name: str, ty: Type, origin: str, label: str) -> tuple[Any, Any]:
+    def _bound(self, e: ir.Quant, fr: Frame) -> tuple[Any, ...]:
+        """The values of the locals ``e`` reads, bound around it (by an enclosing
+        quantifier, a call's arguments, a loop): with the state, all its evaluation
+        depends on."""
+        free = self._free.get(id(e))
+        if free is None:
+            free = tuple(sorted(_free_locals(e)))
+            self._free[id(e)] = free
+        return tuple(_key(fr.locals[u]) for u in free)
+
+    def _witness_key(self, site: int, kind: str, bound: tuple[Any, ...]) -> tuple[Any, ...]:
+        """What a witness is shared by in a trace. Within one case of the violation a
+        site is evaluated again only under other values of the locals it reads (each
+        instance of a quantifier instantiated on the layout's witnesses or expanded over
+        an interval, each call with its arguments, each iteration), and such evaluations
+        are conjuncts of one formula, each needing its own element: ``bound`` keeps them
+        apart. An evaluation with the same values and state is the same formula, which
+        one witness serves. The state differs between the cases (the claim at each
+        node), which are alternatives and share the witness; the evaluations of a
+        `before` assumption are not, and have a ``_root`` each."""
+        return (site, kind, self._root if self._root is not None else (), bound)
+
+    def layout_witness(self, site: int, kind: str, name: str, ty: Type, origin: str, label: str,
+                       bound: tuple[Any, ...] = ()) -> tuple[Any, Any]:
         """(exists, element): a node or range of the layout the solver picks, recorded
-        for the replay; one per site in a trace (``share_witnesses``)."""
-        key = (site, kind)
+        for the replay; in a trace one per site and values of the locals it reads
+        (``share_witnesses``, _witness_key). A loop over nodes that only checks (no
+        ``bound``) has one per site: see loop_witness."""
+        key = self._witness_key(site, kind, bound)
         if self.share_witnesses and key in self._site_witness:
             return self._site_witness[key]  # type: ignore[no-any-return]
         if kind == "nodes":
@@ -428,9 +496,13 @@ class Lowering:
 
     def loop_witness(self, s: ir.SForBulk, label: str) -> Any:
         """The index a loop over a set of indices is checked at: its requires hold for
-        every index iff they hold for this one, which the solver picks (one per loop site
-        in a trace, where violations at different nodes are alternatives)."""
-        key = (s.site, "loop")
+        every index iff they hold for this one, which the solver picks. One per loop site
+        in a trace, whatever the values around the loop: such a loop runs only on the
+        machine's state, in a step (or a `before` assumption, whose requires nobody
+        reads), and the index only guards its requires, each of which is a case of the
+        violation on its own (a requirement claim; requires_hold, which would conjoin
+        them, reads no state): no model needs two indices at once."""
+        key = self._witness_key(s.site, "loop", ())
         if self.share_witnesses and key in self._site_witness:
             return self._site_witness[key]
         ty = s.var.ty
@@ -449,9 +521,16 @@ class Lowering:
         while a refutation that depends on it is decided by the replay."""
         d = e.domain
         sign = 1 if universal else -1  # exists with pol<0 is a universal of the negation
+        # the layout instantiates the body on witnesses that appear later, after this
+        # evaluation: its instances keep its sharing scope
+        root = self._root
 
         def body(v: Sym) -> Any:
-            b = self.ev(e.body, self.bind(fr, e.var, v), pol)
+            outer, self._root = self._root, root
+            try:
+                b = self.ev(e.body, self.bind(fr, e.var, v), pol)
+            finally:
+                self._root = outer
             return b if universal else z3.Not(b)
 
         if d.kind == "nodes":
@@ -495,8 +574,15 @@ class Lowering:
             if hit is not None:
                 return hit
 
+        root = self._root
+
         def cond(n: Any) -> Any:
-            return self.ev(e.cond, self.bind(fr, e.var, n), 0)
+            # instantiated on later witnesses too, in this evaluation's sharing scope
+            outer, self._root = self._root, root
+            try:
+                return self.ev(e.cond, self.bind(fr, e.var, n), 0)
+            finally:
+                self._root = outer
 
         out = self.layout.first_node(cond, default, f"first node at {e.span}")
         if key is not None:

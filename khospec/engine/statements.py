@@ -203,10 +203,12 @@ class Statements:
         body run at that index from the state before the loop, whatever the order of the
         indices. The maps it writes become ``BulkMap``s that run the body at the index
         a read asks for: a loop over every pfn costs what the claim reads of it."""
-        assert fr.state is not None
         if not self._written_maps(s.body):
+            # a loop that only checks needs no machine state: it may run in a function a
+            # claim calls through requires_hold
             self._witness_loop(s, fr)
             return
+        assert fr.state is not None
         if fr.bulk is not None:
             raise err("KHO522", s.span, "a loop that updates state cannot sit inside another loop over a set",
                        "merge the loops: one loop with a combined `where`")
