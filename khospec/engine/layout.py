@@ -51,7 +51,11 @@ class Layout(Protocol):
     # -- the builtins of the language (LAYOUT_BUILTINS below)
     # memblock's view of memory: pfn_node is NUMA_NO_NODE (-1) for a pfn in no range, a
     # node without memory spans [0, 0) (get_pfn_range_for_nid()), and the zone limits
-    # are uninterpreted functions unless a concrete layout gives them
+    # are uninterpreted functions unless a concrete layout gives them. pfn_range of a
+    # pfn in no range is left open: the language documents no value for it (and
+    # memblock_search_pfn_nid() leaves start and end unset for one), so no proof may
+    # depend on it; the symbolic and concrete layouts leave it free, the bounded layout
+    # and the interpreter give it (0, 0, NUMA_NO_NODE, false), one of its values
     def pfn_in_ram(self, p: Any) -> Any: ...
     def pfn_node(self, p: Any) -> Any: ...
     def pfn_range(self, p: Any) -> StructVal: ...
@@ -99,7 +103,8 @@ class Layout(Protocol):
 
     def round(self, align_pfns: int, below_pfns: int, node_ids: bool = True) -> Any:
         """The made-up ranges on align_pfns boundaries, below below_pfns, node ids from 0
-        (``node_ids``): a readable counterexample. True when the ranges are given."""
+        (``node_ids``): a readable counterexample. When the ranges are given, the value
+        the interpreter gives pfn_range() of a hole, which the replay reads."""
 
     def existing(self, model: z3.ModelRef) -> int:
         """How many ranges the model makes up (0 when the ranges are given)."""
@@ -558,6 +563,18 @@ class ConcreteLayout:
         self.hard: list[Any] = []
         self.incomplete: list[str] = []
         self._cache: dict[int, Any] = {}  # pfn term id -> (in_ram, range)
+        self._ranges: dict[int, StructVal] = {}  # pfn term id -> pfn_range() of it
+        # pfn_range() of a pfn in no range: any range (the interface at Layout says why it
+        # is left open), but one per pfn, as a function gives. Constants of their own for
+        # each pfn term, not an uninterpreted function, so that a query on a layout with
+        # zone lines stays pure bit-vector (query.py gives those a faster solver); ``close``
+        # makes two of them equal where their pfns are (instances the solver adds only
+        # once a model has equal pfns with different ranges)
+        self._holes: list[tuple[Any, StructVal]] = []  # (pfn term, its hole's range)
+        self._holes_done = 0  # the holes made consistent with every earlier one
+        # z3 identifies a constant by its name and sort: every witness and hole gets a
+        # number of its own, so two questions never share the element they pick
+        self._fresh = 0
         # what the layout does not give stays uninterpreted: without zone lines, the
         # zone limits are left to the axioms
         self._uf_movable = z3.Function("zone_movable_pfn", z3.BitVecSort(32, ctx), z3.BitVecSort(64, ctx))
@@ -567,7 +584,19 @@ class ConcreteLayout:
     def _bv(self, v: int, w: int) -> Any:
         return z3.BitVecVal(v & ((1 << w) - 1), w, self.ctx)
 
+    def _name(self, base: str) -> str:
+        self._fresh += 1
+        return f"{base}!{self._fresh}"
+
+    @staticmethod
+    def _what(origin: str) -> str:
+        # the quantified variable a witness stands for, without the file and position of
+        # the origin: the query's names stay the same wherever the spec lives
+        return origin.split(" at ")[0]
+
     def _lookup(self, p: Any) -> tuple[Any, StructVal]:
+        """(in_ram, range): whether a range holds p, and that range when one does (for a
+        pfn in no range, the range the search ends at: read only under in_ram)."""
         key = p.get_id()
         hit = self._cache.get(key)
         if hit is not None:
@@ -595,7 +624,7 @@ class ConcreteLayout:
             return tuple(z3.If(c, x, y) for x, y in zip(a, b, strict=True))
 
         if not rs:
-            # no memory: every pfn is a hole
+            # no memory: every pfn is a hole, and the range is never read
             res = (z3.BoolVal(False, self.ctx),
                    StructVal(MEM_RANGE, (self._bv(0, 64), self._bv(0, 64), self._bv(-1, 32),
                                          z3.BoolVal(False, self.ctx))))
@@ -613,7 +642,24 @@ class ConcreteLayout:
         return z3.If(inr, r.fields[2], self._bv(-1, 32))
 
     def pfn_range(self, p: Any) -> StructVal:
-        return self._lookup(p)[1]
+        # the range holding p, else (a hole) the open value: never the range the search
+        # happens to end at, which would prove claims that hold on no other value
+        key = p.get_id()
+        hit = self._ranges.get(key)
+        if hit is None:
+            inr, r = self._lookup(p)
+            if z3.is_bv_value(p) and z3.is_true(z3.simplify(inr)):
+                hit = r  # a pfn given by number, in a range: nothing is open
+            else:
+                base = self._name("pfn_range of a hole")
+                hole = StructVal(MEM_RANGE, (z3.BitVec(f"{base}.start", 64, self.ctx),
+                                             z3.BitVec(f"{base}.end", 64, self.ctx),
+                                             z3.BitVec(f"{base}.nid", 32, self.ctx),
+                                             z3.Bool(f"{base}.mirror", self.ctx)))
+                self._holes.append((p, hole))
+                hit = StructVal(MEM_RANGE, tuple(z3.If(inr, f, g) for f, g in zip(r.fields, hole.fields, strict=True)))
+            self._ranges[key] = hit
+        return hit
 
     def note_pfn(self, p: Any) -> None:
         pass
@@ -693,13 +739,13 @@ class ConcreteLayout:
         return z3.Or(*[pred(self._bv(n, 32)) for n in self.nodes]) if self.nodes else z3.BoolVal(False, self.ctx)
 
     def witness_node(self, origin: str) -> tuple[Any, Any]:
-        n = z3.BitVec(f"witness_node!{len(self._cache)}_{origin[:8]}", 32, self.ctx)
+        n = z3.BitVec(self._name(f"witness_node {self._what(origin)}"), 32, self.ctx)
         is_node = z3.Or(*[n == self._bv(x, 32) for x in self.nodes]) if self.nodes else z3.BoolVal(False, self.ctx)
         return is_node, n
 
     def witness_range(self, origin: str) -> tuple[Any, StructVal]:
         # an index the solver picks, and the range at that index as a chain of Ifs
-        i = z3.BitVec(f"witness_range!{len(self._cache)}", 32, self.ctx)
+        i = z3.BitVec(self._name(f"witness_range {self._what(origin)}"), 32, self.ctx)
         vals = self._range_vals()
         if not vals:
             return z3.BoolVal(False, self.ctx), StructVal(
@@ -726,12 +772,27 @@ class ConcreteLayout:
         return out
 
     def close(self) -> tuple[list[Any], list[Any]]:
-        # nothing lazy: every quantifier over a concrete layout is expanded
+        # every quantifier over a concrete layout is expanded; what is lazy is that equal
+        # pfns have the same hole's range, which few models need said
+        lazy: list[Any] = []
+        while self._holes_done < len(self._holes):
+            p, h = self._holes[self._holes_done]
+            for q, g in self._holes[:self._holes_done]:
+                # two numbers are two different pfns (z3 shares the term of a value)
+                if not (z3.is_bv_value(p) and z3.is_bv_value(q)):
+                    lazy.append(z3.Implies(p == q, z3.And(*[a == b for a, b in zip(h.fields, g.fields, strict=True)])))
+            self._holes_done += 1
         out, self.hard = self.hard, []
-        return out, []
+        return out, lazy
 
     def round(self, align_pfns: int, below_pfns: int, node_ids: bool = True) -> Any:
-        return z3.BoolVal(True, self.ctx)
+        # the ranges are given; what the model may still choose is pfn_range() of a hole,
+        # which the replay reads as (0, 0, NUMA_NO_NODE, false): a counterexample with
+        # that value, where there is one, is one the replay confirms. A readability
+        # constraint as the others are: solve.py drops it when no counterexample has it
+        interp = (self._bv(0, 64), self._bv(0, 64), self._bv(-1, 32), z3.BoolVal(False, self.ctx))
+        return z3.And(z3.BoolVal(True, self.ctx), *[
+            z3.And(*[f == v for f, v in zip(h.fields, interp, strict=True)]) for _, h in self._holes])
 
     def existing(self, model: z3.ModelRef) -> int:
         return 0  # the ranges are the layout's own: nothing to drop
