@@ -227,15 +227,7 @@ class Statements:
         # whether index q runs: the loop is reached, q is in its bounds and passes the
         # filter (evaluated on q's own frame, whose state is the old one)
         def in_domain(q: Any, sub: Frame) -> Any:
-            conds = [outer_guard]
-            ty = s.var.ty
-            if s.lo is not None:
-                conds.append(bv.compare("<=", self.low.ev(s.lo, start), q, ty))
-            if s.hi is not None:
-                conds.append(bv.compare("<", q, self.low.ev(s.hi, start), ty))
-            if s.where is not None:
-                conds.append(self.low.ev(s.where, sub, 0))
-            return z3.And(*conds)
+            return z3.And(outer_guard, *self._in_set(s, q, start, sub, 0))
 
         # outside the domain the body's writes are disabled by its guard, so a read there
         # passes through to the map before the loop
@@ -269,6 +261,19 @@ class Statements:
             w = self.low.loop_witness(s, label)
             fr.requires.extend(at(w).requires)
 
+    def _in_set(self, s: ir.SForBulk, q: Any, bounds: Frame, sub: Frame, pol: int) -> list[Any]:
+        """Whether index ``q`` is in the loop's set: its bounds (evaluated on ``bounds``,
+        the frame where the loop stands) and its filter (on ``sub``, q's own frame)."""
+        conds = []
+        ty = s.var.ty
+        if s.lo is not None:
+            conds.append(bv.compare("<=", self.low.ev(s.lo, bounds), q, ty))
+        if s.hi is not None:
+            conds.append(bv.compare("<", q, self.low.ev(s.hi, bounds), ty))
+        if s.where is not None:
+            conds.append(self.low.ev(s.where, sub, pol))
+        return conds
+
     def _witness_loop(self, s: ir.SForBulk, fr: Frame) -> None:
         """A loop that only checks: its requires hold for every index iff they hold for
         one index the solver picks."""
@@ -287,16 +292,8 @@ class Statements:
         sub = Frame(dict(fr.locals), fr.state, fr.active(), z3.BoolVal(False, self.low.ctx), None, [], [], label,
                     BulkCtx(w, set(), witness=True), 1)
         sub.locals[s.var.uid] = w
-        conds = [sub.guard, exists]
-        ty = s.var.ty
-        if s.lo is not None:
-            conds.append(bv.compare("<=", self.low.ev(s.lo, fr), w, ty))
-        if s.hi is not None:
-            conds.append(bv.compare("<", w, self.low.ev(s.hi, fr), ty))
         # the filter only guards violations, where it must hold: pol 1
-        if s.where is not None:
-            conds.append(self.low.ev(s.where, sub, 1))
-        sub.guard = z3.And(*conds)
+        sub.guard = z3.And(sub.guard, exists, *self._in_set(s, w, fr, sub, 1))
         self.exec_block(s.body, sub)
         fr.requires.extend(sub.requires)
 
