@@ -605,8 +605,10 @@ class SearchPlan:
             try:
                 on_real = CheckRun(self.program, self.check, self.strategy, real, _int_binding(p, "PAGE_SHIFT", 12),
                                    self.timeout_ms, 0).attempt(p, min(self.timeout_ms, SMALL_LAYOUT_MS))
-            except LayoutLimit:
-                continue  # not on this profile's pages
+            except (LayoutLimit, LowerError):
+                # not on this profile's pages, or a claim this layout cannot express (a
+                # quantifier over pfns, KHO511): the symbolic query's answer stands
+                continue
             if on_real.verdict is Verdict.REFUTED:
                 return on_real.noted("the general query was undecided; this counterexample is the "
                                      f"memory map of a real machine, layout `{real.name}`", first=True)

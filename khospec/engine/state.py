@@ -238,13 +238,8 @@ class CallResult:
 
 
 def merge_states(parts: list[tuple[Any, MachineState]]) -> MachineState:
-    """One state for several paths with the same concrete scalars: each scalar and map is
-    that of the first part whose condition holds, the last part's where none does.
-
-    The caller chooses the conditions (trace.py, build_tree): a merged state stands for
-    every path only if, for each part, some assignment makes it the first that holds. Two
-    paths' conditions alone do not do that: interleavings under concrete guards both
-    have the condition True, and the later one would never be seen."""
+    """One state for several paths with the same concrete scalars: maps merged by the
+    paths' conditions (the first path's condition decides first)."""
     first = parts[0][1]
     scalars = dict(first.scalars)
     for name in scalars:
@@ -268,13 +263,6 @@ def merge_states(parts: list[tuple[Any, MachineState]]) -> MachineState:
     return MachineState(scalars, maps)
 
 
-def same_state(a: MachineState, b: MachineState) -> bool:
-    """Whether two paths' states are the same terms (maps the same objects): merged, the
-    one stands for the other whichever of them a merge picks."""
-    return (all(_same(v, b.scalars[name]) for name, v in a.scalars.items())
-            and all(m is b.maps[name] for name, m in a.maps.items()))
-
-
 def _same(a: Sym, b: Sym) -> bool:
     if isinstance(a, StructVal):
         return all(_same(x, y) for x, y in zip(a.fields, b.fields, strict=True))
@@ -287,4 +275,4 @@ def read_after(sub: Frame, name: str, q: Any) -> Sym:
 
 
 __all__ = ["BulkCtx", "CallResult", "Frame", "LoopInfo", "LowerError", "MachineState", "ReqOb", "Skolem",
-           "err", "merge_states", "read_after", "same_state"]
+           "err", "merge_states", "read_after"]

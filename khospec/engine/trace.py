@@ -8,7 +8,6 @@ complete and bounded model checking over it is a proof over all traces.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -20,18 +19,7 @@ from khospec.diagnostics import Span
 from khospec.engine import bv
 from khospec.engine.bv import StructVal, Sym
 from khospec.engine.lower import Lowering
-from khospec.engine.state import (
-    ConstMap,
-    Frame,
-    GarbageMap,
-    MachineState,
-    MapVal,
-    ReqOb,
-    Skolem,
-    err,
-    merge_states,
-    same_state,
-)
+from khospec.engine.state import ConstMap, Frame, GarbageMap, MachineState, MapVal, ReqOb, Skolem, err, merge_states
 from khospec.types import IntType, MapType
 
 # more distinct states than this means the guards do not decide the order of the steps:
@@ -43,41 +31,34 @@ MAX_TREE_NODES = 4000
 class TraceNode:
     """A state reached by ``step``. Paths that reach the same control state (the same
     concrete scalars) by the same step at the same depth share one node: its state is
-    theirs merged, so the solver sees one state instead of many.
+    theirs merged by path condition, so the solver sees one state instead of many.
 
     Why they may share it: what the guards ahead read of the control state is the same
     on every merged path, so their subtrees would have the same shape, and what differs
-    (maps, symbolic scalars) is chosen per edge; merging keeps a level as wide as its
-    control states, not its paths. The merged state is that of the first edge whose
-    condition (in ``parents``) holds (state.merge_states), and ``path`` follows the same
-    edge, so the trace a counterexample names is the one whose state the model shows.
-
-    An edge's condition is its path condition, and where that may hold together with a
-    later edge's (two interleavings under concrete guards are both True), also a fresh
-    Boolean of the node's own (``selectors`` of them): otherwise the first edge would
-    always win and the later paths' states would never be examined, so a claim false
-    only there would be proved. With the choice free, every incoming path is the first
-    that holds in some model (build_tree, _choices)."""
+    (maps, symbolic scalars) is chosen by path condition; merging keeps a level as wide
+    as its control states, not its paths. The merged state is that of the first edge
+    whose path condition holds (state.merge_states), and ``path`` follows the same edge,
+    so the trace a counterexample names is the one whose state the model shows. It is
+    each path's own state where at most one edge's condition holds; where several hold,
+    the later edges' states are not seen there."""
 
     id: int
-    parents: list[tuple[TraceNode, Any]]  # (predecessor, that edge's path condition and choice)
+    parents: list[tuple[TraceNode, Any]]  # (predecessor, path condition of that edge)
     step: str | None
     state: MachineState
     pc: Any  # path condition: every guard on the way holds
     depth: int
     requires: list[ReqOb]
     open: Any = None  # some step may still be enabled here (at the depth limit)
-    selectors: int = 0  # fresh Booleans the merge added to choose among the edges
 
     def path(self, holds: Callable[[Any], bool] = lambda _: True) -> list[str]:
-        """The steps to this node; with several ways in, the first edge whose condition
+        """The steps to this node; with several ways in, the one whose path condition
         ``holds`` (in a model)."""
         out: list[str] = []
         n: TraceNode | None = self
         while n is not None and n.step is not None:
             out.append(n.step)
-            # the first edge that holds, the one whose state merge_states shows; the
-            # conditions include the merge's choices, so this is the chosen edge
+            # the first edge that holds, the one whose state merge_states shows
             nxt = None
             for parent, edge in n.parents:
                 if holds(edge):
@@ -86,9 +67,6 @@ class TraceNode:
             n = nxt if nxt is not None else (n.parents[0][0] if n.parents else None)
         return list(reversed(out))
 
-
-# an edge into the next level: (predecessor, path condition, state, requires, step)
-_Edge = tuple[TraceNode, Any, MachineState, list[ReqOb], str]
 
 
 def initial_state(low: Lowering) -> MachineState:
@@ -126,7 +104,7 @@ def build_tree(low: Lowering, depth: int, before: dict[str, list[tuple[Any, ir.A
     # one depth at a time: the children of a level are grouped by control state before
     # the next level is built from them
     while level:
-        groups: dict[Any, list[_Edge]] = {}
+        groups: dict[Any, list[tuple[TraceNode, Any, MachineState, list[ReqOb], str]]] = {}
         order: list[Any] = []
         for node in level:
             opens = []
@@ -174,22 +152,14 @@ def build_tree(low: Lowering, depth: int, before: dict[str, list[tuple[Any, ir.A
             step = edges[0][4]
             if len(edges) == 1:
                 _, pc, state, reqs, _ = edges[0]
-                conds, n_sel = [pc], 0
             else:
-                # one node for the group (see TraceNode), each edge behind its choice
-                conds, chosen, n_sel = _choices(low, len(nodes), edges)
-                pc = z3.Or(*conds)
-                state = merge_states([(c, e[2]) for c, e in zip(conds, edges, strict=True)])
-                # A require of edge i is guarded by edge i's path condition: violated only
-                # by a real execution of this step on path i's state, whatever the merge
-                # chooses for the node, so counting it needs no choice. It gets the
-                # choice of edge i all the same, which leaves its violation as
-                # satisfiable (the choices are free) and makes ``path`` of a model that
-                # violates it follow edge i, the trace the replay must run
-                reqs = [dataclasses.replace(r, guard=z3.And(c, r.guard)) if c is not None else r
-                        for c, e in zip(chosen, edges, strict=True) for r in e[3]]
-            child = TraceNode(len(nodes), [(e[0], c) for e, c in zip(edges, conds, strict=True)], step, state, pc,
-                              edges[0][0].depth + 1, reqs, selectors=n_sel)
+                # one node for the group (see TraceNode); each edge's requires keep their
+                # own edge's condition
+                pc = z3.Or(*[e[1] for e in edges])
+                state = merge_states([(e[1], e[2]) for e in edges])
+                reqs = [r for e in edges for r in e[3]]
+            child = TraceNode(len(nodes), [(e[0], e[1]) for e in edges], step, state, pc,
+                              edges[0][0].depth + 1, reqs)
             nodes.append(child)
             level.append(child)
             if len(nodes) > MAX_TREE_NODES:
@@ -215,99 +185,6 @@ def _control_key(step: str, state: MachineState) -> Any:
         else:
             vals.append((name, v.get_id()))
     return tuple(vals)
-
-
-def _choices(low: Lowering, node_id: int, edges: list[_Edge]) -> tuple[list[Any], list[Any | None], int]:
-    """The conditions of a merged node's edges, in order: merge_states shows the state of
-    the first that holds, and ``path`` follows it. Also, per edge, what a require on it
-    must add to its guard for that edge to be the first (None: nothing), and the number
-    of fresh choices.
-
-    Edge i gets a fresh Boolean t_i (its condition is ``t_i and pc_i``) when a later
-    edge j may hold together with it and the first-that-holds rule would hide j: j's
-    state differs, or j has requires whose counterexample must name j's trace. Then,
-    for every real path through edge j, setting t_j true and the earlier overlapping
-    t_i false makes j the first that holds, or an earlier edge with the very same state
-    terms (which shows the same values); and conversely an edge whose condition holds
-    is a real path. Without overlaps (exclusive path conditions) no choice is added and
-    the conditions are the path conditions: fewer variables for the long trace proofs."""
-    pcs = [e[1] for e in edges]
-    n = len(edges)
-    conj = [_conjuncts(pc) for pc in pcs]
-    overlap = [[j > i and not _exclusive(conj[i], conj[j]) for j in range(n)] for i in range(n)]
-    needs = [any(overlap[i][j] and (edges[j][3] or not same_state(edges[i][2], edges[j][2]))
-                 for j in range(i + 1, n)) for i in range(n)]
-    sel = [z3.Bool(low.fresh_name(f"n{node_id} via edge {i}"), low.ctx) if needs[i] else None for i in range(n)]
-    conds = [pc if t is None else t if z3.is_true(pc) else z3.And(t, pc) for t, pc in zip(sel, pcs, strict=True)]
-    chosen: list[Any | None] = []
-    for j in range(n):
-        if not edges[j][3]:
-            chosen.append(None)
-            continue
-        # the earlier edges that may hold with j: each has a choice (edge j's requires
-        # made it need one), set false here
-        parts = [z3.Not(t) for i, t in enumerate(sel[:j]) if t is not None and overlap[i][j]]
-        tj = sel[j]
-        if tj is not None:
-            parts.append(tj)
-        chosen.append(z3.And(*parts) if parts else None)
-    return conds, chosen, sum(t is not None for t in sel)
-
-
-class _Conj:
-    """A path condition's conjuncts, by term id, with what decides exclusion cheaply: the
-    terms they negate and the constants they equate terms to."""
-
-    def __init__(self, terms: dict[int, Any]) -> None:
-        self.terms = terms
-        self.false = any(z3.is_false(t) for t in terms.values())
-        self.negated = {t.arg(0).get_id() for t in terms.values() if z3.is_not(t)}
-        self.equal: dict[int, Any] = {}
-        for t in terms.values():
-            if z3.is_eq(t):
-                a, b = t.arg(0), t.arg(1)
-                if z3.is_bv_value(b) and not z3.is_bv_value(a):
-                    self.equal[a.get_id()] = b
-                elif z3.is_bv_value(a) and not z3.is_bv_value(b):
-                    self.equal[b.get_id()] = a
-
-
-def _conjuncts(pc: Any) -> _Conj:
-    # iteratively: a long trace's path condition nests an And per step
-    terms: dict[int, Any] = {}
-    stack = [pc]
-    seen: set[int] = set()
-    while stack:
-        t = stack.pop()
-        k = t.get_id()
-        if k in seen:
-            continue
-        seen.add(k)
-        if z3.is_and(t):
-            stack.extend(t.children())
-        elif not z3.is_true(t):
-            terms[k] = t
-    return _Conj(terms)
-
-
-def _exclusive(a: _Conj, b: _Conj) -> bool:
-    """Whether two path conditions cannot both hold, decided cheaply and only one way:
-    False means "may overlap", which costs a choice but is never unsound."""
-    if a.false or b.false:
-        return True
-    if a.negated & b.terms.keys() or b.negated & a.terms.keys():
-        return True
-    for k, v in a.equal.items():
-        w = b.equal.get(k)
-        if w is not None and not v.eq(w):
-            return True
-    # the conjuncts they do not share, simplified together: small where the paths split
-    # at a guard, and the shared prefix costs nothing
-    da = [t for k, t in a.terms.items() if k not in b.terms]
-    db = [t for k, t in b.terms.items() if k not in a.terms]
-    if not da or not db:
-        return False
-    return bool(z3.is_false(z3.simplify(z3.And(*da, *db))))
 
 
 __all__ = ["MAX_TREE_NODES", "TraceNode", "build_tree", "frame_for", "initial_state"]
