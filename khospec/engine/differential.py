@@ -31,7 +31,7 @@ from khospec import ir
 from khospec.counterexample import ModelValues
 from khospec.engine.formulas import CheckFormulas
 from khospec.engine.layout import BoundedLayout
-from khospec.engine.query import Queries, units
+from khospec.engine.query import Queries
 from khospec.interp import Frame, Interp, ReplayMismatch, Undetermined, _from_json
 from khospec.types import BOOL, BoolType, IntType, StructType
 
@@ -131,8 +131,7 @@ def solver_side(program: ir.Program, check: ir.CheckDef, strategy: str | None, n
     for _, _, val in low.garbage_apps:
         extra.append(z3.Not(val) if z3.is_bool(val) else val == 0)
     s, lits = q.solver(NARROW_PROFILE, timeout_ms)
-    q.query_ms = timeout_ms
-    q.budget = q.spent + units(timeout_ms)
+    q.start(timeout_ms, timeout_ms)
     for e in extra:
         s.add(q.sub(e))
     # the same real-execution rule as the engine's refutations (CheckRun._refute, engine/solve.py)

@@ -227,11 +227,9 @@ class CheckFormulas:
         return bool(z3.is_true(z3.simplify(z3.substitute(value, *pairs) if pairs else value)))
 
 
-def _mentions(nodes: tuple[Any, ...], types: tuple[type, ...], program: ir.Program | None = None,
-              strategy: str | None = None, pred: Any = None) -> bool:
-    """Whether a node of one of ``types`` (or satisfying ``pred``) occurs under ``nodes``,
-    following function calls when ``program`` is given."""
-    return any(isinstance(n, types) or (pred is not None and pred(n)) for n in ir.walk(nodes, program, strategy))
+def _mentions(nodes: tuple[ir.Expr, ...], types: tuple[type, ...]) -> bool:
+    """Whether a node of one of ``types`` occurs under ``nodes`` (calls not followed)."""
+    return any(isinstance(n, types) for n in ir.walk(nodes))
 
 
 __all__ = ["DEFAULT_DEPTH", "CheckFormulas", "Violation", "frame"]

@@ -94,9 +94,7 @@ class CheckRun:
     def attempt(self, profile: ir.ProfileDef | None, timeout_ms: int | None = None) -> Outcome:
         """Decide for one profile within ``timeout_ms`` overall (default: the check's)."""
         t0 = time.perf_counter()
-        self.q.query_ms = self.timeout_ms
-        self.q.base = self.q.spent
-        self.q.budget = self.q.spent + units(timeout_ms or self.timeout_ms)
+        self.q.start(timeout_ms or self.timeout_ms, self.timeout_ms)
         try:
             out = self._attempt(profile, timeout_ms or self.timeout_ms)
         except z3.Z3Exception as exc:
@@ -114,8 +112,7 @@ class CheckRun:
         query says "one of these profiles". Unsat proves every remaining profile at once;
         a model names the profile it refutes, which then leaves the disjunction."""
         t0 = time.perf_counter()
-        self.q.query_ms = timeout_ms * len(profiles)
-        self.q.budget = self.q.spent + units(timeout_ms * len(profiles))
+        self.q.start(timeout_ms * len(profiles), timeout_ms * len(profiles))
         out: dict[str, Outcome] = {}
         try:
             plits = {p.name: z3.Bool(f"profile {p.name}", self.ctx) for p in profiles}
@@ -375,8 +372,7 @@ class CheckRun:
         """None if the assumptions and premise are satisfiable and every relevant step
         runs; otherwise the vacuous outcome (or unknown)."""
         t0 = time.perf_counter()
-        self.q.query_ms = self.timeout_ms
-        self.q.budget = self.q.spent + units(self.timeout_ms)
+        self.q.start(self.timeout_ms, self.timeout_ms)
         s, lits = self.q.solver(profile, self.timeout_ms)
         names = self.f.names()
         prem = z3.Bool("premise", self.ctx)
