@@ -2,8 +2,9 @@
 the same step share a node, and that node must stand for every one of them. Two
 interleavings of steps with concrete guards both have the path condition True, so a
 merge that picked the state of the first path whose condition holds would never show
-the other path's state, and a claim false only there would be proved. Today's merge does
-that: the tests of it are strict xfails (CHANGELOG: a known unsound case)."""
+the other path's state, and a claim false only there would be proved: such paths keep a
+node each, and only paths with one state, or with conditions that exclude each other,
+share one."""
 
 from __future__ import annotations
 
@@ -125,11 +126,6 @@ def _refuted_and_replayed(r: Result) -> None:
     assert r.replay is not None and r.replay.startswith("confirmed"), r.replay
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "unsound: a merged trace node shows the first incoming path whose condition holds, and "
-    "two interleavings under constant guards both hold, so the later path's state is never "
-    "examined (CHANGELOG: known unsound case); letting the solver choose the edge fixes it "
-    "but left two library checks undecided within their budgets"))
 def test_the_order_a_merged_node_hides_is_a_counterexample(tmp_path: Path) -> None:
     results = _results(tmp_path, ORDERS + CLAIMS)
     r = results["last_write_two"]
@@ -146,32 +142,55 @@ def test_the_order_recorded_in_a_scalar_gives_the_same_verdicts(tmp_path: Path) 
     assert results["either_write"].verdict is Verdict.PROVED
 
 
-def test_the_nodes_are_merged_only_without_the_recording_scalar(tmp_path: Path) -> None:
-    def after_c(text: str) -> list[TraceNode]:
-        low = Lowering(load_spec(tmp_path, text), None, z3.Context())
-        return [n for n in build_tree(low, 5, {}) if n.step == "c"]
+# a and b only set their flags: after both, in either order, the state is one
+FLAGS = """
+state { da: bool = false, db: bool = false, dc: bool = false, m: [ulong] int = 0 }
+step a when !da { da = true }
+step b when !db { db = true }
+step c when da and db and !dc { dc = true }
+check untouched: after c: m[0] == 0
+  for x86_64
+"""
 
-    [merged] = after_c(ORDERS)
-    assert sorted(p.path() for p, _ in merged.parents) == [["a", "b"], ["b", "a"]]
-    assert len(after_c(RECORDED)) == 2
+
+def _after(tmp_path: Path, text: str, step: str) -> list[TraceNode]:
+    low = Lowering(load_spec(tmp_path, text), None, z3.Context())
+    return [n for n in build_tree(low, 5, {}) if n.step == step]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "unsound: a merged trace node shows the first incoming path whose condition holds, and "
-    "two interleavings under constant guards both hold, so the later path's state is never "
-    "examined (CHANGELOG: known unsound case); letting the solver choose the edge fixes it "
-    "but left two library checks undecided within their budgets"))
+def test_orders_with_different_states_keep_a_node_each(tmp_path: Path) -> None:
+    nodes = _after(tmp_path, ORDERS, "c")
+    assert sorted(n.path() for n in nodes) == [["a", "b", "c"], ["b", "a", "c"]]
+    assert all(len(n.parents) == 1 for n in nodes)
+    assert len(_after(tmp_path, RECORDED, "c")) == 2
+
+
+def test_orders_with_one_state_share_a_node(tmp_path: Path) -> None:
+    [after_b] = [n for n in _after(tmp_path, FLAGS, "b") if n.depth == 2]
+    [after_a] = [n for n in _after(tmp_path, FLAGS, "a") if n.depth == 2]
+    # the node after (a, b) and the one after (b, a) differ by the step that made them;
+    # each has one edge, and the single node after c has both
+    assert len(after_a.parents) == len(after_b.parents) == 1
+    [after_c] = _after(tmp_path, FLAGS, "c")
+    assert len(after_c.parents) == 2
+    assert _results(tmp_path, FLAGS)["untouched"].verdict is Verdict.PROVED
+
+
+def test_exclusive_paths_share_a_node_and_keep_their_own_state(tmp_path: Path) -> None:
+    [after_c] = _after(tmp_path, EXCLUSIVE, "c")
+    assert len(after_c.parents) == 2
+    results = _results(tmp_path, EXCLUSIVE)
+    assert results["follows_x"].verdict is Verdict.PROVED
+    _refuted_and_replayed(results["always_one"])
+    assert _trace(results["always_one"]) == ["b", "c"]
+
+
 def test_a_require_on_a_later_edge_names_that_edges_trace(tmp_path: Path) -> None:
     r = _results(tmp_path, REQUIRE)["last_two_holds"]
     _refuted_and_replayed(r)
     assert _trace(r) == ["b", "a", "c"]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "unsound: a merged trace node shows the first incoming path whose condition holds, and "
-    "two interleavings under constant guards both hold, so the later path's state is never "
-    "examined (CHANGELOG: known unsound case); letting the solver choose the edge fixes it "
-    "but left two library checks undecided within their budgets"))
 def test_merged_nodes_joined_again_stand_for_every_order(tmp_path: Path) -> None:
     results = _results(tmp_path, THREE)
     for name, last in (("last_write_three", {"a", "b"}), ("last_write_one", {"b", "c"})):

@@ -244,7 +244,7 @@ def merge_states(parts: list[tuple[Any, MachineState]]) -> MachineState:
     scalars = dict(first.scalars)
     for name in scalars:
         vals = [st.scalars[name] for _, st in parts]
-        if all(_same(v, vals[0]) for v in vals):
+        if all(same_value(v, vals[0]) for v in vals):
             continue
         merged_v = vals[-1]
         for (pc, _), v in zip(reversed(parts[:-1]), reversed(vals[:-1]), strict=True):
@@ -263,9 +263,9 @@ def merge_states(parts: list[tuple[Any, MachineState]]) -> MachineState:
     return MachineState(scalars, maps)
 
 
-def _same(a: Sym, b: Sym) -> bool:
+def same_value(a: Sym, b: Sym) -> bool:
     if isinstance(a, StructVal):
-        return all(_same(x, y) for x, y in zip(a.fields, b.fields, strict=True))
+        return all(same_value(x, y) for x, y in zip(a.fields, b.fields, strict=True))
     return bool(a.eq(b))
 
 
@@ -275,4 +275,4 @@ def read_after(sub: Frame, name: str, q: Any) -> Sym:
 
 
 __all__ = ["BulkCtx", "CallResult", "Frame", "LoopInfo", "LowerError", "MachineState", "ReqOb", "Skolem",
-           "err", "merge_states", "read_after"]
+           "err", "merge_states", "read_after", "same_value"]

@@ -19,7 +19,18 @@ from khospec.diagnostics import Span
 from khospec.engine import bv
 from khospec.engine.bv import StructVal, Sym
 from khospec.engine.lower import Lowering
-from khospec.engine.state import ConstMap, Frame, GarbageMap, MachineState, MapVal, ReqOb, Skolem, err, merge_states
+from khospec.engine.state import (
+    ConstMap,
+    Frame,
+    GarbageMap,
+    MachineState,
+    MapVal,
+    ReqOb,
+    Skolem,
+    err,
+    merge_states,
+    same_value,
+)
 from khospec.types import IntType, MapType
 
 # more distinct states than this means the guards do not decide the order of the steps:
@@ -30,17 +41,13 @@ MAX_TREE_NODES = 4000
 @dataclass
 class TraceNode:
     """A state reached by ``step``. Paths that reach the same control state (the same
-    concrete scalars) by the same step at the same depth share one node: its state is
-    theirs merged by path condition, so the solver sees one state instead of many.
+    concrete scalars) by the same step at the same depth share one node where that is
+    sound (see _sharing): the same state, or path conditions that exclude each other.
 
-    Why they may share it: what the guards ahead read of the control state is the same
-    on every merged path, so their subtrees would have the same shape, and what differs
-    (maps, symbolic scalars) is chosen by path condition; merging keeps a level as wide
-    as its control states, not its paths. The merged state is that of the first edge
-    whose path condition holds (state.merge_states), and ``path`` follows the same edge,
-    so the trace a counterexample names is the one whose state the model shows. It is
-    each path's own state where at most one edge's condition holds; where several hold,
-    the later edges' states are not seen there."""
+    Its state is then theirs merged by path condition (state.merge_states: the first
+    edge whose condition holds), and ``path`` follows the same edge, so the trace a
+    counterexample names is the one whose state the model shows. Where several edges
+    hold, their states are one, so which of them is named does not matter."""
 
     id: int
     parents: list[tuple[TraceNode, Any]]  # (predecessor, path condition of that edge)
@@ -95,6 +102,7 @@ def initial_state(low: Lowering) -> MachineState:
                 low.skolems.append(Skolem(0, "init", sv.name, sv.ty, v, "initial"))
     return MachineState(scalars, maps)
 
+
 def build_tree(low: Lowering, depth: int, before: dict[str, list[tuple[Any, ir.AssumeDef]]]) -> list[TraceNode]:
     """Every trace of at most ``depth`` steps, as a DAG of states (see TraceNode)."""
     steps = low.program.step_defs(low.strategy)
@@ -148,24 +156,59 @@ def build_tree(low: Lowering, depth: int, before: dict[str, list[tuple[Any, ir.A
             node.open = z3.Or(*opens) if opens else None
         level = []
         for key in order:
-            edges = groups[key]
-            step = edges[0][4]
-            if len(edges) == 1:
-                _, pc, state, reqs, _ = edges[0]
-            else:
-                # one node for the group (see TraceNode); each edge's requires keep their
-                # own edge's condition
-                pc = z3.Or(*[e[1] for e in edges])
-                state = merge_states([(e[1], e[2]) for e in edges])
-                reqs = [r for e in edges for r in e[3]]
-            child = TraceNode(len(nodes), [(e[0], e[1]) for e in edges], step, state, pc,
-                              edges[0][0].depth + 1, reqs)
-            nodes.append(child)
-            level.append(child)
-            if len(nodes) > MAX_TREE_NODES:
-                raise err("KHO530", Span.point("<machine>"), f"more than {MAX_TREE_NODES} distinct states",
-                           "make step guards decide the order (phases), or lower the check's depth")
+            for edges in _sharing(groups[key]):
+                step = edges[0][4]
+                if len(edges) == 1:
+                    _, pc, state, reqs, _ = edges[0]
+                else:
+                    # one node for edges that may share it (see _sharing); each edge's
+                    # requires keep their own edge's condition
+                    pc = z3.Or(*[e[1] for e in edges])
+                    state = merge_states([(e[1], e[2]) for e in edges])
+                    reqs = [r for e in edges for r in e[3]]
+                child = TraceNode(len(nodes), [(e[0], e[1]) for e in edges], step, state, pc,
+                                  edges[0][0].depth + 1, reqs)
+                nodes.append(child)
+                level.append(child)
+                if len(nodes) > MAX_TREE_NODES:
+                    raise err("KHO530", Span.point("<machine>"), f"more than {MAX_TREE_NODES} distinct states",
+                               "make step guards decide the order (phases), or lower the check's depth")
     return nodes
+
+_Edge = tuple[TraceNode, Any, MachineState, list[ReqOb], str]
+
+
+def _sharing(edges: list[_Edge]) -> list[list[_Edge]]:
+    """The edges into one control state, grouped into the nodes they may share: an edge
+    joins a node when, against each edge already there, its state is the same or the two
+    path conditions exclude each other. Then wherever several of a node's edges hold,
+    their states are one, and the merged state (the first edge that holds) is each
+    holding path's own: the node stands for every path into it. Two interleavings of
+    steps under concrete guards both hold in every model, so where their states differ
+    they keep a node each; a merge that showed only the first would hide the other
+    order's state from every claim below it."""
+    shared: list[list[_Edge]] = []
+    for e in edges:
+        for node in shared:
+            if all(_same_state(e[2], f[2]) or _exclusive(e[1], f[1]) for f in node):
+                node.append(e)
+                break
+        else:
+            shared.append([e])
+    return shared
+
+
+def _same_state(a: MachineState, b: MachineState) -> bool:
+    # the same map object is the same contents; equal terms are equal values
+    return (all(a.maps[n] is b.maps[n] for n in a.maps)
+            and all(same_value(a.scalars[n], b.scalars[n]) for n in a.scalars))
+
+
+def _exclusive(p: Any, q: Any) -> bool:
+    # only what simplification alone decides (a guard and its negation): no solver runs
+    # while the tree is built, and "not shown exclusive" merely keeps the nodes apart
+    return bool(z3.is_false(z3.simplify(z3.And(p, q))))
+
 
 def frame_for(low: Lowering, node: TraceNode) -> Frame:
     """The frame a claim about ``node`` is evaluated in: its state, under its path condition."""
