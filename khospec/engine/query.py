@@ -201,9 +201,18 @@ class Queries:
         full.add(*s.assertions(), *self._dropped)
         consts = [d for d in model.decls() if d.arity() == 0]
         target = [*lits, *[self.sub(g) for g in goal]]
+        # the lazy instances not yet in ``s`` bind the new model too: those it violates
+        # go in and it is asked again, as in query (without them the model can break
+        # an axiom over a range the first model never needed, and not replay)
+        pending = list(self._pending)
         for pinned in (consts, [d for d in consts if d.get_id() not in self._dropped_symbols], []):
-            if check_within(full, units(COMPLETE_MS), [*target, *[d() == model[d] for d in pinned]]) == z3.sat:
-                return full.model()
+            while check_within(full, units(COMPLETE_MS), [*target, *[d() == model[d] for d in pinned]]) == z3.sat:
+                m = full.model()
+                violated = [f for f in pending if not z3.is_true(m.eval(f, model_completion=True))]
+                if not violated:
+                    return m
+                full.add(*violated)
+                pending = [f for f in pending if z3.is_true(m.eval(f, model_completion=True))]
         return None
 
     def minimize(self, s: z3.Solver, core: list[Any], extra: list[Any],
