@@ -37,9 +37,10 @@ from khospec import ir
 from khospec.counterexample import ModelData
 from khospec.engine.extract import extract
 from khospec.engine.formulas import CheckFormulas, Violation
+from khospec.engine.freshbv import rlimit_count
 from khospec.engine.layout import LayoutLimit
 from khospec.engine.lower import LowerError
-from khospec.engine.query import MINIMIZE_MS, Queries, units, unknown_reason
+from khospec.engine.query import MINIMIZE_MS, Queries, check_within, units, unknown_reason
 from khospec.results import Verdict
 from khospec.types import StructType
 
@@ -49,6 +50,8 @@ SMALL_LAYOUT_RANGES = 3
 ROUNDING_MS = 3000
 READABLE_FLOOR_MS = 250
 READABLE_FLOOR_FRESH_MS = 2000
+# whether every state of a loop has an exit state: a small quantified query per loop
+EXIT_GAP_MS = 2000
 
 
 @dataclass(frozen=True)
@@ -437,7 +440,33 @@ class CheckRun:
                 return None
             if r == z3.sat:
                 notes.append(note)
+        for loop in self.low.loops:
+            if loop.exit_gap is not None:
+                gap = self._exit_gap(loop.exit_gap)
+                if gap is not None:
+                    notes.append(f"the loop at {loop.span} {gap}: the proof covers the executions that "
+                                 f"leave it within {loop.iterations} iterations or by its condition")
         return notes
+
+    def _exit_gap(self, gap: Any) -> str | None:
+        """Why the executions that run past a loop's unrolling may not all be covered,
+        or None if they are. The stand-in asserts an exit state wherever the loop still
+        runs (statements._while), which excludes an execution that has none; ``gap`` is
+        satisfiable iff a state satisfying the invariants and the condition has none.
+        Quantified, so asked of a solver of its own, without the assumptions: a state
+        they exclude only makes the answer less often "covered", never wrongly so."""
+        g = z3.Solver(ctx=self.ctx)
+        g.set("random_seed", 0)
+        g.add(self.q.sub(gap))
+        left = self.q.budget - self.q.spent
+        r = check_within(g, max(1, min(units(EXIT_GAP_MS), left)), []) if left > 0 else z3.unknown
+        self.q.spent = max(self.q.spent, rlimit_count(g) + self.q.outside)
+        if r == z3.unsat:
+            return None
+        if r == z3.sat:
+            return "may be left only by `return`, or never: a state satisfying its invariants and its condition " \
+                   "has no exit state"
+        return "may have no exit state (khospec could not decide whether one always exists)"
 
     def _shortest(self, s: z3.Solver, lits: list[Any], blockers: list[Any]) -> tuple[Any, Violation | None]:
         """The violation with the shortest trace, in a real execution."""

@@ -190,6 +190,10 @@ class LoopInfo:
     entry_violation: Any | None  # the invariant fails after the unrolled iterations
     consecution: Any | None  # satisfiable iff an invariant is not inductive
     span: Span = field(default_factory=lambda: Span.point("<loop>"))
+    # satisfiable iff a state satisfying the invariants and the condition has no exit
+    # state (invariants, not the condition); quantified, asked of a solver of its own
+    exit_gap: Any | None = None
+    iterations: int = 0  # unrolled before the stand-in or the cut
 
 
 @dataclass

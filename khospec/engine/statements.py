@@ -365,7 +365,7 @@ class Statements:
         # a local declared in the body is declared again by each iteration: only those
         # declared before the loop carry a value from one iteration to the next
         modified = sorted(u for u in self._assigned_locals(s.body) if u in fr.locals)
-        info = LoopInfo(s.site, fn.name, label, running, None, None, None, s.span)
+        info = LoopInfo(s.site, fn.name, label, running, None, None, None, s.span, iterations=iterations)
         self.low.loops.append(info)
         if not s.invariants or not tail or not self.low.allow_tail:
             # bounded: what follows the loop counts only where it ended within the bound
@@ -398,7 +398,10 @@ class Statements:
         inv_x = z3.And(*[self.low.ev(i, fr, 0) for i in s.invariants])
         c_x = self.low.ev(s.cond, fr, 0)
         # asserted in every model, not only in those that use the stand-in: wherever the
-        # loop may still run, an exit state must exist
+        # loop may still run, an exit state must exist. That excludes every execution
+        # that runs past the unrolling where none exists (a loop left only by `return`,
+        # or never), with whatever it violates there: a proof stands only where the
+        # loop's ``exit_gap`` shows that such executions do not exist (solve.py)
         self.low.hard.append(z3.Implies(running, z3.And(inv_x, z3.Not(c_x))))
         # where the loop ended within the unrolling, the values it ended with
         for u in modified:
@@ -409,7 +412,7 @@ class Statements:
         key = (f"{fn.strategy}::{fn.name}", s.site)
         if key not in self._consecution_done:
             self._consecution_done.add(key)
-            info.consecution = self._consecution(s, fn)
+            info.consecution, info.exit_gap = self._consecution(s, fn)
 
     def _havoc_like(self, v: Sym, base: str) -> Sym:
         """A fresh value of ``v``'s type, field by field: any value a loop could leave."""
@@ -444,9 +447,12 @@ class Statements:
             return self._run_up_to(target, inner, fr, fn)
         return False
 
-    def _consecution(self, s: ir.SWhile, fn: ir.FnDef) -> Any:
-        """Satisfiable iff some state satisfying the invariants and the condition
-        leaves them after one iteration (for any arguments)."""
+    def _consecution(self, s: ir.SWhile, fn: ir.FnDef) -> tuple[Any, Any]:
+        """Two formulas over any state satisfying the invariants and the condition (for
+        any arguments): satisfiable iff such a state leaves the invariants after one
+        iteration, and satisfiable iff such a state has no exit state (the same
+        arguments and unassigned locals, any values of the loop's own, the invariants
+        and not the condition)."""
         fr = Frame({}, None, z3.BoolVal(True, self.low.ctx), z3.BoolVal(False, self.low.ctx), None, [], [],
                    "inductive", None, 0)
         # fresh arguments: one query covers every call of the function
@@ -462,12 +468,34 @@ class Statements:
                 fr.locals[u] = self._havoc_like(fr.locals[u], f"ind@{s.site}")
         inv = z3.And(*[self.low.ev(i, fr, 0) for i in s.invariants])
         c = self.low.ev(s.cond, fr, 0)
+        gap = z3.And(inv, c, self._no_exit(s, fr))
         fr.guard = z3.BoolVal(True, self.low.ctx)
         # no stand-in inside the iteration being checked: a loop nested in the body is
         # cut, and the record of the cut makes a proof holds_to_depth where it may run on
         self.exec_block(s.body, fr, fn, [], False)
         inv2 = z3.And(*[self.low.ev(i, fr, 0) for i in s.invariants])
-        return z3.And(inv, c, z3.Not(inv2))
+        return z3.And(inv, c, z3.Not(inv2)), gap
+
+    def _no_exit(self, s: ir.SWhile, fr: Frame) -> Any:
+        """True where no values of the locals the loop assigns satisfy the invariants
+        and fail the condition, the rest of ``fr`` kept: the loop cannot end by its
+        condition from here."""
+        saved = dict(fr.locals)
+        bound: list[Any] = []
+        for u in self._assigned_locals(s.body):
+            if u in fr.locals:
+                fr.locals[u] = self._havoc_like(fr.locals[u], f"exit@{s.site}")
+                bound.extend(_leaves(fr.locals[u]))
+        ends = z3.And(*[self.low.ev(i, fr, 0) for i in s.invariants], z3.Not(self.low.ev(s.cond, fr, 0)))
+        fr.locals = saved
+        return z3.ForAll(bound, z3.Not(ends)) if bound else z3.Not(ends)
+
+
+def _leaves(v: Sym) -> list[Any]:
+    """The z3 constants of a fresh value, field by field."""
+    if isinstance(v, StructVal):
+        return [c for f in v.fields for c in _leaves(f)]
+    return [v]
 
 
 def _blocks(s: ir.Stmt) -> tuple[tuple[ir.Stmt, ...], ...]:
