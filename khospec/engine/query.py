@@ -20,6 +20,7 @@ from __future__ import annotations
 from typing import Any
 
 import z3
+from z3 import z3core as _C
 
 from khospec import ir
 from khospec.engine.formulas import CheckFormulas
@@ -281,27 +282,37 @@ def cone(seed: list[Any], formulas: list[Any]) -> tuple[set[int], set[int]]:
     of the formulas left out."""
     index: dict[int, int] = {}  # symbol's decl id -> bit
     memo: dict[int, int] = {}  # term id -> bit set of the symbols under it
+    if not seed and not formulas:
+        return set(), set()
+    c = (seed or formulas)[0].ctx_ref()
 
     def symbols(f: Any) -> int:
-        # iterative post-order: the formulas are deep enough to overflow Python's stack
-        stack = [(f, False)]
+        # z3's C API on the raw terms: the Python wrappers of every subterm cost more
+        # than the walk (reference counting, a wrapper object per child). The parents
+        # hold their children, so the raw pointers stay valid while ``f`` lives.
+        # Iterative post-order: the formulas are deep enough to overflow Python's stack
+        root = f.as_ast()
+        stack: list[tuple[Any, bool]] = [(root, False)]
         while stack:
-            e, done = stack.pop()
-            k = e.get_id()
-            if k in memo and not done:
-                continue
-            kids = e.children() if z3.is_app(e) else [e.body()] if z3.is_quantifier(e) else []
+            a, done = stack.pop()
+            k = _C.Z3_get_ast_id(c, a)
             if not done:
-                stack.append((e, True))
-                stack.extend((c, False) for c in kids if c.get_id() not in memo)
+                if k in memo:
+                    continue
+                stack.append((a, True))
+                stack.extend((x, False) for x in _kids(c, a))
+                continue
+            if k in memo:
                 continue
             bits = 0
-            for c in kids:
-                bits |= memo[c.get_id()]
-            if z3.is_app(e) and e.decl().kind() == z3.Z3_OP_UNINTERPRETED:
-                bits |= 1 << index.setdefault(e.decl().get_id(), len(index))
+            for x in _kids(c, a):
+                bits |= memo[_C.Z3_get_ast_id(c, x)]
+            if _C.Z3_get_ast_kind(c, a) == z3.Z3_APP_AST:
+                decl = _C.Z3_get_app_decl(c, _C.Z3_to_app(c, a))
+                if _C.Z3_get_decl_kind(c, decl) == z3.Z3_OP_UNINTERPRETED:
+                    bits |= 1 << index.setdefault(_C.Z3_get_func_decl_id(c, decl), len(index))
             memo[k] = bits
-        return memo[f.get_id()]
+        return memo[_C.Z3_get_ast_id(c, root)]
 
     reach = 0
     for f in seed:
@@ -322,6 +333,17 @@ def cone(seed: list[Any], formulas: list[Any]) -> tuple[set[int], set[int]]:
         if j not in keep:
             left_out |= bits
     return keep, {decl for decl, bit in index.items() if left_out >> bit & 1}
+
+
+def _kids(c: Any, a: Any) -> list[Any]:
+    """The raw direct subterms of the raw term ``a``."""
+    kind = _C.Z3_get_ast_kind(c, a)
+    if kind == z3.Z3_APP_AST:
+        app = _C.Z3_to_app(c, a)
+        return [_C.Z3_get_app_arg(c, app, i) for i in range(_C.Z3_get_app_num_args(c, app))]
+    if kind == z3.Z3_QUANTIFIER_AST:
+        return [_C.Z3_get_quantifier_body(c, a)]
+    return []
 
 
 __all__ = ["MINIMIZE_MS", "RLIMIT_PER_SECOND", "WALL_FACTOR", "Queries", "check_within", "cone", "units",
