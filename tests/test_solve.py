@@ -349,6 +349,51 @@ check counts: forall n: uint. count(n) == n and requires_hold(count(n))
     assert not any("exit state" in n for n in r.notes), r.notes
 
 
+def test_a_loop_whose_exit_reads_the_layout_is_proved_through_a_candidate_exit(tmp_path: Path) -> None:
+    # the node cut of kho_preserve_pages(): pfn_node() of a new pfn makes a layout
+    # witness of its own, so the quantified question would fix one witness for every
+    # order; order 0 is an exit wherever the loop runs (the block's ends are one pfn)
+    program = _load(tmp_path, """
+fn cut(pfn: ulong, top: uint) -> uint {
+  var order: uint = top
+  while pfn_node(pfn) != pfn_node(pfn + (1UL << order) - 1)
+    invariant order <= top
+  {
+    require positive: order > 0
+    order = order - 1
+  }
+  return order
+}
+check cut_ends: forall pfn: ulong, top: uint. top < 64 -> requires_hold(cut(pfn, top))
+  for x86_64
+""")
+    r = _only(_decide(program, "cut_ends"))
+    assert r.verdict is Verdict.PROVED, r
+    assert not any("exit state" in n for n in r.notes), r.notes
+
+
+def test_a_loop_whose_exit_reads_the_layout_elsewhere_is_not_proved(tmp_path: Path) -> None:
+    # the exit is the first pfn past p on another node: neither i = 0 (p itself) nor
+    # i = all ones (p - 1) is one on every layout, so the exit is not shown to exist,
+    # and the require that fails after 100 pfns of one node must not be proved away
+    program = _load(tmp_path, """
+fn seek(p: ulong) -> ulong {
+  var i: ulong = 0
+  while pfn_node(p + i) == pfn_node(p)
+    invariant true
+  {
+    require near: i < 100
+    i = i + 1
+  }
+  return i
+}
+check seeks: forall p: ulong. requires_hold(seek(p))
+  for x86_64
+""")
+    r = _only(_decide(program, "seeks"))
+    assert r.verdict is not Verdict.PROVED, r
+
+
 def test_a_loop_whose_invariant_rules_out_every_exit_is_not_proved(tmp_path: Path) -> None:
     # i < n is inductive here and holds wherever the loop runs, so no state satisfying
     # it fails the condition i < n + 1: the stand-in's exit would exclude every

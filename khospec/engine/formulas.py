@@ -211,7 +211,8 @@ class CheckFormulas:
         """Every formula a decision query may add to the solver."""
         out = [v.formula for v in self.violations] + [self.premise] + list(self.low.hard_open)
         for loop in self.low.loops:
-            out += [f for f in (loop.tail, loop.open, loop.consecution, loop.entry_violation) if f is not None]
+            out += [f for f in (loop.tail, loop.open, loop.consecution, loop.entry_violation, loop.exit_gap_here)
+                    if f is not None]
         return out + list(self.trace_open)
 
     def names(self) -> dict[int, str]:

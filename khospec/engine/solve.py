@@ -430,6 +430,11 @@ class CheckRun:
                                           "iterations and no invariant covers the rest"))
             if loop.consecution is not None:
                 checks.append((loop.consecution, f"the invariants of the loop at {loop.span} are not inductive"))
+            if loop.exit_gap_here is not None:
+                checks.append((loop.exit_gap_here, (
+                    f"the loop at {loop.span} may have no exit state (neither its locals all 0 nor all ones "
+                    "satisfy its invariants and fail its condition everywhere it runs): the proof covers the "
+                    f"executions that leave it within {loop.iterations} iterations or by its condition")))
         for o in self.low.hard_open:
             checks.append((o, "a loop compared whole (f(...) == [...]) may not end within the unrolling"))
         if self.f.trace_open:

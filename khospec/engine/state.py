@@ -193,6 +193,9 @@ class LoopInfo:
     # satisfiable iff a state satisfying the invariants and the condition has no exit
     # state (invariants, not the condition); quantified, asked of a solver of its own
     exit_gap: Any | None = None
+    # satisfiable where such a state may have none (no candidate exit is one): asked
+    # with the check's formulas, where the exit's formula made witnesses of its own
+    exit_gap_here: Any | None = None
     iterations: int = 0  # unrolled before the stand-in or the cut
 
 

@@ -412,7 +412,7 @@ class Statements:
         key = (f"{fn.strategy}::{fn.name}", s.site)
         if key not in self._consecution_done:
             self._consecution_done.add(key)
-            info.consecution, info.exit_gap = self._consecution(s, fn)
+            info.consecution, info.exit_gap, info.exit_gap_here = self._consecution(s, fn)
 
     def _havoc_like(self, v: Sym, base: str) -> Sym:
         """A fresh value of ``v``'s type, field by field: any value a loop could leave."""
@@ -447,12 +447,12 @@ class Statements:
             return self._run_up_to(target, inner, fr, fn)
         return False
 
-    def _consecution(self, s: ir.SWhile, fn: ir.FnDef) -> tuple[Any, Any]:
-        """Two formulas over any state satisfying the invariants and the condition (for
-        any arguments): satisfiable iff such a state leaves the invariants after one
-        iteration, and satisfiable iff such a state has no exit state (the same
-        arguments and unassigned locals, any values of the loop's own, the invariants
-        and not the condition)."""
+    def _consecution(self, s: ir.SWhile, fn: ir.FnDef) -> tuple[Any, Any | None, Any | None]:
+        """Formulas over any state satisfying the invariants and the condition (for any
+        arguments): satisfiable iff such a state leaves the invariants after one
+        iteration; and whether such a state may have no exit state (the same arguments
+        and unassigned locals, any values of the loop's own, the invariants and not the
+        condition), one of two ways (see _no_exit)."""
         fr = Frame({}, None, z3.BoolVal(True, self.low.ctx), z3.BoolVal(False, self.low.ctx), None, [], [],
                    "inductive", None, 0)
         # fresh arguments: one query covers every call of the function
@@ -468,27 +468,79 @@ class Statements:
                 fr.locals[u] = self._havoc_like(fr.locals[u], f"ind@{s.site}")
         inv = z3.And(*[self.low.ev(i, fr, 0) for i in s.invariants])
         c = self.low.ev(s.cond, fr, 0)
-        gap = z3.And(inv, c, self._no_exit(s, fr))
+        gap, gap_here = self._no_exit(s, fr, z3.And(inv, c))
         fr.guard = z3.BoolVal(True, self.low.ctx)
         # no stand-in inside the iteration being checked: a loop nested in the body is
         # cut, and the record of the cut makes a proof holds_to_depth where it may run on
         self.exec_block(s.body, fr, fn, [], False)
         inv2 = z3.And(*[self.low.ev(i, fr, 0) for i in s.invariants])
-        return z3.And(inv, c, z3.Not(inv2)), gap
+        return z3.And(inv, c, z3.Not(inv2)), gap, gap_here
 
-    def _no_exit(self, s: ir.SWhile, fr: Frame) -> Any:
-        """True where no values of the locals the loop assigns satisfy the invariants
-        and fail the condition, the rest of ``fr`` kept: the loop cannot end by its
-        condition from here."""
+    def _no_exit(self, s: ir.SWhile, fr: Frame, running: Any) -> tuple[Any | None, Any | None]:
+        """Whether a state of ``fr`` where the loop runs (``running``: the invariants
+        and the condition) may have no exit state, as one of two formulas, the other
+        None; each is satisfiable where that may be so.
+
+        Exactly, as "no values of the locals the loop assigns satisfy the invariants
+        and fail the condition" (quantified: a solver of its own), where the exit's
+        formula is a function of those locals and of symbols ``running`` has already.
+        Not where reading it made new symbols (a layout witness for pfn_node() of a
+        new pfn, a quantifier's witness): their facts are the lowering's, outside the
+        quantifier, so a quantified formula would fix one witness for all the values
+        it ranges over. There, the loop's locals all 0, or all ones, must be an exit
+        (quantifier-free, asked with the check's formulas): a sufficient condition,
+        so a loop whose exit is elsewhere is reported as possibly without one."""
         saved = dict(fr.locals)
+        assigned = [u for u in sorted(self._assigned_locals(s.body)) if u in fr.locals]
         bound: list[Any] = []
-        for u in self._assigned_locals(s.body):
-            if u in fr.locals:
-                fr.locals[u] = self._havoc_like(fr.locals[u], f"exit@{s.site}")
-                bound.extend(_leaves(fr.locals[u]))
-        ends = z3.And(*[self.low.ev(i, fr, 0) for i in s.invariants], z3.Not(self.low.ev(s.cond, fr, 0)))
-        fr.locals = saved
-        return z3.ForAll(bound, z3.Not(ends)) if bound else z3.Not(ends)
+        for u in assigned:
+            fr.locals[u] = self._havoc_like(fr.locals[u], f"exit@{s.site}")
+            bound.extend(_leaves(fr.locals[u]))
+        ends = self._ends(s, fr)
+        fr.locals = dict(saved)
+        known = _decl_ids(running) | {b.decl().get_id() for b in bound}
+        if _decl_ids(ends) <= known:
+            gap = z3.ForAll(bound, z3.Not(ends)) if bound else z3.Not(ends)
+            return z3.And(running, gap), None
+        candidates = []
+        for fill in (0, -1):
+            for u in assigned:
+                fr.locals[u] = _filled(saved[u], fill)
+            candidates.append(self._ends(s, fr))
+            fr.locals = dict(saved)
+        return None, z3.And(running, z3.Not(z3.Or(*candidates)))
+
+    def _ends(self, s: ir.SWhile, fr: Frame) -> Any:
+        """The loop may end here: its invariants hold and its condition fails."""
+        return z3.And(*[self.low.ev(i, fr, 0) for i in s.invariants], z3.Not(self.low.ev(s.cond, fr, 0)))
+
+
+def _filled(v: Sym, fill: int) -> Sym:
+    """A value of ``v``'s type with every bit of every field ``fill`` (0 or -1)."""
+    if isinstance(v, StructVal):
+        return StructVal(v.ty, tuple(_filled(f, fill) for f in v.fields))
+    if z3.is_bool(v):
+        return z3.BoolVal(fill != 0, v.ctx)
+    return z3.BitVecVal(fill & ((1 << v.size()) - 1), v.size(), v.ctx)
+
+
+def _decl_ids(f: Any) -> set[int]:
+    """The uninterpreted symbols (constants and functions) ``f`` mentions."""
+    out: set[int] = set()
+    seen: set[int] = set()
+    stack = [f]
+    while stack:
+        e = stack.pop()
+        if e.get_id() in seen:
+            continue
+        seen.add(e.get_id())
+        if z3.is_quantifier(e):
+            stack.append(e.body())
+        elif z3.is_app(e):
+            if e.decl().kind() == z3.Z3_OP_UNINTERPRETED:
+                out.add(e.decl().get_id())
+            stack.extend(e.children())
+    return out
 
 
 def _leaves(v: Sym) -> list[Any]:
