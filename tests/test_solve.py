@@ -328,27 +328,6 @@ check finds: forall k: uint. requires_hold(find(k))
                for n in r.notes), r.notes
 
 
-def test_a_loop_with_an_exit_state_everywhere_stays_proved(tmp_path: Path) -> None:
-    # the exit i == n satisfies the invariant wherever the loop runs: nothing excluded
-    program = _load(tmp_path, """
-fn count(n: uint) -> uint {
-  var i: uint = 0
-  while i < n
-    invariant i <= n
-  {
-    require below: i < n
-    i = i + 1
-  }
-  return i
-}
-check counts: forall n: uint. count(n) == n and requires_hold(count(n))
-  for x86_64
-""")
-    r = _only(_decide(program, "counts"))
-    assert r.verdict is Verdict.PROVED, r
-    assert not any("exit state" in n for n in r.notes), r.notes
-
-
 def test_a_loop_whose_exit_reads_the_layout_is_proved_through_a_candidate_exit(tmp_path: Path) -> None:
     # the node cut of kho_preserve_pages(): pfn_node() of a new pfn makes a layout
     # witness of its own, so the quantified question would fix one witness for every
