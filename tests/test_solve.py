@@ -666,3 +666,45 @@ check c: X + 1 != X
     assert own.ctx is not shared.ctx
     bounded = plan.lowering(RunKey(0, bounded=True))
     assert bounded.low.unroll == 3 and shared.low.unroll == 0
+
+
+# ---------------------------------------------------------------- operands C may skip
+
+_SKIPPED = """
+fn pos(v: int) -> bool {
+  require positive: v > 0
+  return true
+}
+fn and_op(v: int) -> bool = v > 0 && pos(v)
+fn or_op(v: int) -> bool = v <= 0 || pos(v)
+fn implies_op(v: int) -> bool = v > 0 -> pos(v)
+fn branch_op(v: int) -> bool = v > 0 ? pos(v) : true
+fn and_runs_op(v: int) -> bool = v > -5 && pos(v)
+check and_skips: forall v: int. requires_hold(and_op(v))
+  for x86_64
+check or_skips: forall v: int. requires_hold(or_op(v))
+  for x86_64
+check implies_skips: forall v: int. requires_hold(implies_op(v))
+  for x86_64
+check branch_skips: forall v: int. requires_hold(branch_op(v))
+  for x86_64
+check and_runs: forall v: int. requires_hold(and_runs_op(v))
+  for x86_64
+  expect refuted
+"""
+
+
+def test_a_require_in_an_operand_c_does_not_evaluate_is_not_checked(tmp_path: Path) -> None:
+    # pos(v) runs only where the left operand (the condition) lets it; the requires
+    # of the call were collected unguarded, and these claims came back refuted with
+    # counterexamples the interpreter (which short-circuits, as C does) rejected
+    spec = tmp_path / "t.kho"
+    spec.write_text(_SKIPPED, encoding="utf-8")
+    results = {r.check: r for r in check_file(spec, Options(cache=False))}
+    for name in ("and_skips", "or_skips", "implies_skips", "branch_skips"):
+        assert results[name].verdict is Verdict.PROVED, results[name]
+    r = results["and_runs"]
+    assert r.verdict is Verdict.REFUTED, r
+    assert r.replay == "confirmed", r.replay
+    assert r.counterexample is not None
+    assert -5 < r.counterexample["values"]["v"] <= 0

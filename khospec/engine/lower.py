@@ -103,6 +103,7 @@ class Lowering:
         # the answers of simple calls and of first-node questions, by their argument terms
         self._memo: dict[tuple[Any, ...], Sym] = {}
         self._simple: dict[int, bool] = {}  # id of a FnDef -> _is_simple
+        self._effects: dict[int, bool] = {}  # id of an operand -> _has_effects
         self.statements = Statements(self)
 
     # -- names and params
@@ -275,12 +276,15 @@ class Lowering:
     def _ev_Binary(self, e: ir.Binary, fr: Frame, pol: int) -> Sym:
         op = e.op
         if op == "&&":
-            return z3.And(self.ev(e.left, fr, pol), self.ev(e.right, fr, pol))
+            a = self.ev(e.left, fr, pol)
+            return z3.And(a, self._ev_when(e.right, fr, pol, a))
         if op == "||":
-            return z3.Or(self.ev(e.left, fr, pol), self.ev(e.right, fr, pol))
+            a = self.ev(e.left, fr, pol)
+            return z3.Or(a, self._ev_when(e.right, fr, pol, z3.Not(a)))
         if op == "->":
             # a -> b is !a || b: the premise takes the opposite polarity
-            return z3.Implies(self.ev(e.left, fr, -pol), self.ev(e.right, fr, pol))
+            a = self.ev(e.left, fr, -pol)
+            return z3.Implies(a, self._ev_when(e.right, fr, pol, a))
         if op == "<->":
             # each side is true in one case and false in the other
             return self.ev(e.left, fr, 0) == self.ev(e.right, fr, 0)
@@ -306,7 +310,31 @@ class Lowering:
 
     def _ev_Ite(self, e: ir.Ite, fr: Frame, pol: int) -> Sym:
         # c ? a : b is monotone in a and b, which keep the polarity; c is used both ways
-        return bv.ite(self.ev(e.cond, fr, 0), self.ev(e.then, fr, pol), self.ev(e.else_, fr, pol))
+        c = self.ev(e.cond, fr, 0)
+        return bv.ite(c, self._ev_when(e.then, fr, pol, c), self._ev_when(e.else_, fr, pol, z3.Not(c)))
+
+    def _ev_when(self, e: ir.Expr, fr: Frame, pol: int, runs: Any) -> Sym:
+        """``e``, an operand C evaluates only where ``runs`` holds (the right of `&&`,
+        `||` and `->`, a branch of `?:`): what its calls do that a guard decides (a
+        require, an emit, a state write) happens only there, as in the interpreter.
+        Other operands are evaluated as they stand, so their terms are the same."""
+        if not self._has_effects(e):
+            return self.ev(e, fr, pol)
+        saved = fr.guard
+        fr.guard = z3.And(saved, runs)
+        try:
+            return self.ev(e, fr, pol)
+        finally:
+            fr.guard = saved
+
+    def _has_effects(self, e: ir.Expr) -> bool:
+        key = id(e)
+        hit = self._effects.get(key)
+        if hit is None:
+            hit = any(isinstance(n, ir.SRequire | ir.SEmit | ir.SStateAssign | ir.SMapWrite)
+                      for n in ir.walk([e], self.program, self.strategy))
+            self._effects[key] = hit
+        return hit
 
     def _ev_FieldGet(self, e: ir.FieldGet, fr: Frame, pol: int) -> Sym:
         v = self.ev(e.obj, fr)
