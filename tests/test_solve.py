@@ -708,3 +708,42 @@ def test_a_require_in_an_operand_c_does_not_evaluate_is_not_checked(tmp_path: Pa
     assert r.replay == "confirmed", r.replay
     assert r.counterexample is not None
     assert -5 < r.counterexample["values"]["v"] <= 0
+
+
+def test_a_counterexample_survives_a_readability_pass_that_runs_out(tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    # every rounding step, and the final search for the best model again, runs out of
+    # units: the attempt's counterexample is the model found before the pass, where
+    # before the solver was left without one ("model is not available", unknown)
+    from khospec.engine import query as query_mod
+    from khospec.engine import solve as solve_mod
+
+    rounding = {"on": False}
+    real_query, real_round = query_mod.Queries.query, solve_mod.CheckRun._roundest
+
+    def query(self: query_mod.Queries, s: Any, *assumptions: Any) -> Any:
+        if not rounding["on"]:
+            return real_query(self, s, *assumptions)
+        # a check out of units, as a spent budget gives: no model is left, in the
+        # solver or from a fresh one
+        self.fresh_model = None
+        return query_mod.check_within(s, 1, assumptions)
+
+    def roundest(self: CheckRun, *args: Any) -> bool:
+        rounding["on"] = True
+        try:
+            return real_round(self, *args)
+        finally:
+            rounding["on"] = False
+
+    monkeypatch.setattr(query_mod.Queries, "query", query)
+    monkeypatch.setattr(solve_mod.CheckRun, "_roundest", roundest)
+    program = _load(tmp_path, """
+check neighbours: forall p: ulong. pfn_in_ram(p) and pfn_in_ram(p + 1) -> pfn_node(p) == pfn_node(p + 1)
+  for x86_64
+  expect refuted
+""")
+    o = CheckRun(program, _check(program, "neighbours"), None, None, None, TIMEOUT_MS, 0).attempt(
+        program.profiles["x86_64"])
+    assert o.verdict is Verdict.REFUTED, o
+    assert any("shown as the solver found it" in n for n in o.notes), o.notes

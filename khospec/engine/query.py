@@ -52,6 +52,7 @@ class Queries:
         # (see query): whether the solver's formulas are such; whether only models are
         # wanted now (a counterexample being shaped); whether a decision goes to the
         # fresh solver first (a check expected refuted); the fresh solver's last model
+        # (or one a readability pass kept when it could not find it again: solve.py)
         self.fresh_bv = False
         self.models_only = False
         self.fresh_first = False

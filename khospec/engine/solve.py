@@ -308,6 +308,7 @@ class CheckRun:
         self.q.query_ms = ROUNDING_MS
         kept: list[Any] = []
         last_sat = False
+        best = self.q.model(s)  # the model of the last step that succeeded
         try:
             steps = [("plausible", plausible), ("1 TiB", shape(ps, 40, 40 - ps))]
             if uses_layout:
@@ -319,6 +320,7 @@ class CheckRun:
                 s.add(z3.Implies(lit, z3.And(*formulas)))
                 last_sat = self.q.query(s, *lits, *kept, lit, *targets) == z3.sat
                 if last_sat:
+                    best = self.q.model(s)
                     kept.append(lit)
                     if name not in ("plausible", "1 TiB"):
                         break
@@ -335,12 +337,15 @@ class CheckRun:
                 s.add(z3.Implies(lit, self.low.layout.at_most(have - 1)))
                 last_sat = self.q.query(s, *lits, *kept, lit, *targets) == z3.sat
                 if last_sat:
+                    best = self.q.model(s)
                     kept.append(lit)
         finally:
             self.q.budget, self.q.query_ms = budget, saved_ms
-        if not last_sat:
-            # the model of the best step that succeeded (or the solver's first) again
-            self.q.query(s, *lits, *kept, *targets)
+        if not last_sat and self.q.query(s, *lits, *kept, *targets) != z3.sat:
+            # the model of the best step that succeeded (or the solver's first) could not
+            # be found again within the budget: the one kept stands (a readability pass
+            # never loses the counterexample)
+            self.q.fresh_model = best
         return bool(kept)
 
     def _chunk_syms(self) -> list[Any]:
