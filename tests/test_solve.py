@@ -748,3 +748,19 @@ check neighbours: forall p: ulong. pfn_in_ram(p) and pfn_in_ram(p + 1) -> pfn_no
         program.profiles["x86_64"])
     assert o.verdict is Verdict.REFUTED, o
     assert any("shown as the solver found it" in n for n in o.notes), o.notes
+
+
+def test_a_layout_that_does_not_settle_leaves_the_search_among_small_layouts(tmp_path: Path) -> None:
+    # every range but the last is followed by another: the general query's witnesses
+    # never settle (LayoutLimit), which stopped the whole search plan with unknown; a
+    # search among small layouts settles and finds the long range
+    spec = tmp_path / "t.kho"
+    spec.write_text("""
+axiom chained: forall r in ranges. r.end == 0x100000 or exists s in ranges. s.start == r.end
+check short_ranges: forall r in ranges. r.end - r.start < 0x100
+  for x86_64
+""", encoding="utf-8")
+    [r] = check_file(spec, Options(cache=False))
+    assert r.verdict is Verdict.REFUTED, r
+    assert r.replay == "confirmed", r.replay
+    assert any("search among layouts of at most" in n for n in r.notes), r.notes

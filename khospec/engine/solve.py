@@ -570,10 +570,14 @@ class SearchPlan:
         if o.verdict in (Verdict.PROVED, Verdict.HOLDS_TO_DEPTH):
             # a premise over loops: satisfied within the unrolled iterations settles it;
             # otherwise only the invariants' over-approximation can show it is empty
-            bounded = self.lowering(RunKey(ps or 0, bounded=True, vacuity=True))
-            vac = bounded.vacuity(p)
-            if vac is not None and vac.verdict is Verdict.VACUOUS and bounded.low.loops:
-                vac = self.lowering(RunKey(ps or 0, vacuity=True)).vacuity(p)
+            try:
+                bounded = self.lowering(RunKey(ps or 0, bounded=True, vacuity=True))
+                vac = bounded.vacuity(p)
+                if vac is not None and vac.verdict is Verdict.VACUOUS and bounded.low.loops:
+                    vac = self.lowering(RunKey(ps or 0, vacuity=True)).vacuity(p)
+            except LayoutLimit as exc:
+                # a proof whose premise was not shown satisfiable is not reported as one
+                vac = Outcome(Verdict.UNKNOWN, 0.0, reason=f"vacuity check: {exc}")
             if vac is not None:
                 o = Outcome(vac.verdict, o.time_s + vac.time_s, vac.assumptions_used,
                             reason=vac.reason, notes=o.notes)
@@ -584,7 +588,10 @@ class SearchPlan:
         counterexample per refuted profile); the decided ones, finished."""
         # a short budget: where the profiles together are much harder than one by one
         # (the long trace proofs), little is lost before solving them one by one
-        together = self.lowering(RunKey(0)).attempt_profiles(profiles, min(self.timeout_ms, SYMBOLIC_ATTEMPT_MS))
+        try:
+            together = self.lowering(RunKey(0)).attempt_profiles(profiles, min(self.timeout_ms, SYMBOLIC_ATTEMPT_MS))
+        except LayoutLimit:
+            return {}  # one profile at a time, where the other ways are tried too
         every = all(_decided(together[p.name]) for p in profiles)
         out: dict[str, Outcome] = {}
         for p in profiles:
@@ -605,23 +612,21 @@ class SearchPlan:
         own = p.name if p is not None else ""
         o: Outcome | None = None
         if self.small_layouts and self.expect_refuted:
-            small = self.lowering(RunKey(ps or 0, small=True, profile=own)).attempt(
-                p, min(self.timeout_ms, SMALL_LAYOUT_MS))
+            small = self._attempt(RunKey(ps or 0, small=True, profile=own), p, min(self.timeout_ms, SMALL_LAYOUT_MS))
             if small.verdict is Verdict.REFUTED:
                 o = small
         if o is None:
-            a = self.lowering(RunKey(ps or 0, profile=own))
-            o = a.attempt(p)
-            if (not _decided(o) and o.verdict is not Verdict.UNKNOWN and a.low.loops
+            o = self._attempt(RunKey(ps or 0, profile=own), p)
+            general = self._runs.get(RunKey(ps or 0, profile=own))
+            if (not _decided(o) and o.verdict is not Verdict.UNKNOWN and general is not None and general.low.loops
                     and self.check.claim.kind == "holds"):
-                b = self.lowering(RunKey(ps or 0, bounded=True, profile=own)).attempt(p)
+                b = self._attempt(RunKey(ps or 0, bounded=True, profile=own), p)
                 if _decided(b):
                     o = b
         if o.verdict is Verdict.UNKNOWN and self.small_layouts and not self.expect_refuted:
             # the expectation only orders the work: an undecided query gets the
             # small-layout search too before it is called unknown
-            small = self.lowering(RunKey(ps or 0, small=True, profile=own)).attempt(
-                p, min(self.timeout_ms, SMALL_LAYOUT_MS))
+            small = self._attempt(RunKey(ps or 0, small=True, profile=own), p, min(self.timeout_ms, SMALL_LAYOUT_MS))
             if small.verdict is Verdict.REFUTED:
                 o = small.noted("the general query was undecided; this counterexample comes from the "
                                 f"search among layouts of at most {SMALL_LAYOUT_RANGES} memory ranges", first=True)
@@ -632,6 +637,15 @@ class SearchPlan:
                         "--layout), or a bound on the traces (`depth N`)")
         o = self.finish(p, o, ps)
         return dataclasses.replace(o, time_s=time.perf_counter() - t1)
+
+    def _attempt(self, key: RunKey, p: ir.ProfileDef | None, timeout_ms: int | None = None) -> Outcome:
+        """One lowering's attempt; a layout whose witnesses do not settle (LayoutLimit)
+        leaves it undecided, and the search plan goes on to its other ways (a search
+        among small layouts settles where the general query cannot)."""
+        try:
+            return self.lowering(key).attempt(p, timeout_ms)
+        except LayoutLimit as exc:
+            return Outcome(Verdict.UNKNOWN, 0.0, reason=str(exc))
 
     def _on_real_layouts(self, p: ir.ProfileDef | None) -> Outcome | None:
         for real in self.real_layouts:
