@@ -103,7 +103,7 @@ class Lowering:
         # the answers of simple calls and of first-node questions, by their argument terms
         self._memo: dict[tuple[Any, ...], Sym] = {}
         self._simple: dict[int, bool] = {}  # id of a FnDef -> _is_simple
-        self._effects: dict[int, bool] = {}  # id of an operand -> _has_effects
+        self._effects: dict[int, bool] = {}  # id of an operand -> _writes_state
         self.statements = Statements(self)
 
     # -- names and params
@@ -315,24 +315,29 @@ class Lowering:
 
     def _ev_when(self, e: ir.Expr, fr: Frame, pol: int, runs: Any) -> Sym:
         """``e``, an operand C evaluates only where ``runs`` holds (the right of `&&`,
-        `||` and `->`, a branch of `?:`): what its calls do that a guard decides (a
-        require, an emit, a state write) happens only there, as in the interpreter.
-        Other operands are evaluated as they stand, so their terms are the same."""
-        if not self._has_effects(e):
-            return self.ev(e, fr, pol)
-        saved = fr.guard
-        fr.guard = z3.And(saved, runs)
-        try:
-            return self.ev(e, fr, pol)
-        finally:
-            fr.guard = saved
+        `||` and `->`, a branch of `?:`): what its calls leave beyond its value happens
+        only there, as in the interpreter. A require it collects gets ``runs`` in its
+        guard; a state write runs under it. The operand's own terms are not touched
+        otherwise (an emit only feeds the membership test around its own call, whose
+        value the operator already combines with ``runs``)."""
+        if self._writes_state(e):
+            saved = fr.guard
+            fr.guard = z3.And(saved, runs)
+            try:
+                return self.ev(e, fr, pol)
+            finally:
+                fr.guard = saved
+        first = len(fr.requires)
+        v = self.ev(e, fr, pol)
+        for r in fr.requires[first:]:
+            r.guard = z3.And(runs, r.guard)
+        return v
 
-    def _has_effects(self, e: ir.Expr) -> bool:
+    def _writes_state(self, e: ir.Expr) -> bool:
         key = id(e)
         hit = self._effects.get(key)
         if hit is None:
-            hit = any(isinstance(n, ir.SRequire | ir.SEmit | ir.SStateAssign | ir.SMapWrite)
-                      for n in ir.walk([e], self.program, self.strategy))
+            hit = any(isinstance(n, ir.SStateAssign | ir.SMapWrite) for n in ir.walk([e], self.program, self.strategy))
             self._effects[key] = hit
         return hit
 
