@@ -103,7 +103,7 @@ class Lowering:
         # the answers of simple calls and of first-node questions, by their argument terms
         self._memo: dict[tuple[Any, ...], Sym] = {}
         self._simple: dict[int, bool] = {}  # id of a FnDef -> _is_simple
-        self._effects: dict[int, bool] = {}  # id of an operand -> _writes_state
+        self._writes: dict[int, bool] = {}  # id of an operand -> _writes_state
         self.statements = Statements(self)
 
     # -- names and params
@@ -335,10 +335,10 @@ class Lowering:
 
     def _writes_state(self, e: ir.Expr) -> bool:
         key = id(e)
-        hit = self._effects.get(key)
+        hit = self._writes.get(key)
         if hit is None:
             hit = any(isinstance(n, ir.SStateAssign | ir.SMapWrite) for n in ir.walk([e], self.program, self.strategy))
-            self._effects[key] = hit
+            self._writes[key] = hit
         return hit
 
     def _ev_FieldGet(self, e: ir.FieldGet, fr: Frame, pol: int) -> Sym:

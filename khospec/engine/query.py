@@ -168,6 +168,20 @@ class Queries:
                 s.add(f)
             self._pending = keep
 
+    def alone(self, formula: Any, ms: int) -> Any:
+        """``formula``'s satisfiability in a solver of its own (no assertions of the
+        check's: a quantified question the check's solvers are not set up for), within
+        ``ms`` of the budget, charged to it."""
+        g = z3.Solver(ctx=self.ctx)
+        g.set("random_seed", 0)
+        g.add(self.sub(formula))
+        left = self.budget - self.spent
+        if left <= 0:
+            return z3.unknown
+        r = check_within(g, max(1, min(units(ms), left)), [])
+        self.spent = max(self.spent, rlimit_count(g) + self.outside)
+        return r
+
     def model(self, s: z3.Solver) -> Any:
         """The model of the last satisfiable query, whichever solver answered it."""
         return self.fresh_model if self.fresh_model is not None else s.model()
@@ -210,11 +224,14 @@ class Queries:
         for pinned in (consts, [d for d in consts if d.get_id() not in self._dropped_symbols], []):
             while check_within(full, units(COMPLETE_MS), [*target, *[d() == model[d] for d in pinned]]) == z3.sat:
                 m = full.model()
-                violated = [f for f in pending if not z3.is_true(m.eval(f, model_completion=True))]
+                held: list[Any] = []
+                violated: list[Any] = []
+                for f in pending:
+                    (held if z3.is_true(m.eval(f, model_completion=True)) else violated).append(f)
                 if not violated:
                     return m
                 full.add(*violated)
-                pending = [f for f in pending if z3.is_true(m.eval(f, model_completion=True))]
+                pending = held
         return None
 
     def minimize(self, s: z3.Solver, core: list[Any], extra: list[Any],

@@ -37,10 +37,10 @@ from khospec import ir
 from khospec.counterexample import ModelData
 from khospec.engine.extract import extract
 from khospec.engine.formulas import CheckFormulas, Violation
-from khospec.engine.freshbv import rlimit_count
 from khospec.engine.layout import LayoutLimit
 from khospec.engine.lower import LowerError
-from khospec.engine.query import MINIMIZE_MS, Queries, check_within, units, unknown_reason
+from khospec.engine.query import MINIMIZE_MS, Queries, units, unknown_reason
+from khospec.engine.state import LoopInfo
 from khospec.results import Verdict
 from khospec.types import StructType
 
@@ -438,8 +438,7 @@ class CheckRun:
             if loop.exit_gap_here is not None:
                 checks.append((loop.exit_gap_here, (
                     f"the loop at {loop.span} may have no exit state (neither its locals all 0 nor all ones "
-                    "satisfy its invariants and fail its condition everywhere it runs): the proof covers the "
-                    f"executions that leave it within {loop.iterations} iterations or by its condition")))
+                    f"satisfy its invariants and fail its condition everywhere it runs){_covered(loop)}")))
         for o in self.low.hard_open:
             checks.append((o, "a loop compared whole (f(...) == [...]) may not end within the unrolling"))
         if self.f.trace_open:
@@ -454,8 +453,7 @@ class CheckRun:
             if loop.exit_gap is not None:
                 gap = self._exit_gap(loop.exit_gap)
                 if gap is not None:
-                    notes.append(f"the loop at {loop.span} {gap}: the proof covers the executions that "
-                                 f"leave it within {loop.iterations} iterations or by its condition")
+                    notes.append(f"the loop at {loop.span} {gap}{_covered(loop)}")
         return notes
 
     def _exit_gap(self, gap: Any) -> str | None:
@@ -463,14 +461,9 @@ class CheckRun:
         or None if they are. The stand-in asserts an exit state wherever the loop still
         runs (statements._while), which excludes an execution that has none; ``gap`` is
         satisfiable iff a state satisfying the invariants and the condition has none.
-        Quantified, so asked of a solver of its own, without the assumptions: a state
-        they exclude only makes the answer less often "covered", never wrongly so."""
-        g = z3.Solver(ctx=self.ctx)
-        g.set("random_seed", 0)
-        g.add(self.q.sub(gap))
-        left = self.q.budget - self.q.spent
-        r = check_within(g, max(1, min(units(EXIT_GAP_MS), left)), []) if left > 0 else z3.unknown
-        self.q.spent = max(self.q.spent, rlimit_count(g) + self.q.outside)
+        Quantified, so asked alone, without the assumptions: a state they exclude only
+        makes the answer less often "covered", never wrongly so."""
+        r = self.q.alone(gap, EXIT_GAP_MS)
         if r == z3.unsat:
             return None
         if r == z3.sat:
@@ -494,6 +487,13 @@ class CheckRun:
                     if z3.is_true(m.eval(self.q.sub(v.formula), model_completion=True)):
                         return r, v
         return z3.unsat, None
+
+
+def _covered(loop: LoopInfo) -> str:
+    """What a proof over a loop that may have no exit state still covers."""
+    return (f": the proof covers the executions that leave it within {loop.iterations} iterations "
+            "or by its condition")
+
 
 def _int_binding(p: ir.ProfileDef | None, name: str, default: int) -> int:
     """The profile's number for ``name``, or ``default`` where it leaves it symbolic."""
@@ -616,8 +616,9 @@ class SearchPlan:
             if small.verdict is Verdict.REFUTED:
                 o = small
         if o is None:
-            o = self._attempt(RunKey(ps or 0, profile=own), p)
-            general = self._runs.get(RunKey(ps or 0, profile=own))
+            key = RunKey(ps or 0, profile=own)
+            o = self._attempt(key, p)
+            general = self._runs.get(key)
             if (not _decided(o) and o.verdict is not Verdict.UNKNOWN and general is not None and general.low.loops
                     and self.check.claim.kind == "holds"):
                 b = self._attempt(RunKey(ps or 0, bounded=True, profile=own), p)

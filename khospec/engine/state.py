@@ -245,13 +245,18 @@ class CallResult:
 
 
 def merge_states(parts: list[tuple[Any, MachineState]]) -> MachineState:
-    """One state for several paths with the same concrete scalars: maps merged by the
-    paths' conditions (the first path's condition decides first)."""
+    """One state for several paths with the same concrete scalars: each scalar and map is
+    that of the first part whose condition holds, the last part's where none does.
+
+    It stands for every path only where the paths that hold together have one state:
+    the caller chooses which paths to merge (trace.py, _sharing). Two interleavings
+    under concrete guards both have the condition True, and the later one would never
+    be seen."""
     first = parts[0][1]
     scalars = dict(first.scalars)
     for name in scalars:
         vals = [st.scalars[name] for _, st in parts]
-        if all(same_value(v, vals[0]) for v in vals):
+        if all(_same(v, vals[0]) for v in vals):
             continue
         merged_v = vals[-1]
         for (pc, _), v in zip(reversed(parts[:-1]), reversed(vals[:-1]), strict=True):
@@ -270,9 +275,16 @@ def merge_states(parts: list[tuple[Any, MachineState]]) -> MachineState:
     return MachineState(scalars, maps)
 
 
-def same_value(a: Sym, b: Sym) -> bool:
+def same_state(a: MachineState, b: MachineState) -> bool:
+    """Whether two paths' states are the same terms: the same map objects (the same
+    contents) and equal scalar terms (equal values)."""
+    return (all(m is b.maps[name] for name, m in a.maps.items())
+            and all(_same(v, b.scalars[name]) for name, v in a.scalars.items()))
+
+
+def _same(a: Sym, b: Sym) -> bool:
     if isinstance(a, StructVal):
-        return all(same_value(x, y) for x, y in zip(a.fields, b.fields, strict=True))
+        return all(_same(x, y) for x, y in zip(a.fields, b.fields, strict=True))
     return bool(a.eq(b))
 
 
@@ -282,4 +294,4 @@ def read_after(sub: Frame, name: str, q: Any) -> Sym:
 
 
 __all__ = ["BulkCtx", "CallResult", "Frame", "LoopInfo", "LowerError", "MachineState", "ReqOb", "Skolem",
-           "err", "merge_states", "read_after", "same_value"]
+           "err", "merge_states", "read_after", "same_state"]

@@ -29,7 +29,7 @@ from khospec.engine.state import (
     Skolem,
     err,
     merge_states,
-    same_value,
+    same_state,
 )
 from khospec.types import IntType, MapType
 
@@ -190,18 +190,12 @@ def _sharing(edges: list[_Edge]) -> list[list[_Edge]]:
     shared: list[list[_Edge]] = []
     for e in edges:
         for node in shared:
-            if all(_same_state(e[2], f[2]) or _exclusive(e[1], f[1]) for f in node):
+            if all(same_state(e[2], f[2]) or _exclusive(e[1], f[1]) for f in node):
                 node.append(e)
                 break
         else:
             shared.append([e])
     return shared
-
-
-def _same_state(a: MachineState, b: MachineState) -> bool:
-    # the same map object is the same contents; equal terms are equal values
-    return (all(a.maps[n] is b.maps[n] for n in a.maps)
-            and all(same_value(a.scalars[n], b.scalars[n]) for n in a.scalars))
 
 
 def _exclusive(p: Any, q: Any) -> bool:
