@@ -77,6 +77,9 @@ class SourceCache:
     def add(self, name: str, text: str) -> None:
         self._texts[name] = text.splitlines()
 
+    def lines(self, name: str) -> list[str] | None:
+        return self._texts.get(name)
+
     def line(self, name: str, line: int) -> str | None:
         lines = self._texts.get(name)
         if lines is None or not 1 <= line <= len(lines):

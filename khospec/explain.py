@@ -56,12 +56,15 @@ def size_text(n: int) -> str:
     return f"{n} B"
 
 
-def _source_line(span_text: str) -> str | None:
-    """The line a ``file:line:col`` span names, stripped; None if it cannot be read."""
+def _source_line(span_text: str, program: ir.Program | None = None) -> str | None:
+    """The line a ``file:line:col`` span names, stripped; None if it cannot be read.
+    The program's own copy of its sources comes first: the file's name is the one the
+    user gave, relative to where the check was started, which need not be where the
+    counterexample is presented (a worker of a cluster)."""
     try:
         # from the right: a file name may hold a colon
         file, line, _ = span_text.rsplit(":", 2)
-        lines = _read(file)
+        lines = (program.source_lines.get(file) if program is not None else None) or _read(file)
         return lines[int(line) - 1].strip() if lines else None
     except (ValueError, IndexError):
         return None
@@ -143,12 +146,12 @@ def present(program: ir.Program, check: ir.CheckDef, strategy: str | None, raw: 
         violated["at"] = found["at"]
     at = violated.get("at")
     if at:
-        text = _source_line(at)
+        text = _source_line(at, program)
         if text:
             violated["text"] = text
     elif violated.get("kind") in ("claim", "after", "always"):
         # a claim has no place of its own in the model: the check's claim is the place
-        violated["text"] = _source_line(str(check.claim.span)) or check.name
+        violated["text"] = _source_line(str(check.claim.span), program) or check.name
         violated["at"] = str(check.claim.span)
     if not ir.uses_layout(program, check, strategy):
         # the solver gave the unread layout some values; they are no part of the finding

@@ -528,6 +528,9 @@ class Program:
     profile_sets: dict[str, tuple[str, ...]] = field(default_factory=dict)
     # digests of parts of the program (khospec/cache.py), computed once per program
     digests: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
+    # the lines of each module's source, by the name its spans show: a counterexample
+    # quotes the claim from here, wherever (in whichever directory) it is presented
+    source_lines: dict[str, list[str]] = field(default_factory=dict, compare=False, repr=False)
 
     def fn(self, name: str, strategy: str | None) -> FnDef:
         """The definition of ``name`` a call uses under ``strategy``."""

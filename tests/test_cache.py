@@ -13,6 +13,8 @@ from khospec import cache as cache_mod
 from khospec.api import Options, check_paths, load
 from khospec.cache import VerdictCache, job_key
 from khospec.diagnostics import SourceCache
+from khospec.jobs import Job
+from khospec.runner import run_job
 from tests.conftest import ROOT, run_cli
 
 SPEC = """\
@@ -195,3 +197,21 @@ def test_parallel_run_takes_hits_in_process_and_keeps_the_order() -> None:
     assert [r["cached"] for r in cold] == [True] * len(cold)  # the serial run filled the cache
     _same(serial, warm)
     _same(serial, _run(spec, jobs=2, cache=False))
+
+
+def test_counterexample_quotes_its_claim_wherever_it_is_presented(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    # a worker of a cluster presents what it solved in a directory of its own, where the
+    # file's name as the user gave it names nothing: the claim's text comes with the program
+    (tmp_path / "proj").mkdir()
+    (tmp_path / "proj" / "a.kho").write_text(SPEC)
+    monkeypatch.chdir(tmp_path / "proj")
+    program, diags = load(Path("a.kho"), "a.kho", SourceCache())
+    assert program is not None, diags
+    check = next(c for c in program.checks if c.name == "even_thrice")
+    job = Job(path=tmp_path / "proj" / "a.kho", file="a.kho", check=check.name, line=check.span.line,
+              strategy="thrice", profiles=("x86_64",))
+    monkeypatch.chdir(tmp_path)
+    [r] = run_job(program, job, Options(cache=False))
+    assert r.counterexample is not None
+    assert r.counterexample["violated"]["text"] == "check even_thrice: forall x: uint. twice(x) % 2 == 0"

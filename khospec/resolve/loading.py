@@ -167,4 +167,8 @@ def check_program(root: Path, sources: SourceCache, display: str | None = None,
     diags.extend(checker.diags)
     if any(d.is_error for d in diags):
         return None, diags
+    for m in program.modules:
+        lines = sources.lines(m.file)
+        if lines is not None:
+            program.source_lines[m.file] = lines
     return program, diags
