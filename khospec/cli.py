@@ -347,7 +347,7 @@ def _check_report(args: argparse.Namespace, options: Options, out: TextIO, err: 
     if args.itf:
         from khospec.review import write_itf
 
-        written = write_itf(report, args.itf)
+        written = write_itf(report, args.itf, tuple(args.import_root))
         err.write(f"khospec: wrote {len(written)} ITF trace(s) into {args.itf}\n")
     if args.svg:
         from khospec.machine.svg import svg_for_result
@@ -388,9 +388,15 @@ def _one_check(command: str, args: argparse.Namespace, err: TextIO,
     report = check_paths([file], options)
     if report.diagnostics:
         err.write(diagnostics_text(report) + "\n")
-        # warnings are printed and the command goes on
-        if report.has_input_errors:
-            return 2
+    for e in report.internal_errors:
+        err.write(f"khospec: internal error (a bug in khospec; please report it): {e}\n")
+    # a bug first, as for check: the result it cost is missing, and neither "no such
+    # check" nor "nothing to report" would be true
+    if report.internal_errors:
+        return 3
+    # warnings are printed and the command goes on
+    if report.has_input_errors:
+        return 2
     return file, check, options, report
 
 

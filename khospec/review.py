@@ -529,8 +529,9 @@ def itf_trace(report_result: Result, program: ir.Program) -> dict[str, Any]:
     }
 
 
-def write_itf(report: Report, directory: str) -> list[str]:
-    """One ITF file per refutation of a spec check, named FILE.CHECK.STRATEGY.PROFILE.itf.json."""
+def write_itf(report: Report, directory: str, import_roots: tuple[str, ...] = ()) -> list[str]:
+    """One ITF file per refutation of a spec check, named FILE.CHECK.STRATEGY.PROFILE.itf.json;
+    ``import_roots`` as the check had them (a spec that imports from there loads again)."""
     out_dir = Path(directory)
     out_dir.mkdir(parents=True, exist_ok=True)
     written: list[str] = []
@@ -541,7 +542,7 @@ def write_itf(report: Report, directory: str) -> list[str]:
             continue
         # each file loaded once, for all its results; one that does not load gets none
         if r.file not in programs:
-            programs[r.file], _ = load(Path(r.file), r.file, SourceCache())
+            programs[r.file], _ = load(Path(r.file), r.file, SourceCache(), import_roots)
         program = programs[r.file]
         if program is None:
             continue

@@ -371,7 +371,7 @@ class _Slot:
 
 
 def _timeout_results(job: Job, options: Options) -> list[Result]:
-    program, _ = load(job.path, job.file, SourceCache())
+    program, _ = load(job.path, job.file, SourceCache(), options.import_roots)
     expect = None
     if program is not None:
         expect = next((_expected(c) for c in program.checks if c.name == job.check), None)

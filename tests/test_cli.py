@@ -194,6 +194,23 @@ def test_cross_check_disagreement_is_an_internal_error(monkeypatch: pytest.Monke
     assert "second solver" in r.err and re.search(r"z3 says unsat, (bitwuzla|cvc5) says sat", r.err)
 
 
+@pytest.mark.parametrize("command", ["explain", "report"])
+def test_explain_and_report_exit_3_on_an_internal_error(command: str, monkeypatch: pytest.MonkeyPatch,
+                                                       tmp_path: Path) -> None:
+    # the result the bug cost is missing: not "no such check" (2) nor "nothing to report" (1)
+    from khospec import runner
+    from khospec.results import InternalError
+
+    def broken(*_: object) -> list[object]:
+        raise InternalError("the counterexample does not replay")
+
+    monkeypatch.setattr(runner, "_solve_job", broken)
+    monkeypatch.setenv("KHOSPEC_CACHE_DIR", str(tmp_path))  # no cached result to stand in
+    r = run_cli(command, "tests/golden/specs/basic.kho::wraps")
+    assert r.code == 3, r.err
+    assert "internal error" in r.err and "the counterexample does not replay" in r.err
+
+
 def test_cross_check_asks_cvc5_when_bitwuzla_cannot_decide(monkeypatch: pytest.MonkeyPatch) -> None:
     from khospec.engine import crosscheck
 

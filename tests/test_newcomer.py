@@ -87,6 +87,29 @@ def test_a_symlink_out_of_the_tree_is_refused(tmp_path: Path) -> None:
     assert r.code == 0, r.err
 
 
+def test_itf_of_a_spec_that_imports_through_an_import_root(tmp_path: Path) -> None:
+    # the trace file loads the spec again: with the roots the check was given
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "x.kho").write_text("fn f() -> int = 1\n")
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    (tree / "pyproject.toml").write_text("")
+    (tree / "link.kho").symlink_to(outside / "x.kho")
+    (tree / "s.kho").write_text('import "link.kho"\ncheck c: f() == 2\n  for x86_64\n  expect refuted\n')
+    r = run_cli("check", str(tree / "s.kho"), "--import-root", str(outside), "--itf", str(tmp_path / "itf"),
+                "--no-cache")
+    assert r.code == 0, r.err
+    assert [p.name for p in (tmp_path / "itf").iterdir()] == ["s.c.base.x86_64.itf.json"]
+    # a job stopped at its time limit still carries the check's expectation
+    from khospec.jobs import Job, Options
+    from khospec.runner import _timeout_results
+
+    job = Job(path=tree / "s.kho", file=str(tree / "s.kho"), check="c", line=2, strategy=None, profiles=("x86_64",))
+    [timed_out] = _timeout_results(job, Options(import_roots=(str(outside),)))
+    assert timed_out.expected == "refuted"
+
+
 def test_no_color_and_the_files_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from khospec.cli import _color
 
