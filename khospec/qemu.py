@@ -108,10 +108,16 @@ def guest_for(arch: str, nodes: Sequence[Mapping[str, Any]], needed_end: int = 0
             return addr - base
         return addr if addr <= lowmem else lowmem + max(0, addr - 4 * GIB)
 
-    # the RAM size picks the split and the split maps addresses to RAM: the size is
-    # first taken with the 2 GiB split
-    total_guess = ram_offset(bounds[-1], 2 * GIB)
-    lowmem = _lowmem(total_guess) if machine == "q35" else 0
+    # the RAM size picks the split and the split maps addresses to RAM: a split is the
+    # guest's only if the RAM size it gives picks it again (an end at exactly 2.75 GiB
+    # has neither: that much RAM puts 0.75 GiB of it above 4 GiB)
+    lowmem = 0
+    if machine == "q35":
+        fits = [low for low in (2 * GIB, 0xB0000000) if _lowmem(ram_offset(bounds[-1], low)) == low]
+        if not fits:
+            return (f"no q35 RAM size ends the guest's memory at {bounds[-1]:#x}: the RAM that "
+                    "reaches it is split at 2 GiB, below it")
+        lowmem = fits[0]
     offsets = [ram_offset(b, lowmem) for b in bounds]
     if machine == "q35" and any(lowmem < b < 4 * GIB for b in bounds):
         return f"a node boundary lies in q35's gap below 4 GiB [{lowmem:#x}, 4 GiB)"

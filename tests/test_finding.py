@@ -28,6 +28,18 @@ def test_virt_guest_starts_at_1_gib() -> None:
     assert g.machine == "virt" and g.ranges == ((GIB, 3 * GIB, 0), (3 * GIB, 4 * GIB, 1))
 
 
+def test_q35_split_is_the_one_the_guests_ram_size_picks() -> None:
+    # below 2.75 GiB of RAM all of it lies below 4 GiB
+    g = guest_for("x86_64", [_node(0, (0, GIB)), _node(1, (GIB, 8 * GIB))], 2 * GIB)
+    assert not isinstance(g, str)
+    assert g.sizes == (GIB, GIB) and g.ranges[-1][1] == 2 * GIB
+    # RAM ending at 2.75 GiB, or at 4 GiB: that much RAM is split at 2 GiB (pc_q35_init()),
+    # so no guest has memory up to there; the split of the smaller RAM is not the guest's
+    for end in (0xB0000000, 4 * GIB):
+        why = guest_for("x86_64", [_node(0, (0, GIB)), _node(1, (GIB, end))], end)
+        assert isinstance(why, str) and "split at 2 GiB" in why, why
+
+
 def test_layouts_qemu_cannot_make_are_refused_with_the_reason() -> None:
     interleaved = [_node(0, (GIB, 2 * GIB), (3 * GIB, 4 * GIB)), _node(1, (2 * GIB, 3 * GIB))]
     assert "interleaved" in str(guest_for("x86_64", interleaved))
