@@ -72,7 +72,9 @@ def test_imports_stay_in_the_spec_tree(tmp_path: Path, target: str) -> None:
     assert "root:" not in r.err  # nothing of the target is read, let alone quoted
 
 
-def test_a_symlink_out_of_the_tree_is_refused(tmp_path: Path) -> None:
+def _linked_out(tmp_path: Path, check: str) -> tuple[Path, Path]:
+    """A spec tree whose s.kho imports, through a symlink, a file outside it (``outside``
+    holds f() = 1); ``check`` is s.kho's check. (tree, outside)."""
     outside = tmp_path / "outside"
     outside.mkdir()
     (outside / "x.kho").write_text("fn f() -> int = 1\n")
@@ -80,7 +82,12 @@ def test_a_symlink_out_of_the_tree_is_refused(tmp_path: Path) -> None:
     tree.mkdir()
     (tree / "pyproject.toml").write_text("")
     (tree / "link.kho").symlink_to(outside / "x.kho")
-    (tree / "s.kho").write_text('import "link.kho"\ncheck c: f() == 1\n  for x86_64\n')
+    (tree / "s.kho").write_text('import "link.kho"\n' + check)
+    return tree, outside
+
+
+def test_a_symlink_out_of_the_tree_is_refused(tmp_path: Path) -> None:
+    tree, outside = _linked_out(tmp_path, "check c: f() == 1\n  for x86_64\n")
     r = run_cli("check", str(tree / "s.kho"))
     assert r.code == 2 and "outside the spec tree" in r.err
     r = run_cli("check", str(tree / "s.kho"), "--import-root", str(outside))
@@ -89,14 +96,7 @@ def test_a_symlink_out_of_the_tree_is_refused(tmp_path: Path) -> None:
 
 def test_itf_of_a_spec_that_imports_through_an_import_root(tmp_path: Path) -> None:
     # the trace file loads the spec again: with the roots the check was given
-    outside = tmp_path / "outside"
-    outside.mkdir()
-    (outside / "x.kho").write_text("fn f() -> int = 1\n")
-    tree = tmp_path / "tree"
-    tree.mkdir()
-    (tree / "pyproject.toml").write_text("")
-    (tree / "link.kho").symlink_to(outside / "x.kho")
-    (tree / "s.kho").write_text('import "link.kho"\ncheck c: f() == 2\n  for x86_64\n  expect refuted\n')
+    tree, outside = _linked_out(tmp_path, "check c: f() == 2\n  for x86_64\n  expect refuted\n")
     r = run_cli("check", str(tree / "s.kho"), "--import-root", str(outside), "--itf", str(tmp_path / "itf"),
                 "--no-cache")
     assert r.code == 0, r.err
