@@ -538,9 +538,9 @@ class Interp:
         self.undecided: list[str] = []  # those quantifiers, and why
         self.decided = 0  # quantifiers over large domains the cells were tried on
         self.probes: list[_Probe] = []  # the exact decisions in progress, outermost first
+        self._fns: dict[str, ir.FnDef] = {}  # each called function's definition (call)
         # each expression kind's evaluation, by the node's class: _ev_Binary for
         # ir.Binary, ...; a kind without one fails here, on the first Interp
-        self._fns: dict[str, ir.FnDef] = {}
         self._ev_of: dict[type, Callable[[Any, Frame], Any]] = {
             cls: getattr(self, f"_ev_{cls.__name__}") for cls in get_args(ir.Expr)}
 

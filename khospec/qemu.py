@@ -115,8 +115,8 @@ def guest_for(arch: str, nodes: Sequence[Mapping[str, Any]], needed_end: int = 0
     if machine == "q35":
         fits = [low for low in (2 * GIB, 0xB0000000) if _lowmem(ram_offset(bounds[-1], low)) == low]
         if not fits:
-            return (f"no q35 RAM size ends the guest's memory at {bounds[-1]:#x}: the RAM that "
-                    "reaches it is split at 2 GiB, below it")
+            return (f"no q35 guest's memory ends at {bounds[-1]:#x}: RAM large enough to reach it "
+                    "is split at 2 GiB, which moves its end")
         lowmem = fits[0]
     offsets = [ram_offset(b, lowmem) for b in bounds]
     if machine == "q35" and any(lowmem < b < 4 * GIB for b in bounds):

@@ -275,8 +275,8 @@ class CheckRun:
 
     def _roundest(self, s: z3.Solver, lits: list[Any], goal: list[Any], profile: ir.ProfileDef | None) -> bool:
         """Leave as the model (``Queries.model``) the most readable one found within a
-        fifth of the check's time, each step on top of the last: memory and chunks below 2^52 bytes;
-        below 1 TiB with node ids from 0; then ranges on 1 GiB boundaries with chunks of
+        fifth of the check's time, each step on top of the last: memory and chunks below
+        2^52 bytes; below 1 TiB with node ids from 0; then ranges on 1 GiB boundaries with chunks of
         order <= MAX_PAGE_ORDER, else on 2 MiB boundaries; then fewer memory ranges, one
         at a time. A readability pass: it never changes the verdict, only which
         counterexample is shown. False when it found nothing better than the solver's
