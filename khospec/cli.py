@@ -68,8 +68,7 @@ def _build(stderr: TextIO) -> argparse.ArgumentParser:
     c.add_argument("--no-replay", action="store_true", help="do not replay counterexamples")
     c.add_argument("--no-cache", action="store_true",
                    help="solve everything again; neither read nor write the verdict cache")
-    c.add_argument("--import-root", action="append", default=[], metavar="DIR",
-                   help="a folder imports may reach besides the spec's project (repeatable)")
+    _import_root(c)
     c.add_argument("--color", choices=("auto", "always", "never"), default="auto",
                    help="colour the table: auto (a terminal, unless NO_COLOR is set), always, never")
     c.add_argument("--itf", metavar="DIR", help="write each counterexample trace as ITF JSON into DIR")
@@ -80,6 +79,7 @@ def _build(stderr: TextIO) -> argparse.ArgumentParser:
     e.add_argument("--strategy", metavar="NAME")
     e.add_argument("--profile", metavar="NAME")
     e.add_argument("--timeout", type=float, default=60.0)
+    _import_root(e)
 
     f = sub_parser("report", "write a refutation as a mail, with a QEMU reproducer")
     f.add_argument("target", metavar="FILE::CHECK")
@@ -87,6 +87,7 @@ def _build(stderr: TextIO) -> argparse.ArgumentParser:
     f.add_argument("--profile", metavar="NAME")
     f.add_argument("--timeout", type=float, default=60.0)
     f.add_argument("--format", choices=("mail",), default="mail", help="the report's form (a plain-text mail)")
+    _import_root(f)
 
     i = sub_parser("import", "print a machine's layout (dmesg log or /proc/zoneinfo) as a spec file")
     i.add_argument("log", metavar="LOG")
@@ -118,6 +119,11 @@ def _build(stderr: TextIO) -> argparse.ArgumentParser:
     k = sub_parser("cache", "the verdict cache (KHOSPEC_CACHE_DIR, else the user cache directory)")
     k.add_argument("action", choices=("info", "clear"))
     return p
+
+
+def _import_root(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--import-root", action="append", default=[], metavar="DIR",
+                   help="a folder imports may reach besides the spec's project (repeatable)")
 
 
 def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None, stderr: TextIO | None = None) -> int:
@@ -382,6 +388,7 @@ def _one_check(command: str, args: argparse.Namespace, err: TextIO,
         strategies=frozenset([args.strategy]) if args.strategy else None,
         profiles=frozenset([args.profile]) if args.profile else None,
         checks=frozenset([check]),
+        import_roots=tuple(args.import_root),
     )
     if jobs is not None:
         options = replace(options, jobs=jobs)
@@ -404,7 +411,7 @@ def _explain(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     ran = _one_check("explain", args, err, jobs=1)
     if isinstance(ran, int):
         return ran
-    file, check, _, report = ran
+    file, check, options, report = ran
     if not report.results:
         err.write(f"khospec: no check `{check}` in {file} (for that strategy and profile)\n")
         return 2
@@ -414,7 +421,7 @@ def _explain(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from khospec.diagnostics import SourceCache
     from khospec.interp import explain_text
 
-    program, _ = load(Path(file), file, SourceCache())
+    program, _ = load(Path(file), file, SourceCache(), options.import_roots)
     check_def = next((c for c in program.checks if c.name == check), None) if program else None
     # the results up to the first counterexample: the profiles before it by verdict,
     # then that one step by step
@@ -446,7 +453,7 @@ def _report(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     r = refuted[0]
     from pathlib import Path
 
-    program, _ = load(Path(file), file, SourceCache())
+    program, _ = load(Path(file), file, SourceCache(), options.import_roots)
     assert program is not None
     check_def = next(c for c in program.checks if c.name == check)
     cx = r.counterexample

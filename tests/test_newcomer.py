@@ -110,6 +110,16 @@ def test_itf_of_a_spec_that_imports_through_an_import_root(tmp_path: Path) -> No
     assert timed_out.expected == "refuted"
 
 
+def test_explain_takes_import_roots(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tree, outside = _linked_out(tmp_path, "check c: f() == 2\n  for x86_64\n  expect refuted\n")
+    monkeypatch.setenv("KHOSPEC_CACHE_DIR", str(tmp_path / "cache"))
+    r = run_cli("explain", f"{tree / 's.kho'}::c")
+    assert r.code == 2 and "outside the spec tree" in r.err
+    r = run_cli("explain", f"{tree / 's.kho'}::c", "--import-root", str(outside))
+    assert r.code == 0, r.err
+    assert "f() == 2" in r.out
+
+
 def test_no_color_and_the_files_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from khospec.cli import _color
 
