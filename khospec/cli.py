@@ -121,6 +121,11 @@ def _build(stderr: TextIO) -> argparse.ArgumentParser:
     return p
 
 
+def _write_internal_errors(report: Report, err: TextIO) -> None:
+    for e in report.internal_errors:
+        err.write(f"khospec: internal error (a bug in khospec; please report it): {e}\n")
+
+
 def _import_root(p: argparse.ArgumentParser) -> None:
     p.add_argument("--import-root", action="append", default=[], metavar="DIR",
                    help="a folder imports may reach besides the spec's project (repeatable)")
@@ -334,9 +339,8 @@ def _check_report(args: argparse.Namespace, options: Options, out: TextIO, err: 
             progress.stop()
     if report.diagnostics:
         err.write(diagnostics_text(report) + "\n")
-    for e in report.internal_errors:
-        # on stderr whatever the format, so that piping JSON or SARIF does not hide it
-        err.write(f"khospec: internal error (a bug in khospec; please report it): {e}\n")
+    # on stderr whatever the format, so that piping JSON or SARIF does not hide it
+    _write_internal_errors(report, err)
     if args.format == "json":
         out.write(json.dumps(to_json(report), indent=2) + "\n")
     elif args.format == "sarif":
@@ -395,8 +399,7 @@ def _one_check(command: str, args: argparse.Namespace, err: TextIO,
     report = check_paths([file], options)
     if report.diagnostics:
         err.write(diagnostics_text(report) + "\n")
-    for e in report.internal_errors:
-        err.write(f"khospec: internal error (a bug in khospec; please report it): {e}\n")
+    _write_internal_errors(report, err)
     # a bug first, as for check: the result it cost is missing, and neither "no such
     # check" nor "nothing to report" would be true
     if report.internal_errors:

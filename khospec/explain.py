@@ -56,7 +56,7 @@ def size_text(n: int) -> str:
     return f"{n} B"
 
 
-def _source_line(span_text: str, program: ir.Program | None = None) -> str | None:
+def _source_line(span_text: str, program: ir.Program) -> str | None:
     """The line a ``file:line:col`` span names, stripped; None if it cannot be read.
     The program's own copy of its sources comes first: the file's name is the one the
     user gave, relative to where the check was started, which need not be where the
@@ -64,7 +64,7 @@ def _source_line(span_text: str, program: ir.Program | None = None) -> str | Non
     try:
         # from the right: a file name may hold a colon
         file, line, _ = span_text.rsplit(":", 2)
-        lines = (program.source_lines.get(file) if program is not None else None) or _read(file)
+        lines = program.source_lines.get(file) or _read(file)
         return lines[int(line) - 1].strip() if lines else None
     except (ValueError, IndexError):
         return None

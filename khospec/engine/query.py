@@ -157,11 +157,7 @@ class Queries:
                 self.spent = max(self.spent, rlimit_count(s) + self.outside)
             if r != z3.sat or not self._pending:
                 return r
-            m = self.model(s)
-            violated: list[Any] = []
-            keep: list[Any] = []
-            for f in self._pending:
-                (keep if z3.is_true(m.eval(f, model_completion=True)) else violated).append(f)
+            keep, violated = held_and_violated(self.model(s), self._pending)
             if not violated:
                 return r
             for f in violated:
@@ -172,12 +168,12 @@ class Queries:
         """``formula``'s satisfiability in a solver of its own (no assertions of the
         check's: a quantified question the check's solvers are not set up for), within
         ``ms`` of the budget, charged to it."""
-        g = z3.Solver(ctx=self.ctx)
-        g.set("random_seed", 0)
-        g.add(self.sub(formula))
         left = self.budget - self.spent
         if left <= 0:
             return z3.unknown
+        g = z3.Solver(ctx=self.ctx)
+        g.set("random_seed", 0)
+        g.add(self.sub(formula))
         r = check_within(g, max(1, min(units(ms), left)), [])
         self.spent = max(self.spent, rlimit_count(g) + self.outside)
         return r
@@ -224,10 +220,7 @@ class Queries:
         for pinned in (consts, [d for d in consts if d.get_id() not in self._dropped_symbols], []):
             while check_within(full, units(COMPLETE_MS), [*target, *[d() == model[d] for d in pinned]]) == z3.sat:
                 m = full.model()
-                held: list[Any] = []
-                violated: list[Any] = []
-                for f in pending:
-                    (held if z3.is_true(m.eval(f, model_completion=True)) else violated).append(f)
+                held, violated = held_and_violated(m, pending)
                 if not violated:
                     return m
                 full.add(*violated)
@@ -272,6 +265,15 @@ class Queries:
                 undecided.append(str(c))
         self.query_ms = saved
         return kept, undecided
+
+
+def held_and_violated(model: Any, formulas: list[Any]) -> tuple[list[Any], list[Any]]:
+    """``formulas`` split into those ``model`` satisfies and those it violates, in order."""
+    held: list[Any] = []
+    violated: list[Any] = []
+    for f in formulas:
+        (held if z3.is_true(model.eval(f, model_completion=True)) else violated).append(f)
+    return held, violated
 
 
 def units(ms: int) -> int:

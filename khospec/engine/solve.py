@@ -276,11 +276,11 @@ class CheckRun:
     def _roundest(self, s: z3.Solver, lits: list[Any], goal: list[Any], profile: ir.ProfileDef | None) -> bool:
         """Leave as the model (``Queries.model``) the most readable one found within a
         fifth of the check's time, each step on top of the last: memory and chunks below
-        2^52 bytes; below 1 TiB with node ids from 0; then ranges on 1 GiB boundaries with chunks of
-        order <= MAX_PAGE_ORDER, else on 2 MiB boundaries; then fewer memory ranges, one
-        at a time. A readability pass: it never changes the verdict, only which
-        counterexample is shown. False when it found nothing better than the solver's
-        first model."""
+        2^52 bytes; below 1 TiB with node ids from 0; then ranges on 1 GiB boundaries
+        with chunks of order <= MAX_PAGE_ORDER, else on 2 MiB boundaries; then fewer
+        memory ranges, one at a time. A readability pass: it never changes the verdict,
+        only which counterexample is shown. False when it found nothing better than the
+        solver's first model."""
         ps = _int_binding(profile, "PAGE_SHIFT", 12)
         max_order = _int_binding(profile, "MAX_PAGE_ORDER", 10)
         uses_layout = ir.uses_layout(self.program, self.check, self.strategy)
@@ -341,14 +341,13 @@ class CheckRun:
                     kept.append(lit)
         finally:
             self.q.budget, self.q.query_ms = budget, saved_ms
-        if not last_sat:
-            # the last step found nothing rounder: the model of the last step that
-            # succeeded (or the solver's first) is the counterexample. It satisfies every
-            # lazy instance in the solver now (those added since were pending when it was
-            # checked against them), so it is kept, not asked for again: asking cost as
-            # much as the step that found it (8-11 s of a 41 s refutation of
-            # mirror_deferral_uninit_read), and could run out of budget
-            self.q.fresh_model = best
+        # the model of the last step that succeeded (or the solver's first) is the
+        # counterexample, also where a later step found nothing rounder. It satisfies
+        # every lazy instance in the solver now (those added since were pending when it
+        # was checked against them), so it is kept, not asked for again: asking cost as
+        # much as the step that found it (8-11 s of a 41 s refutation of
+        # mirror_deferral_uninit_read), and could run out of budget
+        self.q.fresh_model = best
         return bool(kept)
 
     def _chunk_syms(self) -> list[Any]:
