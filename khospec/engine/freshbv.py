@@ -11,8 +11,8 @@ the units it spent depend on the text alone.
 
 The parent (``solve_fresh``) prints the formulas, runs this file as a script with the
 same interpreter, and reads one JSON line back. The child (``main``) tries the query
-one seed after another, each on a new solver, within the given resource units; it
-stops at the first seed that decides the query.
+one trial after another, each on a new solver with its own seed and SAT phase selection,
+within the given resource units; it stops at the first trial that decides the query.
 """
 
 from __future__ import annotations
@@ -28,23 +28,34 @@ import z3
 
 
 @dataclass(frozen=True)
+class Trial:
+    """One try at the query: a new solver with this seed and phase selection (z3's SAT
+    ``phase``; "caching" is its default), stopped after ``units`` resource units."""
+
+    seed: int
+    phase: str
+    units: int
+
+
+@dataclass(frozen=True)
 class FreshAnswer:
     result: str  # "sat" | "unsat" | "unknown"
     units: int  # resource units the trials spent in all
     model: Any  # z3.ModelRef in the caller's context when result == "sat", else None
 
 
-def solve_fresh(facts: list[Any], ctx: z3.Context, units: int, schedule: list[int],
+def solve_fresh(facts: list[Any], ctx: z3.Context, units: int, schedule: list[Trial],
                 wall_ms_per_unit: float) -> FreshAnswer:
-    """Decide the conjunction of ``facts`` (pure QF_BV) within ``units`` resource units:
-    seed i gets at most ``schedule[i]`` units. A child that fails to start or answers
-    in a form not understood is an unknown answer with nothing spent: the caller then
-    asks its own solver."""
+    """Decide the conjunction of ``facts`` (pure QF_BV) within ``units`` resource units,
+    trying ``schedule`` in order. A child that fails to start or answers in a form not
+    understood is an unknown answer with nothing spent: the caller then asks its own
+    solver."""
     # a solver only to print the facts: its sexpr() is the declarations and assertions
     # the child parses
     printer = z3.Solver(ctx=ctx)
     printer.add(*facts)
-    request = json.dumps({"units": units, "schedule": schedule, "wall_ms_per_unit": wall_ms_per_unit})
+    request = json.dumps({"units": units, "schedule": [[t.seed, t.phase, t.units] for t in schedule],
+                          "wall_ms_per_unit": wall_ms_per_unit})
     # the units decide; the wall clock only stops a child that stops counting (and pays
     # for starting Python)
     wall_s = 5 + units * wall_ms_per_unit / 1000
@@ -106,7 +117,7 @@ def _values(m: Any) -> list[list[Any]] | None:
 
 
 def main() -> None:
-    """The child: read the request and the query, try the seeds in order, print one
+    """The child: read the request and the query, try the trials in order, print one
     JSON line (the result, the units spent, the model's values)."""
     request = json.loads(sys.stdin.readline())
     text = sys.stdin.read()
@@ -114,14 +125,17 @@ def main() -> None:
     per_unit = float(request["wall_ms_per_unit"])
     spent = 0
     result, values = "unknown", None
-    for seed, cap in enumerate(request["schedule"]):
-        # a seed's share of the schedule, never more than what is left of the budget
+    for seed, phase, cap in request["schedule"]:
+        # a trial's share of the schedule, never more than what is left of the budget
         cap = min(int(cap), left - spent)
         if cap <= 0:
             break
-        # a new solver per seed: no seed starts from what an earlier one learnt
+        # a new solver per trial: none starts from what an earlier one learnt
         s = z3.SolverFor("QF_BV")
-        s.set("random_seed", seed)
+        s.set("random_seed", int(seed))
+        if phase != "caching":
+            # z3's default left as it is: the same search as a solver never told
+            s.set("phase", str(phase))
         s.from_string(text)
         # parsing counts units too: only the search is charged
         before = rlimit_count(s)

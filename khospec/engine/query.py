@@ -24,14 +24,21 @@ from z3 import z3core as _C
 
 from khospec import ir
 from khospec.engine.formulas import CheckFormulas
-from khospec.engine.freshbv import rlimit_count, solve_fresh
+from khospec.engine.freshbv import Trial, rlimit_count, solve_fresh
 
 RLIMIT_PER_SECOND = 3_000_000
 WALL_FACTOR = 5
 COMPLETE_MS = 20000
-# the budgets of the fresh solvers that try a pure bit-vector query one seed after
-# another, in another process (engine/freshbv.py)
-FRESH_SCHEDULE_MS = (1000, 2000, 4000, 8000)
+# the fresh solvers that try a pure bit-vector query one after another, in another
+# process (engine/freshbv.py): seed, SAT phase selection, budget in ms. z3's time on
+# such a query has a long tail that moves with the seed and the phase: on
+# `split_partition_huge_range` (s390x) its default took 25 million units where always
+# choosing false took 0.8 million, and on another query of the same check the reverse.
+# Short trials that alternate the two leave a slow one early; budgets double so a hard
+# query still gets long ones.
+FRESH_TRIALS_MS = ((0, "caching", 1000), (0, "always_false", 1000), (1, "caching", 2000),
+                   (1, "always_false", 2000), (2, "caching", 4000), (2, "always_false", 4000),
+                   (3, "caching", 8000))
 MINIMIZE_MS = 3000
 
 
@@ -126,10 +133,10 @@ class Queries:
         with assumptions takes its incremental path. On `split_partition_huge_range`
         (x86_64) the query for the shortest violation took 0.3 s fresh and 17-29 s with
         assumptions. The fresh solvers run in a new process (engine/freshbv.py says why),
-        one seed after another, each seed with a doubling budget (FRESH_SCHEDULE_MS):
-        z3's time on such a query varies tenfold with the seed, and a slow seed is left
-        early. Budgets are resource units, so which seed answers, and its model, is the
-        same on every machine and after any earlier check. Only if they cannot decide
+        one trial after another, with doubling budgets (FRESH_TRIALS_MS): z3's time on such
+        a query varies tenfold with the seed and the phase selection, and a slow trial is
+        left early. Budgets are resource units, so which trial answers, and its model, is
+        the same on every machine and after any earlier check. Only if they cannot decide
         does the incremental solver get the rest of the budget."""
         while True:
             self.fresh_model = None
@@ -140,7 +147,8 @@ class Queries:
             r = z3.unknown
             if self.fresh_bv and (self.models_only or self.fresh_first):
                 answer = solve_fresh([*s.assertions(), *assumptions], self.ctx, budget,
-                                     [units(ms) for ms in FRESH_SCHEDULE_MS], WALL_FACTOR * 1000 / RLIMIT_PER_SECOND)
+                                     [Trial(seed, phase, units(ms)) for seed, phase, ms in FRESH_TRIALS_MS],
+                                     WALL_FACTOR * 1000 / RLIMIT_PER_SECOND)
                 if self.models_only or answer.result == "sat":
                     self.outside += answer.units
                     self.spent += answer.units
