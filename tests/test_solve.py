@@ -14,7 +14,7 @@ import pytest
 
 from khospec import carith, ir
 from khospec.api import Options, check_file
-from khospec.engine.solve import CheckRun, Outcome, RunKey, SearchPlan, run
+from khospec.engine.solve import SMALL_LAYOUT_RANGES, CheckRun, Outcome, RunKey, SearchPlan, run
 from khospec.results import Verdict
 from khospec.types import INT, UINT
 from tests.helpers import load_spec
@@ -480,6 +480,43 @@ def test_a_trace_counterexample_is_the_shortest(tmp_path: Path) -> None:
     # n is 2 after the second step: the first trace that breaks n <= 1
     assert o.counterexample["trace"] == ["a", "b"]
     assert o.counterexample["violated"]["kind"] == "always"
+
+
+LAYOUT_MACHINE = """
+state { phase: int = 0, n: ulong = 0 }
+step a when phase == 0 {
+  n = n + 1
+  phase = 1
+}
+step b when phase == 1 {
+  n = n + 1
+  phase = 2
+}
+check grows_past_a_range: always forall r in ranges. n <= 1 or r.end - r.start > n
+  for x86_64
+  depth 2
+  expect refuted
+"""
+
+
+def test_the_search_among_small_layouts_decides_a_trace_case_by_case(tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    # one query over the whole disjunction spent the search's budget on
+    # no_uninit_read_pages_72 where the cases, one by one, found a small layout at once
+    program = _load(tmp_path, LAYOUT_MACHINE)
+    seen: list[tuple[int | None, bool]] = []
+    cases = CheckRun._cases
+
+    def record(self: CheckRun, s: Any, split: bool) -> list[Any]:
+        seen.append((self.bounded, split))
+        return cases(self, s, split)
+
+    monkeypatch.setattr(CheckRun, "_cases", record)
+    o = _only(_decide(program, "grows_past_a_range"))
+    assert o.verdict is Verdict.REFUTED
+    assert o.counterexample is not None and o.counterexample["trace"] == ["a", "b"]
+    # the search among small layouts (bounded) found it, and split the trace into cases
+    assert seen == [(SMALL_LAYOUT_RANGES, True)]
 
 
 # ---------------------------------------------------------------- profiles
