@@ -482,16 +482,8 @@ def test_a_trace_counterexample_is_the_shortest(tmp_path: Path) -> None:
     assert o.counterexample["violated"]["kind"] == "always"
 
 
-LAYOUT_MACHINE = """
-state { phase: int = 0, n: ulong = 0 }
-step a when phase == 0 {
-  n = n + 1
-  phase = 1
-}
-step b when phase == 1 {
-  n = n + 1
-  phase = 2
-}
+# the same machine, with a claim that reads the layout
+LAYOUT_MACHINE = MACHINE + """
 check grows_past_a_range: always forall r in ranges. n <= 1 or r.end - r.start > n
   for x86_64
   depth 2
