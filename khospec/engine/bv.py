@@ -11,6 +11,7 @@ from typing import Any
 
 import z3
 
+from khospec.engine.terms import conj
 from khospec.types import BoolType, IntType, StructType, Type
 
 
@@ -78,7 +79,7 @@ def ite(c: z3.BoolRef, a: Sym, b: Sym) -> Sym:
 def eq(a: Sym, b: Sym) -> z3.BoolRef:
     """Equality of two values of one type; structs are equal when every field is."""
     if isinstance(a, StructVal):
-        return z3.And(*[eq(x, y) for x, y in zip(a.fields, b.fields, strict=True)])
+        return conj(*[eq(x, y) for x, y in zip(a.fields, b.fields, strict=True)])
     return a == b
 
 

@@ -32,6 +32,7 @@ from khospec.counterexample import ModelValues
 from khospec.engine.formulas import CheckFormulas
 from khospec.engine.layout import BoundedLayout
 from khospec.engine.query import Queries
+from khospec.engine.terms import conj, disj
 from khospec.interp import Frame, Interp, ReplayMismatch, Undetermined, _from_json
 from khospec.types import BOOL, BoolType, IntType, StructType
 
@@ -107,9 +108,9 @@ def solver_side(program: ir.Program, check: ir.CheckDef, strategy: str | None, n
     assert isinstance(lay, BoundedLayout)
     extra: list[Any] = []
     for r in lay.ranges:
-        extra.append(z3.Implies(r.exists, z3.And(
+        extra.append(z3.Implies(r.exists, conj(
             z3.ULE(r.end, n.space), (r.start % n.grid) == 0, (r.end % n.grid) == 0,
-            z3.Or(r.nid == 0, r.nid == 1))))
+            disj(r.nid == 0, r.nid == 1))))
     for z, (lo, hi) in enumerate(n.zones):
         zv = z3.BitVecVal(z, 32, run.ctx)
         extra += [lay._zlo(zv) == lo, lay._zhi(zv) == hi]
@@ -125,7 +126,7 @@ def solver_side(program: ir.Program, check: ir.CheckDef, strategy: str | None, n
     if fdp is not None:
         for nid in (0, 1):
             app = low.param("first_deferred_pfn", (z3.BitVecVal(nid, 32, run.ctx),))
-            extra.append(z3.Or(*[app == v for v in n.fdp]))
+            extra.append(disj(*[app == v for v in n.fdp]))
             if "grown_first_deferred_pfn" in program.params:
                 extra.append(low.param("grown_first_deferred_pfn", (z3.BitVecVal(nid, 32, run.ctx),)) == app)
     for _, _, val in low.garbage_apps:
@@ -138,7 +139,7 @@ def solver_side(program: ir.Program, check: ir.CheckDef, strategy: str | None, n
     blockers = ([] if run.prefix_violation else
                 [q.sub(z3.Not(loop.open)) for loop in low.loops if loop.tail is None])
     blockers += [q.sub(z3.Not(o)) for o in low.hard_open]
-    goal = q.sub(z3.Or(*[v.formula for v in run.violations])) if run.violations else z3.BoolVal(False, run.ctx)
+    goal = q.sub(disj(*[v.formula for v in run.violations])) if run.violations else z3.BoolVal(False, run.ctx)
     r = q.query(s, *lits, goal, *blockers)
     if r == z3.sat:
         return "violation"

@@ -23,6 +23,7 @@ from khospec.engine import bv
 from khospec.engine.lower import Lowering
 from khospec.engine.state import Frame, Skolem
 from khospec.engine.statements import mentions_require
+from khospec.engine.terms import conj, disj
 from khospec.engine.trace import TraceNode, build_tree, frame_for
 from khospec.types import BoolType, IntType
 
@@ -120,13 +121,13 @@ class CheckFormulas:
                 fr = low.bind(fr, q.var, w)
             elif q.domain.kind in ("nodes", "ranges"):
                 exists, w = low.layout_witness(q.site, q.domain.kind, q.var.name, q.var.ty, q.var.name, "claim")
-                self.premise = z3.And(self.premise, exists)
+                self.premise = conj(self.premise, exists)
                 fr = low.bind(fr, q.var, w)
             elif q.domain.kind == "interval":
                 assert q.domain.lo is not None and q.domain.hi is not None
                 w = bv.fresh(q.var.ty, f"{q.var.name}", self.ctx)
                 lo, hi = low.ev(q.domain.lo, fr), low.ev(q.domain.hi, fr)
-                self.premise = z3.And(self.premise, bv.compare("<=", lo, w, q.var.ty),
+                self.premise = conj(self.premise, bv.compare("<=", lo, w, q.var.ty),
                                       bv.compare("<", w, hi, q.var.ty))
                 low.skolems.append(Skolem(q.site, "claim", q.var.name, q.var.ty, w, "witness"))
                 fr = low.bind(fr, q.var, w)
@@ -144,7 +145,7 @@ class CheckFormulas:
             and isinstance(call, ir.CallFn) and not _mentions(call.args, reads_results)
             and not (isinstance(body, ir.Binary) and body.op == "->" and _mentions((body.left,), reads_results)))
         if isinstance(body, ir.Binary) and body.op == "->":
-            self.premise = z3.And(self.premise, low.ev(body.left, fr, 1))
+            self.premise = conj(self.premise, low.ev(body.left, fr, 1))
             if self.vacuity_only:
                 return
             c = low.ev(body.right, fr, -1)
@@ -152,7 +153,7 @@ class CheckFormulas:
             if self.vacuity_only:
                 return
             c = low.ev(body, fr, -1)
-        self.violations.append(Violation(z3.And(self.premise, z3.Not(c)), "claim", 0, None,
+        self.violations.append(Violation(conj(self.premise, z3.Not(c)), "claim", 0, None,
                                           {"kind": "claim", "check": self.check.name}))
         for loop in low.loops:
             if loop.entry_violation is not None:
@@ -168,7 +169,7 @@ class CheckFormulas:
             if n.open is not None:
                 self.trace_open.append(n.open)
             if n.step is not None:
-                self.reach[n.step] = z3.Or(self.reach.get(n.step, z3.BoolVal(False, self.ctx)), n.pc)
+                self.reach[n.step] = disj(self.reach.get(n.step, z3.BoolVal(False, self.ctx)), n.pc)
         relevant: set[str] = set()
         if claim.kind == "always":
             relevant = {n.step for n in nodes if n.step is not None}
@@ -187,7 +188,7 @@ class CheckFormulas:
                 if claim.kind == "after" and n.step != claim.step:
                     continue
                 v = z3.Not(low.ev(claim.expr, frame_for(low, n), -1))
-                self.violations.append(Violation(z3.And(n.pc, v), f"n{n.id}", n.depth, n,
+                self.violations.append(Violation(conj(n.pc, v), f"n{n.id}", n.depth, n,
                                                   {"kind": claim.kind, "step": n.step, "node": f"n{n.id}"}))
         else:
             for n in nodes:
@@ -195,7 +196,7 @@ class CheckFormulas:
                     if r.name != claim.requirement:
                         continue
                     self.violations.append(Violation(
-                        z3.And(r.guard, z3.Not(r.cond)), f"n{n.id}", n.depth, n,
+                        conj(r.guard, z3.Not(r.cond)), f"n{n.id}", n.depth, n,
                         {"kind": "requirement", "name": r.name, "step": n.step, "node": f"n{n.id}",
                          "at": str(self.program.site_spans.get(r.site, claim.span))}))
 

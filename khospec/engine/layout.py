@@ -29,6 +29,7 @@ import z3
 from khospec import ir
 from khospec.counterexample import ModelLayout
 from khospec.engine.bv import StructVal
+from khospec.engine.terms import conj, disj
 from khospec.types import BOOL, INT, MEM_RANGE, ULONG, BoolType, IntType, Type
 
 Pred = Callable[[Any], Any]
@@ -165,7 +166,7 @@ class WRange:
 
     def contains(self, p: Any) -> Any:
         # pfns are unsigned long: unsigned comparisons
-        return z3.And(z3.ULE(self.start, p), z3.ULT(p, self.end))
+        return conj(z3.ULE(self.start, p), z3.ULT(p, self.end))
 
 
 @dataclass
@@ -334,7 +335,7 @@ class SymbolicLayout(_RangeLayout):
         self.hard.append(z3.Implies(in_ram, r.contains(p)))
         # a hole: no range of the layout holds p
         def hole(w: WRange, p: Any = p, in_ram: Any = in_ram) -> Any:
-            return z3.Implies(z3.And(w.exists, z3.Not(in_ram)), z3.Not(w.contains(p)))
+            return z3.Implies(conj(w.exists, z3.Not(in_ram)), z3.Not(w.contains(p)))
 
         self.obligations.append(_Obligation("ranges", hole))
         self._range_of[key] = (in_ram, r)
@@ -367,8 +368,8 @@ class SymbolicLayout(_RangeLayout):
         lo = self.new_range("the lowest range of a node", is_node, n)
         hi = self.new_range("the highest range of a node", is_node, n)
         def inside(w: WRange, n: Any = n, is_node: Any = is_node, lo: WRange = lo, hi: WRange = hi) -> Any:
-            return z3.Implies(z3.And(w.exists, w.nid == n),
-                              z3.And(is_node, z3.ULE(lo.start, w.start), z3.ULE(w.end, hi.end)))
+            return z3.Implies(conj(w.exists, w.nid == n),
+                              conj(is_node, z3.ULE(lo.start, w.start), z3.ULE(w.end, hi.end)))
 
         self.obligations.append(_Obligation("ranges", inside))
         self._span[key] = (is_node, lo, hi)
@@ -404,25 +405,25 @@ class SymbolicLayout(_RangeLayout):
         # instance, and a model's layout is made of the witnesses, so the fact holds on
         # all of its ranges
         q = z3.Bool(self._name("forall_ranges"), self.ctx)
-        self.obligations.append(_Obligation("ranges", lambda w: z3.Implies(z3.And(q, w.exists), pred(w.value()))))
+        self.obligations.append(_Obligation("ranges", lambda w: z3.Implies(conj(q, w.exists), pred(w.value()))))
         return q
 
     def exists_range(self, pred: Pred, origin: str) -> Any:
         e = z3.Bool(self._name("exists_range"), self.ctx)
         w = self.new_range(origin, e)
-        return z3.And(e, pred(w.value()))
+        return conj(e, pred(w.value()))
 
     def forall_nodes(self, pred: Pred) -> Any:
         # a layout's nodes are the nodes of its ranges, so the instances on every
         # witness's node cover every node of a model's layout
         q = z3.Bool(self._name("forall_nodes"), self.ctx)
-        self.obligations.append(_Obligation("ranges", lambda w: z3.Implies(z3.And(q, w.exists), pred(w.nid))))
+        self.obligations.append(_Obligation("ranges", lambda w: z3.Implies(conj(q, w.exists), pred(w.nid))))
         return q
 
     def exists_node(self, pred: Pred, origin: str) -> Any:
         e = z3.Bool(self._name("exists_node"), self.ctx)
         w = self.new_range(origin, e)
-        return z3.And(e, pred(w.nid))
+        return conj(e, pred(w.nid))
 
     def witness_node(self, origin: str) -> tuple[Any, Any]:
         """A fresh node of the layout (for a refuted `forall n in nodes`)."""
@@ -459,7 +460,7 @@ class SymbolicLayout(_RangeLayout):
         self.obligations.append(
             _Obligation(
                 "ranges",
-                lambda w: z3.Implies(z3.And(w.exists, z3.Or(z3.Not(found), w.nid < f)), z3.Not(cond(w.nid))),
+                lambda w: z3.Implies(conj(w.exists, disj(z3.Not(found), w.nid < f)), z3.Not(cond(w.nid))),
             )
         )
         return z3.If(found, f, default)
@@ -493,9 +494,9 @@ class SymbolicLayout(_RangeLayout):
                 j = self._pairs_done
                 b = self.ranges[j]
                 for a in self.ranges[:j]:
-                    same = z3.And(a.start == b.start, a.end == b.end, a.nid == b.nid, a.mirror == b.mirror)
-                    apart = z3.Or(z3.ULE(a.end, b.start), z3.ULE(b.end, a.start))
-                    lazy.append(z3.Implies(z3.And(a.exists, b.exists), z3.Or(same, apart)))
+                    same = conj(a.start == b.start, a.end == b.end, a.nid == b.nid, a.mirror == b.mirror)
+                    apart = disj(z3.ULE(a.end, b.start), z3.ULE(b.end, a.start))
+                    lazy.append(z3.Implies(conj(a.exists, b.exists), disj(same, apart)))
                 self._pairs_done += 1
                 changed = True
             if self.hard:
@@ -528,10 +529,10 @@ def round_ranges(ranges: list[WRange], ctx: z3.Context, align_pfns: int, below_p
     for r in ranges:
         shape = [(r.start & mask) == 0, (r.end & mask) == 0, z3.ULE(r.end, z3.BitVecVal(below_pfns, 64, ctx))]
         if node_ids:
-            below = [z3.And(o.exists, o.nid == r.nid - one) for o in ranges if o is not r]
-            shape += [z3.ULT(r.nid, z3.BitVecVal(4, 32, ctx)), z3.Or(r.nid == 0, *below)]
-        out.append(z3.Implies(r.exists, z3.And(*shape)))
-    return z3.And(*out) if out else z3.BoolVal(True, ctx)
+            below = [conj(o.exists, o.nid == r.nid - one) for o in ranges if o is not r]
+            shape += [z3.ULT(r.nid, z3.BitVecVal(4, 32, ctx)), disj(r.nid == 0, *below)]
+        out.append(z3.Implies(r.exists, conj(*shape)))
+    return conj(*out) if out else z3.BoolVal(True, ctx)
 
 
 class ConcreteLayout:
@@ -611,7 +612,7 @@ class ConcreteLayout:
             if hi - lo == 1:
                 s, e, n, m = rs[lo]
                 return (
-                    z3.And(z3.ULE(self._bv(s, 64), p), z3.ULT(p, self._bv(e, 64))),
+                    conj(z3.ULE(self._bv(s, 64), p), z3.ULT(p, self._bv(e, 64))),
                     self._bv(s, 64),
                     self._bv(e, 64),
                     self._bv(n, 32),
@@ -727,20 +728,20 @@ class ConcreteLayout:
         ]
 
     def forall_ranges(self, pred: Pred) -> Any:
-        return z3.And(*[pred(r) for r in self._range_vals()]) if self.ranges else z3.BoolVal(True, self.ctx)
+        return conj(*[pred(r) for r in self._range_vals()]) if self.ranges else z3.BoolVal(True, self.ctx)
 
     def exists_range(self, pred: Pred, origin: str) -> Any:
-        return z3.Or(*[pred(r) for r in self._range_vals()]) if self.ranges else z3.BoolVal(False, self.ctx)
+        return disj(*[pred(r) for r in self._range_vals()]) if self.ranges else z3.BoolVal(False, self.ctx)
 
     def forall_nodes(self, pred: Pred) -> Any:
-        return z3.And(*[pred(self._bv(n, 32)) for n in self.nodes]) if self.nodes else z3.BoolVal(True, self.ctx)
+        return conj(*[pred(self._bv(n, 32)) for n in self.nodes]) if self.nodes else z3.BoolVal(True, self.ctx)
 
     def exists_node(self, pred: Pred, origin: str) -> Any:
-        return z3.Or(*[pred(self._bv(n, 32)) for n in self.nodes]) if self.nodes else z3.BoolVal(False, self.ctx)
+        return disj(*[pred(self._bv(n, 32)) for n in self.nodes]) if self.nodes else z3.BoolVal(False, self.ctx)
 
     def witness_node(self, origin: str) -> tuple[Any, Any]:
         n = z3.BitVec(self._name(f"witness_node {self._what(origin)}"), 32, self.ctx)
-        is_node = z3.Or(*[n == self._bv(x, 32) for x in self.nodes]) if self.nodes else z3.BoolVal(False, self.ctx)
+        is_node = disj(*[n == self._bv(x, 32) for x in self.nodes]) if self.nodes else z3.BoolVal(False, self.ctx)
         return is_node, n
 
     def witness_range(self, origin: str) -> tuple[Any, StructVal]:
@@ -780,7 +781,7 @@ class ConcreteLayout:
             for q, g in self._holes[:self._holes_done]:
                 # two numbers are two different pfns (z3 shares the term of a value)
                 if not (z3.is_bv_value(p) and z3.is_bv_value(q)):
-                    lazy.append(z3.Implies(p == q, z3.And(*[a == b for a, b in zip(h.fields, g.fields, strict=True)])))
+                    lazy.append(z3.Implies(p == q, conj(*[a == b for a, b in zip(h.fields, g.fields, strict=True)])))
             self._holes_done += 1
         out, self.hard = self.hard, []
         return out, lazy
@@ -791,8 +792,8 @@ class ConcreteLayout:
         # that value, where there is one, is one the replay confirms. A readability
         # constraint as the others are: solve.py drops it when no counterexample has it
         interp = (self._bv(0, 64), self._bv(0, 64), self._bv(-1, 32), z3.BoolVal(False, self.ctx))
-        return z3.And(z3.BoolVal(True, self.ctx), *[
-            z3.And(*[f == v for f, v in zip(h.fields, interp, strict=True)]) for _, h in self._holes])
+        return conj(z3.BoolVal(True, self.ctx), *[
+            conj(*[f == v for f, v in zip(h.fields, interp, strict=True)]) for _, h in self._holes])
 
     def existing(self, model: z3.ModelRef) -> int:
         return 0  # the ranges are the layout's own: nothing to drop
@@ -841,7 +842,7 @@ class BoundedLayout(_RangeLayout):
             self.hard.append(z3.Implies(r.exists, z3.ULT(r.start, r.end)))
         for a, b in zip(self.ranges, self.ranges[1:], strict=False):
             # in ascending order, used ones first (breaks the symmetry between orders)
-            self.hard.append(z3.Implies(b.exists, z3.And(a.exists, z3.ULE(a.end, b.start))))
+            self.hard.append(z3.Implies(b.exists, conj(a.exists, z3.ULE(a.end, b.start))))
         self.incomplete: list[str] = []
         self.pfn_pool: list[Any] = []
         self._pfn_ids: set[int] = set()
@@ -863,12 +864,12 @@ class BoundedLayout(_RangeLayout):
         """(in_ram, range): the ranges are disjoint, so at most one holds p; a pfn in
         none reads (0, 0, NUMA_NO_NODE, false), as the interpreter gives it."""
         self.note_pfn(p)
-        hits = [z3.And(r.exists, r.contains(p)) for r in self.ranges]
+        hits = [conj(r.exists, r.contains(p)) for r in self.ranges]
         fields: list[Any] = [z3.BitVecVal(0, 64, self.ctx), z3.BitVecVal(0, 64, self.ctx),
                              z3.BitVecVal(0xFFFFFFFF, 32, self.ctx), z3.BoolVal(False, self.ctx)]
         for r, h in reversed(list(zip(self.ranges, hits, strict=True))):
             fields = [z3.If(h, f, g) for f, g in zip((r.start, r.end, r.nid, r.mirror), fields, strict=True)]
-        return z3.Or(*hits), StructVal(MEM_RANGE, tuple(fields))
+        return disj(*hits), StructVal(MEM_RANGE, tuple(fields))
 
     def pfn_in_ram(self, p: Any) -> Any:
         return self._lookup(p)[0]
@@ -883,32 +884,32 @@ class BoundedLayout(_RangeLayout):
     def node_start_pfn(self, n: Any) -> Any:
         out = z3.BitVecVal(0, 64, self.ctx)
         for r in reversed(self.ranges):  # the lowest range of the node wins
-            out = z3.If(z3.And(r.exists, r.nid == n), r.start, out)
+            out = z3.If(conj(r.exists, r.nid == n), r.start, out)
         return out
 
     def node_end_pfn(self, n: Any) -> Any:
         out = z3.BitVecVal(0, 64, self.ctx)
         for r in self.ranges:  # the highest range of the node wins
-            out = z3.If(z3.And(r.exists, r.nid == n), r.end, out)
+            out = z3.If(conj(r.exists, r.nid == n), r.end, out)
         return out
 
     # the quantifiers over ranges and nodes are expanded over the k ranges: exact for
     # layouts of at most k ranges, with nothing left to instantiate
     def forall_ranges(self, pred: Pred) -> Any:
-        return z3.And(*[z3.Implies(r.exists, pred(r.value())) for r in self.ranges])
+        return conj(*[z3.Implies(r.exists, pred(r.value())) for r in self.ranges])
 
     def exists_range(self, pred: Pred, origin: str) -> Any:
-        return z3.Or(*[z3.And(r.exists, pred(r.value())) for r in self.ranges])
+        return disj(*[conj(r.exists, pred(r.value())) for r in self.ranges])
 
     def forall_nodes(self, pred: Pred) -> Any:
-        return z3.And(*[z3.Implies(r.exists, pred(r.nid)) for r in self.ranges])
+        return conj(*[z3.Implies(r.exists, pred(r.nid)) for r in self.ranges])
 
     def exists_node(self, pred: Pred, origin: str) -> Any:
-        return z3.Or(*[z3.And(r.exists, pred(r.nid)) for r in self.ranges])
+        return disj(*[conj(r.exists, pred(r.nid)) for r in self.ranges])
 
     def witness_node(self, origin: str) -> tuple[Any, Any]:
         n = z3.BitVec(self._name("node"), 32, self.ctx)
-        return z3.Or(*[z3.And(r.exists, r.nid == n) for r in self.ranges]), n
+        return disj(*[conj(r.exists, r.nid == n) for r in self.ranges]), n
 
     def witness_range(self, origin: str) -> tuple[Any, StructVal]:
         # an index the solver picks among the k ranges (8 bits: k is small)
@@ -916,7 +917,7 @@ class BoundedLayout(_RangeLayout):
         fields = list(self.ranges[-1].value().fields)
         for j in range(self.k - 2, -1, -1):
             fields = [z3.If(i == j, f, g) for f, g in zip(self.ranges[j].value().fields, fields, strict=True)]
-        exists = z3.Or(*[z3.And(i == j, r.exists) for j, r in enumerate(self.ranges)])
+        exists = disj(*[conj(i == j, r.exists) for j, r in enumerate(self.ranges)])
         return exists, StructVal(MEM_RANGE, tuple(fields))
 
     def forall_pfns(self, pred: Pred) -> Any:
@@ -933,10 +934,10 @@ class BoundedLayout(_RangeLayout):
         # lower node satisfies it
         f = z3.BitVec(self._name("first_node"), 32, self.ctx)
         conds = [(r, cond(r.nid)) for r in self.ranges]
-        found = z3.Or(*[z3.And(r.exists, c) for r, c in conds])
-        self.hard.append(z3.Implies(found, z3.Or(*[z3.And(r.exists, r.nid == f, c) for r, c in conds])))
+        found = disj(*[conj(r.exists, c) for r, c in conds])
+        self.hard.append(z3.Implies(found, disj(*[conj(r.exists, r.nid == f, c) for r, c in conds])))
         for r, c in conds:
-            self.hard.append(z3.Implies(z3.And(found, r.exists, r.nid < f), z3.Not(c)))
+            self.hard.append(z3.Implies(conj(found, r.exists, r.nid < f), z3.Not(c)))
         return z3.If(found, f, default)
 
     def close(self) -> tuple[list[Any], list[Any]]:

@@ -32,6 +32,7 @@ from khospec.engine.layout import (
 )
 from khospec.engine.state import CallResult, Frame, LoopInfo, LowerError, Skolem, err
 from khospec.engine.statements import Statements
+from khospec.engine.terms import conj, disj
 from khospec.types import BOOL, INT, ULONG, BoolType, IntType, SeqType, StructType, Type
 
 # the iterations of a `while` loop run before its stand-in or cut (statements._while)
@@ -154,7 +155,7 @@ class Lowering:
         """The profile's constants as one formula, which the all-profiles query puts
         behind the profile's literal."""
         eqs = [bv.eq(param, value) for param, value in self.constants(profile)]
-        return z3.And(*eqs) if eqs else z3.BoolVal(True, self.ctx)
+        return conj(*eqs) if eqs else z3.BoolVal(True, self.ctx)
 
     # -- expressions
     def ev(self, e: ir.Expr, fr: Frame, pol: int = 0) -> Sym:
@@ -277,10 +278,10 @@ class Lowering:
         op = e.op
         if op == "&&":
             a = self.ev(e.left, fr, pol)
-            return z3.And(a, self._ev_when(e.right, fr, pol, a))
+            return conj(a, self._ev_when(e.right, fr, pol, a))
         if op == "||":
             a = self.ev(e.left, fr, pol)
-            return z3.Or(a, self._ev_when(e.right, fr, pol, z3.Not(a)))
+            return disj(a, self._ev_when(e.right, fr, pol, z3.Not(a)))
         if op == "->":
             # a -> b is !a || b: the premise takes the opposite polarity
             a = self.ev(e.left, fr, -pol)
@@ -322,7 +323,7 @@ class Lowering:
         value the operator already combines with ``runs``)."""
         if self._writes_state(e):
             saved = fr.guard
-            fr.guard = z3.And(saved, runs)
+            fr.guard = conj(saved, runs)
             try:
                 return self.ev(e, fr, pol)
             finally:
@@ -330,7 +331,7 @@ class Lowering:
         first = len(fr.requires)
         v = self.ev(e, fr, pol)
         for r in fr.requires[first:]:
-            r.guard = z3.And(runs, r.guard)
+            r.guard = conj(runs, r.guard)
         return v
 
     def _writes_state(self, e: ir.Expr) -> bool:
@@ -368,7 +369,7 @@ class Lowering:
             finally:
                 self.collect_requires, self.wanted = collect, wanted
             conds = [z3.Implies(r.guard, r.cond) for r in res.requires]
-            return z3.And(*conds) if conds else z3.BoolVal(True, self.ctx)
+            return conj(*conds) if conds else z3.BoolVal(True, self.ctx)
         args = [self.ev(a, fr) for a in e.args]
         if n in LAYOUT_BUILTINS:
             return answer_builtin(self.layout, n, args)
@@ -432,11 +433,11 @@ class Lowering:
                     parts = [self.ev(e.body, self.bind(fr, e.var, bv.const(i, ty, self.ctx)), pol)
                              for i in range(lo_i, max(lo_i, hi_i))]
                     if universal:
-                        return z3.And(*parts) if parts else z3.BoolVal(True, self.ctx)
-                    return z3.Or(*parts) if parts else z3.BoolVal(False, self.ctx)
+                        return conj(*parts) if parts else z3.BoolVal(True, self.ctx)
+                    return disj(*parts) if parts else z3.BoolVal(False, self.ctx)
         if isinstance(e.var.ty, BoolType):
             parts = [self.ev(e.body, self.bind(fr, e.var, z3.BoolVal(b, self.ctx)), pol) for b in (False, True)]
-            return z3.And(*parts) if universal else z3.Or(*parts)
+            return conj(*parts) if universal else disj(*parts)
         # witness when the quantifier must fail (forall) / hold (exists)
         if (universal and pol < 0) or (not universal and pol > 0):
             return self._skolemize(e, fr, pol, universal)
@@ -464,7 +465,7 @@ class Lowering:
             # the element must belong to the layout: ``exists``
             exists, w = self.layout_witness(e.site, d.kind, e.var.name, e.var.ty, origin, label, bound)
             body = self.ev(e.body, self.bind(fr, e.var, w), pol)
-            return z3.Implies(exists, body) if universal else z3.And(exists, body)
+            return z3.Implies(exists, body) if universal else conj(exists, body)
         key = self._witness_key(e.site, "value", bound)
         if self.share_witnesses and key in self._site_witness:
             w = self._site_witness[key]
@@ -482,8 +483,8 @@ class Lowering:
         if d.kind == "interval":
             assert d.lo is not None and d.hi is not None
             lo, hi = self.ev(d.lo, fr), self.ev(d.hi, fr)
-            inside = z3.And(bv.compare("<=", lo, w, e.var.ty), bv.compare("<", w, hi, e.var.ty))
-            return z3.Implies(inside, body) if universal else z3.And(inside, body)
+            inside = conj(bv.compare("<=", lo, w, e.var.ty), bv.compare("<", w, hi, e.var.ty))
+            return z3.Implies(inside, body) if universal else conj(inside, body)
         return body
 
     def _bound(self, e: ir.Quant, fr: Frame) -> tuple[Any, ...]:
@@ -579,7 +580,7 @@ class Lowering:
                 lo, hi = self.ev(d.lo, fr), self.ev(d.hi, fr)
 
                 def body2(v: Sym) -> Any:
-                    inside = z3.And(bv.compare("<=", lo, v, e.var.ty), bv.compare("<", v, hi, e.var.ty))
+                    inside = conj(bv.compare("<=", lo, v, e.var.ty), bv.compare("<", v, hi, e.var.ty))
                     return z3.Implies(inside, body(v))
 
                 q = self.layout.forall_pfns(body2)
@@ -661,8 +662,8 @@ class Lowering:
             # iteration can emit what a later one would, and a loop without invariants
             # already leaves a proof at holds_to_depth
             self.hard_open.append(res.open)
-        parts = [z3.And(g, bv.eq(item, v)) for g, v in res.emits]
-        return z3.Or(*parts) if parts else z3.BoolVal(False, self.ctx)
+        parts = [conj(g, bv.eq(item, v)) for g, v in res.emits]
+        return disj(*parts) if parts else z3.BoolVal(False, self.ctx)
 
     def _ev_EmitsEq(self, e: ir.EmitsEq, fr: Frame, pol: int) -> Sym:
         # compared whole: no stand-in (tail=False), whose one arbitrary iteration cannot
@@ -676,12 +677,12 @@ class Lowering:
         conds = []
         for k, (g, v) in enumerate(res.emits):
             if k < len(items):
-                conds.append(z3.And(g, bv.eq(v, items[k])))
+                conds.append(conj(g, bv.eq(v, items[k])))
             else:
                 conds.append(z3.Not(g))
         for _ in range(len(res.emits), len(items)):
             conds.append(z3.BoolVal(False, self.ctx))
-        return z3.And(*conds) if conds else z3.BoolVal(True, self.ctx)
+        return conj(*conds) if conds else z3.BoolVal(True, self.ctx)
 
     def call(self, e: ir.CallFn, fr: Frame, pol: int, label: str, tail: bool = True) -> CallResult:
         """``e``'s body inlined in a frame of its own: the caller's state, under the
@@ -701,7 +702,7 @@ class Lowering:
             ret = self.ev(fn.body, sub, pol)
         if fr.state is not None and sub.state is not None:
             fr.state = sub.state
-        open_ = z3.Or(*opens) if opens else None
+        open_ = disj(*opens) if opens else None
         return CallResult(ret, sub.emits, sub.requires, open_)
 
     def _is_simple(self, fn: ir.FnDef) -> bool:

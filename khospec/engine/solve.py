@@ -41,6 +41,7 @@ from khospec.engine.layout import LayoutLimit
 from khospec.engine.lower import LowerError
 from khospec.engine.query import MINIMIZE_MS, Queries, units, unknown_reason
 from khospec.engine.state import LoopInfo
+from khospec.engine.terms import conj, disj
 from khospec.results import Verdict
 from khospec.types import StructType
 
@@ -127,7 +128,7 @@ class CheckRun:
             remaining = list(profiles)
             while remaining:
                 some = z3.Bool(f"one of {len(remaining)} profiles", self.ctx)
-                definition = z3.Implies(some, z3.Or(*[plits[p.name] for p in remaining]))
+                definition = z3.Implies(some, disj(*[plits[p.name] for p in remaining]))
                 s.add(definition)
                 self._scope_defs.append(definition)
                 if not self.f.violations:
@@ -197,7 +198,7 @@ class CheckRun:
                 return Outcome(Verdict.HOLDS_TO_DEPTH, 0, assumptions_used=used,
                                depth=self.f.depth_limit if self.check.is_trace else self.low.unroll,
                                notes=tuple(incomplete), unsure=unsure)
-            notes = self._second_opinion([z3.Or(*[v.formula for v in self.f.violations]), *scope], "unsat")
+            notes = self._second_opinion([disj(*[v.formula for v in self.f.violations]), *scope], "unsat")
             return Outcome(Verdict.PROVED, 0, assumptions_used=used, notes=tuple(notes), unsure=unsure)
         if plits is not None and remaining is not None:
             # the profile this model refutes
@@ -228,7 +229,7 @@ class CheckRun:
         for k, group in enumerate(groups):
             label = f"{group[0].label} #{k}" if split else "all"
             lit = z3.Bool(f"violation {label}", self.ctx)
-            s.add(z3.Implies(lit, self.q.sub(z3.Or(*[v.formula for v in group]))))
+            s.add(z3.Implies(lit, self.q.sub(disj(*[v.formula for v in group]))))
             out.append(lit)
         return out
 
@@ -320,7 +321,7 @@ class CheckRun:
                 steps += [("small", shape(ps, 40, max_order))]
             for name, formulas in steps:
                 lit = z3.Bool(f"readable {name}", self.ctx)
-                s.add(z3.Implies(lit, z3.And(*formulas)))
+                s.add(z3.Implies(lit, conj(*formulas)))
                 last_sat = self.q.query(s, *lits, *kept, lit, *targets) == z3.sat
                 if last_sat:
                     best = self.q.model(s)
@@ -368,7 +369,7 @@ class CheckRun:
             wide = z3.ZeroExt(pfn.size() - order.size(), order) if order.size() < pfn.size() else order
             end = pfn + (z3.BitVecVal(1, pfn.size(), self.ctx) << wide)
             bound = z3.BitVecVal(below_pfns, pfn.size(), self.ctx)
-            out.append(self.q.sub(z3.And(z3.ULE(order, max_order), z3.ULT(pfn, bound), z3.ULE(end, bound))))
+            out.append(self.q.sub(conj(z3.ULE(order, max_order), z3.ULT(pfn, bound), z3.ULE(end, bound))))
         return out
 
     def _second_opinion(self, goal: list[Any], answer: str) -> list[str]:
@@ -405,7 +406,7 @@ class CheckRun:
             dead = [st for st in self.f.relevant_steps if st not in self.f.reach]
             while todo:
                 lit = z3.Bool(f"reach {len(todo)}", self.ctx)
-                s.add(z3.Implies(lit, self.q.sub(z3.Or(*[self.f.reach[st] for st in todo]))))
+                s.add(z3.Implies(lit, self.q.sub(disj(*[self.f.reach[st] for st in todo]))))
                 r = self.q.query(s, *lits, lit)
                 if r == z3.unknown:
                     return Outcome(Verdict.UNKNOWN, time.perf_counter() - t0,
@@ -447,7 +448,7 @@ class CheckRun:
         for o in self.low.hard_open:
             checks.append((o, "a loop compared whole (f(...) == [...]) may not end within the unrolling"))
         if self.f.trace_open:
-            checks.append((z3.Or(*self.f.trace_open), f"some trace is longer than {self.f.depth_limit} steps"))
+            checks.append((disj(*self.f.trace_open), f"some trace is longer than {self.f.depth_limit} steps"))
         for formula, note in checks:
             r = self.q.query(s, *lits, self.q.sub(formula))
             if r == z3.unknown:
@@ -482,7 +483,7 @@ class CheckRun:
         for d in by_depth:
             group = [v for v in self.f.violations if v.depth == d]
             lit = z3.Bool(f"violation at depth {d}", self.ctx)
-            s.add(z3.Implies(lit, self.q.sub(z3.Or(*[v.formula for v in group]))))
+            s.add(z3.Implies(lit, self.q.sub(disj(*[v.formula for v in group]))))
             r = self.q.query(s, *lits, lit, *blockers)
             if r == z3.unknown:
                 return r, None

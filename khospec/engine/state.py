@@ -19,6 +19,7 @@ from khospec.diagnostics import Diagnostic, Span
 from khospec.engine import bv
 from khospec.engine.bv import StructVal, Sym
 from khospec.engine.layout import sort_of
+from khospec.engine.terms import conj
 from khospec.types import IntType, StructType, Type
 
 
@@ -109,7 +110,7 @@ class WriteMap(MapVal):
 
     def _read(self, q: Any) -> Sym:
         cur = self.base.read(q)
-        hit = z3.And(self.guard, q == self.idx)
+        hit = conj(self.guard, q == self.idx)
         hit = z3.simplify(hit) if z3.is_bv_value(q) and z3.is_bv_value(self.idx) else hit
         return bv.ite(hit, _set_path(cur, self.path, self.value), cur)
 
@@ -229,7 +230,7 @@ class Frame:
     def active(self) -> Any:
         if z3.is_false(self.returned):
             return self.guard
-        return z3.And(self.guard, z3.Not(self.returned))
+        return conj(self.guard, z3.Not(self.returned))
 
 
 @dataclass

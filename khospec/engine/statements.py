@@ -31,6 +31,7 @@ from khospec.engine.state import (
     err,
     read_after,
 )
+from khospec.engine.terms import conj, disj
 from khospec.types import INT, ULONG, Type
 
 # a loop whose condition stays a constant truth runs this many iterations whatever the
@@ -111,19 +112,19 @@ class Statements:
                 if fr.bulk is not None and fr.bulk.witness:
                     # nothing is written here: each branch's guard only feeds violations, so
                     # the condition is asserted in the then-branch and denied in the else-branch
-                    fr.guard = z3.And(outer, self.low.ev(s.cond, fr, 1))
+                    fr.guard = conj(outer, self.low.ev(s.cond, fr, 1))
                     self.exec_block(s.then, fr, fn, opens, tail)
                     if s.else_:
-                        fr.guard = z3.And(outer, z3.Not(self.low.ev(s.cond, fr, -1)))
+                        fr.guard = conj(outer, z3.Not(self.low.ev(s.cond, fr, -1)))
                         self.exec_block(s.else_, fr, fn, opens, tail)
                     fr.guard = outer
                     return
                 # both branches run, each under its condition, and their effects merge
                 # through the guards; the condition is used both ways (pol 0)
                 c = self.low.ev(s.cond, fr, 0)
-                fr.guard = z3.And(outer, c)
+                fr.guard = conj(outer, c)
                 self.exec_block(s.then, fr, fn, opens, tail)
-                fr.guard = z3.And(outer, z3.Not(c))
+                fr.guard = conj(outer, z3.Not(c))
                 self.exec_block(s.else_, fr, fn, opens, tail)
                 fr.guard = outer
             case ir.SForConst():
@@ -155,7 +156,7 @@ class Statements:
                 v = self.low.ev(s.value, fr, fr.pol)
                 act = fr.active()
                 fr.ret = v if fr.ret is None else bv.ite(act, v, fr.ret)
-                fr.returned = z3.Or(fr.returned, act)
+                fr.returned = disj(fr.returned, act)
             case ir.SCall():
                 # the value is dropped; the requires and emits are the caller's
                 res = self.low.call(s.call, fr, 0, label=fr.label)
@@ -227,7 +228,7 @@ class Statements:
         # whether index q runs: the loop is reached, q is in its bounds and passes the
         # filter (evaluated on q's own frame, whose state is the old one)
         def in_domain(q: Any, sub: Frame) -> Any:
-            return z3.And(outer_guard, *self._in_set(s, q, start, sub, 0))
+            return conj(outer_guard, *self._in_set(s, q, start, sub, 0))
 
         # outside the domain the body's writes are disabled by its guard, so a read there
         # passes through to the map before the loop
@@ -293,7 +294,7 @@ class Statements:
                     BulkCtx(w, set(), witness=True), 1)
         sub.locals[s.var.uid] = w
         # the filter only guards violations, where it must hold: pol 1
-        sub.guard = z3.And(sub.guard, exists, *self._in_set(s, w, fr, sub, 1))
+        sub.guard = conj(sub.guard, exists, *self._in_set(s, w, fr, sub, 1))
         self.exec_block(s.body, sub)
         fr.requires.extend(sub.requires)
 
@@ -355,13 +356,13 @@ class Statements:
             # no conjunction with the earlier conditions is needed: after an iteration
             # that did not run, the locals are unchanged, so the condition that failed
             # fails again
-            fr.guard = z3.And(outer, c)
+            fr.guard = conj(outer, c)
             fr.label = f"{label}#{iterations}"
             self.exec_block(s.body, fr, fn, opens, tail)
             fr.label = label
             iterations += 1
         # the loop reached, not returned from, and its condition still true
-        running = z3.And(fr.active(), c)
+        running = conj(fr.active(), c)
         # a local declared in the body is declared again by each iteration: only those
         # declared before the loop carry a value from one iteration to the next
         modified = sorted(u for u in self._assigned_locals(s.body) if u in fr.locals)
@@ -370,13 +371,13 @@ class Statements:
         if not s.invariants or not tail or not self.low.allow_tail:
             # bounded: what follows the loop counts only where it ended within the bound
             opens.append(running)
-            fr.guard = z3.And(outer, z3.Not(running))
+            fr.guard = conj(outer, z3.Not(running))
             return
         # Past the unrolled iterations: any state satisfying the invariants.
-        inv_here = z3.And(*[self.low.ev(i, fr, 0) for i in s.invariants])
+        inv_here = conj(*[self.low.ev(i, fr, 0) for i in s.invariants])
         # the stand-in needs the invariants where it starts: a case of the violation
         # (engine/formulas.py), whose model makes the result unknown
-        info.entry_violation = z3.And(running, z3.Not(inv_here))
+        info.entry_violation = conj(running, z3.Not(inv_here))
         tail_flag = z3.Bool(self.low.fresh_name(f"beyond_unrolling@{s.site}"), self.low.ctx)
         info.tail = tail_flag
         before = {u: fr.locals[u] for u in modified}
@@ -385,9 +386,9 @@ class Statements:
         havoc = {u: self._havoc_like(fr.locals[u], f"iter@{s.site}") for u in modified}
         for u, v in havoc.items():
             fr.locals[u] = v
-        inv_h = z3.And(*[self.low.ev(i, fr, 0) for i in s.invariants])
+        inv_h = conj(*[self.low.ev(i, fr, 0) for i in s.invariants])
         c_h = self.low.ev(s.cond, fr, 0)
-        fr.guard = z3.And(outer, tail_flag, running, inv_h, c_h)
+        fr.guard = conj(outer, tail_flag, running, inv_h, c_h)
         fr.label = f"{label}#beyond"
         self.exec_block(s.body, fr, fn, opens, tail)
         fr.label = label
@@ -395,20 +396,20 @@ class Statements:
         exit_h = {u: self._havoc_like(before[u], f"exit@{s.site}") for u in modified}
         for u, v in exit_h.items():
             fr.locals[u] = v
-        inv_x = z3.And(*[self.low.ev(i, fr, 0) for i in s.invariants])
+        inv_x = conj(*[self.low.ev(i, fr, 0) for i in s.invariants])
         c_x = self.low.ev(s.cond, fr, 0)
         # asserted in every model, not only in those that use the stand-in: wherever the
         # loop may still run, an exit state must exist. That excludes every execution
         # that runs past the unrolling where none exists (a loop left only by `return`,
         # or never), with whatever it violates there: a proof stands only where the
         # loop's ``exit_gap`` shows that such executions do not exist (solve.py)
-        self.low.hard.append(z3.Implies(running, z3.And(inv_x, z3.Not(c_x))))
+        self.low.hard.append(z3.Implies(running, conj(inv_x, z3.Not(c_x))))
         # where the loop ended within the unrolling, the values it ended with
         for u in modified:
             fr.locals[u] = bv.ite(running, exit_h[u], before[u])
         # the state after the loop is the invariants' stand-in when the loop ran past the
         # unrolling: only executions that use the stand-in reach what follows then
-        fr.guard = z3.And(outer, z3.Or(z3.Not(running), tail_flag))
+        fr.guard = conj(outer, disj(z3.Not(running), tail_flag))
         key = (f"{fn.strategy}::{fn.name}", s.site)
         if key not in self._consecution_done:
             self._consecution_done.add(key)
@@ -466,15 +467,15 @@ class Statements:
         for u in self._assigned_locals(s.body):
             if u in fr.locals:
                 fr.locals[u] = self._havoc_like(fr.locals[u], f"ind@{s.site}")
-        inv = z3.And(*[self.low.ev(i, fr, 0) for i in s.invariants])
+        inv = conj(*[self.low.ev(i, fr, 0) for i in s.invariants])
         c = self.low.ev(s.cond, fr, 0)
-        gap, gap_here = self._no_exit(s, fr, z3.And(inv, c))
+        gap, gap_here = self._no_exit(s, fr, conj(inv, c))
         fr.guard = z3.BoolVal(True, self.low.ctx)
         # no stand-in inside the iteration being checked: a loop nested in the body is
         # cut, and the record of the cut makes a proof holds_to_depth where it may run on
         self.exec_block(s.body, fr, fn, [], False)
-        inv2 = z3.And(*[self.low.ev(i, fr, 0) for i in s.invariants])
-        return z3.And(inv, c, z3.Not(inv2)), gap, gap_here
+        inv2 = conj(*[self.low.ev(i, fr, 0) for i in s.invariants])
+        return conj(inv, c, z3.Not(inv2)), gap, gap_here
 
     def _no_exit(self, s: ir.SWhile, fr: Frame, running: Any) -> tuple[Any | None, Any | None]:
         """Whether a state of ``fr`` where the loop runs (``running``: the invariants
@@ -501,18 +502,18 @@ class Statements:
         known = _decl_ids(running) | {b.decl().get_id() for b in bound}
         if _decl_ids(ends) <= known:
             gap = z3.ForAll(bound, z3.Not(ends)) if bound else z3.Not(ends)
-            return z3.And(running, gap), None
+            return conj(running, gap), None
         candidates = []
         for fill in (0, -1):
             for u in assigned:
                 fr.locals[u] = _filled(saved[u], fill)
             candidates.append(self._ends(s, fr))
             fr.locals = dict(saved)
-        return None, z3.And(running, z3.Not(z3.Or(*candidates)))
+        return None, conj(running, z3.Not(disj(*candidates)))
 
     def _ends(self, s: ir.SWhile, fr: Frame) -> Any:
         """The loop may end here: its invariants hold and its condition fails."""
-        return z3.And(*[self.low.ev(i, fr, 0) for i in s.invariants], z3.Not(self.low.ev(s.cond, fr, 0)))
+        return conj(*[self.low.ev(i, fr, 0) for i in s.invariants], z3.Not(self.low.ev(s.cond, fr, 0)))
 
 
 def _filled(v: Sym, fill: int) -> Sym:

@@ -31,6 +31,7 @@ from khospec.engine.state import (
     merge_states,
     same_state,
 )
+from khospec.engine.terms import conj, disj
 from khospec.types import IntType, MapType
 
 # more distinct states than this means the guards do not decide the order of the steps:
@@ -128,7 +129,7 @@ def build_tree(low: Lowering, depth: int, before: dict[str, list[tuple[Any, ir.A
                 # at the depth limit a step that can run is recorded, not taken: the tree
                 # is then incomplete and a proof over it only holds_to_depth
                 if node.depth >= depth:
-                    opens.append(z3.And(node.pc, g))
+                    opens.append(conj(node.pc, g))
                     continue
                 # a `before STEP` assumption holds on the state the step starts from,
                 # whenever it runs: a conjunct of the edge's condition, behind its literal
@@ -139,13 +140,13 @@ def build_tree(low: Lowering, depth: int, before: dict[str, list[tuple[Any, ir.A
                                 [], f"n{len(nodes)}", None, 0)
                     extra.append(z3.Implies(lit, low.ev(a.formula, afr, 1)))
                 # the parent's own term when nothing is added: equal conditions stay one term
-                pc = z3.And(node.pc, g, *extra) if not z3.is_true(g) or extra else node.pc
+                pc = conj(node.pc, g, *extra) if not z3.is_true(g) or extra else node.pc
                 # the step writes its own copy; the maps' layers below it stay shared
                 fr.state = node.state.copy()
                 low.statements.exec_block(st.body, fr)
                 # a require of this step fails only on a path that takes this edge
                 for r in fr.requires:
-                    r.guard = z3.And(pc, r.guard)
+                    r.guard = conj(pc, r.guard)
                 key = _control_key(st.name, fr.state)
                 if key is None:
                     key = ("unique", len(order), st.name)
@@ -153,7 +154,7 @@ def build_tree(low: Lowering, depth: int, before: dict[str, list[tuple[Any, ir.A
                     groups[key] = []
                     order.append(key)
                 groups[key].append((node, pc, fr.state, fr.requires, st.name))
-            node.open = z3.Or(*opens) if opens else None
+            node.open = disj(*opens) if opens else None
         level = []
         for key in order:
             for edges in _sharing(groups[key]):
@@ -163,7 +164,7 @@ def build_tree(low: Lowering, depth: int, before: dict[str, list[tuple[Any, ir.A
                 else:
                     # one node for edges that may share it (see _sharing); each edge's
                     # requires keep their own edge's condition
-                    pc = z3.Or(*[e[1] for e in edges])
+                    pc = disj(*[e[1] for e in edges])
                     state = merge_states([(e[1], e[2]) for e in edges])
                     reqs = [r for e in edges for r in e[3]]
                 child = TraceNode(len(nodes), [(e[0], e[1]) for e in edges], step, state, pc,
@@ -201,7 +202,7 @@ def _sharing(edges: list[_Edge]) -> list[list[_Edge]]:
 def _exclusive(p: Any, q: Any) -> bool:
     # only what simplification alone decides (a guard and its negation): no solver runs
     # while the tree is built, and "not shown exclusive" merely keeps the nodes apart
-    return bool(z3.is_false(z3.simplify(z3.And(p, q))))
+    return bool(z3.is_false(z3.simplify(conj(p, q))))
 
 
 def frame_for(low: Lowering, node: TraceNode) -> Frame:
