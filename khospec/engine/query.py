@@ -12,11 +12,7 @@ Budgets are z3 resource units, not wall time: the same query gets the same budge
 every machine, so verdicts, cores and counterexamples do not depend on the machine's
 speed or load. Times are nominal, converted at the rate z3 spends units on this
 library's queries (about 3 million per second on a 2024 x86-64 core). A wall-clock limit
-of WALL_FACTOR times the nominal time only catches a solver that stops counting. It is
-wide because z3's rate varies from query to query (1 to 5 million units a second on one
-idle core) and a loaded machine divides it again: at 5 times, the library run sharing
-two cores with two other solver processes hit the wall clock in assumption
-minimisation, and proofs named assumptions they did not need.
+of WALL_FACTOR times the nominal time only catches a solver that stops counting.
 """
 
 from __future__ import annotations
@@ -31,7 +27,7 @@ from khospec.engine.formulas import CheckFormulas
 from khospec.engine.freshbv import Trial, rlimit_count, solve_fresh
 
 RLIMIT_PER_SECOND = 3_000_000
-WALL_FACTOR = 20
+WALL_FACTOR = 5
 COMPLETE_MS = 20000
 # the fresh solvers that try a pure bit-vector query one after another, in another
 # process (engine/freshbv.py): seed, SAT phase selection, budget in ms. z3's time on
@@ -169,7 +165,13 @@ class Queries:
                 self.spent = max(self.spent, rlimit_count(s) + self.outside)
             if r != z3.sat or not self._pending:
                 return r
-            keep, violated = held_and_violated(self.model(s), self._pending)
+            # the model stays referenced until the next round, as the terms its
+            # evaluation made do: freed, their ids go to the next terms z3 makes, and
+            # z3's search follows the ids. Freed here, nine proofs of the library named
+            # other assumptions (zone_search_owner_node on x86_64: five, in 12 s, where
+            # it is two in 3 s)
+            m = self.model(s)
+            keep, violated = held_and_violated(m, self._pending)
             if not violated:
                 return r
             for f in violated:
