@@ -11,6 +11,8 @@ from khospec.engine.freshbv import Trial, solve_fresh
 
 UNITS = 3_000_000
 PER_UNIT = 5000 / 3_000_000
+# one trial with z3's defaults and the whole budget
+ONE = [Trial(0, "caching", UNITS)]
 
 
 def _facts(ctx: z3.Context) -> list[z3.BoolRef]:
@@ -22,19 +24,19 @@ def _facts(ctx: z3.Context) -> list[z3.BoolRef]:
 def test_model_comes_back_in_the_callers_context() -> None:
     ctx = z3.Context()
     facts = _facts(ctx)
-    answer = solve_fresh(facts, ctx, UNITS, [Trial(0, "caching", UNITS)], PER_UNIT)
+    answer = solve_fresh(facts, ctx, UNITS, ONE, PER_UNIT)
     assert answer.result == "sat" and answer.units > 0
     for f in facts:
         assert z3.is_true(answer.model.eval(f, model_completion=True))
 
 
 def test_same_answer_whatever_ran_before() -> None:
-    first = solve_fresh(_facts(ctx := z3.Context()), ctx, UNITS, [Trial(0, "caching", UNITS)], PER_UNIT)
+    first = solve_fresh(_facts(ctx := z3.Context()), ctx, UNITS, ONE, PER_UNIT)
     # unrelated solving in this process changes nothing in the child
     other = z3.Context()
     y = z3.BitVec("y", 64, other)
     z3.Solver(ctx=other).check(y * y == 12345678987654321)
-    again = solve_fresh(_facts(ctx2 := z3.Context()), ctx2, UNITS, [Trial(0, "caching", UNITS)], PER_UNIT)
+    again = solve_fresh(_facts(ctx2 := z3.Context()), ctx2, UNITS, ONE, PER_UNIT)
     assert (first.result, first.units) == (again.result, again.units)
     assert sorted(map(str, first.model.decls())) == sorted(map(str, again.model.decls()))
     for d in first.model.decls():
@@ -44,7 +46,7 @@ def test_same_answer_whatever_ran_before() -> None:
 def test_unsat_and_budget() -> None:
     ctx = z3.Context()
     x = z3.BitVec("x", 8, ctx)
-    assert solve_fresh([x + 1 == x], ctx, UNITS, [Trial(0, "caching", UNITS)], PER_UNIT).result == "unsat"
+    assert solve_fresh([x + 1 == x], ctx, UNITS, ONE, PER_UNIT).result == "unsat"
     # one unit per trial decides nothing; both trials are tried and charged
     tiny = [Trial(0, "caching", 1), Trial(0, "always_false", 1)]
     answer = solve_fresh(_facts(ctx), ctx, 2, tiny, PER_UNIT)
@@ -67,7 +69,7 @@ def test_a_later_trial_answers_with_its_own_search() -> None:
 def test_a_child_that_cannot_start_is_an_unknown_answer(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(sys, "executable", "/nonexistent/python")
     ctx = z3.Context()
-    answer = solve_fresh(_facts(ctx), ctx, UNITS, [Trial(0, "caching", UNITS)], PER_UNIT)
+    answer = solve_fresh(_facts(ctx), ctx, UNITS, ONE, PER_UNIT)
     assert (answer.result, answer.units, answer.model) == ("unknown", 0, None)
 
 

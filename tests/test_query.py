@@ -11,8 +11,10 @@ from typing import Any
 import z3
 
 from khospec import ir
+from khospec.api import Options, check_file
 from khospec.engine.formulas import CheckFormulas
 from khospec.engine.query import MINIMIZE_MS, RLIMIT_PER_SECOND, Queries, cone, units, unknown_reason
+from khospec.results import Verdict
 from tests.helpers import load_spec
 
 # ---------------------------------------------------------------- the cone
@@ -160,9 +162,6 @@ def test_a_library_proof_names_the_assumptions_it_named_before() -> None:
     # z3's search follows the ids of the terms, and the ids of freed terms are reused:
     # a refactoring that freed a model one round earlier made this proof name five
     # assumptions (two of them unsure) in 12 s instead of these two in 3 s
-    from khospec.api import Options, check_file
-    from khospec.results import Verdict
-
     spec = Path(__file__).resolve().parent.parent / "spec" / "deferred_init.kho"
     [r] = check_file(spec, Options(checks=frozenset({"zone_search_owner_node"}), profiles=frozenset({"x86_64"}),
                                    cache=False))

@@ -496,19 +496,22 @@ def test_the_search_among_small_layouts_decides_a_trace_case_by_case(tmp_path: P
     # one query over the whole disjunction spent the search's budget on
     # no_uninit_read_pages_72 where the cases, one by one, found a small layout at once
     program = _load(tmp_path, LAYOUT_MACHINE)
-    seen: list[tuple[int | None, bool]] = []
+    seen: list[tuple[int | None, list[str]]] = []
     cases = CheckRun._cases
 
-    def record(self: CheckRun, s: Any, split: bool) -> list[Any]:
-        seen.append((self.bounded, split))
-        return cases(self, s, split)
+    def record(self: CheckRun, s: Any) -> list[Any]:
+        out = cases(self, s)
+        seen.append((self.bounded, [str(c) for c in out]))
+        return out
 
     monkeypatch.setattr(CheckRun, "_cases", record)
     o = _only(_decide(program, "grows_past_a_range"))
     assert o.verdict is Verdict.REFUTED
     assert o.counterexample is not None and o.counterexample["trace"] == ["a", "b"]
-    # the search among small layouts (bounded) found it, and split the trace into cases
-    assert seen == [(SMALL_LAYOUT_RANGES, True)]
+    # the search among small layouts (bounded) found it, one case per violation
+    [(bounded, labels)] = seen
+    assert bounded == SMALL_LAYOUT_RANGES
+    assert len(labels) > 1 and "violation all" not in labels, labels
 
 
 # ---------------------------------------------------------------- profiles

@@ -154,12 +154,7 @@ class CheckRun:
                 plits: dict[str, Any] | None = None, remaining: list[ir.ProfileDef] | None = None) -> Outcome:
         names = self.f.names()
         before = self.q.spent
-        # cases pay off on the trees of traces, for a model as for a proof: the search
-        # among small layouts of `no_uninit_read_pages_72` spent its whole 20 s on the
-        # disjunction, then the general query found a layout of 13 ranges on 5 nodes;
-        # case by case the search finds a layout of one range, and the check takes 6 s
-        # instead of 71 s. A claim over plain formulas has one case, or few
-        cases = self._cases(s, split=self.check.is_trace)
+        cases = self._cases(s)
         # a check expected refuted asks a fresh solver first (query): its model is the
         # answer if it finds one; the expectation only orders the work
         self.q.fresh_first = self.check.expect is Verdict.REFUTED
@@ -216,14 +211,20 @@ class CheckRun:
             return Outcome(Verdict.UNKNOWN, 0, reason=unknown_reason(s))
         return out
 
-    def _cases(self, s: z3.Solver, split: bool) -> list[Any]:
-        """The violation as cases decided one at a time: with ``split``, one per
-        violation (a require or the claim at one node of the trace tree), else the whole
+    def _cases(self, s: z3.Solver) -> list[Any]:
+        """The violation as cases decided one at a time: for a check over traces, one
+        per violation (a require or the claim at one node of the trace tree); for a
+        claim over plain formulas, which has one violation or few, the whole
         disjunction. The disjunction is unsatisfiable exactly when every case is, and
         one query over all of them costs z3 several times what the cases cost together,
         one after another in the same solver: its search mixes boot orders and reads
         that share little but the layout (eager_no_uninit_read_folio on arm64-64k: 186
-        million resource units as one case per trace node, 106 as one per require)."""
+        million resource units as one case per trace node, 106 as one per require). A
+        model is found faster case by case too: the search among small layouts of
+        `no_uninit_read_pages_72` spent its whole 20 s on the disjunction, then the
+        general query found a layout of 13 ranges on 5 nodes; case by case the search
+        finds a layout of one range, and the check takes 6 s instead of 71 s."""
+        split = self.check.is_trace
         groups: list[list[Violation]] = [[v] for v in self.f.violations] if split else [self.f.violations]
         out = []
         for k, group in enumerate(groups):
