@@ -3,13 +3,14 @@
 Spec files are collected from the paths in the ini option ``khospec_paths``. Items are
 named ``CHECK[STRATEGY-PROFILE]`` so that ``pytest -k`` selects them; a failing item
 shows the verdict, the expectation and the counterexample. The checks selected are
-decided once, in worker processes (``--khospec-jobs``), when collection ends; z3 is
-imported by the workers only.
+decided once, in worker processes (``--khospec-jobs``), started when the test loop
+starts; z3 is imported by the workers only. They solve in the background while the
+other tests run (a test suite that holds both keeps every core busy), and a spec item
+waits for its result.
 """
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -20,6 +21,7 @@ import pytest
 if TYPE_CHECKING:
     # types only: the plugin is loaded by every pytest run, so khospec itself is
     # imported when a spec file is collected, not before
+    from khospec.api import Options
     from khospec.jobs import Job
     from khospec.results import Result
 
@@ -27,6 +29,8 @@ if TYPE_CHECKING:
 _Key = tuple[str, str, str | None, str | None]
 _RESULTS: pytest.StashKey[dict[_Key, Result | None]] = pytest.StashKey()
 _JOBS: pytest.StashKey[list[Job]] = pytest.StashKey()
+_BACKGROUND: pytest.StashKey[_Background] = pytest.StashKey()
+_ERRORS: pytest.StashKey[list[str]] = pytest.StashKey()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -114,12 +118,17 @@ class KhoItem(pytest.Item):
         return (self.job.file, self.job.check, self.job.strategy, self.profile)
 
     def runtest(self) -> None:
-        results = self.config.stash.setdefault(_RESULTS, {})
+        stash = self.config.stash
+        results = stash.setdefault(_RESULTS, {})
+        background = stash.get(_BACKGROUND, None)
+        if self._key() not in results and background is not None:
+            del stash[_BACKGROUND]
+            _store(self.config, background.jobs, background.collect())
         if self._key() not in results:
             _run([self.job], self.config)
         r = results.get(self._key())
         if r is None:
-            raise KhoSpecError(f"{self.job.check}: no result (see the errors above)")
+            raise KhoSpecError("\n".join([f"{self.job.check}: no result", *stash.get(_ERRORS, [])]))
         if not r.met:
             raise KhoMismatch(_describe(r))
 
@@ -146,30 +155,92 @@ def _describe(r: Result) -> str:
     return "\n".join(lines)
 
 
-def _run(jobs: list[Job], config: pytest.Config) -> None:
+# what solving the spec checks gave: results, internal errors, input errors as text
+_Solved = tuple[list["Result"], list[str], list[str]]
+
+
+def _options(config: pytest.Config) -> Options:
     import os
 
-    from khospec.api import Options, open_cache, record_times, schedule
+    from khospec.api import Options
+
+    n = config.getoption("--khospec-jobs") or max(1, os.cpu_count() or 1)
+    return Options(timeout_s=config.getoption("--khospec-timeout"), jobs=n,
+                   cache=not config.getoption("--khospec-no-cache"))
+
+
+def _solve(jobs: list[Job], options: Options) -> _Solved:
+    from khospec.api import open_cache, record_times, schedule
     from khospec.runner import run_parallel
 
-    if not jobs:
-        return
-    n = config.getoption("--khospec-jobs") or max(1, os.cpu_count() or 1)
-    options = Options(timeout_s=config.getoption("--khospec-timeout"), jobs=n,
-                      cache=not config.getoption("--khospec-no-cache"))
     jobs = [replace(j, index=i) for i, j in enumerate(jobs)]
     cache = open_cache(options)
     results, internal, diags = run_parallel(schedule(jobs, cache.times() if cache else {}, {}), options)
     record_times(results, options)
+    return results, internal, [f"{d.span}: {d.message}" for d in diags]
+
+
+def _store(config: pytest.Config, jobs: list[Job], solved: _Solved) -> None:
+    """The results where the items find them; the jobs left without one get None, and
+    the errors that explain why."""
+    results, internal, diags = solved
     store = config.stash.setdefault(_RESULTS, {})
     for r in results:
         store[(r.file, r.check, r.strategy, r.profile)] = r
     if internal or diags:
-        text = "\n".join(internal + [f"{d.span}: {d.message}" for d in diags])
+        config.stash.setdefault(_ERRORS, []).extend(internal + diags)
         for j in jobs:
             for p in j.profiles:
                 store.setdefault((j.file, j.check, j.strategy, p), None)
-        raise KhoSpecError(text)
+
+
+class _Background:
+    """The spec checks solved by a process of their own (which starts the workers)
+    while the other tests run in this one. A process, not a thread: the tests fork and
+    patch the environment, and the workers must be forked before any of that."""
+
+    def __init__(self, jobs: list[Job], options: Options) -> None:
+        import multiprocessing as mp
+
+        ctx = mp.get_context("fork")
+        self.jobs = jobs
+        self._conn, child = ctx.Pipe(duplex=False)
+        # not a daemon: a daemon may not start the worker processes
+        self._proc = ctx.Process(target=_solve_and_send, args=(jobs, options, child), name="khospec checks")
+        self._proc.start()
+        child.close()
+
+    def collect(self) -> _Solved:
+        """The results, once the solving process sends them (it blocks until then)."""
+        try:
+            solved: _Solved = self._conn.recv()
+        except (EOFError, OSError):
+            solved = ([], [f"the process solving the spec checks ended without results "
+                           f"(exit code {self._proc.exitcode})"], [])
+        self._proc.join()
+        self._conn.close()
+        return solved
+
+    def stop(self) -> None:
+        """Ends the solving process if the session ends before it is collected (-x, ^C)."""
+        if self._proc.is_alive():
+            self._proc.terminate()
+            self._proc.join(5)
+        self._conn.close()
+
+
+def _solve_and_send(jobs: list[Job], options: Options, conn: Any) -> None:
+    try:
+        solved = _solve(jobs, options)
+    except Exception as exc:  # the items report it, as a failure each
+        solved = ([], [f"solving the spec checks failed: {type(exc).__name__}: {exc}"], [])
+    conn.send(solved)
+    conn.close()
+
+
+def _run(jobs: list[Job], config: pytest.Config) -> None:
+    if jobs:
+        _store(config, jobs, _solve(jobs, _options(config)))
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
@@ -184,10 +255,22 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtestloop(session: pytest.Session) -> None:
+    import multiprocessing as mp
+
     jobs = session.config.stash.get(_JOBS, [])
-    if jobs and not session.config.option.collectonly:
-        with contextlib.suppress(KhoSpecError):  # each affected item reports it
-            _run(jobs, session.config)
+    if not jobs or session.config.option.collectonly:
+        return
+    if "fork" in mp.get_all_start_methods():
+        session.config.stash[_BACKGROUND] = _Background(jobs, _options(session.config))
+    else:  # pragma: no cover - platforms without fork: solved before the tests run
+        _run(jobs, session.config)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    background = session.config.stash.get(_BACKGROUND, None)
+    if background is not None:
+        del session.config.stash[_BACKGROUND]
+        background.stop()
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -1,5 +1,8 @@
 """The pytest plugin on a spec of its own: items per check, strategy and profile;
-expectations enforced; a failure shows the verdict and the counterexample."""
+expectations enforced; a failure shows the verdict and the counterexample.
+
+Each run is a process of its own, as a user's is: an in-process run imports khospec
+again, and the solving processes it forks can then mix the IR classes of two runs."""
 
 from __future__ import annotations
 
@@ -23,7 +26,7 @@ check wrong: always n <= 1
 def test_items_and_failures(pytester: pytest.Pytester) -> None:
     pytester.makefile(".kho", machine=SPEC)
     pytester.makeini("[pytest]\nkhospec_paths = .\n")
-    result = pytester.runpytest("-v", "--khospec-jobs", "1")
+    result = pytester.runpytest_subprocess("-v", "--khospec-jobs", "1")
     result.stdout.fnmatch_lines([
         "*bounded[[]base-x86_64[]] PASSED*",
         "*bounded[[]fast-arm64-4k[]] PASSED*",
@@ -37,14 +40,14 @@ def test_items_and_failures(pytester: pytest.Pytester) -> None:
 def test_keyword_selection(pytester: pytest.Pytester) -> None:
     pytester.makefile(".kho", machine=SPEC)
     pytester.makeini("[pytest]\nkhospec_paths = .\n")
-    result = pytester.runpytest("-k", "fast", "--khospec-jobs", "1")
+    result = pytester.runpytest_subprocess("-k", "fast", "--khospec-jobs", "1")
     result.assert_outcomes(passed=2)
 
 
 def test_input_errors_fail_the_file(pytester: pytest.Pytester) -> None:
     pytester.makefile(".kho", broken="check c: 1 +\n")
     pytester.makeini("[pytest]\nkhospec_paths = .\n")
-    result = pytester.runpytest()
+    result = pytester.runpytest_subprocess()
     result.stdout.fnmatch_lines(["*error[[]KHO112[]]*"])
     result.assert_outcomes(failed=1)
 
@@ -58,7 +61,41 @@ def test_paths_outside_the_project(pytester: pytest.Pytester, monkeypatch: pytes
     (proj / "pytest.ini").write_text(f"[pytest]\nkhospec_paths = ../../{lib.name}\n")
     (proj / "test_a.py").write_text("def test_x():\n    pass\n")
     monkeypatch.chdir(proj)
-    result = pytester.runpytest("-v", "--khospec-jobs", "1")
+    result = pytester.runpytest_subprocess("-v", "--khospec-jobs", "1")
     result.stdout.fnmatch_lines(["*machine.kho::bounded[[]base-x86_64[]] PASSED*",
                                  "*machine.kho::wrong[[]base-x86_64[]] FAILED*"])
     result.assert_outcomes(passed=5, failed=1)
+
+
+def test_checks_are_solved_while_the_other_tests_run(pytester: pytest.Pytester) -> None:
+    """The spec checks are being decided by a process of their own when the test files
+    before them run (they share the cores), and their items then take the results."""
+    pytester.makefile(".kho", machine=SPEC)
+    pytester.makeini("[pytest]\nkhospec_paths = .\n")
+    pytester.makepyfile(test_first="""
+        import multiprocessing
+
+        def test_solving_has_started():
+            assert [p.name for p in multiprocessing.active_children()] == ["khospec checks"]
+    """)
+    result = pytester.runpytest_subprocess("test_first.py", "machine.kho", "-v", "--khospec-jobs", "1")
+    result.stdout.fnmatch_lines(["*test_solving_has_started PASSED*", "*bounded[[]fast-arm64-4k[]] PASSED*"])
+    result.assert_outcomes(passed=5, failed=1)
+
+
+def test_a_session_stopped_early_ends_the_solving(pytester: pytest.Pytester) -> None:
+    """-x stops before the spec items: the process solving them is ended, not waited for."""
+    pytester.makefile(".kho", machine=SPEC)
+    pytester.makeini("[pytest]\nkhospec_paths = .\n")
+    pytester.makepyfile(test_first="def test_fails():\n    assert False\n")
+    # after the session has finished: the processes this one still has
+    pytester.makeconftest("""
+        import multiprocessing
+
+        def pytest_unconfigure(config):
+            with open("children.txt", "w") as f:
+                f.write(repr([p.name for p in multiprocessing.active_children()]))
+    """)
+    result = pytester.runpytest_subprocess("test_first.py", "machine.kho", "-x", "--khospec-jobs", "1", timeout=60)
+    result.assert_outcomes(failed=1)
+    assert (pytester.path / "children.txt").read_text() == "[]"
