@@ -225,11 +225,19 @@ class _Background:
         """Ends the solving process if the session ends before it is collected (-x, ^C)."""
         if self._proc.is_alive():
             self._proc.terminate()
-            self._proc.join(5)
+            self._proc.join(60)
+        if self._proc.is_alive():
+            self._proc.kill()
         self._conn.close()
 
 
 def _solve_and_send(jobs: list[Job], options: Options, conn: Any) -> None:
+    import signal
+    import sys
+
+    # stop() ends this process with SIGTERM: as an exception, so that run_parallel
+    # ends its workers on the way out (they would wait for a next job forever)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
     try:
         solved = _solve(jobs, options)
     except Exception as exc:  # the items report it, as a failure each

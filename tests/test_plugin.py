@@ -6,6 +6,10 @@ again, and the solving processes it forks can then mix the IR classes of two run
 
 from __future__ import annotations
 
+import contextlib
+import time
+from pathlib import Path
+
 import pytest
 
 SPEC = """
@@ -99,3 +103,19 @@ def test_a_session_stopped_early_ends_the_solving(pytester: pytest.Pytester) -> 
     result = pytester.runpytest_subprocess("test_first.py", "machine.kho", "-x", "--khospec-jobs", "1", timeout=60)
     result.assert_outcomes(failed=1)
     assert (pytester.path / "children.txt").read_text() == "[]"
+    # nor are its workers left behind (forked, they carry the run's command line)
+    if Path("/proc").is_dir():
+        deadline = time.monotonic() + 10
+        while _processes_of(pytester.path) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert _processes_of(pytester.path) == []
+
+
+def _processes_of(folder: Path) -> list[int]:
+    """The processes whose command line names ``folder`` (Linux)."""
+    out = []
+    for proc in Path("/proc").iterdir():
+        with contextlib.suppress(OSError):
+            if proc.name.isdigit() and str(folder).encode() in (proc / "cmdline").read_bytes():
+                out.append(int(proc.name))
+    return out
