@@ -22,6 +22,8 @@ from __future__ import annotations
 import functools
 import multiprocessing as mp
 import os
+import signal
+import threading
 import time
 import traceback
 from collections.abc import Callable
@@ -393,7 +395,7 @@ def run_parallel(jobs: list[Job], options: Options,
     except ValueError:  # pragma: no cover - platforms without fork
         ctx = mp.get_context("spawn")
     n = max(1, min(options.jobs, len(jobs)))
-    slots = [_Slot(ctx, options) for _ in range(n)]
+    slots: list[_Slot] = []
     pending = list(jobs)
     done: dict[int, list[Result]] = {}
     internal: list[str] = []
@@ -414,9 +416,11 @@ def run_parallel(jobs: list[Job], options: Options,
         else:
             slot.job = None
 
-    for s in slots:
-        assign(s)
+    restore = _sigterm_as_exit()
     try:
+        slots.extend(_Slot(ctx, options) for _ in range(n))
+        for s in slots:
+            assign(s)
         while any(s.job is not None for s in slots):
             busy = [(s, s.job) for s in slots if s.job is not None]
             timeout = max(0.05, min(s.deadline for s, _ in busy) - time.monotonic())
@@ -445,17 +449,44 @@ def run_parallel(jobs: list[Job], options: Options,
                     slots[slots.index(s)] = new
                     assign(new)
     finally:
-        for s in slots:
-            try:
-                if s.proc.is_alive():
-                    s.conn.send(None)
-                    s.proc.join(1)
-                if s.proc.is_alive():
-                    s.kill()
-            except (OSError, BrokenPipeError):
-                pass
+        _end(slots)
+        restore()
     results = [r for i in sorted(done) for r in done[i]]
     return results, internal, input_diags
+
+
+def _end(slots: list[_Slot]) -> None:
+    """Ends the workers: an idle one when told, a busy one killed."""
+    for s in slots:
+        try:
+            if s.proc.is_alive():
+                s.conn.send(None)
+                s.proc.join(1)
+            if s.proc.is_alive():
+                s.kill()
+        except (OSError, BrokenPipeError):
+            pass
+
+
+def _sigterm_as_exit() -> Callable[[], None]:
+    """While workers run, SIGTERM (`timeout`, a CI runner stopping a job) raises
+    SystemExit, so that run_parallel's cleanup ends the workers: a process killed
+    outright leaves each of them waiting for its next job for ever (a worker holds the
+    pipe ends of the workers forked before it, so none sees the end of its pipe).
+    Only where the handler is the default one, and only in the main thread (the only
+    one that may set it). Returns what puts the default back."""
+    if threading.current_thread() is not threading.main_thread() or \
+            signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        return lambda: None
+
+    def _exit(signum: int, frame: Any) -> None:
+        raise SystemExit(128 + signum)
+
+    def _restore() -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+    signal.signal(signal.SIGTERM, _exit)
+    return _restore
 
 
 @functools.lru_cache(maxsize=16)

@@ -3,6 +3,8 @@ built by hand for the reports'."""
 
 from __future__ import annotations
 
+import contextlib
+import time
 from pathlib import Path
 
 from khospec import ir
@@ -35,3 +37,22 @@ def empty_model(trace: list[str] | None = None) -> ModelData:
             "layout": {"ranges": [], "nodes": [], "zone_movable_pfn": {}, "arch_zones": [],
                        "mirrored_kernelcore": False},
             "violated": {"kind": "claim"}}
+
+
+def processes_naming(folder: Path) -> list[int]:
+    """The processes whose command line names ``folder`` (Linux's /proc): a command and
+    the workers it forked, which carry its command line."""
+    out = []
+    for proc in Path("/proc").iterdir():
+        with contextlib.suppress(OSError):
+            if proc.name.isdigit() and str(folder).encode() in (proc / "cmdline").read_bytes():
+                out.append(int(proc.name))
+    return out
+
+
+def processes_left(folder: Path, within_s: float = 10.0) -> list[int]:
+    """Those of ``processes_naming(folder)`` still there after up to ``within_s``."""
+    deadline = time.monotonic() + within_s
+    while processes_naming(folder) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return processes_naming(folder)

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import re
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import run_cli
+from tests.conftest import ROOT, run_cli
+from tests.helpers import processes_left, processes_naming
 
 BASIC = "tests/golden/specs/basic.kho"
 
@@ -236,3 +243,27 @@ def test_explain_shows_what_each_step_changed() -> None:
     # (magic KHOP in the high half, the chunk's order, whichever the solver chose, in the low)
     assert re.search(r"private=0x4b484f50[0-9a-f]{8}\} -> \{init=true", after), after
     assert after.rstrip().endswith("private=0}")
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="finds the workers in /proc")
+def test_sigterm_ends_the_workers_too(tmp_path: Path) -> None:
+    """`timeout` or a CI runner stops a run with SIGTERM: the workers end with it, none
+    is left waiting for a next job. The unused import root puts tmp_path into the
+    command line, which the forked workers share."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "khospec", "check", "spec/deferred_init.kho", "--check", "eager_no_uninit_read_folio",
+         "--no-cache", "-j", "2", "--import-root", str(tmp_path)],
+        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while len(processes_naming(tmp_path)) < 3 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(processes_naming(tmp_path)) == 3  # the command and its two workers
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 128 + signal.SIGTERM
+        assert processes_left(tmp_path) == []
+    finally:
+        proc.kill()
+        for pid in processes_naming(tmp_path):
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)

@@ -6,11 +6,11 @@ again, and the solving processes it forks can then mix the IR classes of two run
 
 from __future__ import annotations
 
-import contextlib
-import time
 from pathlib import Path
 
 import pytest
+
+from tests.helpers import processes_left
 
 SPEC = """
 state { n: int = 0 }
@@ -105,17 +105,4 @@ def test_a_session_stopped_early_ends_the_solving(pytester: pytest.Pytester) -> 
     assert (pytester.path / "children.txt").read_text() == "[]"
     # nor are its workers left behind (forked, they carry the run's command line)
     if Path("/proc").is_dir():
-        deadline = time.monotonic() + 10
-        while _processes_of(pytester.path) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert _processes_of(pytester.path) == []
-
-
-def _processes_of(folder: Path) -> list[int]:
-    """The processes whose command line names ``folder`` (Linux)."""
-    out = []
-    for proc in Path("/proc").iterdir():
-        with contextlib.suppress(OSError):
-            if proc.name.isdigit() and str(folder).encode() in (proc / "cmdline").read_bytes():
-                out.append(int(proc.name))
-    return out
+        assert processes_left(pytester.path) == []
