@@ -236,8 +236,10 @@ def _solve_and_send(jobs: list[Job], options: Options, conn: Any) -> None:
     import sys
 
     # stop() ends this process with SIGTERM: as an exception, so that run_parallel
-    # ends its workers on the way out (they would wait for a next job forever)
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
+    # ends its workers on the way out (they would wait for a next job for ever).
+    # run_parallel sets such a handler itself only in place of the default one, which
+    # the handler this process inherits from pytest's need not be
+    signal.signal(signal.SIGTERM, lambda signum, _: sys.exit(128 + signum))
     try:
         solved = _solve(jobs, options)
     except Exception as exc:  # the items report it, as a failure each
@@ -252,7 +254,7 @@ def _run(jobs: list[Job], config: pytest.Config) -> None:
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
-    """Decide every selected check at once, in parallel."""
+    """The jobs of the spec items selected, for the test loop to start solving."""
     seen: dict[tuple[str, str, str | None, tuple[str, ...]], Job] = {}
     for item in session.items:
         if isinstance(item, KhoItem):
