@@ -233,13 +233,11 @@ class _Background:
 
 def _solve_and_send(jobs: list[Job], options: Options, conn: Any) -> None:
     import signal
-    import sys
 
-    # stop() ends this process with SIGTERM: as an exception, so that run_parallel
-    # ends its workers on the way out (they would wait for a next job for ever).
-    # run_parallel sets such a handler itself only in place of the default one, which
-    # the handler this process inherits from pytest's need not be
-    signal.signal(signal.SIGTERM, lambda signum, _: sys.exit(128 + signum))
+    # stop() ends this process with SIGTERM, which run_parallel turns into an exit
+    # that ends its workers too, where the handler is the default one: this process's
+    # own, whatever pytest's process had
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     try:
         solved = _solve(jobs, options)
     except Exception as exc:  # the items report it, as a failure each
