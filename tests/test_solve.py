@@ -505,6 +505,9 @@ def test_the_search_among_small_layouts_decides_a_trace_case_by_case(tmp_path: P
         return out
 
     monkeypatch.setattr(CheckRun, "_cases", record)
+    # the decision, as when the search for the shortest violation, asked first for a
+    # check expected refuted, finds none
+    monkeypatch.setattr(CheckRun, "_violation_first", lambda *_: None)
     o = _only(_decide(program, "grows_past_a_range"))
     assert o.verdict is Verdict.REFUTED
     assert o.counterexample is not None and o.counterexample["trace"] == ["a", "b"]
@@ -512,6 +515,44 @@ def test_the_search_among_small_layouts_decides_a_trace_case_by_case(tmp_path: P
     [(bounded, labels)] = seen
     assert bounded == SMALL_LAYOUT_RANGES
     assert len(labels) > 1 and "violation all" not in labels, labels
+
+
+TRACE_EXPECTATIONS = MACHINE + """
+check at_most_one_expected: always n <= 1
+  for x86_64
+  depth 2
+  expect refuted
+check at_most_three_expected: always n <= 3
+  for x86_64
+  expect refuted
+"""
+
+
+def test_a_trace_check_expected_refuted_looks_for_the_shortest_violation_first(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    program = _load(tmp_path, TRACE_EXPECTATIONS)
+    decided: list[str] = []
+    cases = CheckRun._cases
+
+    def record(self: CheckRun, s: Any) -> list[Any]:
+        decided.append(self.check.name)
+        return cases(self, s)
+
+    monkeypatch.setattr(CheckRun, "_cases", record)
+    first = _only(_decide(program, "at_most_one_expected"))
+    # found without the decision's cases, and the same counterexample as without the
+    # expectation
+    assert decided == []
+    plain = _only(_decide(program, "at_most_one"))
+    assert decided == ["at_most_one"]
+    assert first.verdict is plain.verdict is Verdict.REFUTED
+    assert first.counterexample is not None and first.counterexample["trace"] == ["a", "b"]
+    assert first.counterexample == plain.counterexample
+    # a wrong expectation only orders the work: no violation is found, and the decision
+    # proves the claim with the budget the search left
+    wrong = _only(_decide(program, "at_most_three_expected"))
+    assert decided[-1] == "at_most_three_expected"
+    assert wrong.verdict is Verdict.PROVED
 
 
 # ---------------------------------------------------------------- profiles

@@ -16,6 +16,8 @@ asked through engine/query.py. Then:
      their invariants inductive, trace tree closed), ``holds_to_depth`` otherwise;
      ``assumptions_used`` is the unsat core over the named assumptions and axioms,
      minimised by deletion.
+   A check over traces expected refuted asks first for the shortest violation in a
+   real execution, which is the refutation when there is one (``_violation_first``).
 3. A proof is then checked for vacuity, on a separate, smaller lowering: the
    assumptions and the claim's premise must be satisfiable together, and every step
    the claim relies on must run in some trace; otherwise ``vacuous``.
@@ -152,6 +154,10 @@ class CheckRun:
 
     def _decide(self, s: z3.Solver, lits: list[Any], scope: list[Any], profile: ir.ProfileDef | None,
                 plits: dict[str, Any] | None = None, remaining: list[ir.ProfileDef] | None = None) -> Outcome:
+        if self.check.is_trace and self.check.expect is Verdict.REFUTED and plits is None:
+            early = self._violation_first(s, lits, scope, profile)
+            if early is not None:
+                return early
         names = self.f.names()
         before = self.q.spent
         cases = self._cases(s)
@@ -210,6 +216,30 @@ class CheckRun:
         if out is None:
             return Outcome(Verdict.UNKNOWN, 0, reason=unknown_reason(s))
         return out
+
+    def _violation_first(self, s: z3.Solver, lits: list[Any], scope: list[Any],
+                         profile: ir.ProfileDef | None) -> Outcome | None:
+        """A trace check expected refuted: the shortest violation in a real execution
+        (``_refute``), looked for before the decision; None when it finds none, and the
+        decision goes on with the budget left. The search asks depth by depth what the
+        decision asks node by node, so asking it first spares the decision: the
+        library's 102 trace refutations took 85 s instead of 151 s, with the same
+        verdicts (`lazy_tail_no_uninit_read` on arm64-4k: 3.0 s instead of 10.2 s).
+        Other checks keep the decision first: their 55 refutations (mostly loops of pure
+        bit-vectors, solved fresh, engine/freshbv.py) took twice as long the other way
+        round, and two came back unknown.
+
+        Outside the search among small layouts, where only a counterexample means
+        anything, the search may take half of the budget left, so that a check expected
+        refuted that holds keeps the other half for its proof."""
+        budget = self.q.budget
+        if self.bounded is None:
+            self.q.budget = self.q.spent + (budget - self.q.spent) // 2
+        try:
+            out = self._refute(s, lits, list(scope), profile)
+        finally:
+            self.q.budget = budget
+        return out if out is not None and out.verdict is Verdict.REFUTED else None
 
     def _cases(self, s: z3.Solver) -> list[Any]:
         """The violation as cases decided one at a time: for a check over traces, one
