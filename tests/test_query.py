@@ -167,3 +167,40 @@ def test_a_library_proof_names_the_assumptions_it_named_before() -> None:
                                    cache=False))
     assert r.verdict is Verdict.PROVED
     assert r.assumptions_used == ("arch_zone_limits", "disjoint_node_spans"), r.assumptions_used
+
+
+def test_a_case_whose_core_lies_within_the_assumptions_is_not_asked_again(tmp_path: Path) -> None:
+    # minimising a proof's core over the cases of a trace check asks again only the
+    # cases whose core held the member left out: the others stay unsat, since the
+    # solver's assertions only grow
+    q, s, _ = _queries_on(_claim_program(tmp_path))
+    ctx = q.f.ctx
+    a, b, case1, case2 = (z3.Bool(n, ctx) for n in ("a", "b", "case 1", "case 2"))
+    x, y = z3.BitVecs("x y", 8, ctx)
+    s.add(z3.Implies(a, x == 1), z3.Implies(b, y == 1), z3.Implies(case1, x == 2), z3.Implies(case2, y == 2))
+    asked: list[str] = []
+    query = q.query
+
+    def counting(solver: z3.Solver, *assumptions: Any) -> Any:
+        asked.append(str(assumptions[-1]))
+        return query(solver, *assumptions)
+
+    q.query = counting  # type: ignore[method-assign,assignment]
+    cores: dict[int, list[Any]] = {}
+    r, core = q.all_unsat(s, [a, b], [case1, case2], cores)
+    assert r == z3.unsat and asked == ["case 1", "case 2"]
+    assert sorted(str(c) for c in core) == ["a", "b", "case 1", "case 2"]
+    assert sorted(str(c) for c in cores[case1.get_id()]) == ["a", "case 1"]
+    # without b: case 1 is unsat by its core alone and is not asked; case 2 is, and is sat
+    asked.clear()
+    assert q.all_unsat(s, [a], [case1, case2], cores)[0] == z3.sat
+    assert asked == ["case 2"]
+    # both again: neither is asked, and the union of their cores is the same
+    asked.clear()
+    r, again = q.all_unsat(s, [a, b], [case1, case2], cores)
+    assert r == z3.unsat and asked == []
+    assert sorted(str(c) for c in again) == sorted(str(c) for c in core)
+    # without the kept cores every case is asked, as before
+    asked.clear()
+    assert q.all_unsat(s, [a, b], [case1, case2])[0] == z3.unsat
+    assert asked == ["case 1", "case 2"]

@@ -200,15 +200,30 @@ class Queries:
         """``f`` with the profile's constants substituted."""
         return z3.substitute(f, *self._pairs) if self._pairs else f
 
-    def all_unsat(self, s: z3.Solver, assumptions: list[Any], cases: list[Any]) -> tuple[Any, list[Any]]:
+    def all_unsat(self, s: z3.Solver, assumptions: list[Any], cases: list[Any],
+                  cores: dict[int, list[Any]] | None = None) -> tuple[Any, list[Any]]:
         """Whether every case is unsatisfiable under ``assumptions``: unsat with the union
-        of the cases' cores, or the first other answer (sat leaves its model in ``s``)."""
+        of the cases' cores, or the first other answer (sat leaves its model in ``s``).
+
+        ``cores`` keeps the last unsat core of each case asked (by the case's id). A
+        case whose kept core lies within ``assumptions`` is unsat without asking: the
+        solver's assertions only grow (definitions behind literals, lazy instances), so
+        what made it unsat still does. Minimising a proof's core over 16 cases then asks
+        again only the cases whose core held the member left out."""
+        given = {a.get_id() for a in assumptions}
         core: dict[int, Any] = {}
         for case in cases:
-            r = self.query(s, *assumptions, case)
-            if r != z3.unsat:
-                return r, []
-            for c in s.unsat_core():
+            known = cores.get(case.get_id()) if cores is not None else None
+            if known is not None and all(c.get_id() in given or c.eq(case) for c in known):
+                found = known
+            else:
+                r = self.query(s, *assumptions, case)
+                if r != z3.unsat:
+                    return r, []
+                found = list(s.unsat_core())
+                if cores is not None:
+                    cores[case.get_id()] = found
+            for c in found:
                 core.setdefault(c.get_id(), c)
         return z3.unsat, list(core.values())
 
@@ -241,8 +256,9 @@ class Queries:
                 pending = held
         return None
 
-    def minimize(self, s: z3.Solver, core: list[Any], extra: list[Any],
-                 axioms_too: bool = True, cases: list[Any] | None = None) -> tuple[list[Any], list[str]]:
+    def minimize(self, s: z3.Solver, core: list[Any], extra: list[Any], axioms_too: bool = True,
+                 cases: list[Any] | None = None, cores: dict[int, list[Any]] | None = None
+                 ) -> tuple[list[Any], list[str]]:
         """Deletion over the solver's core: a member whose absence keeps the query unsat
         goes, with whatever else the smaller core leaves out. The check's own assumptions
         are always tried; axioms only with ``axioms_too`` (when the proof itself was
@@ -270,7 +286,7 @@ class Queries:
             else:
                 stop = self.budget
                 self.budget = min(stop, self.spent + units(MINIMIZE_MS))
-                r, sub_core = self.all_unsat(s, [*trial, *extra], cases)
+                r, sub_core = self.all_unsat(s, [*trial, *extra], cases, cores)
                 self.budget = stop
             if r == z3.unsat:
                 sub = {x.get_id() for x in sub_core}

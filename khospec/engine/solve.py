@@ -161,11 +161,12 @@ class CheckRun:
         names = self.f.names()
         before = self.q.spent
         cases = self._cases(s)
+        case_cores: dict[int, list[Any]] = {}
         # a check expected refuted asks a fresh solver first (query): its model is the
         # answer if it finds one; the expectation only orders the work
         self.q.fresh_first = self.check.expect is Verdict.REFUTED
         try:
-            r, core = self.q.all_unsat(s, [*lits, *scope], cases)
+            r, core = self.q.all_unsat(s, [*lits, *scope], cases, case_cores)
         finally:
             self.q.fresh_first = False
         cheap = self.q.spent - before <= units(MINIMIZE_MS)
@@ -183,7 +184,7 @@ class CheckRun:
             return Outcome(Verdict.UNKNOWN, 0, reason=unknown_reason(s))
         if r == z3.unsat:
             core = [c for c in core if c.get_id() in names]
-            core, undecided = self.q.minimize(s, core, scope, axioms_too=cheap, cases=cases)
+            core, undecided = self.q.minimize(s, core, scope, axioms_too=cheap, cases=cases, cores=case_cores)
             # an axiom about the architecture constants is a constant truth under every
             # profile the query ranges over: implied by the profile, never needed
             scoped = [profile] if profile is not None else (remaining or [])
