@@ -1,4 +1,5 @@
-"""engine/terms.py: conj and disj build the very terms z3.And and z3.Or build."""
+"""engine/terms.py: conj, disj and Substitution build the very terms z3.And, z3.Or and
+z3.substitute build."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import Any
 import pytest
 import z3
 
-from khospec.engine.terms import conj, disj
+from khospec.engine.terms import Substitution, conj, disj
 
 PAIRS = [(conj, z3.And), (disj, z3.Or)]
 
@@ -46,5 +47,41 @@ def test_no_other_term_is_made(ours: Callable[..., Any], theirs: Callable[..., A
         ctx = z3.Context()
         a, b = z3.Bool("a", ctx), z3.Bool("b", ctx)
         build(a, b, z3.Not(a))
+        ids.append(z3.Bool("next", ctx).get_id())
+    assert ids[0] == ids[1]
+
+
+def _substitution_case() -> tuple[z3.Context, list[tuple[Any, Any]], list[Any]]:
+    ctx = z3.Context()
+    shift, order = z3.BitVec("PAGE_SHIFT", 32, ctx), z3.BitVec("MAX_PAGE_ORDER", 32, ctx)
+    x = z3.BitVec("x", 64, ctx)
+    f = z3.Function("f", z3.BitVecSort(32, ctx), z3.BoolSort(ctx))
+    pairs = [(shift, z3.BitVecVal(12, 32, ctx)), (order, z3.BitVecVal(10, 32, ctx))]
+    formulas = [x << z3.ZeroExt(32, shift) == 4096, f(order), z3.ForAll([x], z3.Implies(f(shift), x == x)),
+                x == 1, z3.And(f(shift), z3.Not(f(order + 1)))]
+    return ctx, pairs, formulas
+
+
+def test_a_substitution_is_z3s() -> None:
+    ctx, pairs, formulas = _substitution_case()
+    sub = Substitution(pairs)
+    for g in formulas:
+        mine = sub(g)
+        assert mine.get_id() == z3.substitute(g, *pairs).get_id()
+        # the same wrapper class as z3's: a bit-vector stays one for its operators
+        assert type(mine) is type(z3.substitute(g, *pairs))
+    assert type(sub(z3.BitVec("y", 32, ctx) + pairs[0][0])) is z3.BitVecRef
+    # what is not a term of the pairs' context goes to z3.substitute (and its errors)
+    with pytest.raises(z3.Z3Exception):
+        sub(True)
+
+
+def test_a_substitution_makes_no_other_term() -> None:
+    ids = []
+    for prepared in (True, False):
+        ctx, pairs, formulas = _substitution_case()
+        sub = Substitution(pairs)
+        for g in formulas:
+            sub(g) if prepared else z3.substitute(g, *pairs)
         ids.append(z3.Bool("next", ctx).get_id())
     assert ids[0] == ids[1]

@@ -25,6 +25,7 @@ from z3 import z3core as _C
 from khospec import ir
 from khospec.engine.formulas import CheckFormulas
 from khospec.engine.freshbv import Trial, rlimit_count, solve_fresh
+from khospec.engine.terms import Substitution
 
 RLIMIT_PER_SECOND = 3_000_000
 WALL_FACTOR = 5
@@ -65,6 +66,7 @@ class Queries:
         self.fresh_first = False
         self.fresh_model: Any = None
         self._pairs: list[tuple[Any, Any]] = []  # the profile's constants, substituted
+        self._sub: Substitution | None = None  # z3.substitute with those pairs, prepared
         self._pending: list[Any] = []  # lazy instances not yet in the solver
         self._dropped: list[Any] = []  # formulas outside the cone of the questions
         self._dropped_symbols: set[int] = set()  # decl ids of the symbols in _dropped
@@ -85,6 +87,7 @@ class Queries:
         independent conjunct whose satisfiability the vacuity check (which takes no
         seed) settles, and which ``complete`` adds back for a counterexample."""
         self._pairs = self.f.low.constants(profile) if profile is not None else []
+        self._sub = Substitution(self._pairs) if self._pairs else None
         hard = [self.sub(h) for h in self.f.hard]
         self._pending = [self.sub(f) for f in self.f.lazy]
         self._dropped.clear()
@@ -198,7 +201,7 @@ class Queries:
 
     def sub(self, f: Any) -> Any:
         """``f`` with the profile's constants substituted."""
-        return z3.substitute(f, *self._pairs) if self._pairs else f
+        return self._sub(f) if self._sub is not None else f
 
     def all_unsat(self, s: z3.Solver, assumptions: list[Any], cases: list[Any],
                   cores: dict[int, list[Any]] | None = None) -> tuple[Any, list[Any]]:
@@ -341,21 +344,21 @@ def cone(seed: list[Any], formulas: list[Any]) -> tuple[set[int], set[int]]:
         # than the walk (reference counting, a wrapper object per child). The parents
         # hold their children, so the raw pointers stay valid while ``f`` lives.
         # Iterative post-order: the formulas are deep enough to overflow Python's stack
+        # (a term's subterms are read once, on the way down, and kept for the way up)
         root = f.as_ast()
-        stack: list[tuple[Any, bool]] = [(root, False)]
+        stack: list[tuple[Any, list[Any] | None]] = [(root, None)]
         while stack:
-            a, done = stack.pop()
+            a, kids = stack.pop()
             k = _C.Z3_get_ast_id(c, a)
-            if not done:
-                if k in memo:
-                    continue
-                stack.append((a, True))
-                stack.extend((x, False) for x in _kids(c, a))
-                continue
             if k in memo:
                 continue
+            if kids is None:
+                kids = _kids(c, a)
+                stack.append((a, kids))
+                stack.extend((x, None) for x in kids)
+                continue
             bits = 0
-            for x in _kids(c, a):
+            for x in kids:
                 bits |= memo[_C.Z3_get_ast_id(c, x)]
             if _C.Z3_get_ast_kind(c, a) == z3.Z3_APP_AST:
                 decl = _C.Z3_get_app_decl(c, _C.Z3_to_app(c, a))

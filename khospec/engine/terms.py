@@ -1,4 +1,5 @@
-"""Conjunction and disjunction of z3 terms, without the Python API's per-argument checks.
+"""Conjunction, disjunction and substitution of z3 terms, without the Python API's
+per-argument checks.
 
 ``z3.And`` and ``z3.Or`` work out a common sort for their arguments and cast each to it
 before the one C call that builds the term: a third of the time spent lowering a trace
@@ -7,7 +8,9 @@ facts above all) went there. Where every argument is already a boolean term of o
 context, ``conj`` and ``disj`` make that C call directly. The term is the same one z3's
 functions build, with the same id, so no query and no verdict can tell them apart;
 anything else (no argument, a Python bool, a probe, a context argument) goes to z3's
-own function.
+own function. ``Substitution`` does for ``z3.substitute`` what these do for ``And`` and
+``Or``: a query substitutes the same profile constants into every formula it asks, and
+``z3.substitute`` checked every pair's sorts on every call.
 """
 
 from __future__ import annotations
@@ -43,4 +46,27 @@ def disj(*args: Any) -> Any:
     return _direct(z3core.Z3_mk_or, z3.Or, args)
 
 
-__all__ = ["conj", "disj"]
+class Substitution:
+    """``z3.substitute(f, *pairs)`` for every ``f`` it is called on, the same term: the
+    pairs are checked (terms of one context, of equal sorts) and put in the C call's
+    arrays once."""
+
+    def __init__(self, pairs: list[tuple[Any, Any]]) -> None:
+        assert pairs and all(a.ctx is pairs[0][0].ctx and b.ctx is a.ctx and a.sort().eq(b.sort())
+                             for a, b in pairs)
+        self._pairs = pairs  # the arrays hold raw pointers: the terms must live as long
+        self._ctx = pairs[0][0].ctx
+        self._from = (z3.Ast * len(pairs))()
+        self._to = (z3.Ast * len(pairs))()
+        for i, (a, b) in enumerate(pairs):
+            self._from[i] = a.as_ast()
+            self._to[i] = b.as_ast()
+
+    def __call__(self, f: Any) -> Any:
+        if not isinstance(f, z3.ExprRef) or f.ctx is not self._ctx:
+            return z3.substitute(f, *self._pairs)
+        made = z3core.Z3_substitute(self._ctx.ref(), f.as_ast(), len(self._pairs), self._from, self._to)
+        return z3.z3._to_expr_ref(made, self._ctx)
+
+
+__all__ = ["Substitution", "conj", "disj"]
