@@ -65,8 +65,7 @@ class Queries:
         self.models_only = False
         self.fresh_first = False
         self.fresh_model: Any = None
-        self._pairs: list[tuple[Any, Any]] = []  # the profile's constants, substituted
-        self._sub: Substitution | None = None  # z3.substitute with those pairs, prepared
+        self._sub: Substitution | None = None  # the profile's constants, substituted
         self._pending: list[Any] = []  # lazy instances not yet in the solver
         self._dropped: list[Any] = []  # formulas outside the cone of the questions
         self._dropped_symbols: set[int] = set()  # decl ids of the symbols in _dropped
@@ -86,8 +85,8 @@ class Queries:
         a symbol with them, directly or through other formulas, go in: the rest is an
         independent conjunct whose satisfiability the vacuity check (which takes no
         seed) settles, and which ``complete`` adds back for a counterexample."""
-        self._pairs = self.f.low.constants(profile) if profile is not None else []
-        self._sub = Substitution(self._pairs) if self._pairs else None
+        pairs = self.f.low.constants(profile) if profile is not None else []
+        self._sub = Substitution(pairs) if pairs else None
         hard = [self.sub(h) for h in self.f.hard]
         self._pending = [self.sub(f) for f in self.f.lazy]
         self._dropped.clear()
@@ -217,7 +216,7 @@ class Queries:
         core: dict[int, Any] = {}
         for case in cases:
             known = cores.get(case.get_id()) if cores is not None else None
-            if known is not None and all(c.get_id() in given or c.eq(case) for c in known):
+            if known is not None and {c.get_id() for c in known} <= given | {case.get_id()}:
                 found = known
             else:
                 r = self.query(s, *assumptions, case)
