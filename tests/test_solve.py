@@ -593,6 +593,34 @@ def test_several_profiles_are_proved_at_once(tmp_path: Path, monkeypatch: pytest
     assert calls == {"attempt": [], "attempt_profiles": [["x86_64", "arm64-64k", "ppc64-4k"]]}
 
 
+LOOP_PROFILES = """
+fn emit_upto(x: uint, n: uint) emits uint {
+  var i: uint = 0
+  while i < n
+    invariant i <= n
+  {
+    emit x
+    i = i + 1
+  }
+}
+check emits_once: forall x: uint, n: uint. n == 1 -> emit_upto(x, n) == [x]
+  for x86_64, arm64-64k, ppc64-4k
+"""
+
+
+def test_a_loop_the_invariants_leave_open_is_unrolled_for_every_profile_at_once(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # the invariant says nothing of what the loop emits: with it, the claim is open; with
+    # the loop unrolled it is proved, for the three profiles in one query, as with one
+    program = _load(tmp_path, LOOP_PROFILES)
+    calls = _count_calls(monkeypatch)
+    got = _decide(program, "emits_once")
+    assert {p: o.verdict for p, o in got.items()} == dict.fromkeys(["x86_64", "arm64-64k", "ppc64-4k"],
+                                                                     Verdict.PROVED)
+    every = ["x86_64", "arm64-64k", "ppc64-4k"]
+    assert calls == {"attempt": [], "attempt_profiles": [every, every]}
+
+
 def test_one_profile_refuted_the_others_proved(tmp_path: Path) -> None:
     program = _load(tmp_path, PROFILES)
     check = _check(program, "page_shift_is_12")

@@ -623,13 +623,29 @@ class SearchPlan:
 
     def all_at_once(self, profiles: list[ir.ProfileDef]) -> dict[str, Outcome]:
         """Step 1: every profile in one solver (a proof for all of them at once, or a
-        counterexample per refuted profile); the decided ones, finished."""
+        counterexample per refuted profile); the decided ones, finished. As for one
+        profile (``one_profile``), a claim over loops that the invariants leave open is
+        tried again with the loops unrolled, still every profile at once: asked one
+        profile at a time, `aligned_block_is_one_chunk` asked the same two completeness
+        queries nine times (15.7 s summed, 1.1 s at once)."""
         # a short budget: where the profiles together are much harder than one by one
         # (the long trace proofs), little is lost before solving them one by one
+        budget = min(self.timeout_ms, SYMBOLIC_ATTEMPT_MS)
         try:
-            together = self.lowering(RunKey(0)).attempt_profiles(profiles, min(self.timeout_ms, SYMBOLIC_ATTEMPT_MS))
+            general = self.lowering(RunKey(0))
+            together = general.attempt_profiles(profiles, budget)
         except LayoutLimit:
             return {}  # one profile at a time, where the other ways are tried too
+        rest = [p for p in profiles if not _decided(together[p.name])]
+        if rest and general.low.loops and self.check.claim.kind == "holds":
+            try:
+                unrolled = self.lowering(RunKey(0, bounded=True)).attempt_profiles(rest, budget)
+            except LayoutLimit:
+                unrolled = {}
+            for p in rest:
+                b = unrolled.get(p.name)
+                if b is not None and _decided(b):
+                    together[p.name] = dataclasses.replace(b, time_s=together[p.name].time_s + b.time_s)
         every = all(_decided(together[p.name]) for p in profiles)
         out: dict[str, Outcome] = {}
         for p in profiles:
