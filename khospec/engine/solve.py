@@ -621,6 +621,11 @@ class SearchPlan:
                             reason=vac.reason, notes=o.notes)
         return o
 
+    def _unrolls(self, general: CheckRun) -> bool:
+        """Whether a claim that ``general`` (loops through their invariants) leaves open
+        is tried again with the loops unrolled (phase B)."""
+        return bool(general.low.loops) and self.check.claim.kind == "holds"
+
     def all_at_once(self, profiles: list[ir.ProfileDef]) -> dict[str, Outcome]:
         """Step 1: every profile in one solver (a proof for all of them at once, or a
         counterexample per refuted profile); the decided ones, finished. As for one
@@ -637,7 +642,7 @@ class SearchPlan:
         except LayoutLimit:
             return {}  # one profile at a time, where the other ways are tried too
         rest = [p for p in profiles if not _decided(together[p.name])]
-        if rest and general.low.loops and self.check.claim.kind == "holds":
+        if rest and self._unrolls(general):
             try:
                 unrolled = self.lowering(RunKey(0, bounded=True)).attempt_profiles(rest, budget)
             except LayoutLimit:
@@ -673,8 +678,7 @@ class SearchPlan:
             key = RunKey(ps or 0, profile=own)
             o = self._attempt(key, p)
             general = self._runs.get(key)
-            if (not _decided(o) and o.verdict is not Verdict.UNKNOWN and general is not None and general.low.loops
-                    and self.check.claim.kind == "holds"):
+            if not _decided(o) and o.verdict is not Verdict.UNKNOWN and general is not None and self._unrolls(general):
                 b = self._attempt(RunKey(ps or 0, bounded=True, profile=own), p)
                 if _decided(b):
                     o = b
