@@ -1,12 +1,16 @@
-"""engine/freshbv.py: a pure bit-vector query answered in a new process."""
+"""engine/freshbv.py: a pure bit-vector query answered in a process of its own."""
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
 import sys
 
 import pytest
 import z3
 
+from khospec.engine import freshbv
 from khospec.engine.freshbv import Trial, solve_fresh
 
 UNITS = 3_000_000
@@ -78,3 +82,43 @@ def test_the_phase_selection_reaches_z3() -> None:
     ctx = z3.Context()
     answer = solve_fresh(_facts(ctx), ctx, UNITS, [Trial(0, "no_such_phase", UNITS)], PER_UNIT)
     assert (answer.result, answer.units) == ("unknown", 0)
+
+
+def test_a_query_after_others_in_the_same_helper_is_answered_as_by_a_new_one() -> None:
+    # the helper forks a child per query and never searches itself: a query asked after
+    # others spends the units, and gets the model, that a helper of its own gives
+    ctx = z3.Context()
+    x = z3.BitVec("x", 64, ctx)
+    solve_fresh([x * x == 12345678987654321], ctx, UNITS, ONE, PER_UNIT)
+    solve_fresh([x + 1 == x], ctx, UNITS, ONE, PER_UNIT)
+    after = solve_fresh(_facts(ctx), ctx, UNITS, ONE, PER_UNIT)
+    freshbv._helper(sys.executable).end()  # the next query starts a new helper
+    alone = solve_fresh(_facts(ctx), ctx, UNITS, ONE, PER_UNIT)
+    assert (after.result, after.units) == (alone.result, alone.units)
+    assert [(d.name(), str(after.model[d])) for d in after.model.decls()] == \
+        [(d.name(), str(alone.model[d])) for d in alone.model.decls()]
+
+
+def test_a_helper_that_died_is_replaced() -> None:
+    ctx = z3.Context()
+    held = freshbv._helper(sys.executable)
+    os.kill(held.proc.pid, signal.SIGKILL)
+    held.proc.wait()
+    assert solve_fresh(_facts(ctx), ctx, UNITS, ONE, PER_UNIT).result == "sat"
+    assert freshbv._helper(sys.executable) is not held
+
+
+def test_a_helper_that_does_not_answer_in_time_is_ended(monkeypatch: pytest.MonkeyPatch) -> None:
+    # a stand-in helper that reads the request and never answers: past the wall-clock
+    # limit the answer is unknown, nothing spent, and the helper and its session are killed
+    ctx = z3.Context()
+    stuck = freshbv.Zygote(sys.executable)
+    stuck.proc.kill()
+    stuck.proc.wait()
+    stuck.proc = subprocess.Popen([sys.executable, "-c", "import sys, time; sys.stdin.readline(); time.sleep(60)"],
+                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, start_new_session=True)
+    monkeypatch.setattr(freshbv, "_helper", lambda executable: stuck)
+    monkeypatch.setattr(freshbv, "WALL_BASE_S", 0.5)
+    answer = solve_fresh(_facts(ctx), ctx, 1, ONE, 0.0)
+    assert (answer.result, answer.units, answer.model) == ("unknown", 0, None)
+    assert stuck.proc.returncode is not None

@@ -5,26 +5,39 @@ same formulas, seed and budget in every process. In one khospec worker, after ot
 checks had run, the same query with the same seed and resource limit spent a different
 number of units and returned a different model than in a worker that had run nothing
 before (`split_partition_huge_range` on 5 of 9 profiles). The state it depends on
-outlives z3 contexts, so a new context is not enough. A new process that reads the
-query as SMT-LIB text starts from the same state every time: its answer, its model and
-the units it spent depend on the text alone.
+outlives z3 contexts, so a new context is not enough. A process that has run no z3
+search reads the query as SMT-LIB text and starts from the same state every time: its
+answer, its model and the units it spent depend on the text alone.
 
-The parent (``solve_fresh``) prints the formulas, runs this file as a script with the
-same interpreter, and reads one JSON line back. The child (``main``) tries the query
-one trial after another, each on a new solver with its own seed and SAT phase selection,
-within the given resource units; it stops at the first trial that decides the query.
+Such a process is forked, not started: starting Python and importing z3 took 0.09 s a
+query, about as long as the search of most of them. The parent (``solve_fresh``) keeps
+one helper process per process (``Zygote``): a new interpreter that imports z3, never
+uses it, and forks a child per query. A child has the helper's memory, so its z3 has run
+nothing either. The child (``_answer``) tries the query one trial after another, each on
+a new solver with its own seed and SAT phase selection, within the given resource units;
+it stops at the first trial that decides the query. Without ``os.fork`` the helper
+answers one query itself and ends.
 """
 
 from __future__ import annotations
 
+import atexit
+import contextlib
+import functools
 import json
 import os
+import select
+import signal
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
-from typing import Any
+from typing import IO, Any
 
 import z3
+
+# the wall-clock seconds a query may take beyond its units' nominal time
+WALL_BASE_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -44,6 +57,88 @@ class FreshAnswer:
     model: Any  # z3.ModelRef in the caller's context when result == "sat", else None
 
 
+class ZygoteGone(Exception):
+    """The helper process ended, or did not answer within the wall-clock limit."""
+
+
+class Zygote:
+    """The helper process of one process: a request (a JSON line with the query's length
+    in bytes, then the query) goes in, one JSON line comes out per request."""
+
+    def __init__(self, executable: str) -> None:
+        # a fixed hash seed: nothing in the helper's Python varies from one run to the
+        # next; a session of its own, so that one kill ends it and the child it forked
+        self.proc = subprocess.Popen([executable, os.path.abspath(__file__)], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, env={**os.environ, "PYTHONHASHSEED": "0"},
+                                     start_new_session=True)
+        self.owner = os.getpid()
+        atexit.register(self.close)
+
+    def ask(self, request: dict[str, Any], text: str, wall_s: float) -> dict[str, Any]:
+        body = text.encode()
+        stdin, stdout = self.proc.stdin, self.proc.stdout
+        assert stdin is not None and stdout is not None
+        try:
+            stdin.write(json.dumps({**request, "bytes": len(body)}).encode() + b"\n" + body)
+            stdin.flush()
+            line = _line_within(stdout, time.monotonic() + wall_s)
+            return dict(json.loads(line))
+        except (OSError, ValueError, ZygoteGone) as e:
+            self.end()
+            raise ZygoteGone(str(e)) from e
+
+    def close(self) -> None:
+        """At exit: the helper ends when its input does; killed if it does not. Only by
+        the process that started it (a forked worker inherits the exit hooks too)."""
+        if os.getpid() != self.owner:
+            return
+        for stream in (self.proc.stdin, self.proc.stdout):
+            if stream is not None:
+                with contextlib.suppress(OSError):
+                    stream.close()
+        try:
+            self.proc.wait(timeout=1)
+        except subprocess.TimeoutExpired:
+            self.end()
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def end(self) -> None:
+        """Kill the helper and a child it may be running (its session), and reap it."""
+        with contextlib.suppress(OSError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait()
+
+
+def _line_within(stream: IO[bytes], deadline: float) -> bytes:
+    """One line of ``stream``, read straight from its descriptor, by ``deadline``."""
+    fd, buf = stream.fileno(), b""
+    while b"\n" not in buf:
+        left = deadline - time.monotonic()
+        if left <= 0 or not select.select([fd], [], [], left)[0]:
+            raise ZygoteGone("no answer within the wall-clock limit")
+        chunk = os.read(fd, 1 << 16)
+        if not chunk:
+            raise ZygoteGone("the helper process ended")
+        buf += chunk
+    return buf.split(b"\n", 1)[0]
+
+
+@functools.cache
+def _zygote(pid: int, executable: str) -> list[Zygote]:
+    """This process's helper (a list, so that a dead one is replaced in place). Keyed by
+    the pid: a worker forked after its parent started one starts its own."""
+    return []
+
+
+def _helper(executable: str) -> Zygote:
+    held = _zygote(os.getpid(), executable)
+    if not held or not held[0].alive():
+        held[:] = [Zygote(executable)]
+    return held[0]
+
+
 def solve_fresh(facts: list[Any], ctx: z3.Context, units: int, schedule: list[Trial],
                 wall_ms_per_unit: float) -> FreshAnswer:
     """Decide the conjunction of ``facts`` (pure QF_BV) within ``units`` resource units,
@@ -54,21 +149,15 @@ def solve_fresh(facts: list[Any], ctx: z3.Context, units: int, schedule: list[Tr
     # the child parses
     printer = z3.Solver(ctx=ctx)
     printer.add(*facts)
-    request = json.dumps({"units": units, "schedule": [[t.seed, t.phase, t.units] for t in schedule],
-                          "wall_ms_per_unit": wall_ms_per_unit})
+    request = {"units": units, "schedule": [[t.seed, t.phase, t.units] for t in schedule],
+               "wall_ms_per_unit": wall_ms_per_unit}
     # the units decide; the wall clock only stops a child that stops counting (and pays
-    # for starting Python)
-    wall_s = 5 + units * wall_ms_per_unit / 1000
-    # a fixed hash seed: nothing in the child's Python varies from one run to the next
-    env = {**os.environ, "PYTHONHASHSEED": "0"}
-    # this file as a script, with the same interpreter and so the same z3; the request
-    # is the first line of its input, the query the rest
+    # for starting the helper)
+    wall_s = WALL_BASE_S + units * wall_ms_per_unit / 1000
     try:
-        done = subprocess.run([sys.executable, os.path.abspath(__file__)], input=request + "\n" + printer.sexpr(),
-                              capture_output=True, text=True, timeout=wall_s, env=env, check=False)
-        reply = json.loads(done.stdout.strip().splitlines()[-1])
+        reply = _helper(sys.executable).ask(request, printer.sexpr(), wall_s)
         result, spent, values = str(reply["result"]), int(reply["units"]), reply["model"]
-    except (OSError, subprocess.TimeoutExpired, ValueError, KeyError, IndexError, TypeError):
+    except (OSError, ZygoteGone, ValueError, KeyError, TypeError):
         return FreshAnswer("unknown", 0, None)
     if result != "sat":
         return FreshAnswer(result if result == "unsat" else "unknown", spent, None)
@@ -116,11 +205,9 @@ def _values(m: Any) -> list[list[Any]] | None:
     return sorted(out)
 
 
-def main() -> None:
-    """The child: read the request and the query, try the trials in order, print one
-    JSON line (the result, the units spent, the model's values)."""
-    request = json.loads(sys.stdin.readline())
-    text = sys.stdin.read()
+def _answer(request: dict[str, Any], text: str) -> dict[str, Any]:
+    """The child's work: try the trials in order on the query ``text``; the result, the
+    units spent and the model's values."""
     left = int(request["units"])
     per_unit = float(request["wall_ms_per_unit"])
     spent = 0
@@ -149,8 +236,55 @@ def main() -> None:
         if r == z3.unsat:
             result = "unsat"
             break
-    print(json.dumps({"result": result, "units": spent, "model": values}))
+    return {"result": result, "units": spent, "model": values}
+
+
+def _reply(request: dict[str, Any], text: str) -> bytes:
+    """``_answer`` as the line the parent reads; a failure (z3 rejecting an option, say)
+    is a line the parent does not take as an answer."""
+    try:
+        return json.dumps(_answer(request, text)).encode() + b"\n"
+    except Exception as e:  # any failure is an unknown answer upstream
+        return json.dumps({"error": f"{type(e).__name__}: {e}"}).encode() + b"\n"
+
+
+def _in_child(request: dict[str, Any], text: str) -> bytes:
+    """``_reply`` computed in a forked child, read back through a pipe: this process's
+    z3 stays untouched. A child that dies without a line gives an error line."""
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(r)
+        try:
+            data = _reply(request, text)
+            while data:
+                data = data[os.write(w, data):]
+        finally:
+            os._exit(0)
+    os.close(w)
+    chunks = []
+    while chunk := os.read(r, 1 << 16):
+        chunks.append(chunk)
+    os.close(r)
+    os.waitpid(pid, 0)
+    data = b"".join(chunks)
+    return data if data.endswith(b"\n") else b'{"error": "the child ended without an answer"}\n'
+
+
+def serve() -> None:
+    """The helper: for every request on standard input, one line on standard output,
+    until the input ends."""
+    inp, out = sys.stdin.buffer, sys.stdout.buffer
+    while head := inp.readline():
+        request = json.loads(head)
+        text = inp.read(int(request["bytes"])).decode()
+        if not hasattr(os, "fork"):
+            out.write(_reply(request, text))
+            out.flush()
+            return
+        out.write(_in_child(request, text))
+        out.flush()
 
 
 if __name__ == "__main__":
-    main()
+    serve()
