@@ -1,5 +1,5 @@
-"""engine/terms.py: conj, disj and Substitution build the very terms z3.And, z3.Or and
-z3.substitute build."""
+"""engine/terms.py: conj, disj, choose and Substitution build the very terms z3.And,
+z3.Or, z3.If and z3.substitute build."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import z3
 
-from khospec.engine.terms import Substitution, conj, disj
+from khospec.engine.terms import Substitution, choose, conj, disj
 
 PAIRS = [(conj, z3.And), (disj, z3.Or)]
 
@@ -47,6 +47,34 @@ def test_no_other_term_is_made(ours: Callable[..., Any], theirs: Callable[..., A
         ctx = z3.Context()
         a, b = z3.Bool("a", ctx), z3.Bool("b", ctx)
         build(a, b, z3.Not(a))
+        ids.append(z3.Bool("next", ctx).get_id())
+    assert ids[0] == ids[1]
+
+
+def test_choose_is_z3s_if() -> None:
+    ctx = z3.Context()
+    c, p = z3.Bool("c", ctx), z3.Bool("p", ctx)
+    x, y = z3.BitVec("x", 64, ctx), z3.BitVec("y", 64, ctx)
+    f = z3.Function("f", z3.BitVecSort(32, ctx), z3.BitVecSort(32, ctx))
+    cases = [(c, x, y), (c, p, z3.Not(p)), (x == y, z3.BitVecVal(3, 64, ctx), x), (c, x, x),
+             (z3.BoolVal(True, ctx), x, y), (c, f(z3.BitVecVal(1, 32, ctx)), z3.BitVecVal(0, 32, ctx)),
+             # Python values, arrays: z3's own function, which converts them
+             (c, x, 7), (c, True, p), (c, z3.K(z3.BitVecSort(8, ctx), x), z3.K(z3.BitVecSort(8, ctx), y))]
+    for args in cases:
+        mine, theirs = choose(*args), z3.If(*args)
+        assert mine.get_id() == theirs.get_id() and type(mine) is type(theirs)
+    with pytest.raises(z3.Z3Exception):
+        choose(c, x, z3.BitVec("narrow", 32, ctx))  # branches of two sorts: z3's C call refuses
+    with pytest.raises(z3.Z3Exception):
+        choose(c, x, z3.BitVec("elsewhere", 64))  # two contexts
+
+
+def test_choose_makes_no_other_term() -> None:
+    ids = []
+    for build in (choose, z3.If):
+        ctx = z3.Context()
+        c, x = z3.Bool("c", ctx), z3.BitVec("x", 16, ctx)
+        build(c, x, z3.BitVecVal(0, 16, ctx))
         ids.append(z3.Bool("next", ctx).get_id())
     assert ids[0] == ids[1]
 

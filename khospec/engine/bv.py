@@ -11,7 +11,7 @@ from typing import Any
 
 import z3
 
-from khospec.engine.terms import conj
+from khospec.engine.terms import choose, conj
 from khospec.types import BoolType, IntType, StructType, Type
 
 
@@ -73,7 +73,7 @@ def ite(c: z3.BoolRef, a: Sym, b: Sym) -> Sym:
         return b
     if a.eq(b):
         return a
-    return z3.If(c, a, b)
+    return choose(c, a, b)
 
 
 def eq(a: Sym, b: Sym) -> z3.BoolRef:
@@ -93,7 +93,7 @@ def convert(v: Sym, src: Type, dst: Type, ctx: z3.Context) -> Sym:
     if isinstance(src, BoolType):
         # an integer never converts to bool: the type checker only asks this way round
         assert isinstance(dst, IntType)
-        return z3.If(v, z3.BitVecVal(1, dst.width, ctx), z3.BitVecVal(0, dst.width, ctx))
+        return choose(v, z3.BitVecVal(1, dst.width, ctx), z3.BitVecVal(0, dst.width, ctx))
     assert isinstance(src, IntType) and isinstance(dst, IntType)
     if dst.width == src.width:
         # int <-> unsigned int, long <-> unsigned long: the bits stay, their reading changes
@@ -179,7 +179,7 @@ def _log2_of_onehot(y: Sym, width: int) -> Sym:
         for i in range(64):
             if (i >> k) & 1:
                 mask |= 1 << i
-        bits.append(z3.If((y & z3.BitVecVal(mask, 64, ctx)) != 0,
+        bits.append(choose((y & z3.BitVecVal(mask, 64, ctx)) != 0,
                           z3.BitVecVal(1 << k, width, ctx), z3.BitVecVal(0, width, ctx)))
     out = bits[0]
     for b in bits[1:]:
@@ -193,7 +193,7 @@ def count_trailing_zeros(x: Sym) -> Sym:
     # x & -x keeps the lowest set bit alone; x is unsigned long (the type checker
     # converts the argument) and the kernel's function returns int, hence 32 bits
     low = x & (-x)
-    return z3.If(x == 0, z3.BitVecVal(-1 & 0xFFFFFFFF, 32, ctx), _log2_of_onehot(low, 32))
+    return choose(x == 0, z3.BitVecVal(-1 & 0xFFFFFFFF, 32, ctx), _log2_of_onehot(low, 32))
 
 
 def ilog2(x: Sym) -> Sym:
@@ -205,9 +205,9 @@ def ilog2(x: Sym) -> Sym:
     # the result is int, as __ilog2_u64() returns
     for k in (32, 16, 8, 4, 2, 1):
         high = z3.LShR(v, k) != 0
-        r = z3.If(high, r + k, r)
-        v = z3.If(high, z3.LShR(v, k), v)
-    return z3.If(x == 0, z3.BitVecVal(-1 & 0xFFFFFFFF, 32, ctx), r)
+        r = choose(high, r + k, r)
+        v = choose(high, z3.LShR(v, k), v)
+    return choose(x == 0, z3.BitVecVal(-1 & 0xFFFFFFFF, 32, ctx), r)
 
 
 def model_value(model: z3.ModelRef, v: Sym, ty: Type) -> Any:

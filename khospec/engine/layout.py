@@ -29,7 +29,7 @@ import z3
 from khospec import ir
 from khospec.counterexample import ModelLayout
 from khospec.engine.bv import StructVal
-from khospec.engine.terms import conj, disj
+from khospec.engine.terms import choose, conj, disj
 from khospec.types import BOOL, INT, MEM_RANGE, ULONG, BoolType, IntType, Type
 
 Pred = Callable[[Any], Any]
@@ -347,7 +347,7 @@ class SymbolicLayout(_RangeLayout):
     def pfn_node(self, p: Any) -> Any:
         in_ram, r = self.range_of(p)
         # NUMA_NO_NODE for a hole, as memblock_search_pfn_nid() answers
-        return z3.If(in_ram, r.nid, z3.BitVecVal(-1 & 0xFFFFFFFF, 32, self.ctx))
+        return choose(in_ram, r.nid, z3.BitVecVal(-1 & 0xFFFFFFFF, 32, self.ctx))
 
     def pfn_range(self, p: Any) -> StructVal:
         # for a hole the witness does not exist and its fields are free: whatever value
@@ -380,21 +380,21 @@ class SymbolicLayout(_RangeLayout):
         # separately, so a node's span has one pair of witnesses whoever asks
         if z3.is_app_of(n, z3.Z3_OP_ITE):
             c, a, b = n.children()
-            return z3.If(c, self._through_ite(a, f), self._through_ite(b, f))
+            return choose(c, self._through_ite(a, f), self._through_ite(b, f))
         return f(n)
 
     def node_start_pfn(self, n: Any) -> Any:
         def start(m: Any) -> Any:
             is_node, lo, _ = self._node_span(m)
             # a node without memory spans [0, 0), as get_pfn_range_for_nid() leaves it
-            return z3.If(is_node, lo.start, z3.BitVecVal(0, 64, self.ctx))
+            return choose(is_node, lo.start, z3.BitVecVal(0, 64, self.ctx))
 
         return self._through_ite(n, start)
 
     def node_end_pfn(self, n: Any) -> Any:
         def end(m: Any) -> Any:
             is_node, _, hi = self._node_span(m)
-            return z3.If(is_node, hi.end, z3.BitVecVal(0, 64, self.ctx))
+            return choose(is_node, hi.end, z3.BitVecVal(0, 64, self.ctx))
 
         return self._through_ite(n, end)
 
@@ -463,7 +463,7 @@ class SymbolicLayout(_RangeLayout):
                 lambda w: z3.Implies(conj(w.exists, disj(z3.Not(found), w.nid < f)), z3.Not(cond(w.nid))),
             )
         )
-        return z3.If(found, f, default)
+        return choose(found, f, default)
 
     # -- closure
     def close(self) -> tuple[list[Any], list[Any]]:
@@ -513,7 +513,7 @@ def at_most_ranges(ranges: list[WRange], ctx: z3.Context, k: int) -> Any:
         return z3.BoolVal(True, ctx)
     # 16 bits count up to the 400 witnesses new_range allows without wrapping
     one, zero = z3.BitVecVal(1, 16, ctx), z3.BitVecVal(0, 16, ctx)
-    return z3.ULE(z3.Sum(*[z3.If(r.exists, one, zero) for r in ranges]), z3.BitVecVal(k, 16, ctx))
+    return z3.ULE(z3.Sum(*[choose(r.exists, one, zero) for r in ranges]), z3.BitVecVal(k, 16, ctx))
 
 
 def round_ranges(ranges: list[WRange], ctx: z3.Context, align_pfns: int, below_pfns: int,
@@ -622,7 +622,7 @@ class ConcreteLayout:
             a = build(lo, mid)
             b = build(mid, hi)
             c = z3.ULT(p, self._bv(rs[mid][0], 64))
-            return tuple(z3.If(c, x, y) for x, y in zip(a, b, strict=True))
+            return tuple(choose(c, x, y) for x, y in zip(a, b, strict=True))
 
         if not rs:
             # no memory: every pfn is a hole, and the range is never read
@@ -640,7 +640,7 @@ class ConcreteLayout:
 
     def pfn_node(self, p: Any) -> Any:
         inr, r = self._lookup(p)
-        return z3.If(inr, r.fields[2], self._bv(-1, 32))
+        return choose(inr, r.fields[2], self._bv(-1, 32))
 
     def pfn_range(self, p: Any) -> StructVal:
         # the range holding p, else (a hole) the open value: never the range the search
@@ -658,7 +658,7 @@ class ConcreteLayout:
                                              z3.BitVec(f"{base}.nid", 32, self.ctx),
                                              z3.Bool(f"{base}.mirror", self.ctx)))
                 self._holes.append((p, hole))
-                hit = StructVal(MEM_RANGE, tuple(z3.If(inr, f, g) for f, g in zip(r.fields, hole.fields, strict=True)))
+                hit = StructVal(MEM_RANGE, tuple(choose(inr, f, g) for f, g in zip(r.fields, hole.fields, strict=True)))
             self._ranges[key] = hit
         return hit
 
@@ -673,7 +673,7 @@ class ConcreteLayout:
         id); a number when n is one, so a claim about node 0 reads a constant."""
         out = self._bv(default, w)
         for nid in sorted(values, reverse=True):
-            out = z3.If(n == self._bv(nid, 32), self._bv(values[nid], w), out)
+            out = choose(n == self._bv(nid, 32), self._bv(values[nid], w), out)
         return z3.simplify(out) if z3.is_bv_value(n) else out
 
     def node_start_pfn(self, n: Any) -> Any:
@@ -755,7 +755,7 @@ class ConcreteLayout:
         for k in range(4):
             out = vals[-1].fields[k]
             for j in range(len(vals) - 2, -1, -1):
-                out = z3.If(i == j, vals[j].fields[k], out)
+                out = choose(i == j, vals[j].fields[k], out)
             fields.append(out)
         return z3.ULT(i, len(vals)), StructVal(MEM_RANGE, tuple(fields))
 
@@ -769,7 +769,7 @@ class ConcreteLayout:
         out = default
         for n in reversed(self.nodes):
             nv = self._bv(n, 32)
-            out = z3.If(cond(nv), nv, out)
+            out = choose(cond(nv), nv, out)
         return out
 
     def close(self) -> tuple[list[Any], list[Any]]:
@@ -868,7 +868,7 @@ class BoundedLayout(_RangeLayout):
         fields: list[Any] = [z3.BitVecVal(0, 64, self.ctx), z3.BitVecVal(0, 64, self.ctx),
                              z3.BitVecVal(0xFFFFFFFF, 32, self.ctx), z3.BoolVal(False, self.ctx)]
         for r, h in reversed(list(zip(self.ranges, hits, strict=True))):
-            fields = [z3.If(h, f, g) for f, g in zip((r.start, r.end, r.nid, r.mirror), fields, strict=True)]
+            fields = [choose(h, f, g) for f, g in zip((r.start, r.end, r.nid, r.mirror), fields, strict=True)]
         return disj(*hits), StructVal(MEM_RANGE, tuple(fields))
 
     def pfn_in_ram(self, p: Any) -> Any:
@@ -876,7 +876,7 @@ class BoundedLayout(_RangeLayout):
 
     def pfn_node(self, p: Any) -> Any:
         inr, r = self._lookup(p)
-        return z3.If(inr, r.fields[2], z3.BitVecVal(0xFFFFFFFF, 32, self.ctx))
+        return choose(inr, r.fields[2], z3.BitVecVal(0xFFFFFFFF, 32, self.ctx))
 
     def pfn_range(self, p: Any) -> StructVal:
         return self._lookup(p)[1]
@@ -884,13 +884,13 @@ class BoundedLayout(_RangeLayout):
     def node_start_pfn(self, n: Any) -> Any:
         out = z3.BitVecVal(0, 64, self.ctx)
         for r in reversed(self.ranges):  # the lowest range of the node wins
-            out = z3.If(conj(r.exists, r.nid == n), r.start, out)
+            out = choose(conj(r.exists, r.nid == n), r.start, out)
         return out
 
     def node_end_pfn(self, n: Any) -> Any:
         out = z3.BitVecVal(0, 64, self.ctx)
         for r in self.ranges:  # the highest range of the node wins
-            out = z3.If(conj(r.exists, r.nid == n), r.end, out)
+            out = choose(conj(r.exists, r.nid == n), r.end, out)
         return out
 
     # the quantifiers over ranges and nodes are expanded over the k ranges: exact for
@@ -916,7 +916,7 @@ class BoundedLayout(_RangeLayout):
         i = z3.BitVec(self._name("range"), 8, self.ctx)
         fields = list(self.ranges[-1].value().fields)
         for j in range(self.k - 2, -1, -1):
-            fields = [z3.If(i == j, f, g) for f, g in zip(self.ranges[j].value().fields, fields, strict=True)]
+            fields = [choose(i == j, f, g) for f, g in zip(self.ranges[j].value().fields, fields, strict=True)]
         exists = disj(*[conj(i == j, r.exists) for j, r in enumerate(self.ranges)])
         return exists, StructVal(MEM_RANGE, tuple(fields))
 
@@ -938,7 +938,7 @@ class BoundedLayout(_RangeLayout):
         self.hard.append(z3.Implies(found, disj(*[conj(r.exists, r.nid == f, c) for r, c in conds])))
         for r, c in conds:
             self.hard.append(z3.Implies(conj(found, r.exists, r.nid < f), z3.Not(c)))
-        return z3.If(found, f, default)
+        return choose(found, f, default)
 
     def close(self) -> tuple[list[Any], list[Any]]:
         lazy: list[Any] = []

@@ -32,7 +32,7 @@ from khospec.engine.layout import (
 )
 from khospec.engine.state import CallResult, Frame, LoopInfo, LowerError, Skolem, err
 from khospec.engine.statements import Statements
-from khospec.engine.terms import conj, disj
+from khospec.engine.terms import choose, conj, disj
 from khospec.types import BOOL, INT, ULONG, BoolType, IntType, SeqType, StructType, Type
 
 # the iterations of a `while` loop run before its stand-in or cut (statements._while)
@@ -386,12 +386,12 @@ class Lowering:
             assert isinstance(t, IntType)
             lt = (lambda a, b: a < b) if t.signed else z3.ULT
             if n == "min":
-                return z3.If(lt(args[1], args[0]), args[1], args[0])
+                return choose(lt(args[1], args[0]), args[1], args[0])
             if n == "max":
-                return z3.If(lt(args[0], args[1]), args[1], args[0])
+                return choose(lt(args[0], args[1]), args[1], args[0])
             v, lo, hi = args
-            mx = z3.If(lt(v, lo), lo, v)
-            return z3.If(lt(hi, mx), hi, mx)
+            mx = choose(lt(v, lo), lo, v)
+            return choose(lt(hi, mx), hi, mx)
         # include/linux/align.h, computed in x's type, to which the type checker
         # converted a as (typeof(x))(a) does: IS_ALIGNED tests the low bits, ALIGN rounds
         # up, and ALIGN_DOWN, ALIGN(x - (a - 1), a) in the kernel, is x & ~(a - 1)
