@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 import z3
 
+from khospec.engine import terms
 from khospec.engine.terms import Substitution, choose, conj, disj
 
 PAIRS = [(conj, z3.And), (disj, z3.Or)]
@@ -77,6 +78,46 @@ def test_choose_makes_no_other_term() -> None:
         build(c, x, z3.BitVecVal(0, 16, ctx))
         ids.append(z3.Bool("next", ctx).get_id())
     assert ids[0] == ids[1]
+
+
+# (ours, z3's) for the boolean terms made with one C call
+BOOLEAN = [("negate", z3.Not), ("implies", z3.Implies), ("equal", lambda a, b: a == b),
+           ("ule", z3.ULE), ("ult", z3.ULT), ("uge", z3.UGE), ("ugt", z3.UGT),
+           ("slt", lambda a, b: a < b), ("sle", lambda a, b: a <= b), ("sgt", lambda a, b: a > b),
+           ("sge", lambda a, b: a >= b)]
+
+
+@pytest.mark.parametrize(("name", "theirs"), BOOLEAN, ids=[n for n, _ in BOOLEAN])
+def test_boolean_terms_are_z3s(name: str, theirs: Callable[..., Any]) -> None:
+    ours = getattr(terms, name)
+    ctx = z3.Context()
+    p, q = z3.Bool("p", ctx), z3.Bool("q", ctx)
+    x, y = z3.BitVec("x", 64, ctx), z3.BitVec("y", 64, ctx)
+    arity = 1 if name == "negate" else 2
+    boolean = name in ("negate", "implies", "equal")
+    cases = [(p, q), (p, z3.BoolVal(False, ctx)), (p, True)] if boolean else []
+    if name not in ("negate", "implies"):
+        # a numeral right of a term: Python asks the numeral first, z3 mirrors the term
+        cases += [(x, y), (x, z3.BitVecVal(4096, 64, ctx)), (z3.BitVecVal(4096, 64, ctx), x), (x + 1, 7), (3, y)]
+    for args in cases:
+        mine = ours(*args[:arity])
+        assert mine.get_id() == theirs(*args[:arity]).get_id() and isinstance(mine, z3.BoolRef)
+    if name == "negate":
+        with pytest.raises(z3.Z3Exception):
+            ours(x)  # not a boolean
+        return
+    with pytest.raises(z3.Z3Exception):
+        ours(*((p, x) if boolean else (x, z3.BitVec("narrow", 32, ctx))))  # sorts that do not fit
+    with pytest.raises(z3.Z3Exception):
+        ours(z3.Bool("elsewhere") if boolean else z3.BitVec("elsewhere", 64), p if boolean else y)  # two contexts
+
+
+def test_is_true_and_is_false_are_z3s() -> None:
+    ctx = z3.Context()
+    p, x = z3.Bool("p", ctx), z3.BitVec("x", 8, ctx)
+    for a in (z3.BoolVal(True, ctx), z3.BoolVal(False, ctx), p, z3.Not(z3.BoolVal(True, ctx)), x == x,
+              z3.ForAll([x], x == x), x, 3, True):
+        assert (terms.is_true(a), terms.is_false(a)) == (z3.is_true(a), z3.is_false(a))
 
 
 def _substitution_case() -> tuple[z3.Context, list[tuple[Any, Any]], list[Any]]:

@@ -11,7 +11,7 @@ from typing import Any
 
 import z3
 
-from khospec.engine.terms import choose, conj
+from khospec.engine.terms import choose, conj, equal, is_false, is_true, negate, sge, sgt, sle, slt, uge, ugt, ule, ult
 from khospec.types import BoolType, IntType, StructType, Type
 
 
@@ -67,9 +67,9 @@ def ite(c: z3.BoolRef, a: Sym, b: Sym) -> Sym:
     term; those give no `If`, which keeps the terms of long traces small."""
     if isinstance(a, StructVal):
         return StructVal(a.ty, tuple(ite(c, x, y) for x, y in zip(a.fields, b.fields, strict=True)))
-    if z3.is_true(c):
+    if is_true(c):
         return a
-    if z3.is_false(c):
+    if is_false(c):
         return b
     if a.eq(b):
         return a
@@ -80,7 +80,7 @@ def eq(a: Sym, b: Sym) -> z3.BoolRef:
     """Equality of two values of one type; structs are equal when every field is."""
     if isinstance(a, StructVal):
         return conj(*[eq(x, y) for x, y in zip(a.fields, b.fields, strict=True)])
-    return a == b
+    return equal(a, b)
 
 
 def convert(v: Sym, src: Type, dst: Type, ctx: z3.Context) -> Sym:
@@ -160,12 +160,12 @@ def compare(op: str, a: Sym, b: Sym, ty: Type) -> z3.BoolRef:
     if op == "==":
         return eq(a, b)
     if op == "!=":
-        return z3.Not(eq(a, b))
+        return negate(eq(a, b))
     assert isinstance(ty, IntType)
     if ty.signed:
         # z3's <, <=, >, >= on bit-vectors are the signed comparisons
-        return {"<": a < b, "<=": a <= b, ">": a > b, ">=": a >= b}[op]
-    return {"<": z3.ULT(a, b), "<=": z3.ULE(a, b), ">": z3.UGT(a, b), ">=": z3.UGE(a, b)}[op]
+        return {"<": slt(a, b), "<=": sle(a, b), ">": sgt(a, b), ">=": sge(a, b)}[op]
+    return {"<": ult(a, b), "<=": ule(a, b), ">": ugt(a, b), ">=": uge(a, b)}[op]
 
 
 def _log2_of_onehot(y: Sym, width: int) -> Sym:
@@ -218,7 +218,7 @@ def model_value(model: z3.ModelRef, v: Sym, ty: Type) -> Any:
     # staying symbolic
     r = model.eval(v, model_completion=True)
     if isinstance(ty, BoolType):
-        return z3.is_true(r)
+        return is_true(r)
     assert isinstance(ty, IntType)
     # a model gives the bit pattern; a signed type reads it as two's complement
     return ty.wrap(r.as_long())

@@ -18,6 +18,7 @@ from khospec import ir
 from khospec.counterexample import InitialValue, ModelData, ModelWitness
 from khospec.engine import bv
 from khospec.engine.formulas import CheckFormulas, Violation
+from khospec.engine.terms import is_true
 
 
 def extract(f: CheckFormulas, sub: Callable[[Any], Any], model: z3.ModelRef, v: Violation,
@@ -70,7 +71,7 @@ def extract(f: CheckFormulas, sub: Callable[[Any], Any], model: z3.ModelRef, v: 
         pfuncs.setdefault(name, []).append([list(avals), val(app, pd.ty)])
     # at a merged node, the edge whose path condition holds is the trace whose state the
     # model shows (TraceNode)
-    path = (v.node.path(lambda pc: z3.is_true(model.eval(sub(pc), model_completion=True)))
+    path = (v.node.path(lambda pc: is_true(model.eval(sub(pc), model_completion=True)))
             if v.node is not None else [])
     # every constant the solver picked, with its site and label (the trace node or loop
     # iteration it belongs to): the replay binds the claim's leading quantifiers to
@@ -94,7 +95,7 @@ def extract(f: CheckFormulas, sub: Callable[[Any], Any], model: z3.ModelRef, v: 
         seen_init.add((path_name, i))
         r = model.eval(sub(gval), model_completion=True)
         initial.append({"field": path_name, "index": i,
-                        "value": z3.is_true(r) if z3.is_bool(r) else r.as_long()})
+                        "value": is_true(r) if z3.is_bool(r) else r.as_long()})
     return {
         "params": params,
         "param_functions": pfuncs,

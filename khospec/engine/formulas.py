@@ -23,7 +23,7 @@ from khospec.engine import bv
 from khospec.engine.lower import Lowering
 from khospec.engine.state import Frame, Skolem
 from khospec.engine.statements import mentions_require
-from khospec.engine.terms import conj, disj
+from khospec.engine.terms import conj, disj, implies, is_true, negate
 from khospec.engine.trace import TraceNode, build_tree, frame_for
 from khospec.types import BoolType, IntType
 
@@ -95,7 +95,7 @@ class CheckFormulas:
                 continue
             value = low.ev(a.formula, frame(low, f"assume {a.name}"), 1)
             self.meaning[a.name] = value
-            self.hard.append(z3.Implies(lit, value))
+            self.hard.append(implies(lit, value))
         claim = self.check.claim
         if claim.kind == "holds":
             assert claim.expr is not None
@@ -153,7 +153,7 @@ class CheckFormulas:
             if self.vacuity_only:
                 return
             c = low.ev(body, fr, -1)
-        self.violations.append(Violation(conj(self.premise, z3.Not(c)), "claim", 0, None,
+        self.violations.append(Violation(conj(self.premise, negate(c)), "claim", 0, None,
                                           {"kind": "claim", "check": self.check.name}))
         for loop in low.loops:
             if loop.entry_violation is not None:
@@ -187,7 +187,7 @@ class CheckFormulas:
             for n in nodes:
                 if claim.kind == "after" and n.step != claim.step:
                     continue
-                v = z3.Not(low.ev(claim.expr, frame_for(low, n), -1))
+                v = negate(low.ev(claim.expr, frame_for(low, n), -1))
                 self.violations.append(Violation(conj(n.pc, v), f"n{n.id}", n.depth, n,
                                                   {"kind": claim.kind, "step": n.step, "node": f"n{n.id}"}))
         else:
@@ -196,7 +196,7 @@ class CheckFormulas:
                     if r.name != claim.requirement:
                         continue
                     self.violations.append(Violation(
-                        conj(r.guard, z3.Not(r.cond)), f"n{n.id}", n.depth, n,
+                        conj(r.guard, negate(r.cond)), f"n{n.id}", n.depth, n,
                         {"kind": "requirement", "name": r.name, "step": n.step, "node": f"n{n.id}",
                          "at": str(self.program.site_spans.get(r.site, claim.span))}))
 
@@ -226,7 +226,7 @@ class CheckFormulas:
         if value is None:
             return False
         pairs = self.low.constants(profile)
-        return bool(z3.is_true(z3.simplify(z3.substitute(value, *pairs) if pairs else value)))
+        return bool(is_true(z3.simplify(z3.substitute(value, *pairs) if pairs else value)))
 
 
 def _mentions(nodes: tuple[ir.Expr, ...], types: tuple[type, ...]) -> bool:

@@ -29,7 +29,7 @@ import z3
 from khospec import ir
 from khospec.counterexample import ModelLayout
 from khospec.engine.bv import StructVal
-from khospec.engine.terms import choose, conj, disj
+from khospec.engine.terms import choose, conj, disj, implies, is_true, negate, ule, ult
 from khospec.types import BOOL, INT, MEM_RANGE, ULONG, BoolType, IntType, Type
 
 Pred = Callable[[Any], Any]
@@ -166,7 +166,7 @@ class WRange:
 
     def contains(self, p: Any) -> Any:
         # pfns are unsigned long: unsigned comparisons
-        return conj(z3.ULE(self.start, p), z3.ULT(p, self.end))
+        return conj(ule(self.start, p), ult(p, self.end))
 
 
 @dataclass
@@ -226,7 +226,7 @@ class _RangeLayout:
         return round_ranges(self.ranges, self.ctx, align_pfns, below_pfns, node_ids)
 
     def existing(self, model: z3.ModelRef) -> int:
-        return sum(1 for r in self.ranges if z3.is_true(model.eval(r.exists, model_completion=True)))
+        return sum(1 for r in self.ranges if is_true(model.eval(r.exists, model_completion=True)))
 
     def at_most(self, k: int) -> Any:
         return at_most_ranges(self.ranges, self.ctx, k)
@@ -236,13 +236,13 @@ class _RangeLayout:
         # disjointness facts allow equal ranges), which the layout lists once
         ranges: set[tuple[int, int, int, bool]] = set()
         for r in self.ranges:
-            if z3.is_true(model.eval(r.exists, model_completion=True)):
+            if is_true(model.eval(r.exists, model_completion=True)):
                 ranges.add(
                     (
                         model.eval(r.start, model_completion=True).as_long(),
                         model.eval(r.end, model_completion=True).as_long(),
                         INT.wrap(model.eval(r.nid, model_completion=True).as_long()),
-                        z3.is_true(model.eval(r.mirror, model_completion=True)),
+                        is_true(model.eval(r.mirror, model_completion=True)),
                     )
                 )
         nodes = sorted({nid for _, _, nid, _ in ranges})
@@ -263,7 +263,7 @@ class _RangeLayout:
                 )
                 for z in range(5)
             ],
-            "mirrored_kernelcore": z3.is_true(model.eval(self._mirrored, model_completion=True)),
+            "mirrored_kernelcore": is_true(model.eval(self._mirrored, model_completion=True)),
         }
 
 
@@ -317,7 +317,7 @@ class SymbolicLayout(_RangeLayout):
         self.ranges.append(r)
         # memblock's pfn ranges are never empty (__next_mem_pfn_range() skips a region
         # without a whole page)
-        self.hard.append(z3.Implies(exists, z3.ULT(r.start, r.end)))
+        self.hard.append(implies(exists, ult(r.start, r.end)))
         return r
 
     def range_of(self, p: Any) -> tuple[Any, WRange]:
@@ -332,10 +332,10 @@ class SymbolicLayout(_RangeLayout):
         self.note_pfn(p)
         in_ram = z3.Bool(self._name("in_ram"), self.ctx)
         r = self.new_range("the range holding a pfn", in_ram)
-        self.hard.append(z3.Implies(in_ram, r.contains(p)))
+        self.hard.append(implies(in_ram, r.contains(p)))
         # a hole: no range of the layout holds p
         def hole(w: WRange, p: Any = p, in_ram: Any = in_ram) -> Any:
-            return z3.Implies(conj(w.exists, z3.Not(in_ram)), z3.Not(w.contains(p)))
+            return implies(conj(w.exists, negate(in_ram)), negate(w.contains(p)))
 
         self.obligations.append(_Obligation("ranges", hole))
         self._range_of[key] = (in_ram, r)
@@ -368,8 +368,8 @@ class SymbolicLayout(_RangeLayout):
         lo = self.new_range("the lowest range of a node", is_node, n)
         hi = self.new_range("the highest range of a node", is_node, n)
         def inside(w: WRange, n: Any = n, is_node: Any = is_node, lo: WRange = lo, hi: WRange = hi) -> Any:
-            return z3.Implies(conj(w.exists, w.nid == n),
-                              conj(is_node, z3.ULE(lo.start, w.start), z3.ULE(w.end, hi.end)))
+            return implies(conj(w.exists, w.nid == n),
+                              conj(is_node, ule(lo.start, w.start), ule(w.end, hi.end)))
 
         self.obligations.append(_Obligation("ranges", inside))
         self._span[key] = (is_node, lo, hi)
@@ -405,7 +405,7 @@ class SymbolicLayout(_RangeLayout):
         # instance, and a model's layout is made of the witnesses, so the fact holds on
         # all of its ranges
         q = z3.Bool(self._name("forall_ranges"), self.ctx)
-        self.obligations.append(_Obligation("ranges", lambda w: z3.Implies(conj(q, w.exists), pred(w.value()))))
+        self.obligations.append(_Obligation("ranges", lambda w: implies(conj(q, w.exists), pred(w.value()))))
         return q
 
     def exists_range(self, pred: Pred, origin: str) -> Any:
@@ -417,7 +417,7 @@ class SymbolicLayout(_RangeLayout):
         # a layout's nodes are the nodes of its ranges, so the instances on every
         # witness's node cover every node of a model's layout
         q = z3.Bool(self._name("forall_nodes"), self.ctx)
-        self.obligations.append(_Obligation("ranges", lambda w: z3.Implies(conj(q, w.exists), pred(w.nid))))
+        self.obligations.append(_Obligation("ranges", lambda w: implies(conj(q, w.exists), pred(w.nid))))
         return q
 
     def exists_node(self, pred: Pred, origin: str) -> Any:
@@ -445,7 +445,7 @@ class SymbolicLayout(_RangeLayout):
         only as good as its replay, which decides the quantifier on the counterexample."""
         q = z3.Bool(self._name("forall_pfns"), self.ctx)
         self.incomplete.append("a universally quantified pfn assumption")
-        self.obligations.append(_Obligation("pfns", lambda p: z3.Implies(q, pred(p))))
+        self.obligations.append(_Obligation("pfns", lambda p: implies(q, pred(p))))
         return q
 
     def first_node(self, cond: Pred, default: Any, origin: str) -> Any:
@@ -456,11 +456,11 @@ class SymbolicLayout(_RangeLayout):
         found = z3.Bool(self._name("found"), self.ctx)
         f = z3.BitVec(self._name("first_node"), 32, self.ctx)
         self.new_range(origin, found, f)
-        self.hard.append(z3.Implies(found, cond(f)))
+        self.hard.append(implies(found, cond(f)))
         self.obligations.append(
             _Obligation(
                 "ranges",
-                lambda w: z3.Implies(conj(w.exists, disj(z3.Not(found), w.nid < f)), z3.Not(cond(w.nid))),
+                lambda w: implies(conj(w.exists, disj(negate(found), w.nid < f)), negate(cond(w.nid))),
             )
         )
         return choose(found, f, default)
@@ -495,8 +495,8 @@ class SymbolicLayout(_RangeLayout):
                 b = self.ranges[j]
                 for a in self.ranges[:j]:
                     same = conj(a.start == b.start, a.end == b.end, a.nid == b.nid, a.mirror == b.mirror)
-                    apart = disj(z3.ULE(a.end, b.start), z3.ULE(b.end, a.start))
-                    lazy.append(z3.Implies(conj(a.exists, b.exists), disj(same, apart)))
+                    apart = disj(ule(a.end, b.start), ule(b.end, a.start))
+                    lazy.append(implies(conj(a.exists, b.exists), disj(same, apart)))
                 self._pairs_done += 1
                 changed = True
             if self.hard:
@@ -513,7 +513,7 @@ def at_most_ranges(ranges: list[WRange], ctx: z3.Context, k: int) -> Any:
         return z3.BoolVal(True, ctx)
     # 16 bits count up to the 400 witnesses new_range allows without wrapping
     one, zero = z3.BitVecVal(1, 16, ctx), z3.BitVecVal(0, 16, ctx)
-    return z3.ULE(z3.Sum(*[choose(r.exists, one, zero) for r in ranges]), z3.BitVecVal(k, 16, ctx))
+    return ule(z3.Sum(*[choose(r.exists, one, zero) for r in ranges]), z3.BitVecVal(k, 16, ctx))
 
 
 def round_ranges(ranges: list[WRange], ctx: z3.Context, align_pfns: int, below_pfns: int,
@@ -527,11 +527,11 @@ def round_ranges(ranges: list[WRange], ctx: z3.Context, align_pfns: int, below_p
     mask = z3.BitVecVal(align_pfns - 1, 64, ctx)
     one = z3.BitVecVal(1, 32, ctx)
     for r in ranges:
-        shape = [(r.start & mask) == 0, (r.end & mask) == 0, z3.ULE(r.end, z3.BitVecVal(below_pfns, 64, ctx))]
+        shape = [(r.start & mask) == 0, (r.end & mask) == 0, ule(r.end, z3.BitVecVal(below_pfns, 64, ctx))]
         if node_ids:
             below = [conj(o.exists, o.nid == r.nid - one) for o in ranges if o is not r]
-            shape += [z3.ULT(r.nid, z3.BitVecVal(4, 32, ctx)), disj(r.nid == 0, *below)]
-        out.append(z3.Implies(r.exists, conj(*shape)))
+            shape += [ult(r.nid, z3.BitVecVal(4, 32, ctx)), disj(r.nid == 0, *below)]
+        out.append(implies(r.exists, conj(*shape)))
     return conj(*out) if out else z3.BoolVal(True, ctx)
 
 
@@ -612,7 +612,7 @@ class ConcreteLayout:
             if hi - lo == 1:
                 s, e, n, m = rs[lo]
                 return (
-                    conj(z3.ULE(self._bv(s, 64), p), z3.ULT(p, self._bv(e, 64))),
+                    conj(ule(self._bv(s, 64), p), ult(p, self._bv(e, 64))),
                     self._bv(s, 64),
                     self._bv(e, 64),
                     self._bv(n, 32),
@@ -621,7 +621,7 @@ class ConcreteLayout:
             mid = (lo + hi) // 2
             a = build(lo, mid)
             b = build(mid, hi)
-            c = z3.ULT(p, self._bv(rs[mid][0], 64))
+            c = ult(p, self._bv(rs[mid][0], 64))
             return tuple(choose(c, x, y) for x, y in zip(a, b, strict=True))
 
         if not rs:
@@ -649,7 +649,7 @@ class ConcreteLayout:
         hit = self._ranges.get(key)
         if hit is None:
             inr, r = self._lookup(p)
-            if z3.is_bv_value(p) and z3.is_true(z3.simplify(inr)):
+            if z3.is_bv_value(p) and is_true(z3.simplify(inr)):
                 hit = r  # a pfn given by number, in a range: nothing is open
             else:
                 base = self._name("pfn_range of a hole")
@@ -757,7 +757,7 @@ class ConcreteLayout:
             for j in range(len(vals) - 2, -1, -1):
                 out = choose(i == j, vals[j].fields[k], out)
             fields.append(out)
-        return z3.ULT(i, len(vals)), StructVal(MEM_RANGE, tuple(fields))
+        return ult(i, len(vals)), StructVal(MEM_RANGE, tuple(fields))
 
     def forall_pfns(self, pred: Pred) -> Any:
         # the lowering refuses a pfn quantifier on a concrete layout (KHO511) before
@@ -781,7 +781,7 @@ class ConcreteLayout:
             for q, g in self._holes[:self._holes_done]:
                 # two numbers are two different pfns (z3 shares the term of a value)
                 if not (z3.is_bv_value(p) and z3.is_bv_value(q)):
-                    lazy.append(z3.Implies(p == q, conj(*[a == b for a, b in zip(h.fields, g.fields, strict=True)])))
+                    lazy.append(implies(p == q, conj(*[a == b for a, b in zip(h.fields, g.fields, strict=True)])))
             self._holes_done += 1
         out, self.hard = self.hard, []
         return out, lazy
@@ -839,10 +839,10 @@ class BoundedLayout(_RangeLayout):
         ]
         self.hard: list[Any] = []
         for r in self.ranges:
-            self.hard.append(z3.Implies(r.exists, z3.ULT(r.start, r.end)))
+            self.hard.append(implies(r.exists, ult(r.start, r.end)))
         for a, b in zip(self.ranges, self.ranges[1:], strict=False):
             # in ascending order, used ones first (breaks the symmetry between orders)
-            self.hard.append(z3.Implies(b.exists, conj(a.exists, z3.ULE(a.end, b.start))))
+            self.hard.append(implies(b.exists, conj(a.exists, ule(a.end, b.start))))
         self.incomplete: list[str] = []
         self.pfn_pool: list[Any] = []
         self._pfn_ids: set[int] = set()
@@ -896,13 +896,13 @@ class BoundedLayout(_RangeLayout):
     # the quantifiers over ranges and nodes are expanded over the k ranges: exact for
     # layouts of at most k ranges, with nothing left to instantiate
     def forall_ranges(self, pred: Pred) -> Any:
-        return conj(*[z3.Implies(r.exists, pred(r.value())) for r in self.ranges])
+        return conj(*[implies(r.exists, pred(r.value())) for r in self.ranges])
 
     def exists_range(self, pred: Pred, origin: str) -> Any:
         return disj(*[conj(r.exists, pred(r.value())) for r in self.ranges])
 
     def forall_nodes(self, pred: Pred) -> Any:
-        return conj(*[z3.Implies(r.exists, pred(r.nid)) for r in self.ranges])
+        return conj(*[implies(r.exists, pred(r.nid)) for r in self.ranges])
 
     def exists_node(self, pred: Pred, origin: str) -> Any:
         return disj(*[conj(r.exists, pred(r.nid)) for r in self.ranges])
@@ -926,7 +926,7 @@ class BoundedLayout(_RangeLayout):
         # decides the quantifier exactly
         q = z3.Bool(self._name("forall_pfns"), self.ctx)
         self.incomplete.append("a universally quantified pfn assumption")
-        self._obligations.append(lambda p: z3.Implies(q, pred(p)))
+        self._obligations.append(lambda p: implies(q, pred(p)))
         return q
 
     def first_node(self, cond: Pred, default: Any, origin: str) -> Any:
@@ -935,9 +935,9 @@ class BoundedLayout(_RangeLayout):
         f = z3.BitVec(self._name("first_node"), 32, self.ctx)
         conds = [(r, cond(r.nid)) for r in self.ranges]
         found = disj(*[conj(r.exists, c) for r, c in conds])
-        self.hard.append(z3.Implies(found, disj(*[conj(r.exists, r.nid == f, c) for r, c in conds])))
+        self.hard.append(implies(found, disj(*[conj(r.exists, r.nid == f, c) for r, c in conds])))
         for r, c in conds:
-            self.hard.append(z3.Implies(conj(found, r.exists, r.nid < f), z3.Not(c)))
+            self.hard.append(implies(conj(found, r.exists, r.nid < f), negate(c)))
         return choose(found, f, default)
 
     def close(self) -> tuple[list[Any], list[Any]]:

@@ -32,7 +32,7 @@ from khospec.engine.layout import (
 )
 from khospec.engine.state import CallResult, Frame, LoopInfo, LowerError, Skolem, err
 from khospec.engine.statements import Statements
-from khospec.engine.terms import choose, conj, disj
+from khospec.engine.terms import choose, conj, disj, implies, is_false, negate
 from khospec.types import BOOL, INT, ULONG, BoolType, IntType, SeqType, StructType, Type
 
 # the iterations of a `while` loop run before its stand-in or cut (statements._while)
@@ -269,7 +269,7 @@ class Lowering:
     def _ev_Unary(self, e: ir.Unary, fr: Frame, pol: int) -> Sym:
         if e.op == "!":
             # must be true under a negation is must be false inside it
-            return z3.Not(self.ev(e.operand, fr, -pol))
+            return negate(self.ev(e.operand, fr, -pol))
         v = self.ev(e.operand, fr)
         # the operand is already promoted; negation wraps, so -INT_MIN is INT_MIN
         return -v if e.op == "-" else ~v
@@ -281,11 +281,11 @@ class Lowering:
             return conj(a, self._ev_when(e.right, fr, pol, a))
         if op == "||":
             a = self.ev(e.left, fr, pol)
-            return disj(a, self._ev_when(e.right, fr, pol, z3.Not(a)))
+            return disj(a, self._ev_when(e.right, fr, pol, negate(a)))
         if op == "->":
             # a -> b is !a || b: the premise takes the opposite polarity
             a = self.ev(e.left, fr, -pol)
-            return z3.Implies(a, self._ev_when(e.right, fr, pol, a))
+            return implies(a, self._ev_when(e.right, fr, pol, a))
         if op == "<->":
             # each side is true in one case and false in the other
             return self.ev(e.left, fr, 0) == self.ev(e.right, fr, 0)
@@ -312,7 +312,7 @@ class Lowering:
     def _ev_Ite(self, e: ir.Ite, fr: Frame, pol: int) -> Sym:
         # c ? a : b is monotone in a and b, which keep the polarity; c is used both ways
         c = self.ev(e.cond, fr, 0)
-        return bv.ite(c, self._ev_when(e.then, fr, pol, c), self._ev_when(e.else_, fr, pol, z3.Not(c)))
+        return bv.ite(c, self._ev_when(e.then, fr, pol, c), self._ev_when(e.else_, fr, pol, negate(c)))
 
     def _ev_when(self, e: ir.Expr, fr: Frame, pol: int, runs: Any) -> Sym:
         """``e``, an operand C evaluates only where ``runs`` holds (the right of `&&`,
@@ -368,7 +368,7 @@ class Lowering:
                 res = self.call(call, fr, pol, label=f"{fr.label}/{call.name}")
             finally:
                 self.collect_requires, self.wanted = collect, wanted
-            conds = [z3.Implies(r.guard, r.cond) for r in res.requires]
+            conds = [implies(r.guard, r.cond) for r in res.requires]
             return conj(*conds) if conds else z3.BoolVal(True, self.ctx)
         args = [self.ev(a, fr) for a in e.args]
         if n in LAYOUT_BUILTINS:
@@ -465,7 +465,7 @@ class Lowering:
             # the element must belong to the layout: ``exists``
             exists, w = self.layout_witness(e.site, d.kind, e.var.name, e.var.ty, origin, label, bound)
             body = self.ev(e.body, self.bind(fr, e.var, w), pol)
-            return z3.Implies(exists, body) if universal else conj(exists, body)
+            return implies(exists, body) if universal else conj(exists, body)
         key = self._witness_key(e.site, "value", bound)
         if self.share_witnesses and key in self._site_witness:
             w = self._site_witness[key]
@@ -484,7 +484,7 @@ class Lowering:
             assert d.lo is not None and d.hi is not None
             lo, hi = self.ev(d.lo, fr), self.ev(d.hi, fr)
             inside = conj(bv.compare("<=", lo, w, e.var.ty), bv.compare("<", w, hi, e.var.ty))
-            return z3.Implies(inside, body) if universal else conj(inside, body)
+            return implies(inside, body) if universal else conj(inside, body)
         return body
 
     def _bound(self, e: ir.Quant, fr: Frame) -> tuple[Any, ...]:
@@ -565,7 +565,7 @@ class Lowering:
                 b = self.ev(e.body, self.bind(fr, e.var, v), pol)
             finally:
                 self._root = outer
-            return b if universal else z3.Not(b)
+            return b if universal else negate(b)
 
         if d.kind == "nodes":
             q = self.layout.forall_nodes(body)
@@ -581,7 +581,7 @@ class Lowering:
 
                 def body2(v: Sym) -> Any:
                     inside = conj(bv.compare("<=", lo, v, e.var.ty), bv.compare("<", v, hi, e.var.ty))
-                    return z3.Implies(inside, body(v))
+                    return implies(inside, body(v))
 
                 q = self.layout.forall_pfns(body2)
             else:
@@ -594,7 +594,7 @@ class Lowering:
                 f"`{e.kind} {e.var.name}: {e.var.ty}` cannot be decided here",
                 "quantify over nodes, ranges, pfns (ulong) or a constant interval",
             )
-        return q if sign > 0 else z3.Not(q)
+        return q if sign > 0 else negate(q)
 
     def _ev_FirstNode(self, e: ir.FirstNode, fr: Frame, pol: int) -> Sym:
         default = self.ev(e.default, fr)
@@ -654,7 +654,7 @@ class Lowering:
     def _ev_InEmits(self, e: ir.InEmits, fr: Frame, pol: int) -> Sym:
         item = self.ev(e.item, fr)
         res = self.call(e.call, fr, pol, label=f"{fr.label}/{e.call.name}")
-        if pol <= 0 and res.open is not None and not z3.is_false(res.open):
+        if pol <= 0 and res.open is not None and not is_false(res.open):
             # exact only when the loops are fully unrolled: a loop that may still run can
             # emit the item later, so where membership may have to be false a
             # counterexample must show every loop ended (solve.py blocks ``open``) and a
@@ -671,7 +671,7 @@ class Lowering:
         # items must not run. An item past the emits of the unrolled run is false here,
         # which ``open`` qualifies as for _ev_InEmits
         res = self.call(e.call, fr, 0, label=f"{fr.label}/{e.call.name}", tail=False)
-        if res.open is not None and not z3.is_false(res.open):
+        if res.open is not None and not is_false(res.open):
             self.hard_open.append(res.open)
         items = [self.ev(i, fr) for i in e.items]
         conds = []
@@ -679,7 +679,7 @@ class Lowering:
             if k < len(items):
                 conds.append(conj(g, bv.eq(v, items[k])))
             else:
-                conds.append(z3.Not(g))
+                conds.append(negate(g))
         for _ in range(len(res.emits), len(items)):
             conds.append(z3.BoolVal(False, self.ctx))
         return conj(*conds) if conds else z3.BoolVal(True, self.ctx)

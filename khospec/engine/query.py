@@ -25,7 +25,7 @@ from z3 import z3core as _C
 from khospec import ir
 from khospec.engine.formulas import CheckFormulas
 from khospec.engine.freshbv import Trial, rlimit_count, solve_fresh
-from khospec.engine.terms import Substitution
+from khospec.engine.terms import Substitution, is_true
 
 RLIMIT_PER_SECOND = 3_000_000
 WALL_FACTOR = 5
@@ -304,7 +304,7 @@ def held_and_violated(model: Any, formulas: list[Any]) -> tuple[list[Any], list[
     held: list[Any] = []
     violated: list[Any] = []
     for f in formulas:
-        (held if z3.is_true(model.eval(f, model_completion=True)) else violated).append(f)
+        (held if is_true(model.eval(f, model_completion=True)) else violated).append(f)
     return held, violated
 
 

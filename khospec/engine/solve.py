@@ -43,7 +43,7 @@ from khospec.engine.layout import LayoutLimit
 from khospec.engine.lower import LowerError
 from khospec.engine.query import MINIMIZE_MS, Queries, units, unknown_reason
 from khospec.engine.state import LoopInfo
-from khospec.engine.terms import conj, disj
+from khospec.engine.terms import conj, disj, implies, is_false, is_true, negate, ule, ult
 from khospec.results import Verdict
 from khospec.types import StructType
 
@@ -122,7 +122,7 @@ class CheckRun:
         out: dict[str, Outcome] = {}
         try:
             plits = {p.name: z3.Bool(f"profile {p.name}", self.ctx) for p in profiles}
-            defs = [z3.Implies(plits[p.name], self.low.profile_binding(p)) for p in profiles]
+            defs = [implies(plits[p.name], self.low.profile_binding(p)) for p in profiles]
             s, lits = self.q.solver(None, self.q.query_ms, self.f.seed() + defs)
             for definition in defs:
                 s.add(definition)
@@ -130,7 +130,7 @@ class CheckRun:
             remaining = list(profiles)
             while remaining:
                 some = z3.Bool(f"one of {len(remaining)} profiles", self.ctx)
-                definition = z3.Implies(some, disj(*[plits[p.name] for p in remaining]))
+                definition = implies(some, disj(*[plits[p.name] for p in remaining]))
                 s.add(definition)
                 self._scope_defs.append(definition)
                 if not self.f.violations:
@@ -192,7 +192,7 @@ class CheckRun:
                                 if not (scoped and all(self.f.true_under(n, p) for p in scoped))))
             unsure = tuple(n for n in used if n in undecided)
             prem = z3.Bool("premise", self.ctx)
-            s.add(z3.Implies(prem, self.q.sub(self.f.premise)))
+            s.add(implies(prem, self.q.sub(self.f.premise)))
             incomplete = self._incomplete(s, [*lits, *scope, prem])
             if incomplete is None:
                 return Outcome(Verdict.UNKNOWN, 0, reason=unknown_reason(s))
@@ -205,7 +205,7 @@ class CheckRun:
         if plits is not None and remaining is not None:
             # the profile this model refutes
             m = self.q.model(s)
-            hit = next((p for p in remaining if z3.is_true(m.eval(self.low.profile_binding(p), model_completion=True))),
+            hit = next((p for p in remaining if is_true(m.eval(self.low.profile_binding(p), model_completion=True))),
                        remaining[0])
             out = self._refute(s, lits, [plits[hit.name]], hit)
             if out is None:
@@ -261,7 +261,7 @@ class CheckRun:
         for k, group in enumerate(groups):
             label = f"{group[0].label} #{k}" if split else "all"
             lit = z3.Bool(f"violation {label}", self.ctx)
-            s.add(z3.Implies(lit, self.q.sub(disj(*[v.formula for v in group]))))
+            s.add(implies(lit, self.q.sub(disj(*[v.formula for v in group]))))
             out.append(lit)
         return out
 
@@ -271,10 +271,10 @@ class CheckRun:
         trace that is a real execution (no invariant stand-in, every loop ended within
         the unrolled iterations), or None if the solver gave up."""
         blockers = [*extra]
-        blockers += [z3.Not(loop.tail) for loop in self.low.loops if loop.tail is not None]
+        blockers += [negate(loop.tail) for loop in self.low.loops if loop.tail is not None]
         if not self.f.prefix_violation:
-            blockers += [self.q.sub(z3.Not(loop.open)) for loop in self.low.loops if loop.tail is None]
-        blockers += [self.q.sub(z3.Not(o)) for o in self.low.hard_open]
+            blockers += [self.q.sub(negate(loop.open)) for loop in self.low.loops if loop.tail is None]
+        blockers += [self.q.sub(negate(o)) for o in self.low.hard_open]
         self.q.models_only = True
         try:
             return self._refute_models(s, lits, extra, blockers, profile)
@@ -353,7 +353,7 @@ class CheckRun:
                 steps += [("small", shape(ps, 40, max_order))]
             for name, formulas in steps:
                 lit = z3.Bool(f"readable {name}", self.ctx)
-                s.add(z3.Implies(lit, conj(*formulas)))
+                s.add(implies(lit, conj(*formulas)))
                 last_sat = self.q.query(s, *lits, *kept, lit, *targets) == z3.sat
                 if last_sat:
                     best = self.q.model(s)
@@ -370,7 +370,7 @@ class CheckRun:
                 if have <= 1:
                     break
                 lit = z3.Bool(f"readable {have - 1} ranges", self.ctx)
-                s.add(z3.Implies(lit, self.low.layout.at_most(have - 1)))
+                s.add(implies(lit, self.low.layout.at_most(have - 1)))
                 last_sat = self.q.query(s, *lits, *kept, lit, *targets) == z3.sat
                 if last_sat:
                     best = self.q.model(s)
@@ -401,7 +401,7 @@ class CheckRun:
             wide = z3.ZeroExt(pfn.size() - order.size(), order) if order.size() < pfn.size() else order
             end = pfn + (z3.BitVecVal(1, pfn.size(), self.ctx) << wide)
             bound = z3.BitVecVal(below_pfns, pfn.size(), self.ctx)
-            out.append(self.q.sub(conj(z3.ULE(order, max_order), z3.ULT(pfn, bound), z3.ULE(end, bound))))
+            out.append(self.q.sub(conj(ule(order, max_order), ult(pfn, bound), ule(end, bound))))
         return out
 
     def _second_opinion(self, goal: list[Any], answer: str) -> list[str]:
@@ -422,7 +422,7 @@ class CheckRun:
         s, lits = self.q.solver(profile, self.timeout_ms)
         names = self.f.names()
         prem = z3.Bool("premise", self.ctx)
-        s.add(z3.Implies(prem, self.q.sub(self.f.premise)))
+        s.add(implies(prem, self.q.sub(self.f.premise)))
         r = self.q.query(s, *lits, prem)
         if r == z3.unknown:
             return Outcome(Verdict.UNKNOWN, time.perf_counter() - t0, reason="vacuity check: " + unknown_reason(s))
@@ -438,7 +438,7 @@ class CheckRun:
             dead = [st for st in self.f.relevant_steps if st not in self.f.reach]
             while todo:
                 lit = z3.Bool(f"reach {len(todo)}", self.ctx)
-                s.add(z3.Implies(lit, self.q.sub(disj(*[self.f.reach[st] for st in todo]))))
+                s.add(implies(lit, self.q.sub(disj(*[self.f.reach[st] for st in todo]))))
                 r = self.q.query(s, *lits, lit)
                 if r == z3.unknown:
                     return Outcome(Verdict.UNKNOWN, time.perf_counter() - t0,
@@ -448,7 +448,7 @@ class CheckRun:
                     break
                 m = s.model()
                 todo = [st for st in todo
-                        if not z3.is_true(m.eval(self.q.sub(self.f.reach[st]), model_completion=True))]
+                        if not is_true(m.eval(self.q.sub(self.f.reach[st]), model_completion=True))]
             if dead or not self.f.relevant_steps:
                 what = ", ".join(sorted(dead)) if dead else "no step"
                 return Outcome(Verdict.VACUOUS, time.perf_counter() - t0, assumptions_used=(),
@@ -468,7 +468,7 @@ class CheckRun:
         notes: list[str] = []
         checks: list[tuple[Any, str]] = []
         for loop in self.low.loops:
-            if loop.tail is None and not z3.is_false(z3.simplify(loop.open)):
+            if loop.tail is None and not is_false(z3.simplify(loop.open)):
                 checks.append((loop.open, f"the loop at {loop.span} may run more than {self.low.unroll} "
                                           "iterations and no invariant covers the rest"))
             if loop.consecution is not None:
@@ -515,14 +515,14 @@ class CheckRun:
         for d in by_depth:
             group = [v for v in self.f.violations if v.depth == d]
             lit = z3.Bool(f"violation at depth {d}", self.ctx)
-            s.add(z3.Implies(lit, self.q.sub(disj(*[v.formula for v in group]))))
+            s.add(implies(lit, self.q.sub(disj(*[v.formula for v in group]))))
             r = self.q.query(s, *lits, lit, *blockers)
             if r == z3.unknown:
                 return r, None
             if r == z3.sat:
                 m = self.q.model(s)
                 for v in group:
-                    if z3.is_true(m.eval(self.q.sub(v.formula), model_completion=True)):
+                    if is_true(m.eval(self.q.sub(v.formula), model_completion=True)):
                         return r, v
         return z3.unsat, None
 

@@ -19,7 +19,7 @@ from khospec.diagnostics import Diagnostic, Span
 from khospec.engine import bv
 from khospec.engine.bv import StructVal, Sym
 from khospec.engine.layout import sort_of
-from khospec.engine.terms import conj
+from khospec.engine.terms import conj, is_false, negate
 from khospec.types import IntType, StructType, Type
 
 
@@ -228,9 +228,9 @@ class Frame:
     pol: int = 0
 
     def active(self) -> Any:
-        if z3.is_false(self.returned):
+        if is_false(self.returned):
             return self.guard
-        return conj(self.guard, z3.Not(self.returned))
+        return conj(self.guard, negate(self.returned))
 
 
 @dataclass

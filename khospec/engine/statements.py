@@ -31,7 +31,7 @@ from khospec.engine.state import (
     err,
     read_after,
 )
-from khospec.engine.terms import conj, disj
+from khospec.engine.terms import conj, disj, implies, is_false, is_true, negate
 from khospec.types import INT, ULONG, Type
 
 # a loop whose condition stays a constant truth runs this many iterations whatever the
@@ -115,7 +115,7 @@ class Statements:
                     fr.guard = conj(outer, self.low.ev(s.cond, fr, 1))
                     self.exec_block(s.then, fr, fn, opens, tail)
                     if s.else_:
-                        fr.guard = conj(outer, z3.Not(self.low.ev(s.cond, fr, -1)))
+                        fr.guard = conj(outer, negate(self.low.ev(s.cond, fr, -1)))
                         self.exec_block(s.else_, fr, fn, opens, tail)
                     fr.guard = outer
                     return
@@ -124,7 +124,7 @@ class Statements:
                 c = self.low.ev(s.cond, fr, 0)
                 fr.guard = conj(outer, c)
                 self.exec_block(s.then, fr, fn, opens, tail)
-                fr.guard = conj(outer, z3.Not(c))
+                fr.guard = conj(outer, negate(c))
                 self.exec_block(s.else_, fr, fn, opens, tail)
                 fr.guard = outer
             case ir.SForConst():
@@ -346,10 +346,10 @@ class Statements:
             # a condition that simplifies to false ends the loop exactly; while every one
             # so far was a constant truth, the unroll bound does not apply
             c = z3.simplify(self.low.ev(s.cond, fr, 0))
-            if z3.is_false(c):
+            if is_false(c):
                 fr.guard = outer
                 return
-            if not z3.is_true(c):
+            if not is_true(c):
                 concrete = False
             if (not concrete and iterations >= self.low.unroll) or iterations >= limit:
                 break
@@ -371,13 +371,13 @@ class Statements:
         if not s.invariants or not tail or not self.low.allow_tail:
             # bounded: what follows the loop counts only where it ended within the bound
             opens.append(running)
-            fr.guard = conj(outer, z3.Not(running))
+            fr.guard = conj(outer, negate(running))
             return
         # Past the unrolled iterations: any state satisfying the invariants.
         inv_here = conj(*[self.low.ev(i, fr, 0) for i in s.invariants])
         # the stand-in needs the invariants where it starts: a case of the violation
         # (engine/formulas.py), whose model makes the result unknown
-        info.entry_violation = conj(running, z3.Not(inv_here))
+        info.entry_violation = conj(running, negate(inv_here))
         tail_flag = z3.Bool(self.low.fresh_name(f"beyond_unrolling@{s.site}"), self.low.ctx)
         info.tail = tail_flag
         before = {u: fr.locals[u] for u in modified}
@@ -403,13 +403,13 @@ class Statements:
         # that runs past the unrolling where none exists (a loop left only by `return`,
         # or never), with whatever it violates there: a proof stands only where the
         # loop's ``exit_gap`` shows that such executions do not exist (solve.py)
-        self.low.hard.append(z3.Implies(running, conj(inv_x, z3.Not(c_x))))
+        self.low.hard.append(implies(running, conj(inv_x, negate(c_x))))
         # where the loop ended within the unrolling, the values it ended with
         for u in modified:
             fr.locals[u] = bv.ite(running, exit_h[u], before[u])
         # the state after the loop is the invariants' stand-in when the loop ran past the
         # unrolling: only executions that use the stand-in reach what follows then
-        fr.guard = conj(outer, disj(z3.Not(running), tail_flag))
+        fr.guard = conj(outer, disj(negate(running), tail_flag))
         key = (f"{fn.strategy}::{fn.name}", s.site)
         if key not in self._consecution_done:
             self._consecution_done.add(key)
@@ -475,7 +475,7 @@ class Statements:
         # cut, and the record of the cut makes a proof holds_to_depth where it may run on
         self.exec_block(s.body, fr, fn, [], False)
         inv2 = conj(*[self.low.ev(i, fr, 0) for i in s.invariants])
-        return conj(inv, c, z3.Not(inv2)), gap, gap_here
+        return conj(inv, c, negate(inv2)), gap, gap_here
 
     def _no_exit(self, s: ir.SWhile, fr: Frame, running: Any) -> tuple[Any | None, Any | None]:
         """Whether a state of ``fr`` where the loop runs (``running``: the invariants
@@ -501,7 +501,7 @@ class Statements:
         fr.locals = dict(saved)
         known = _decl_ids(running) | {b.decl().get_id() for b in bound}
         if _decl_ids(ends) <= known:
-            gap = z3.ForAll(bound, z3.Not(ends)) if bound else z3.Not(ends)
+            gap = z3.ForAll(bound, negate(ends)) if bound else negate(ends)
             return conj(running, gap), None
         candidates = []
         for fill in (0, -1):
@@ -509,11 +509,11 @@ class Statements:
                 fr.locals[u] = _filled(saved[u], fill)
             candidates.append(self._ends(s, fr))
             fr.locals = dict(saved)
-        return None, conj(running, z3.Not(disj(*candidates)))
+        return None, conj(running, negate(disj(*candidates)))
 
     def _ends(self, s: ir.SWhile, fr: Frame) -> Any:
         """The loop may end here: its invariants hold and its condition fails."""
-        return conj(*[self.low.ev(i, fr, 0) for i in s.invariants], z3.Not(self.low.ev(s.cond, fr, 0)))
+        return conj(*[self.low.ev(i, fr, 0) for i in s.invariants], negate(self.low.ev(s.cond, fr, 0)))
 
 
 def _filled(v: Sym, fill: int) -> Sym:

@@ -8,7 +8,8 @@ facts above all) went there. Where every argument is already a boolean term of o
 context, ``conj`` and ``disj`` make that C call directly. The term is the same one z3's
 functions build, with the same id, so no query and no verdict can tell them apart;
 anything else (no argument, a Python bool, a probe, a context argument) goes to z3's
-own function. ``choose`` does the same for ``z3.If``, 18% of the time spent lowering
+own function. ``choose`` does the same for ``z3.If`` (and ``negate``, ``implies``,
+``equal`` and the comparisons for theirs), 18% of the time spent lowering
 `handover.kho`: 16-24 us a term where the C call takes 3-4, since its sort checks and
 casts are C calls of their own (and z3's C call checks the branches' sorts anyway).
 ``Substitution`` does for ``z3.substitute`` what these do for ``And`` and ``Or``: a
@@ -62,6 +63,69 @@ def choose(c: Any, a: Any, b: Any) -> Any:
     return z3.If(c, a, b)
 
 
+def _boolean(make: Callable[..., Any], slow: Callable[..., Any]) -> Callable[..., Any]:
+    """The boolean term ``make`` builds from terms of one context, made with that C call
+    alone; anything else (a Python value to convert, a probe, two contexts) goes to
+    ``slow``, z3's own function. z3's C calls check the arguments' sorts themselves (a
+    Z3Exception, as from z3's functions)."""
+
+    def build(*args: Any) -> Any:
+        first = args[0]
+        if isinstance(first, z3.ExprRef):
+            ctx = first.ctx
+            if all(isinstance(a, z3.ExprRef) and a.ctx is ctx for a in args[1:]):
+                return z3.BoolRef(make(ctx.ref(), *[a.as_ast() for a in args]), ctx)
+        return slow(*args)
+
+    return build
+
+
+def _operator(make: Callable[..., Any], mirrored: Callable[..., Any], slow: Callable[..., Any]) -> Callable[..., Any]:
+    """``slow(a, b)`` (a Python operator on z3 terms), the same term made with one C call.
+    Python asks the right operand first when its type is a proper subclass of the left
+    one's (a numeral, BitVecNumRef, right of a BitVecRef), and z3 then builds the mirrored
+    term: ``x < 4096`` is ``(bvsgt 4096 x)``, ``x == 4096`` is ``(= 4096 x)``."""
+
+    def build(a: Any, b: Any) -> Any:
+        if isinstance(a, z3.ExprRef) and isinstance(b, z3.ExprRef) and a.ctx is b.ctx:
+            ctx = a.ctx
+            if type(b) is not type(a) and issubclass(type(b), type(a)):
+                return z3.BoolRef(mirrored(ctx.ref(), b.as_ast(), a.as_ast()), ctx)
+            return z3.BoolRef(make(ctx.ref(), a.as_ast(), b.as_ast()), ctx)
+        return slow(a, b)
+
+    return build
+
+
+# ``z3.Not``, ``z3.Implies`` and the unsigned comparisons, the same terms
+negate = _boolean(z3core.Z3_mk_not, z3.Not)
+implies = _boolean(z3core.Z3_mk_implies, z3.Implies)
+ule = _boolean(z3core.Z3_mk_bvule, z3.ULE)
+ult = _boolean(z3core.Z3_mk_bvult, z3.ULT)
+uge = _boolean(z3core.Z3_mk_bvuge, z3.UGE)
+ugt = _boolean(z3core.Z3_mk_bvugt, z3.UGT)
+# ``==`` and z3's <, <=, >, >= on bit-vectors (the signed comparisons), the same terms
+equal = _operator(z3core.Z3_mk_eq, z3core.Z3_mk_eq, lambda a, b: a == b)
+slt = _operator(z3core.Z3_mk_bvslt, z3core.Z3_mk_bvsgt, lambda a, b: a < b)
+sle = _operator(z3core.Z3_mk_bvsle, z3core.Z3_mk_bvsge, lambda a, b: a <= b)
+sgt = _operator(z3core.Z3_mk_bvsgt, z3core.Z3_mk_bvslt, lambda a, b: a > b)
+sge = _operator(z3core.Z3_mk_bvsge, z3core.Z3_mk_bvsle, lambda a, b: a >= b)
+
+
+def is_true(a: Any) -> bool:
+    """``z3.is_true(a)``: one C call for a boolean term (z3's reads its declaration)."""
+    if isinstance(a, z3.BoolRef):
+        return bool(z3core.Z3_get_bool_value(a.ctx.ref(), a.as_ast()) == z3.Z3_L_TRUE)
+    return bool(z3.is_true(a))
+
+
+def is_false(a: Any) -> bool:
+    """``z3.is_false(a)``, as ``is_true``."""
+    if isinstance(a, z3.BoolRef):
+        return bool(z3core.Z3_get_bool_value(a.ctx.ref(), a.as_ast()) == z3.Z3_L_FALSE)
+    return bool(z3.is_false(a))
+
+
 class Substitution:
     """``z3.substitute(f, *pairs)`` for every ``f`` it is called on, the same term: the
     pairs are checked (terms of one context, of equal sorts) and put in the C call's
@@ -85,4 +149,5 @@ class Substitution:
         return z3.z3._to_expr_ref(made, self._ctx)
 
 
-__all__ = ["Substitution", "choose", "conj", "disj"]
+__all__ = ["Substitution", "choose", "conj", "disj", "equal", "implies", "is_false", "is_true", "negate",
+           "sge", "sgt", "sle", "slt", "uge", "ugt", "ule", "ult"]

@@ -31,7 +31,7 @@ from khospec.engine.state import (
     merge_states,
     same_state,
 )
-from khospec.engine.terms import conj, disj
+from khospec.engine.terms import conj, disj, implies, is_false, is_true
 from khospec.types import IntType, MapType
 
 # more distinct states than this means the guards do not decide the order of the steps:
@@ -124,7 +124,7 @@ def build_tree(low: Lowering, depth: int, before: dict[str, list[tuple[Any, ir.A
                 # a guard over the concrete control state simplifies to a constant:
                 # false prunes the step, so the tree holds only the orders the spec allows
                 g = z3.simplify(g)
-                if z3.is_false(g):
+                if is_false(g):
                     continue
                 # at the depth limit a step that can run is recorded, not taken: the tree
                 # is then incomplete and a proof over it only holds_to_depth
@@ -138,9 +138,9 @@ def build_tree(low: Lowering, depth: int, before: dict[str, list[tuple[Any, ir.A
                 for lit, a in before.get(st.name, []):
                     afr = Frame({}, node.state, z3.BoolVal(True, low.ctx), z3.BoolVal(False, low.ctx), None, [],
                                 [], f"n{len(nodes)}", None, 0)
-                    extra.append(z3.Implies(lit, low.ev(a.formula, afr, 1)))
+                    extra.append(implies(lit, low.ev(a.formula, afr, 1)))
                 # the parent's own term when nothing is added: equal conditions stay one term
-                pc = conj(node.pc, g, *extra) if not z3.is_true(g) or extra else node.pc
+                pc = conj(node.pc, g, *extra) if not is_true(g) or extra else node.pc
                 # the step writes its own copy; the maps' layers below it stay shared
                 fr.state = node.state.copy()
                 low.statements.exec_block(st.body, fr)
@@ -202,7 +202,7 @@ def _sharing(edges: list[_Edge]) -> list[list[_Edge]]:
 def _exclusive(p: Any, q: Any) -> bool:
     # only what simplification alone decides (a guard and its negation): no solver runs
     # while the tree is built, and "not shown exclusive" merely keeps the nodes apart
-    return bool(z3.is_false(z3.simplify(conj(p, q))))
+    return bool(is_false(z3.simplify(conj(p, q))))
 
 
 def frame_for(low: Lowering, node: TraceNode) -> Frame:
@@ -218,7 +218,7 @@ def _control_key(step: str, state: MachineState) -> Any:
     vals: list[Any] = [step]
     for name in sorted(state.scalars):
         v = state.scalars[name]
-        if isinstance(v, StructVal) or not (z3.is_bv_value(v) or z3.is_true(v) or z3.is_false(v)):
+        if isinstance(v, StructVal) or not (z3.is_bv_value(v) or is_true(v) or is_false(v)):
             vals.append((name, "symbolic"))
         else:
             vals.append((name, v.get_id()))
