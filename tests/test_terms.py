@@ -112,6 +112,31 @@ def test_boolean_terms_are_z3s(name: str, theirs: Callable[..., Any]) -> None:
         ours(z3.Bool("elsewhere") if boolean else z3.BitVec("elsewhere", 64), p if boolean else y)  # two contexts
 
 
+def test_bv_value_is_z3s() -> None:
+    ids = []
+    for make in (terms.bv_value, z3.BitVecVal):
+        ctx = z3.Context()
+        made = [make(v, w, ctx) for v, w in ((0, 1), (1, 1), (4096, 64), ((1 << 64) - 1, 64), (7, 13),
+                                             (1 << 70, 128), (-1, 32), (True, 8))]
+        assert all(type(m) is z3.BitVecNumRef for m in made)
+        # the same terms, and no other: the next term gets the same id either way
+        ids.append([m.get_id() for m in made] + [z3.BitVec("next", 8, ctx).get_id()])
+        assert [m.as_long() for m in made] == [0, 1, 4096, (1 << 64) - 1, 7, 1 << 70, (1 << 32) - 1, 1]
+    assert ids[0] == ids[1]
+
+
+def test_apply_is_z3s_call() -> None:
+    ctx = z3.Context()
+    f = z3.Function("f", z3.BitVecSort(32, ctx), z3.BitVecSort(64, ctx))
+    g = z3.Function("g", z3.BitVecSort(32, ctx), z3.BoolSort(ctx), z3.BoolSort(ctx))
+    x, p = z3.BitVec("x", 32, ctx), z3.Bool("p", ctx)
+    for fn, args in ((f, (x,)), (f, (z3.BitVecVal(3, 32, ctx),)), (g, (x, p)), (f, (3,)), (g, (x, True))):
+        mine, theirs = terms.apply(fn, *args), fn(*args)
+        assert mine.get_id() == theirs.get_id() and type(mine) is type(theirs)
+    with pytest.raises(z3.Z3Exception):
+        terms.apply(f, z3.BitVec("narrow", 8, ctx))  # z3's C call checks the sort
+
+
 def test_is_true_and_is_false_are_z3s() -> None:
     ctx = z3.Context()
     p, x = z3.Bool("p", ctx), z3.BitVec("x", 8, ctx)

@@ -11,7 +11,23 @@ from typing import Any
 
 import z3
 
-from khospec.engine.terms import choose, conj, equal, is_false, is_true, negate, sge, sgt, sle, slt, uge, ugt, ule, ult
+from khospec.engine.terms import (
+    bv_value,
+    choose,
+    conj,
+    equal,
+    is_false,
+    is_true,
+    negate,
+    sge,
+    sgt,
+    sle,
+    slt,
+    uge,
+    ugt,
+    ule,
+    ult,
+)
 from khospec.types import BoolType, IntType, StructType, Type
 
 
@@ -58,7 +74,7 @@ def const(value: int | bool, ty: Type, ctx: z3.Context) -> Sym:
     if isinstance(ty, BoolType):
         return z3.BoolVal(bool(value), ctx)
     assert isinstance(ty, IntType)
-    return z3.BitVecVal(value & ((1 << ty.width) - 1), ty.width, ctx)
+    return bv_value(value & ((1 << ty.width) - 1), ty.width, ctx)
 
 
 def ite(c: z3.BoolRef, a: Sym, b: Sym) -> Sym:
@@ -93,7 +109,7 @@ def convert(v: Sym, src: Type, dst: Type, ctx: z3.Context) -> Sym:
     if isinstance(src, BoolType):
         # an integer never converts to bool: the type checker only asks this way round
         assert isinstance(dst, IntType)
-        return choose(v, z3.BitVecVal(1, dst.width, ctx), z3.BitVecVal(0, dst.width, ctx))
+        return choose(v, bv_value(1, dst.width, ctx), bv_value(0, dst.width, ctx))
     assert isinstance(src, IntType) and isinstance(dst, IntType)
     if dst.width == src.width:
         # int <-> unsigned int, long <-> unsigned long: the bits stay, their reading changes
@@ -143,7 +159,7 @@ def shift(op: str, a: Sym, lt: IntType, b: Sym, rt: IntType) -> Sym:
     # the mask below: truncation and either extension give the same count, and a
     # negative count gives carith's (count & (w - 1)).
     c = z3.Extract(w - 1, 0, b) if rt.width >= w else z3.ZeroExt(w - rt.width, b)
-    c = c & z3.BitVecVal(w - 1, w, a.ctx)
+    c = c & bv_value(w - 1, w, a.ctx)
     if op == "<<":
         # a negative left operand is undefined in C; gcc documents that it shifts the
         # bits, which is bvshl
@@ -179,8 +195,8 @@ def _log2_of_onehot(y: Sym, width: int) -> Sym:
         for i in range(64):
             if (i >> k) & 1:
                 mask |= 1 << i
-        bits.append(choose((y & z3.BitVecVal(mask, 64, ctx)) != 0,
-                          z3.BitVecVal(1 << k, width, ctx), z3.BitVecVal(0, width, ctx)))
+        bits.append(choose((y & bv_value(mask, 64, ctx)) != 0,
+                          bv_value(1 << k, width, ctx), bv_value(0, width, ctx)))
     out = bits[0]
     for b in bits[1:]:
         out = out | b
@@ -193,13 +209,13 @@ def count_trailing_zeros(x: Sym) -> Sym:
     # x & -x keeps the lowest set bit alone; x is unsigned long (the type checker
     # converts the argument) and the kernel's function returns int, hence 32 bits
     low = x & (-x)
-    return choose(x == 0, z3.BitVecVal(-1 & 0xFFFFFFFF, 32, ctx), _log2_of_onehot(low, 32))
+    return choose(x == 0, bv_value(-1 & 0xFFFFFFFF, 32, ctx), _log2_of_onehot(low, 32))
 
 
 def ilog2(x: Sym) -> Sym:
     """fls64(x) - 1 for a non-constant: the index of the highest set bit, -1 for 0."""
     ctx = x.ctx
-    r = z3.BitVecVal(0, 32, ctx)
+    r = bv_value(0, 32, ctx)
     v = x
     # a binary search for the highest set bit: the steps add up to 63, the highest index;
     # the result is int, as __ilog2_u64() returns
@@ -207,7 +223,7 @@ def ilog2(x: Sym) -> Sym:
         high = z3.LShR(v, k) != 0
         r = choose(high, r + k, r)
         v = choose(high, z3.LShR(v, k), v)
-    return choose(x == 0, z3.BitVecVal(-1 & 0xFFFFFFFF, 32, ctx), r)
+    return choose(x == 0, bv_value(-1 & 0xFFFFFFFF, 32, ctx), r)
 
 
 def model_value(model: z3.ModelRef, v: Sym, ty: Type) -> Any:

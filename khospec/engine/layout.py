@@ -29,7 +29,7 @@ import z3
 from khospec import ir
 from khospec.counterexample import ModelLayout
 from khospec.engine.bv import StructVal
-from khospec.engine.terms import choose, conj, disj, implies, is_true, negate, ule, ult
+from khospec.engine.terms import apply, bv_value, choose, conj, disj, implies, is_true, negate, ule, ult
 from khospec.types import BOOL, INT, MEM_RANGE, ULONG, BoolType, IntType, Type
 
 Pred = Callable[[Any], Any]
@@ -211,13 +211,13 @@ class _RangeLayout:
         pass
 
     def zone_movable_pfn(self, n: Any) -> Any:
-        return self._movable(n)
+        return apply(self._movable, n)
 
     def arch_zone_lowest(self, z: Any) -> Any:
-        return self._zlo(z)
+        return apply(self._zlo, z)
 
     def arch_zone_highest(self, z: Any) -> Any:
-        return self._zhi(z)
+        return apply(self._zhi, z)
 
     def mirrored_kernelcore(self) -> Any:
         return self._mirrored
@@ -250,7 +250,7 @@ class _RangeLayout:
             "ranges": sorted(ranges),
             "nodes": nodes,
             "zone_movable_pfn": {
-                n: model.eval(self._movable(z3.BitVecVal(n & 0xFFFFFFFF, 32, self.ctx)),
+                n: model.eval(self._movable(bv_value(n & 0xFFFFFFFF, 32, self.ctx)),
                               model_completion=True).as_long()
                 for n in nodes
             },
@@ -258,8 +258,8 @@ class _RangeLayout:
             # enum zone_type), by index, as the replay reads them
             "arch_zones": [
                 (
-                    model.eval(self._zlo(z3.BitVecVal(z, 32, self.ctx)), model_completion=True).as_long(),
-                    model.eval(self._zhi(z3.BitVecVal(z, 32, self.ctx)), model_completion=True).as_long(),
+                    model.eval(self._zlo(bv_value(z, 32, self.ctx)), model_completion=True).as_long(),
+                    model.eval(self._zhi(bv_value(z, 32, self.ctx)), model_completion=True).as_long(),
                 )
                 for z in range(5)
             ],
@@ -347,7 +347,7 @@ class SymbolicLayout(_RangeLayout):
     def pfn_node(self, p: Any) -> Any:
         in_ram, r = self.range_of(p)
         # NUMA_NO_NODE for a hole, as memblock_search_pfn_nid() answers
-        return choose(in_ram, r.nid, z3.BitVecVal(-1 & 0xFFFFFFFF, 32, self.ctx))
+        return choose(in_ram, r.nid, bv_value(-1 & 0xFFFFFFFF, 32, self.ctx))
 
     def pfn_range(self, p: Any) -> StructVal:
         # for a hole the witness does not exist and its fields are free: whatever value
@@ -387,14 +387,14 @@ class SymbolicLayout(_RangeLayout):
         def start(m: Any) -> Any:
             is_node, lo, _ = self._node_span(m)
             # a node without memory spans [0, 0), as get_pfn_range_for_nid() leaves it
-            return choose(is_node, lo.start, z3.BitVecVal(0, 64, self.ctx))
+            return choose(is_node, lo.start, bv_value(0, 64, self.ctx))
 
         return self._through_ite(n, start)
 
     def node_end_pfn(self, n: Any) -> Any:
         def end(m: Any) -> Any:
             is_node, _, hi = self._node_span(m)
-            return choose(is_node, hi.end, z3.BitVecVal(0, 64, self.ctx))
+            return choose(is_node, hi.end, bv_value(0, 64, self.ctx))
 
         return self._through_ite(n, end)
 
@@ -512,8 +512,8 @@ def at_most_ranges(ranges: list[WRange], ctx: z3.Context, k: int) -> Any:
     if not ranges:
         return z3.BoolVal(True, ctx)
     # 16 bits count up to the 400 witnesses new_range allows without wrapping
-    one, zero = z3.BitVecVal(1, 16, ctx), z3.BitVecVal(0, 16, ctx)
-    return ule(z3.Sum(*[choose(r.exists, one, zero) for r in ranges]), z3.BitVecVal(k, 16, ctx))
+    one, zero = bv_value(1, 16, ctx), bv_value(0, 16, ctx)
+    return ule(z3.Sum(*[choose(r.exists, one, zero) for r in ranges]), bv_value(k, 16, ctx))
 
 
 def round_ranges(ranges: list[WRange], ctx: z3.Context, align_pfns: int, below_pfns: int,
@@ -524,13 +524,13 @@ def round_ranges(ranges: list[WRange], ctx: z3.Context, align_pfns: int, below_p
     # a readability constraint: solve.py asserts it behind a literal and drops it when
     # unsatisfiable, so it never decides a verdict
     out = []
-    mask = z3.BitVecVal(align_pfns - 1, 64, ctx)
-    one = z3.BitVecVal(1, 32, ctx)
+    mask = bv_value(align_pfns - 1, 64, ctx)
+    one = bv_value(1, 32, ctx)
     for r in ranges:
-        shape = [(r.start & mask) == 0, (r.end & mask) == 0, ule(r.end, z3.BitVecVal(below_pfns, 64, ctx))]
+        shape = [(r.start & mask) == 0, (r.end & mask) == 0, ule(r.end, bv_value(below_pfns, 64, ctx))]
         if node_ids:
             below = [conj(o.exists, o.nid == r.nid - one) for o in ranges if o is not r]
-            shape += [ult(r.nid, z3.BitVecVal(4, 32, ctx)), disj(r.nid == 0, *below)]
+            shape += [ult(r.nid, bv_value(4, 32, ctx)), disj(r.nid == 0, *below)]
         out.append(implies(r.exists, conj(*shape)))
     return conj(*out) if out else z3.BoolVal(True, ctx)
 
@@ -583,7 +583,7 @@ class ConcreteLayout:
         self._uf_zhi = z3.Function("arch_zone_highest_possible_pfn", z3.BitVecSort(32, ctx), z3.BitVecSort(64, ctx))
 
     def _bv(self, v: int, w: int) -> Any:
-        return z3.BitVecVal(v & ((1 << w) - 1), w, self.ctx)
+        return bv_value(v & ((1 << w) - 1), w, self.ctx)
 
     def _name(self, base: str) -> str:
         self._fresh += 1
@@ -865,8 +865,8 @@ class BoundedLayout(_RangeLayout):
         none reads (0, 0, NUMA_NO_NODE, false), as the interpreter gives it."""
         self.note_pfn(p)
         hits = [conj(r.exists, r.contains(p)) for r in self.ranges]
-        fields: list[Any] = [z3.BitVecVal(0, 64, self.ctx), z3.BitVecVal(0, 64, self.ctx),
-                             z3.BitVecVal(0xFFFFFFFF, 32, self.ctx), z3.BoolVal(False, self.ctx)]
+        fields: list[Any] = [bv_value(0, 64, self.ctx), bv_value(0, 64, self.ctx),
+                             bv_value(0xFFFFFFFF, 32, self.ctx), z3.BoolVal(False, self.ctx)]
         for r, h in reversed(list(zip(self.ranges, hits, strict=True))):
             fields = [choose(h, f, g) for f, g in zip((r.start, r.end, r.nid, r.mirror), fields, strict=True)]
         return disj(*hits), StructVal(MEM_RANGE, tuple(fields))
@@ -876,19 +876,19 @@ class BoundedLayout(_RangeLayout):
 
     def pfn_node(self, p: Any) -> Any:
         inr, r = self._lookup(p)
-        return choose(inr, r.fields[2], z3.BitVecVal(0xFFFFFFFF, 32, self.ctx))
+        return choose(inr, r.fields[2], bv_value(0xFFFFFFFF, 32, self.ctx))
 
     def pfn_range(self, p: Any) -> StructVal:
         return self._lookup(p)[1]
 
     def node_start_pfn(self, n: Any) -> Any:
-        out = z3.BitVecVal(0, 64, self.ctx)
+        out = bv_value(0, 64, self.ctx)
         for r in reversed(self.ranges):  # the lowest range of the node wins
             out = choose(conj(r.exists, r.nid == n), r.start, out)
         return out
 
     def node_end_pfn(self, n: Any) -> Any:
-        out = z3.BitVecVal(0, 64, self.ctx)
+        out = bv_value(0, 64, self.ctx)
         for r in self.ranges:  # the highest range of the node wins
             out = choose(conj(r.exists, r.nid == n), r.end, out)
         return out

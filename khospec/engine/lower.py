@@ -32,7 +32,7 @@ from khospec.engine.layout import (
 )
 from khospec.engine.state import CallResult, Frame, LoopInfo, LowerError, Skolem, err
 from khospec.engine.statements import Statements
-from khospec.engine.terms import choose, conj, disj, implies, is_false, negate
+from khospec.engine.terms import apply, choose, conj, disj, implies, is_false, negate
 from khospec.types import BOOL, INT, ULONG, BoolType, IntType, SeqType, StructType, Type
 
 # the iterations of a `while` loop run before its stand-in or cut (statements._while)
@@ -133,7 +133,7 @@ class Lowering:
                 raise err("KHO501", pd.span, f"param function `{name}` returning a struct is not supported")
             f = z3.Function(name, *[sort_of(t, self.ctx) for t in pd.arg_types], sort_of(pd.ty, self.ctx))
             self._params[name] = f
-        v = f(*args)
+        v = apply(f, *args)
         self.param_apps.append((name, args, v))
         return v
 

@@ -43,7 +43,7 @@ from khospec.engine.layout import LayoutLimit
 from khospec.engine.lower import LowerError
 from khospec.engine.query import MINIMIZE_MS, Queries, units, unknown_reason
 from khospec.engine.state import LoopInfo
-from khospec.engine.terms import conj, disj, implies, is_false, is_true, negate, ule, ult
+from khospec.engine.terms import bv_value, conj, disj, implies, is_false, is_true, negate, ule, ult
 from khospec.results import Verdict
 from khospec.types import StructType
 
@@ -399,8 +399,8 @@ class CheckRun:
         for c in syms:
             pfn, order = c.get("pfn"), c.get("order")
             wide = z3.ZeroExt(pfn.size() - order.size(), order) if order.size() < pfn.size() else order
-            end = pfn + (z3.BitVecVal(1, pfn.size(), self.ctx) << wide)
-            bound = z3.BitVecVal(below_pfns, pfn.size(), self.ctx)
+            end = pfn + (bv_value(1, pfn.size(), self.ctx) << wide)
+            bound = bv_value(below_pfns, pfn.size(), self.ctx)
             out.append(self.q.sub(conj(ule(order, max_order), ult(pfn, bound), ule(end, bound))))
         return out
 

@@ -31,7 +31,7 @@ from khospec.engine.state import (
     err,
     read_after,
 )
-from khospec.engine.terms import conj, disj, implies, is_false, is_true, negate
+from khospec.engine.terms import bv_value, conj, disj, implies, is_false, is_true, negate
 from khospec.types import INT, ULONG, Type
 
 # a loop whose condition stays a constant truth runs this many iterations whatever the
@@ -522,7 +522,7 @@ def _filled(v: Sym, fill: int) -> Sym:
         return StructVal(v.ty, tuple(_filled(f, fill) for f in v.fields))
     if z3.is_bool(v):
         return z3.BoolVal(fill != 0, v.ctx)
-    return z3.BitVecVal(fill & ((1 << v.size()) - 1), v.size(), v.ctx)
+    return bv_value(fill & ((1 << v.size()) - 1), v.size(), v.ctx)
 
 
 def _decl_ids(f: Any) -> set[int]:

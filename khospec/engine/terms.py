@@ -9,7 +9,7 @@ context, ``conj`` and ``disj`` make that C call directly. The term is the same o
 functions build, with the same id, so no query and no verdict can tell them apart;
 anything else (no argument, a Python bool, a probe, a context argument) goes to z3's
 own function. ``choose`` does the same for ``z3.If`` (and ``negate``, ``implies``,
-``equal`` and the comparisons for theirs), 18% of the time spent lowering
+``equal``, the comparisons, ``bv_value`` and ``apply`` for theirs), 18% of the time spent lowering
 `handover.kho`: 16-24 us a term where the C call takes 3-4, since its sort checks and
 casts are C calls of their own (and z3's C call checks the branches' sorts anyway).
 ``Substitution`` does for ``z3.substitute`` what these do for ``And`` and ``Or``: a
@@ -61,6 +61,30 @@ def choose(c: Any, a: Any, b: Any) -> Any:
             if kind is not None:
                 return kind(z3core.Z3_mk_ite(ctx.ref(), c.as_ast(), a.as_ast(), b.as_ast()), ctx)
     return z3.If(c, a, b)
+
+
+def bv_value(value: int, width: int, ctx: z3.Context) -> Any:
+    """``z3.BitVecVal(value, width, ctx)``, the same term, in two C calls (z3's takes
+    twice as long, on the Python objects of the sort): a constant of 64 bits or fewer.
+    The sort needs no reference of ours: z3 holds the last object a call made until the
+    next call has made its own, which here is the numeral of that sort."""
+    if type(value) is int and 0 <= value < (1 << width) and width <= 64:
+        r = ctx.ref()
+        return z3.BitVecNumRef(z3core.Z3_mk_unsigned_int64(r, value, z3core.Z3_mk_bv_sort(r, width)), ctx)
+    return z3.BitVecVal(value, width, ctx)
+
+
+def apply(f: Any, *args: Any) -> Any:
+    """``f(*args)`` for a z3 function declaration, the same term, in one C call where
+    every argument is a term of ``f``'s context (z3's reads and casts to each parameter's
+    sort first; the C call checks the sorts itself)."""
+    ctx = f.ctx
+    if all(isinstance(a, z3.ExprRef) and a.ctx is ctx for a in args):
+        arr = (z3.Ast * len(args))()
+        for i, a in enumerate(args):
+            arr[i] = a.as_ast()
+        return z3.z3._to_expr_ref(z3core.Z3_mk_app(ctx.ref(), f.as_ast(), len(args), arr), ctx)
+    return f(*args)
 
 
 def _boolean(make: Callable[..., Any], slow: Callable[..., Any]) -> Callable[..., Any]:
@@ -149,5 +173,5 @@ class Substitution:
         return z3.z3._to_expr_ref(made, self._ctx)
 
 
-__all__ = ["Substitution", "choose", "conj", "disj", "equal", "implies", "is_false", "is_true", "negate",
-           "sge", "sgt", "sle", "slt", "uge", "ugt", "ule", "ult"]
+__all__ = ["Substitution", "apply", "bv_value", "choose", "conj", "disj", "equal", "implies", "is_false", "is_true",
+           "negate", "sge", "sgt", "sle", "slt", "uge", "ugt", "ule", "ult"]
