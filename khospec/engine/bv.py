@@ -196,7 +196,7 @@ def _log2_of_onehot(y: Sym, width: int) -> Sym:
             if (i >> k) & 1:
                 mask |= 1 << i
         bits.append(choose((y & bv_value(mask, 64, ctx)) != 0,
-                          bv_value(1 << k, width, ctx), bv_value(0, width, ctx)))
+                           bv_value(1 << k, width, ctx), bv_value(0, width, ctx)))
     out = bits[0]
     for b in bits[1:]:
         out = out | b

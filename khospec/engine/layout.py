@@ -369,7 +369,7 @@ class SymbolicLayout(_RangeLayout):
         hi = self.new_range("the highest range of a node", is_node, n)
         def inside(w: WRange, n: Any = n, is_node: Any = is_node, lo: WRange = lo, hi: WRange = hi) -> Any:
             return implies(conj(w.exists, w.nid == n),
-                              conj(is_node, ule(lo.start, w.start), ule(w.end, hi.end)))
+                           conj(is_node, ule(lo.start, w.start), ule(w.end, hi.end)))
 
         self.obligations.append(_Obligation("ranges", inside))
         self._span[key] = (is_node, lo, hi)
