@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import z3
@@ -97,6 +98,20 @@ def test_a_query_after_others_in_the_same_helper_is_answered_as_by_a_new_one() -
     assert (after.result, after.units) == (alone.result, alone.units)
     assert [(d.name(), str(after.model[d])) for d in after.model.decls()] == \
         [(d.name(), str(alone.model[d])) for d in alone.model.decls()]
+
+
+def test_threads_asking_at_once_each_get_their_answer() -> None:
+    # a Dask worker runs jobs in threads: each thread has a helper of its own, so the
+    # requests of two threads never share one helper's pipe
+    def ask(k: int) -> tuple[str, int]:
+        ctx = z3.Context()
+        x = z3.BitVec("x", 16, ctx)
+        answer = solve_fresh([x * 3 == k, z3.ULT(x, 1000)], ctx, UNITS, ONE, PER_UNIT)
+        return answer.result, answer.model.eval(x).as_long() if answer.model is not None else -1
+
+    with ThreadPoolExecutor(4) as pool:
+        got = list(pool.map(ask, range(0, 600, 3)))
+    assert got == [("sat", k // 3) for k in range(0, 600, 3)]
 
 
 def test_a_helper_that_died_is_replaced() -> None:

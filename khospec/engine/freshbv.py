@@ -11,7 +11,7 @@ answer, its model and the units it spent depend on the text alone.
 
 Such a process is forked, not started: starting Python and importing z3 took 0.09 s a
 query, about as long as the search of most of them. The parent (``solve_fresh``) keeps
-one helper process per process (``Zygote``): a new interpreter that imports z3, never
+one helper process per process and thread (``Zygote``): a new interpreter that imports z3, never
 uses it, and forks a child per query. A child has the helper's memory, so its z3 has run
 nothing either. The child (``_answer``) tries the query one trial after another, each on
 a new solver with its own seed and SAT phase selection, within the given resource units;
@@ -30,6 +30,7 @@ import select
 import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from typing import IO, Any
@@ -126,14 +127,16 @@ def _line_within(stream: IO[bytes], deadline: float) -> bytes:
 
 
 @functools.cache
-def _zygote(pid: int, executable: str) -> list[Zygote]:
-    """This process's helper (a list, so that a dead one is replaced in place). Keyed by
-    the pid: a worker forked after its parent started one starts its own."""
+def _zygote(pid: int, thread: int, executable: str) -> list[Zygote]:
+    """This thread's helper (a list, so that a dead one is replaced in place). Keyed by
+    the pid, since a worker forked after its parent started one starts its own, and by
+    the thread, since a Dask worker runs jobs in threads and a helper answers one
+    request at a time."""
     return []
 
 
 def _helper(executable: str) -> Zygote:
-    held = _zygote(os.getpid(), executable)
+    held = _zygote(os.getpid(), threading.get_ident(), executable)
     if not held or not held[0].alive():
         held[:] = [Zygote(executable)]
     return held[0]
