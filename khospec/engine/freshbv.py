@@ -145,9 +145,9 @@ def _helper(executable: str) -> Zygote:
 def solve_fresh(facts: list[Any], ctx: z3.Context, units: int, schedule: list[Trial],
                 wall_ms_per_unit: float) -> FreshAnswer:
     """Decide the conjunction of ``facts`` (pure QF_BV) within ``units`` resource units,
-    trying ``schedule`` in order. A child that fails to start or answers in a form not
-    understood is an unknown answer with nothing spent: the caller then asks its own
-    solver."""
+    trying ``schedule`` in order, in a child of this thread's helper. A helper that
+    cannot start, dies or answers late, or an answer in a form not understood, is an
+    unknown answer with nothing spent: the caller then asks its own solver."""
     # a solver only to print the facts: its sexpr() is the declarations and assertions
     # the child parses
     printer = z3.Solver(ctx=ctx)

@@ -26,18 +26,34 @@ import z3
 from z3 import z3core
 
 
-def _direct(make: Callable[..., Any], slow: Callable[..., Any], args: tuple[Any, ...]) -> Any:
-    if len(args) == 1 and isinstance(args[0], (list, tuple)):
-        args = tuple(args[0])
-    if not args or not all(isinstance(a, z3.BoolRef) for a in args):
-        return slow(*args)
+def _one_context(args: tuple[Any, ...]) -> z3.Context | None:
+    """The context of ``args`` when every one is a z3 term of that one context, else None
+    (nothing, a Python value to convert, a probe, two contexts: z3's own function then)."""
+    if not args or not isinstance(args[0], z3.ExprRef):
+        return None
     ctx = args[0].ctx
-    if any(a.ctx is not ctx for a in args):
-        return slow(*args)
+    # a loop, not all() over a generator: this runs for every term the lowering makes
+    for a in args:
+        if not isinstance(a, z3.ExprRef) or a.ctx is not ctx:
+            return None
+    return ctx
+
+
+def _asts(args: tuple[Any, ...]) -> Any:
+    """The terms as the C array of an n-ary call."""
     arr = (z3.Ast * len(args))()
     for i, a in enumerate(args):
         arr[i] = a.as_ast()
-    return z3.BoolRef(make(ctx.ref(), len(args), arr), ctx)
+    return arr
+
+
+def _direct(make: Callable[..., Any], slow: Callable[..., Any], args: tuple[Any, ...]) -> Any:
+    if len(args) == 1 and isinstance(args[0], (list, tuple)):
+        args = tuple(args[0])
+    ctx = _one_context(args)
+    if ctx is None or not all(isinstance(a, z3.BoolRef) for a in args):
+        return slow(*args)
+    return z3.BoolRef(make(ctx.ref(), len(args), _asts(args)), ctx)
 
 
 def conj(*args: Any) -> Any:
@@ -54,12 +70,11 @@ def choose(c: Any, a: Any, b: Any) -> Any:
     """``z3.If(c, a, b)``, the same term. The fast way needs a boolean condition and two
     booleans or two bit-vectors, all terms of one context; z3's C call rejects branches of
     different sorts (a Z3Exception, as from ``z3.If``)."""
-    if isinstance(c, z3.BoolRef) and isinstance(a, z3.ExprRef) and isinstance(b, z3.ExprRef):
-        ctx = c.ctx
-        if a.ctx is ctx and b.ctx is ctx:
-            kind = z3.BoolRef if isinstance(a, z3.BoolRef) else z3.BitVecRef if isinstance(a, z3.BitVecRef) else None
-            if kind is not None:
-                return kind(z3core.Z3_mk_ite(ctx.ref(), c.as_ast(), a.as_ast(), b.as_ast()), ctx)
+    ctx = _one_context((c, a, b))
+    if ctx is not None and isinstance(c, z3.BoolRef):
+        kind = z3.BoolRef if isinstance(a, z3.BoolRef) else z3.BitVecRef if isinstance(a, z3.BitVecRef) else None
+        if kind is not None:
+            return kind(z3core.Z3_mk_ite(ctx.ref(), c.as_ast(), a.as_ast(), b.as_ast()), ctx)
     return z3.If(c, a, b)
 
 
@@ -78,28 +93,22 @@ def apply(f: Any, *args: Any) -> Any:
     """``f(*args)`` for a z3 function declaration, the same term, in one C call where
     every argument is a term of ``f``'s context (z3's reads and casts to each parameter's
     sort first; the C call checks the sorts itself)."""
-    ctx = f.ctx
-    if all(isinstance(a, z3.ExprRef) and a.ctx is ctx for a in args):
-        arr = (z3.Ast * len(args))()
-        for i, a in enumerate(args):
-            arr[i] = a.as_ast()
-        return z3.z3._to_expr_ref(z3core.Z3_mk_app(ctx.ref(), f.as_ast(), len(args), arr), ctx)
+    ctx = _one_context(args)
+    if ctx is not None and ctx is f.ctx:
+        return z3.z3._to_expr_ref(z3core.Z3_mk_app(ctx.ref(), f.as_ast(), len(args), _asts(args)), ctx)
     return f(*args)
 
 
 def _boolean(make: Callable[..., Any], slow: Callable[..., Any]) -> Callable[..., Any]:
     """The boolean term ``make`` builds from terms of one context, made with that C call
-    alone; anything else (a Python value to convert, a probe, two contexts) goes to
-    ``slow``, z3's own function. z3's C calls check the arguments' sorts themselves (a
-    Z3Exception, as from z3's functions)."""
+    alone; anything else goes to ``slow``, z3's own function. z3's C calls check the
+    arguments' sorts themselves (a Z3Exception, as from z3's functions)."""
 
     def build(*args: Any) -> Any:
-        first = args[0]
-        if isinstance(first, z3.ExprRef):
-            ctx = first.ctx
-            if all(isinstance(a, z3.ExprRef) and a.ctx is ctx for a in args[1:]):
-                return z3.BoolRef(make(ctx.ref(), *[a.as_ast() for a in args]), ctx)
-        return slow(*args)
+        ctx = _one_context(args)
+        if ctx is None:
+            return slow(*args)
+        return z3.BoolRef(make(ctx.ref(), *[a.as_ast() for a in args]), ctx)
 
     return build
 
@@ -111,12 +120,12 @@ def _operator(make: Callable[..., Any], mirrored: Callable[..., Any], slow: Call
     term: ``x < 4096`` is ``(bvsgt 4096 x)``, ``x == 4096`` is ``(= 4096 x)``."""
 
     def build(a: Any, b: Any) -> Any:
-        if isinstance(a, z3.ExprRef) and isinstance(b, z3.ExprRef) and a.ctx is b.ctx:
-            ctx = a.ctx
-            if type(b) is not type(a) and issubclass(type(b), type(a)):
-                return z3.BoolRef(mirrored(ctx.ref(), b.as_ast(), a.as_ast()), ctx)
-            return z3.BoolRef(make(ctx.ref(), a.as_ast(), b.as_ast()), ctx)
-        return slow(a, b)
+        ctx = _one_context((a, b))
+        if ctx is None:
+            return slow(a, b)
+        if type(b) is not type(a) and issubclass(type(b), type(a)):
+            return z3.BoolRef(mirrored(ctx.ref(), b.as_ast(), a.as_ast()), ctx)
+        return z3.BoolRef(make(ctx.ref(), a.as_ast(), b.as_ast()), ctx)
 
     return build
 
