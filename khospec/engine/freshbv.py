@@ -106,10 +106,12 @@ class Zygote:
         return self.proc.poll() is None
 
     def end(self) -> None:
-        """Kill the helper and a child it may be running (its session), and reap it."""
+        """Kill the helper and a child it may be running (its session), and reap it; its
+        exit hook goes too (a replaced helper leaves none behind)."""
         with contextlib.suppress(OSError):
             os.killpg(self.proc.pid, signal.SIGKILL)
         self.proc.wait()
+        atexit.unregister(self.close)
 
 
 def _line_within(stream: IO[bytes], deadline: float) -> bytes:
