@@ -128,8 +128,7 @@ def test_a_helper_that_does_not_answer_in_time_is_ended(monkeypatch: pytest.Monk
     # limit the answer is unknown, nothing spent, and the helper and its session are killed
     ctx = z3.Context()
     stuck = freshbv.Zygote(sys.executable)
-    stuck.proc.kill()
-    stuck.proc.wait()
+    stuck.end()
     stuck.proc = subprocess.Popen([sys.executable, "-c", "import sys, time; sys.stdin.readline(); time.sleep(60)"],
                                   stdin=subprocess.PIPE, stdout=subprocess.PIPE, start_new_session=True)
     monkeypatch.setattr(freshbv, "_helper", lambda executable: stuck)

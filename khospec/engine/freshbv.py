@@ -93,10 +93,7 @@ class Zygote:
         the process that started it (a forked worker inherits the exit hooks too)."""
         if os.getpid() != self.owner:
             return
-        for stream in (self.proc.stdin, self.proc.stdout):
-            if stream is not None:
-                with contextlib.suppress(OSError):
-                    stream.close()
+        self._close_pipes()
         try:
             self.proc.wait(timeout=1)
         except subprocess.TimeoutExpired:
@@ -106,12 +103,19 @@ class Zygote:
         return self.proc.poll() is None
 
     def end(self) -> None:
-        """Kill the helper and a child it may be running (its session), and reap it; its
-        exit hook goes too (a replaced helper leaves none behind)."""
+        """Kill the helper and a child it may be running (its session), reap it, close
+        its pipes; its exit hook goes too (a replaced helper leaves nothing behind)."""
         with contextlib.suppress(OSError):
             os.killpg(self.proc.pid, signal.SIGKILL)
         self.proc.wait()
+        self._close_pipes()
         atexit.unregister(self.close)
+
+    def _close_pipes(self) -> None:
+        for stream in (self.proc.stdin, self.proc.stdout):
+            if stream is not None:
+                with contextlib.suppress(OSError):
+                    stream.close()
 
 
 def _line_within(stream: IO[bytes], deadline: float) -> bytes:
