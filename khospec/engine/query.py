@@ -199,8 +199,18 @@ class Queries:
         return self.fresh_model if self.fresh_model is not None else s.model()
 
     def sub(self, f: Any) -> Any:
-        """``f`` with the profile's constants substituted."""
-        return self._sub(f) if self._sub is not None else f
+        """``f`` with the profile's constants substituted, then simplified by z3's
+        rewriter (an equivalent formula: same models, same literals for the cores).
+
+        Why simplified: a query with assumptions takes z3's incremental path, which
+        skips most of the preprocessing a fresh check does, and the lowering leaves
+        much to fold once the constants are in (shifts by PAGE_SHIFT, masks, bounds of
+        MAX_PAGE_ORDER). Over the library the solving took a fifth less time summed
+        (BENCHMARKS.md, 2026-12-01): `eager_no_uninit_read_folio` on x86_64 spent 88
+        million resource units instead of 210, `restore_reaches_every_chunk_72` 54
+        instead of 179. Single checks can lose (`zone_folio_72`: 191 against 164): z3's
+        search follows the terms it is given."""
+        return z3.simplify(self._sub(f) if self._sub is not None else f)
 
     def all_unsat(self, s: z3.Solver, assumptions: list[Any], cases: list[Any],
                   cores: dict[int, list[Any]] | None = None) -> tuple[Any, list[Any]]:
