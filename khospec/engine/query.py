@@ -205,8 +205,8 @@ class Queries:
         Why simplified: a query with assumptions takes z3's incremental path, which
         skips most of the preprocessing a fresh check does, and the lowering leaves
         much to fold once the constants are in (shifts by PAGE_SHIFT, masks, bounds of
-        MAX_PAGE_ORDER). Over the library the solving took a fifth less time summed
-        (BENCHMARKS.md, 2026-12-01): `eager_no_uninit_read_folio` on x86_64 spent 88
+        MAX_PAGE_ORDER). Over the library it took 9-22% less CPU time in three pairs of
+        runs (BENCHMARKS.md, 2026-12-01): `eager_no_uninit_read_folio` on x86_64 spent 88
         million resource units instead of 210, `restore_reaches_every_chunk_72` 54
         instead of 179. Single checks can lose (`zone_folio_72`: 191 against 164): z3's
         search follows the terms it is given."""
