@@ -105,6 +105,9 @@ class Queries:
         goal = z3.Goal(ctx=self.ctx)
         goal.add(*hard, *self._pending)
         later = z3.Goal(ctx=self.ctx)
+        # the seed is rewritten again, not kept from the cone above: keeping it moves the
+        # ids of the terms made after it, and z3's search follows the ids (the arm64-4k
+        # proof of zone_search_owner_node then names five assumptions instead of two)
         later.add(*[self.sub(f) for f in seed or []])
         is_qfbv = z3.Probe("is-qfbv", self.ctx)
         bits_only = is_qfbv(goal) == 1.0

@@ -145,18 +145,22 @@ sgt = _operator(z3core.Z3_mk_bvsgt, z3core.Z3_mk_bvslt, lambda a, b: a > b)
 sge = _operator(z3core.Z3_mk_bvsge, z3core.Z3_mk_bvsle, lambda a, b: a >= b)
 
 
-def is_true(a: Any) -> bool:
-    """``z3.is_true(a)``: one C call for a boolean term (z3's reads its declaration)."""
+def _is_value(a: Any, value: int, slow: Callable[[Any], bool]) -> bool:
+    """Whether ``a`` is the boolean constant ``value`` (a Z3_L_TRUE or Z3_L_FALSE): one C
+    call for a boolean term, where z3's ``slow`` reads its declaration."""
     if isinstance(a, z3.BoolRef):
-        return bool(z3core.Z3_get_bool_value(a.ctx.ref(), a.as_ast()) == z3.Z3_L_TRUE)
-    return bool(z3.is_true(a))
+        return bool(z3core.Z3_get_bool_value(a.ctx.ref(), a.as_ast()) == value)
+    return bool(slow(a))
+
+
+def is_true(a: Any) -> bool:
+    """``z3.is_true(a)``."""
+    return _is_value(a, z3.Z3_L_TRUE, z3.is_true)
 
 
 def is_false(a: Any) -> bool:
-    """``z3.is_false(a)``, as ``is_true``."""
-    if isinstance(a, z3.BoolRef):
-        return bool(z3core.Z3_get_bool_value(a.ctx.ref(), a.as_ast()) == z3.Z3_L_FALSE)
-    return bool(z3.is_false(a))
+    """``z3.is_false(a)``."""
+    return _is_value(a, z3.Z3_L_FALSE, z3.is_false)
 
 
 class Substitution:
