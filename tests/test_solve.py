@@ -208,19 +208,83 @@ def test_a_loop_with_an_inductive_invariant_is_proved(tmp_path: Path) -> None:
     assert o.verdict is Verdict.PROVED
 
 
-@pytest.mark.parametrize("invariant", [
-    "",
-    pytest.param("invariant true", marks=pytest.mark.xfail(strict=True, reason=(
-        "refuted with a spurious counterexample: past the unrolling the returned value is "
-        "the invariant's stand-in even where the tail flag is blocked (the first `return` "
-        "takes its value unguarded), and _refute blocks only the tail flag, not the loop "
-        "running on"))),
-])
+@pytest.mark.parametrize("invariant", ["", "invariant true"])
 def test_a_loop_beyond_the_unrolling_is_not_proved(tmp_path: Path, invariant: str) -> None:
     # the claim holds, but no invariant pins the result: bounded model checking of the
     # first iterations is all the engine can do
     o = _only(_decide(_load(tmp_path, _count(invariant)), "counts"))
     assert o.verdict in (Verdict.HOLDS_TO_DEPTH, Verdict.UNKNOWN), o
+
+
+# What follows a loop that runs past the unrolling without the invariants' stand-in is
+# no execution's: the value a function returns through it, the caller's statements
+# after the call, membership in what it emits where membership must be false. Each
+# claim below holds, and each came back refuted, with a large n, before the loops whose
+# outcome is read had to end in a counterexample.
+_UPTO = """
+fn upto(n: uint) emits uint {
+  var i: uint = 0
+  while i < n
+    {invariant}
+  {
+    emit i
+    i = i + 1
+  }
+}
+"""
+_VIA = """
+fn g(n: uint) -> uint {
+  var i: uint = 0
+  while i < n
+    {invariant}
+  {
+    i = i + 1
+  }
+  return i
+}
+fn f(n: uint) {
+  let x: uint = g(n)
+  require same: x == n
+}
+"""
+
+
+@pytest.mark.parametrize("claim", [
+    _VIA + "check c: forall n: uint. requires_hold(f(n))",
+    _UPTO + "check c: forall n: uint, x: uint. x < n -> x in upto(n)",
+], ids=["value_read_by_a_require", "membership_must_be_false"])
+@pytest.mark.parametrize("invariant", ["", "invariant i <= n"])
+def test_what_follows_a_loop_cut_at_the_unrolling_is_not_a_counterexample(
+        tmp_path: Path, claim: str, invariant: str) -> None:
+    spec = claim.replace("{invariant}", invariant) + "\n  for x86_64\n"
+    o = _only(_decide(_load(tmp_path, spec), "c"))
+    assert o.verdict in (Verdict.PROVED, Verdict.HOLDS_TO_DEPTH, Verdict.UNKNOWN), o
+
+
+@pytest.mark.parametrize(("claim", "seen"), [
+    # a require fails before a loop that then runs on: a real execution's prefix
+    ("""
+fn f(n: uint) {
+  require small: n < 10
+  var i: uint = 0
+  while i < n
+  {
+    i = i + 1
+  }
+}
+check c: forall n: uint. requires_hold(f(n))""", lambda v: v["n"] >= 10),
+    # a loop that ends within the unrolling returns what an execution returns
+    (_VIA.replace("{invariant}", "invariant i <= n") + "check c: forall n: uint. g(n) < 2",
+     lambda v: v["n"] in (2, 3)),
+    # where membership must be true, an item emitted before the unrolling ends is
+    (_UPTO.replace("{invariant}", "invariant i <= n") + "check c: forall n: uint, x: uint. x in upto(n) -> x < 2",
+     lambda v: v["x"] == 2 and v["n"] >= 3),
+], ids=["require_before_the_loop", "value_within_the_unrolling", "emitted_within_the_unrolling"])
+def test_a_loop_that_ends_or_is_not_read_still_gives_counterexamples(
+        tmp_path: Path, claim: str, seen: Callable[[dict[str, int]], bool]) -> None:
+    o = _only(_decide(_load(tmp_path, claim + "\n  for x86_64\n"), "c"))
+    assert o.verdict is Verdict.REFUTED, o
+    assert seen(_witnesses(o)), _witnesses(o)
 
 
 def _nested(outer: str, inner: str, claim: str) -> str:

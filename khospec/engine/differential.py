@@ -139,6 +139,7 @@ def solver_side(program: ir.Program, check: ir.CheckDef, strategy: str | None, n
     blockers = ([] if run.prefix_violation else
                 [q.sub(z3.Not(loop.open)) for loop in low.loops if loop.tail is None])
     blockers += [q.sub(z3.Not(o)) for o in low.hard_open]
+    blockers += [q.sub(z3.Not(o)) for o in run.leaked_open()]
     goal = q.sub(disj(*[v.formula for v in run.violations])) if run.violations else z3.BoolVal(False, run.ctx)
     r = q.query(s, *lits, goal, *blockers)
     if r == z3.sat:

@@ -216,6 +216,13 @@ class CheckFormulas:
                     if f is not None]
         return out + list(self.trace_open)
 
+    def leaked_open(self) -> list[Any]:
+        """When a loop whose outcome is read after it (LoopInfo.leaks) runs past the
+        unrolling, for the loops the general rule of a counterexample leaves running
+        (``CheckRun._refute``): those with the invariants' stand-in, whose flag alone is
+        blocked, and every loop under a claim whose violation needs no loop to end."""
+        return [loop.open for loop in self.low.loops if loop.leaks and (loop.tail is not None or self.prefix_violation)]
+
     def names(self) -> dict[int, str]:
         """The assumption or axiom each tracked literal stands for, by term id."""
         return {lit.get_id(): name for name, lit in self.tracked.items()}

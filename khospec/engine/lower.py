@@ -365,7 +365,10 @@ class Lowering:
             collect, wanted = self.collect_requires, self.wanted
             self.collect_requires, self.wanted = True, None
             try:
-                res = self.call(call, fr, pol, label=f"{fr.label}/{call.name}")
+                # where it must be false, a require that fails before a loop that runs
+                # on fails in a real execution; where it must be true, the requires
+                # after the loop count too, so the loop must end
+                res = self.call(call, fr, pol, label=f"{fr.label}/{call.name}", prefix=pol < 0)
             finally:
                 self.collect_requires, self.wanted = collect, wanted
             conds = [implies(r.guard, r.cond) for r in res.requires]
@@ -653,7 +656,9 @@ class Lowering:
 
     def _ev_InEmits(self, e: ir.InEmits, fr: Frame, pol: int) -> Sym:
         item = self.ev(e.item, fr)
-        res = self.call(e.call, fr, pol, label=f"{fr.label}/{e.call.name}")
+        # where membership must be true, what the loops emitted before the unrolling
+        # ends was emitted; where it may have to be false, they must end (below)
+        res = self.call(e.call, fr, pol, label=f"{fr.label}/{e.call.name}", prefix=pol > 0)
         if pol <= 0 and res.open is not None and not is_false(res.open):
             # exact only when the loops are fully unrolled: a loop that may still run can
             # emit the item later, so where membership may have to be false a
@@ -670,7 +675,7 @@ class Lowering:
         # stand for a sequence; the k-th emit must be the k-th item, and an emit past the
         # items must not run. An item past the emits of the unrolled run is false here,
         # which ``open`` qualifies as for _ev_InEmits
-        res = self.call(e.call, fr, 0, label=f"{fr.label}/{e.call.name}", tail=False)
+        res = self.call(e.call, fr, 0, label=f"{fr.label}/{e.call.name}", tail=False, prefix=True)
         if res.open is not None and not is_false(res.open):
             self.hard_open.append(res.open)
         items = [self.ev(i, fr) for i in e.items]
@@ -684,11 +689,20 @@ class Lowering:
             conds.append(z3.BoolVal(False, self.ctx))
         return conj(*conds) if conds else z3.BoolVal(True, self.ctx)
 
-    def call(self, e: ir.CallFn, fr: Frame, pol: int, label: str, tail: bool = True) -> CallResult:
+    def call(self, e: ir.CallFn, fr: Frame, pol: int, label: str, tail: bool = True,
+             prefix: bool = False) -> CallResult:
         """``e``'s body inlined in a frame of its own: the caller's state, under the
         guard where the caller runs it, its value used at ``pol``; ``tail``: whether its
         loops may use the invariants' stand-in. Its state writes, already under that
-        guard, become the caller's state."""
+        guard, become the caller's state.
+
+        ``prefix``: the caller reads only what the call emits or which of its requires
+        fail, each real as far as the execution got. Otherwise the caller reads the
+        value or goes on after the call, so every loop the call runs leaks: past the
+        unrolling without the stand-in it returns no value an execution computes (the
+        first `return`'s value, unguarded) and the caller's statements after it run on
+        the state the loop was cut in."""
+        first = len(self.loops)
         fn = self.program.fn(e.name, self.strategy)
         args = [self.ev(a, fr) for a in e.args]
         sub = Frame({}, fr.state, fr.active(), z3.BoolVal(False, self.ctx), None, [], [], label, fr.bulk, pol)
@@ -703,6 +717,9 @@ class Lowering:
         if fr.state is not None and sub.state is not None:
             fr.state = sub.state
         open_ = disj(*opens) if opens else None
+        if not prefix:
+            for loop in self.loops[first:]:
+                loop.leaks = True
         return CallResult(ret, sub.emits, sub.requires, open_)
 
     def _is_simple(self, fn: ir.FnDef) -> bool:

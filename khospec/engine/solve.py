@@ -268,13 +268,17 @@ class CheckRun:
     def _refute(self, s: z3.Solver, lits: list[Any], extra: list[Any],
                 profile: ir.ProfileDef | None) -> Outcome | None:
         """After a satisfiable violation query: the counterexample with the shortest
-        trace that is a real execution (no invariant stand-in, every loop ended within
-        the unrolled iterations), or None if the solver gave up."""
+        trace that is a real execution (no invariant stand-in; every loop ended within
+        the unrolled iterations, but a loop whose outcome nothing reads, which may run on
+        after what it emitted or the require that failed), or None if the solver gave up."""
         blockers = [*extra]
         blockers += [negate(loop.tail) for loop in self.low.loops if loop.tail is not None]
         if not self.f.prefix_violation:
             blockers += [self.q.sub(negate(loop.open)) for loop in self.low.loops if loop.tail is None]
         blockers += [self.q.sub(negate(o)) for o in self.low.hard_open]
+        # a loop with the stand-in blocked may still run on; where its outcome is read,
+        # a violation would rest on the value the lowering leaves there, no execution's
+        blockers += [self.q.sub(negate(o)) for o in self.f.leaked_open()]
         self.q.models_only = True
         try:
             return self._refute_models(s, lits, extra, blockers, profile)

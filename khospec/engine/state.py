@@ -198,6 +198,11 @@ class LoopInfo:
     # with the check's formulas, where the exit's formula made witnesses of its own
     exit_gap_here: Any | None = None
     iterations: int = 0  # unrolled before the stand-in or the cut
+    # what follows this loop reads its outcome: a value returned through it, or the
+    # caller's statements after the call. Where the loop still runs past the unrolling
+    # and the stand-in is not used, that outcome is no value any execution computes, so
+    # a counterexample must show the loop ended (solve.py, CheckRun._refute)
+    leaks: bool = False
 
 
 @dataclass
