@@ -619,6 +619,35 @@ def test_a_trace_check_expected_refuted_looks_for_the_shortest_violation_first(
     assert wrong.verdict is Verdict.PROVED
 
 
+def test_a_decisions_model_that_is_an_execution_is_the_counterexample(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    program = _load(tmp_path, """
+param X: uint
+check c: X < 5
+  for x86_64
+  expect refuted
+""" + _count("invariant true"))
+    spent: list[int] = []
+    shortest = CheckRun._shortest
+
+    def spy(self: CheckRun, s: Any, lits: list[Any], blockers: list[Any], known: Any = None) -> Any:
+        before = self.q.spent
+        out = shortest(self, s, lits, blockers, known)
+        spent.append(self.q.spent - before)
+        return out
+
+    monkeypatch.setattr(CheckRun, "_shortest", spy)
+    # nothing to block: the shortest-violation search asks the solver nothing
+    o = _only(_decide(program, "c"))
+    assert o.verdict is Verdict.REFUTED and _params(o)["X"] >= 5, o
+    assert spent == [0]
+    # a decision's model that runs the loop past the unrolling is no execution: asked
+    spent.clear()
+    o = _only(_decide(program, "counts"))
+    assert o.verdict is Verdict.HOLDS_TO_DEPTH, o
+    assert spent and all(u > 0 for u in spent), spent
+
+
 # ---------------------------------------------------------------- profiles
 
 PROFILES = """

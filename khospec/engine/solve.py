@@ -176,7 +176,7 @@ class CheckRun:
             # budget: starting over on every layout would cost more
             if r == z3.sat:
                 self.q.budget = max(self.q.budget, self.q.base + units(self.timeout_ms))
-                out = self._refute(s, lits, list(scope), profile)
+                out = self._refute(s, lits, list(scope), profile, known=self.q.model(s))
                 if out is not None and out.verdict is Verdict.REFUTED:
                     return out
             return Outcome(Verdict.UNKNOWN, 0, reason=f"no counterexample with at most {self.bounded} memory ranges")
@@ -213,7 +213,7 @@ class CheckRun:
             if out.counterexample is not None:
                 out = dataclasses.replace(out, counterexample={**out.counterexample, "profile": hit.name})
             return out
-        out = self._refute(s, lits, list(scope), profile)
+        out = self._refute(s, lits, list(scope), profile, known=self.q.model(s))
         if out is None:
             return Outcome(Verdict.UNKNOWN, 0, reason=unknown_reason(s))
         return out
@@ -266,11 +266,12 @@ class CheckRun:
         return out
 
     def _refute(self, s: z3.Solver, lits: list[Any], extra: list[Any],
-                profile: ir.ProfileDef | None) -> Outcome | None:
+                profile: ir.ProfileDef | None, known: Any = None) -> Outcome | None:
         """After a satisfiable violation query: the counterexample with the shortest
         trace that is a real execution (no invariant stand-in; every loop ended within
         the unrolled iterations, but a loop whose outcome nothing reads, which may run on
-        after what it emitted or the require that failed), or None if the solver gave up."""
+        after what it emitted or the require that failed), or None if the solver gave up.
+        ``known``: the model the satisfiable query left, if any."""
         blockers = [*extra]
         blockers += [negate(loop.tail) for loop in self.low.loops if loop.tail is not None]
         if not self.f.prefix_violation:
@@ -281,14 +282,14 @@ class CheckRun:
         blockers += [self.q.sub(negate(o)) for o in self.f.leaked_open()]
         self.q.models_only = True
         try:
-            return self._refute_models(s, lits, extra, blockers, profile)
+            return self._refute_models(s, lits, extra, blockers, profile, known)
         finally:
             self.q.models_only = False
             self.q.fresh_model = None
 
     def _refute_models(self, s: z3.Solver, lits: list[Any], extra: list[Any], blockers: list[Any],
-                       profile: ir.ProfileDef | None) -> Outcome | None:
-        status, chosen = self._shortest(s, lits, blockers)
+                       profile: ir.ProfileDef | None, known: Any = None) -> Outcome | None:
+        status, chosen = self._shortest(s, lits, blockers, known)
         if status == z3.unknown:
             return None
         round_note = []
@@ -513,9 +514,23 @@ class CheckRun:
                    "has no exit state"
         return "may have no exit state (khospec could not decide whether one always exists)"
 
-    def _shortest(self, s: z3.Solver, lits: list[Any], blockers: list[Any]) -> tuple[Any, Violation | None]:
-        """The violation with the shortest trace, in a real execution."""
+    def _shortest(self, s: z3.Solver, lits: list[Any], blockers: list[Any],
+                  known: Any = None) -> tuple[Any, Violation | None]:
+        """The violation with the shortest trace, in a real execution.
+
+        ``known``, the model of the decision that found a violation, is the answer
+        without asking where it is a real execution (it satisfies every blocker) and
+        violates at the shortest depth there is: it satisfies the solver's formulas and
+        every lazy instance (``Queries.query``), so it is a model of the question the
+        first depth asks. Asking again cost more than the decision where the blockers
+        made the search harder (`unpreserve_undoes_preserve_71`: 71 million resource
+        units, the decision 13), and the readability pass reshapes the model anyway."""
         by_depth = sorted({v.depth for v in self.f.violations})
+        if known is not None and by_depth and all(is_true(known.eval(b, model_completion=True)) for b in blockers):
+            for v in self.f.violations:
+                if v.depth == by_depth[0] and is_true(known.eval(self.q.sub(v.formula), model_completion=True)):
+                    self.q.fresh_model = known  # Queries.model: the counterexample's model from here
+                    return z3.sat, v
         for d in by_depth:
             group = [v for v in self.f.violations if v.depth == d]
             lit = z3.Bool(f"violation at depth {d}", self.ctx)
