@@ -592,6 +592,50 @@ check at_most_three_expected: always n <= 3
 """
 
 
+ORDERS = """
+param X: uint
+param Y: uint
+state { x: uint = 0, y: uint = 0, did_a: bool = false, did_b: bool = false }
+step a when !did_a {
+  x = X
+  did_a = true
+}
+step b when !did_b {
+  y = Y
+  did_b = true
+}
+check bounded: always x <= X and y <= Y
+  for x86_64
+check y_small: always y <= 5
+  for x86_64
+"""
+
+
+def test_violations_of_one_condition_on_several_boot_orders_are_one_case(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # after a then b and after b then a the claim reads the same state: one question,
+    # asked once for both paths
+    program = _load(tmp_path, ORDERS)
+    seen: list[tuple[int, int]] = []
+    cases = CheckRun._cases
+
+    def record(self: CheckRun, s: Any) -> list[Any]:
+        out = cases(self, s)
+        seen.append((len(self.f.violations), len(out)))
+        return out
+
+    monkeypatch.setattr(CheckRun, "_cases", record)
+    proved = _only(_decide(program, "bounded"))
+    assert proved.verdict is Verdict.PROVED, proved
+    [(violations, asked)] = seen
+    # the initial state, a, b, and ab with ba as one
+    assert violations == 5 and asked == 4, seen
+    refuted = _only(_decide(program, "y_small"))
+    assert refuted.verdict is Verdict.REFUTED, refuted
+    assert refuted.counterexample is not None and refuted.counterexample["trace"] == ["b"]
+    assert _params(refuted)["Y"] > 5
+
+
 def test_a_trace_check_expected_refuted_looks_for_the_shortest_violation_first(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     program = _load(tmp_path, TRACE_EXPECTATIONS)

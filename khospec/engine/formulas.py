@@ -41,6 +41,8 @@ class Violation:
     depth: int
     node: TraceNode | None
     what: ModelViolated
+    # at a trace node: the violated condition alone, without the path that reaches it
+    condition: Any = None
 
 
 def frame(low: Lowering, label: str = "claim") -> Frame:
@@ -189,16 +191,17 @@ class CheckFormulas:
                     continue
                 v = negate(low.ev(claim.expr, frame_for(low, n), -1))
                 self.violations.append(Violation(conj(n.pc, v), f"n{n.id}", n.depth, n,
-                                                  {"kind": claim.kind, "step": n.step, "node": f"n{n.id}"}))
+                                                  {"kind": claim.kind, "step": n.step, "node": f"n{n.id}"}, v))
         else:
             for n in nodes:
                 for r in n.requires:
                     if r.name != claim.requirement:
                         continue
+                    failed = negate(r.cond)
                     self.violations.append(Violation(
-                        conj(r.guard, negate(r.cond)), f"n{n.id}", n.depth, n,
+                        conj(r.guard, failed), f"n{n.id}", n.depth, n,
                         {"kind": "requirement", "name": r.name, "step": n.step, "node": f"n{n.id}",
-                         "at": str(self.program.site_spans.get(r.site, claim.span))}))
+                         "at": str(self.program.site_spans.get(r.site, claim.span))}, failed))
 
     def _requirement_steps(self, name: str) -> set[str]:
         """Steps whose bodies (or functions they call) contain `require name`."""
