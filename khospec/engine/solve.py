@@ -245,9 +245,8 @@ class CheckRun:
     def _cases(self, s: z3.Solver) -> list[Any]:
         """The violation as cases decided one at a time: for a check over traces, one
         per violated condition (a require or the claim, at the nodes of the trace tree
-        where it reads the same state); for a
-        claim over plain formulas, which has one violation or few, the whole
-        disjunction. The disjunction is unsatisfiable exactly when every case is, and
+        where it reads the same state); for a claim over plain formulas, which has one
+        violation or few, the whole disjunction. The disjunction is unsatisfiable exactly when every case is, and
         one query over all of them costs z3 several times what the cases cost together,
         one after another in the same solver: its search mixes boot orders and reads
         that share little but the layout (eager_no_uninit_read_folio on arm64-64k: 186
