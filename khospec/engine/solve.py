@@ -246,15 +246,16 @@ class CheckRun:
         """The violation as cases decided one at a time: for a check over traces, one
         per violated condition (a require or the claim, at the nodes of the trace tree
         where it reads the same state); for a claim over plain formulas, which has one
-        violation or few, the whole disjunction. The disjunction is unsatisfiable exactly when every case is, and
-        one query over all of them costs z3 several times what the cases cost together,
-        one after another in the same solver: its search mixes boot orders and reads
-        that share little but the layout (eager_no_uninit_read_folio on arm64-64k: 186
-        million resource units as one case per trace node, 106 as one per require). A
-        model is found faster case by case too: the search among small layouts of
-        `no_uninit_read_pages_72` spent its whole 20 s on the disjunction, then the
-        general query found a layout of 13 ranges on 5 nodes; case by case the search
-        finds a layout of one range, and the check takes 6 s instead of 71 s.
+        violation or few, the whole disjunction. The disjunction is unsatisfiable
+        exactly when every case is, and one query over all of them costs z3 several
+        times what the cases cost together, one after another in the same solver: its
+        search mixes boot orders and reads that share little but the layout
+        (eager_no_uninit_read_folio on arm64-64k: 186 million resource units as one case
+        per trace node, 106 as one per require). A model is found faster case by case
+        too: the search among small layouts of `no_uninit_read_pages_72` spent its whole
+        20 s on the disjunction, then the general query found a layout of 13 ranges on 5
+        nodes; case by case the search finds a layout of one range, and the check takes
+        6 s instead of 71 s.
 
         Violations of one condition (the same term: the require or claim reads the same
         state at several nodes, on different boot orders) are one case: the question is
