@@ -219,8 +219,9 @@ def test_a_loop_beyond_the_unrolling_is_not_proved(tmp_path: Path, invariant: st
 # What follows a loop that runs past the unrolling without the invariants' stand-in is
 # no execution's: the value a function returns through it, the caller's statements
 # after the call, membership in what it emits where membership must be false. Each
-# claim below holds, and each came back refuted, with a large n, before the loops whose
-# outcome is read had to end in a counterexample.
+# claim below holds. Before the loops whose outcome is read had to end in a
+# counterexample, the first without an invariant and the second with one came back
+# refuted, with a large n; the other two were already decided right.
 _UPTO = """
 fn upto(n: uint) emits uint {
   var i: uint = 0
