@@ -261,8 +261,8 @@ class CheckRun:
         state at several nodes, on different boot orders) are one case: the question is
         the same, only the path to it differs, and z3 answers it once for all of them
         (six trace proofs of the library: 294 million resource units instead of 445;
-        `eager_no_uninit_read_folio` has 16 violations and 7 conditions; the library's
-        trace checks 13% less time in a paired run, BENCHMARKS.md)."""
+        `eager_no_uninit_read_folio` has 16 violations and 7 conditions; the whole
+        library about 5% less CPU time over four pairs of runs, BENCHMARKS.md)."""
         split = self.check.is_trace
         groups: list[list[Violation]] = [self.f.violations]
         if split:
