@@ -556,20 +556,26 @@ check grows_past_a_range: always forall r in ranges. n <= 1 or r.end - r.start >
 """
 
 
+def _record_cases(monkeypatch: pytest.MonkeyPatch) -> list[tuple[CheckRun, list[Any]]]:
+    """Every call of CheckRun._cases from here on: the run that asked and the cases it got."""
+    seen: list[tuple[CheckRun, list[Any]]] = []
+    cases = CheckRun._cases
+
+    def record(self: CheckRun, s: Any) -> list[Any]:
+        out = cases(self, s)
+        seen.append((self, out))
+        return out
+
+    monkeypatch.setattr(CheckRun, "_cases", record)
+    return seen
+
+
 def test_the_search_among_small_layouts_decides_a_trace_case_by_case(tmp_path: Path,
                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     # one query over the whole disjunction spent the search's budget on
     # no_uninit_read_pages_72 where the cases, one by one, found a small layout at once
     program = _load(tmp_path, LAYOUT_MACHINE)
-    seen: list[tuple[int | None, list[str]]] = []
-    cases = CheckRun._cases
-
-    def record(self: CheckRun, s: Any) -> list[Any]:
-        out = cases(self, s)
-        seen.append((self.bounded, [str(c) for c in out]))
-        return out
-
-    monkeypatch.setattr(CheckRun, "_cases", record)
+    seen = _record_cases(monkeypatch)
     # the decision, as when the search for the shortest violation, asked first for a
     # check expected refuted, finds none
     monkeypatch.setattr(CheckRun, "_violation_first", lambda *_: None)
@@ -577,8 +583,9 @@ def test_the_search_among_small_layouts_decides_a_trace_case_by_case(tmp_path: P
     assert o.verdict is Verdict.REFUTED
     assert o.counterexample is not None and o.counterexample["trace"] == ["a", "b"]
     # the search among small layouts (bounded) found it, one case per violation
-    [(bounded, labels)] = seen
-    assert bounded == SMALL_LAYOUT_RANGES
+    [(run_, out)] = seen
+    labels = [str(c) for c in out]
+    assert run_.bounded == SMALL_LAYOUT_RANGES
     assert len(labels) > 1 and "violation all" not in labels, labels
 
 
@@ -617,20 +624,12 @@ def test_violations_of_one_condition_on_several_boot_orders_are_one_case(
     # after a then b and after b then a the claim reads the same state: one question,
     # asked once for both paths
     program = _load(tmp_path, ORDERS)
-    seen: list[tuple[int, int]] = []
-    cases = CheckRun._cases
-
-    def record(self: CheckRun, s: Any) -> list[Any]:
-        out = cases(self, s)
-        seen.append((len(self.f.violations), len(out)))
-        return out
-
-    monkeypatch.setattr(CheckRun, "_cases", record)
+    seen = _record_cases(monkeypatch)
     proved = _only(_decide(program, "bounded"))
     assert proved.verdict is Verdict.PROVED, proved
-    [(violations, asked)] = seen
+    [(run_, asked)] = seen
     # the initial state, a, b, and ab with ba as one
-    assert violations == 5 and asked == 4, seen
+    assert (len(run_.f.violations), len(asked)) == (5, 4)
     refuted = _only(_decide(program, "y_small"))
     assert refuted.verdict is Verdict.REFUTED, refuted
     assert refuted.counterexample is not None and refuted.counterexample["trace"] == ["b"]
@@ -640,27 +639,24 @@ def test_violations_of_one_condition_on_several_boot_orders_are_one_case(
 def test_a_trace_check_expected_refuted_looks_for_the_shortest_violation_first(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     program = _load(tmp_path, TRACE_EXPECTATIONS)
-    decided: list[str] = []
-    cases = CheckRun._cases
+    seen = _record_cases(monkeypatch)
 
-    def record(self: CheckRun, s: Any) -> list[Any]:
-        decided.append(self.check.name)
-        return cases(self, s)
+    def decided() -> list[str]:
+        return [run_.check.name for run_, _ in seen]
 
-    monkeypatch.setattr(CheckRun, "_cases", record)
     first = _only(_decide(program, "at_most_one_expected"))
     # found without the decision's cases, and the same counterexample as without the
     # expectation
-    assert decided == []
+    assert decided() == []
     plain = _only(_decide(program, "at_most_one"))
-    assert decided == ["at_most_one"]
+    assert decided() == ["at_most_one"]
     assert first.verdict is plain.verdict is Verdict.REFUTED
     assert first.counterexample is not None and first.counterexample["trace"] == ["a", "b"]
     assert first.counterexample == plain.counterexample
     # a wrong expectation only orders the work: no violation is found, and the decision
     # proves the claim with the budget the search left
     wrong = _only(_decide(program, "at_most_three_expected"))
-    assert decided[-1] == "at_most_three_expected"
+    assert decided()[-1] == "at_most_three_expected"
     assert wrong.verdict is Verdict.PROVED
 
 

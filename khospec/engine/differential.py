@@ -136,10 +136,7 @@ def solver_side(program: ir.Program, check: ir.CheckDef, strategy: str | None, n
     for e in extra:
         s.add(q.sub(e))
     # the same real-execution rule as the engine's refutations (CheckRun._refute, engine/solve.py)
-    blockers = ([] if run.prefix_violation else
-                [q.sub(z3.Not(loop.open)) for loop in low.loops if loop.tail is None])
-    blockers += [q.sub(z3.Not(o)) for o in low.hard_open]
-    blockers += [q.sub(z3.Not(o)) for o in run.leaked_open()]
+    blockers = [q.sub(z3.Not(o)) for o in run.running_on()]
     goal = q.sub(disj(*[v.formula for v in run.violations])) if run.violations else z3.BoolVal(False, run.ctx)
     r = q.query(s, *lits, goal, *blockers)
     if r == z3.sat:

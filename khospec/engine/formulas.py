@@ -219,12 +219,18 @@ class CheckFormulas:
                     if f is not None]
         return out + list(self.trace_open)
 
-    def leaked_open(self) -> list[Any]:
-        """When a loop whose outcome is read after it (LoopInfo.leaks) runs past the
-        unrolling, for the loops the general rule of a counterexample leaves running
-        (``CheckRun._refute``): those with the invariants' stand-in, whose flag alone is
-        blocked, and every loop under a claim whose violation needs no loop to end."""
-        return [loop.open for loop in self.low.loops if loop.leaks and (loop.tail is not None or self.prefix_violation)]
+    def running_on(self) -> list[Any]:
+        """When a loop runs past the unrolling where a counterexample may not rely on
+        it (``CheckRun._refute`` blocks each; a proof's stand-in flags are blocked apart):
+        a loop without the stand-in, unless the claim's violation needs no loop to end
+        (``prefix_violation``); a loop compared whole (``hard_open``); and any loop whose
+        outcome is read after it (LoopInfo.leaks), whose outcome is then no execution's."""
+        loops = self.low.loops
+        out = [] if self.prefix_violation else [loop.open for loop in loops if loop.tail is None]
+        out += self.low.hard_open
+        # the loops the two rules above leave running, in an order of their own: the
+        # order of a query's assumptions steers z3's search
+        return out + [loop.open for loop in loops if loop.leaks and (loop.tail is not None or self.prefix_violation)]
 
     def names(self) -> dict[int, str]:
         """The assumption or axiom each tracked literal stands for, by term id."""

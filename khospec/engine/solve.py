@@ -288,12 +288,7 @@ class CheckRun:
         ``known``: the model the satisfiable query left, if any."""
         blockers = [*extra]
         blockers += [negate(loop.tail) for loop in self.low.loops if loop.tail is not None]
-        if not self.f.prefix_violation:
-            blockers += [self.q.sub(negate(loop.open)) for loop in self.low.loops if loop.tail is None]
-        blockers += [self.q.sub(negate(o)) for o in self.low.hard_open]
-        # a loop with the stand-in blocked may still run on; where its outcome is read,
-        # a violation would rest on the value the lowering leaves there, no execution's
-        blockers += [self.q.sub(negate(o)) for o in self.f.leaked_open()]
+        blockers += [self.q.sub(negate(o)) for o in self.f.running_on()]
         self.q.models_only = True
         try:
             return self._refute_models(s, lits, extra, blockers, profile, known)
