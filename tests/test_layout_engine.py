@@ -193,6 +193,36 @@ def test_symbolic_witness_ranges_are_disjoint() -> None:
     assert s.check() == z3.unsat
 
 
+def test_a_pfn_chosen_among_pfns_already_asked_about_takes_their_answers() -> None:
+    # kho_preserve_pages()'s node cut: pfn_node() at the end of a block whose order is
+    # the loop's choice among the orders its condition tried. The answer is the choice
+    # among their answers, with no witness of its own: equal to them without the
+    # disjointness instances, where a witness of its own is equal only through them
+    ctx = z3.Context()
+    lay = SymbolicLayout(ctx, _no_params)
+    p, o1, o2 = z3.BitVec("p", 64, ctx), z3.BitVec("o1", 32, ctx), z3.BitVec("o2", 32, ctx)
+    c = z3.Bool("c", ctx)
+
+    def end(o: Any) -> Any:
+        return p + (z3.BitVecVal(1, 64, ctx) << z3.ZeroExt(32, o)) - 1
+
+    nodes = [lay.pfn_node(end(o1)), lay.pfn_node(end(o2))]
+    asked = len(lay.ranges)
+    chosen = end(z3.If(c, o1, o2))
+    node, in_ram, rng = lay.pfn_node(chosen), lay.pfn_in_ram(chosen), lay.pfn_range(chosen)
+    assert len(lay.ranges) == asked
+    eager, _ = lay.close()
+    s = z3.Solver(ctx=ctx)
+    s.add(*eager)
+    assert s.check(node != z3.If(c, nodes[0], nodes[1])) == z3.unsat
+    assert s.check(in_ram != z3.If(c, lay.pfn_in_ram(end(o1)), lay.pfn_in_ram(end(o2)))) == z3.unsat
+    assert s.check(rng.get("start") != z3.If(c, lay.pfn_range(end(o1)).get("start"),
+                                              lay.pfn_range(end(o2)).get("start"))) == z3.unsat
+    # a choice with a pfn not asked about gets a witness of its own, as any new pfn does
+    lay.pfn_node(end(z3.If(c, o1, o1 + 1)))
+    assert len(lay.ranges) == asked + 1
+
+
 def test_bounded_layout_has_at_most_k_ranges() -> None:
     ctx = z3.Context()
     lay = BoundedLayout(ctx, _no_params, 2)

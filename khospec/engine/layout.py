@@ -4,7 +4,9 @@ A symbolic layout is not a fixed number of nodes and ranges. Every question the 
 asks of the layout (which range holds pfn p, where node n's span starts, which node
 comes first, ...) introduces a *witness range*: the memblock range that answers it.
 Universally quantified facts about ranges and nodes are instantiated over every witness
-range, pairwise disjointness included, until no new witness appears.
+range, pairwise disjointness included, until no new witness appears. A pfn chosen
+among pfns already asked about (a branch, a loop's iterations) is no new question: its
+answers are the same choice among theirs (SymbolicLayout._cases).
 
 Why this is exact (the small-model argument, see ARCHITECTURE.md):
 - proved: any real layout, however many ranges, gives values to the witnesses (the
@@ -342,17 +344,69 @@ class SymbolicLayout(_RangeLayout):
         return in_ram, r
 
     def pfn_in_ram(self, p: Any) -> Any:
-        return self.range_of(p)[0]
+        return self._by_cases(p, lambda q: self.range_of(q)[0])
 
     def pfn_node(self, p: Any) -> Any:
-        in_ram, r = self.range_of(p)
-        # NUMA_NO_NODE for a hole, as memblock_search_pfn_nid() answers
-        return choose(in_ram, r.nid, bv_value(-1 & 0xFFFFFFFF, 32, self.ctx))
+        def node(q: Any) -> Any:
+            in_ram, r = self.range_of(q)
+            # NUMA_NO_NODE for a hole, as memblock_search_pfn_nid() answers
+            return choose(in_ram, r.nid, bv_value(-1 & 0xFFFFFFFF, 32, self.ctx))
+
+        return self._by_cases(p, node)
 
     def pfn_range(self, p: Any) -> StructVal:
         # for a hole the witness does not exist and its fields are free: whatever value
         # a hole's range is given elsewhere is among them
-        return self.range_of(p)[1].value()
+        tree = self._cases(p)
+        if tree is None:
+            return self.range_of(p)[1].value()
+
+        def walk(t: Any) -> StructVal:
+            if not isinstance(t, tuple):
+                return self.range_of(t)[1].value()
+            a, b = walk(t[1]), walk(t[2])
+            return StructVal(a.ty, tuple(choose(t[0], x, y) for x, y in zip(a.fields, b.fields, strict=True)))
+
+        return walk(tree)
+
+    def _by_cases(self, p: Any, leaf: Callable[[Any], Any]) -> Any:
+        tree = self._cases(p)
+        if tree is None:
+            return leaf(p)
+
+        def walk(t: Any) -> Any:
+            return leaf(t) if not isinstance(t, tuple) else choose(t[0], walk(t[1]), walk(t[2]))
+
+        return walk(tree)
+
+    def _cases(self, p: Any) -> Any:
+        """A pfn computed from a choice (``ite``, from a branch, a loop's unrolled
+        iterations or min()) as a tree of (condition, then, else) whose leaves are the
+        pfns the choice selects, when every leaf is already asked about; else None. The
+        question about p is then the answers about the leaves: the same witnesses, where a
+        witness of its own for p would be equal to one of them only through the
+        disjointness facts (f(ite(c, a, b)) is ite(c, f(a), f(b)) for any f)."""
+        if p.get_id() in self._range_of:
+            return None
+        budget = [CASE_LEAVES]
+
+        def split(q: Any, depth: int) -> Any:
+            if q.get_id() in self._range_of:
+                budget[0] -= 1
+                return q if budget[0] >= 0 else None
+            # a tree of CASE_LEAVES leaves is less deep than that: deeper, give up
+            # before substituting through a long chain of choices (count_trailing_zeros())
+            choice = _first_ite(q) if depth < CASE_LEAVES else None
+            if choice is None:
+                return None
+            c, a, b = choice.children()
+            then = split(z3.substitute(q, (choice, a)), depth + 1)
+            if then is None:
+                return None
+            other = split(z3.substitute(q, (choice, b)), depth + 1)
+            return None if other is None else (c, then, other)
+
+        return split(p, 0)
 
     def _node_span(self, n: Any) -> tuple[Any, WRange, WRange]:
         """(is_node, lowest, highest): whether node n has memory, and witnesses for its
@@ -506,6 +560,25 @@ class SymbolicLayout(_RangeLayout):
             if not changed:
                 return eager, lazy
         raise LayoutLimit("the layout's witness closure did not settle")
+
+# at most this many pfns a choice of pfns stands for (SymbolicLayout._cases)
+CASE_LEAVES: Final = 8
+
+
+def _first_ite(t: Any) -> Any:
+    """The first ``ite`` of bit-vector sort in t (pre-order), or None."""
+    seen: set[int] = set()
+    todo = [t]
+    while todo:
+        q = todo.pop()
+        if q.get_id() in seen or not z3.is_app(q):
+            continue
+        seen.add(q.get_id())
+        if z3.is_app_of(q, z3.Z3_OP_ITE) and z3.is_bv(q):
+            return q
+        todo.extend(reversed(q.children()))
+    return None
+
 
 def at_most_ranges(ranges: list[WRange], ctx: z3.Context, k: int) -> Any:
     """At most k of the witness ranges exist: a layout of fewer memory ranges."""
