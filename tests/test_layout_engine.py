@@ -223,6 +223,24 @@ def test_a_pfn_chosen_among_pfns_already_asked_about_takes_their_answers() -> No
     assert len(lay.ranges) == asked + 1
 
 
+def test_pfns_the_rewriter_makes_equal_are_one_question() -> None:
+    # the loop's exit state 0 in kho_preserve_pages(): the block's end is pfn itself
+    ctx = z3.Context()
+    lay = SymbolicLayout(ctx, _no_params)
+    p = z3.BitVec("p", 64, ctx)
+    node = lay.pfn_node(p)
+    asked = len(lay.ranges)
+    end = p + (z3.BitVecVal(1, 64, ctx) << (z3.ZeroExt(32, z3.BitVecVal(0, 32, ctx)) & 63)) - 1
+    assert lay.pfn_node(end).eq(node)
+    assert len(lay.ranges) == asked
+    # the rewriting happens elsewhere: no term is made in the query's context, whose
+    # ids steer z3's search
+    q = p * 3 + 0
+    before = z3.BitVec("before", 64, ctx).get_id()
+    lay._key(q)
+    assert z3.BitVec("after", 64, ctx).get_id() == before + 1
+
+
 def test_bounded_layout_has_at_most_k_ranges() -> None:
     ctx = z3.Context()
     lay = BoundedLayout(ctx, _no_params, 2)

@@ -287,6 +287,12 @@ class SymbolicLayout(_RangeLayout):
         # one answer per pfn term and per node term (keyed by z3's term id), so that
         # every question about the same term gets the same witnesses
         self._range_of: dict[int, tuple[Any, WRange]] = {}
+        # pfn terms are keyed by their simplified form (``_key``), made in a context of
+        # its own so that the ids of the query's terms, which steer z3, do not move
+        self._normal: z3.Context | None = None
+        self._keys: dict[int, int] = {}
+        # the terms behind those ids, kept alive: z3 gives a freed term's id to a new one
+        self._keep: list[Any] = []
         self._span: dict[int, tuple[Any, WRange, WRange]] = {}
         # the witnesses whose disjointness from every earlier one is instantiated
         self._pairs_done = 0
@@ -327,7 +333,7 @@ class SymbolicLayout(_RangeLayout):
         Exact both ways: in a real layout in_ram is whether some range holds p and the
         witness is that range; in a model, the hole fact below, instantiated on every
         witness, keeps p out of all of the model's ranges when in_ram is false."""
-        key = p.get_id()
+        key = self._key(p)
         hit = self._range_of.get(key)
         if hit is not None:
             return hit
@@ -342,6 +348,19 @@ class SymbolicLayout(_RangeLayout):
         self.obligations.append(_Obligation("ranges", hole))
         self._range_of[key] = (in_ram, r)
         return in_ram, r
+
+    def _key(self, p: Any) -> int:
+        """One key for pfn terms z3's rewriter makes equal: `pfn + (1 << 0) - 1` is
+        `pfn`, and a witness of its own for it would be equal to pfn's only through the
+        disjointness facts (the exit state 0 of the loop in kho_preserve_pages())."""
+        key = self._keys.get(p.get_id())
+        if key is None:
+            if self._normal is None:
+                self._normal = z3.Context()
+            normal = z3.simplify(p.translate(self._normal))
+            self._keep += (p, normal)
+            key = self._keys[p.get_id()] = normal.get_id()
+        return key
 
     def pfn_in_ram(self, p: Any) -> Any:
         return self._by_cases(p, lambda q: self.range_of(q)[0])
@@ -386,12 +405,12 @@ class SymbolicLayout(_RangeLayout):
         question about p is then the answers about the leaves: the same witnesses, where a
         witness of its own for p would be equal to one of them only through the
         disjointness facts (f(ite(c, a, b)) is ite(c, f(a), f(b)) for any f)."""
-        if p.get_id() in self._range_of:
+        if self._key(p) in self._range_of:
             return None
         budget = [CASE_LEAVES]
 
         def split(q: Any, depth: int) -> Any:
-            if q.get_id() in self._range_of:
+            if self._key(q) in self._range_of:
                 budget[0] -= 1
                 return q if budget[0] >= 0 else None
             # a tree of CASE_LEAVES leaves is less deep than that: deeper, give up
