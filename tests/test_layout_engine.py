@@ -233,12 +233,17 @@ def test_pfns_the_rewriter_makes_equal_are_one_question() -> None:
     end = p + (z3.BitVecVal(1, 64, ctx) << (z3.ZeroExt(32, z3.BitVecVal(0, 32, ctx)) & 63)) - 1
     assert lay.pfn_node(end).eq(node)
     assert len(lay.ranges) == asked
-    # the rewriting happens elsewhere: no term is made in the query's context, whose
-    # ids steer z3's search
-    q = p * 3 + 0
+    # the rewriting happens in a context of its own: no term is made in the query's
+    # context, whose ids steer z3's search
+    q = p * z3.BitVec("n", 64, ctx) + 1
     before = z3.BitVec("before", 64, ctx).get_id()
-    lay._key(q)
+    assert lay._key(q) == q.get_id()
     assert z3.BitVec("after", 64, ctx).get_id() == before + 1
+    # and that context is made only once a term has constants to fold
+    other = SymbolicLayout(ctx, _no_params)
+    other.pfn_node(p)
+    other.pfn_in_ram(q)
+    assert other._normal is None
 
 
 def test_bounded_layout_has_at_most_k_ranges() -> None:

@@ -287,10 +287,11 @@ class SymbolicLayout(_RangeLayout):
         # one answer per pfn term and per node term (keyed by z3's term id), so that
         # every question about the same term gets the same witnesses
         self._range_of: dict[int, tuple[Any, WRange]] = {}
-        # pfn terms are keyed by their simplified form (``_key``), made in a context of
-        # its own so that the ids of the query's terms, which steer z3, do not move
+        # pfn terms z3's rewriter makes equal share a key (``_key``)
+        self._asked: dict[int, Any] = {}  # key -> the pfn term asked about
         self._normal: z3.Context | None = None
-        self._keys: dict[int, int] = {}
+        self._by_normal: dict[int, int] = {}  # id of a rewritten term -> key
+        self._keys: dict[int, int] = {}  # term id -> key, once rewritten
         # the terms behind those ids, kept alive: z3 gives a freed term's id to a new one
         self._keep: list[Any] = []
         self._span: dict[int, tuple[Any, WRange, WRange]] = {}
@@ -347,20 +348,39 @@ class SymbolicLayout(_RangeLayout):
 
         self.obligations.append(_Obligation("ranges", hole))
         self._range_of[key] = (in_ram, r)
+        self._asked[key] = p
         return in_ram, r
 
     def _key(self, p: Any) -> int:
         """One key for pfn terms z3's rewriter makes equal: `pfn + (1 << 0) - 1` is
         `pfn`, and a witness of its own for it would be equal to pfn's only through the
-        disjointness facts (the exit state 0 of the loop in kho_preserve_pages())."""
+        disjointness facts (the exit state 0 of the loop in kho_preserve_pages()). The
+        key is the id of one of those terms in the query's context.
+
+        The rewriting happens in a context of its own: z3's rewriter makes terms, and the
+        ids of the query's terms, which steer z3's search, must not move. That context
+        costs milliseconds to make, a twentieth of a small check's lowering, so it is made
+        only once a term has an operation on constants alone (the exit state substituted
+        into a loop's body), with every pfn asked about so far rewritten then; until
+        then a term is its own key."""
         key = self._keys.get(p.get_id())
-        if key is None:
-            if self._normal is None:
-                self._normal = z3.Context()
-            normal = z3.simplify(p.translate(self._normal))
-            self._keep += (p, normal)
-            key = self._keys[p.get_id()] = normal.get_id()
+        if key is not None:
+            return key
+        if self._normal is None:
+            if not _folds(p):
+                return int(p.get_id())
+            self._normal = z3.Context()
+            for k, q in self._asked.items():
+                self._by_normal.setdefault(self._rewritten(q), k)
+        key = self._keys[p.get_id()] = self._by_normal.setdefault(self._rewritten(p), int(p.get_id()))
+        self._keep.append(p)
         return key
+
+    def _rewritten(self, p: Any) -> int:
+        assert self._normal is not None
+        normal = z3.simplify(p.translate(self._normal))
+        self._keep.append(normal)
+        return int(normal.get_id())
 
     def pfn_in_ram(self, p: Any) -> Any:
         return self._by_cases(p, lambda q: self.range_of(q)[0])
@@ -582,6 +602,22 @@ class SymbolicLayout(_RangeLayout):
 
 # at most this many pfns a choice of pfns stands for (SymbolicLayout._cases)
 CASE_LEAVES: Final = 8
+
+
+def _folds(t: Any) -> bool:
+    """Whether t has an operation whose operands are all numerals."""
+    seen: set[int] = set()
+    todo = [t]
+    while todo:
+        q = todo.pop()
+        if q.get_id() in seen or not z3.is_app(q) or z3.is_const(q):
+            continue
+        seen.add(q.get_id())
+        kids = q.children()
+        if all(z3.is_bv_value(k) for k in kids):
+            return True
+        todo.extend(kids)
+    return False
 
 
 def _first_ite(t: Any) -> Any:
