@@ -391,6 +391,32 @@ check finds: forall k: uint. requires_hold(find(k))
     assert r.verdict is Verdict.HOLDS_TO_DEPTH, r
     assert any("may be left only by `return`, or never" in n and "within 160 iterations" in n
                for n in r.notes), r.notes
+    # the depth is the iterations unrolled, not the unroll bound of other loops
+    assert r.depth == 160, r
+
+
+@pytest.mark.parametrize("profiles", ["x86_64", "x86_64, arm64-4k"], ids=["one profile", "profiles at once"])
+def test_a_loop_claim_that_holds_to_a_depth_reports_the_unrolled_iterations(tmp_path: Path, profiles: str) -> None:
+    # `invariant true` leaves i > n open past the loop, so the general lowering (no
+    # iteration unrolled) covers only the executions that never enter the loop: depth
+    # 0. The unrolled lowering finds no violation within its three iterations, which
+    # covers more, and is what the result says
+    program = _load(tmp_path, f"""
+fn count(n: uint) -> uint {{
+  var i: uint = 0
+  while i < n
+    invariant true
+  {{
+    i = i + 1
+  }}
+  return i
+}}
+check counts: forall n: uint. count(n) == n
+  for {profiles}
+""")
+    for o in _decide(program, "counts").values():
+        assert o.verdict is Verdict.HOLDS_TO_DEPTH, o
+        assert o.depth == 3, o
 
 
 def test_a_loop_whose_exit_reads_the_layout_is_proved_through_a_candidate_exit(tmp_path: Path) -> None:

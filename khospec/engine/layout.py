@@ -600,6 +600,7 @@ class SymbolicLayout(_RangeLayout):
                 return eager, lazy
         raise LayoutLimit("the layout's witness closure did not settle")
 
+
 # at most this many pfns a choice of pfns stands for (SymbolicLayout._cases)
 CASE_LEAVES: Final = 8
 

@@ -198,7 +198,7 @@ class CheckRun:
                 return Outcome(Verdict.UNKNOWN, 0, reason=unknown_reason(s))
             if incomplete:
                 return Outcome(Verdict.HOLDS_TO_DEPTH, 0, assumptions_used=used,
-                               depth=self.f.depth_limit if self.check.is_trace else self.low.unroll,
+                               depth=self.f.depth_limit if self.check.is_trace else self._depth(),
                                notes=tuple(incomplete), unsure=unsure)
             notes = self._second_opinion([disj(*[v.formula for v in self.f.violations]), *scope], "unsat")
             return Outcome(Verdict.PROVED, 0, assumptions_used=used, notes=tuple(notes), unsure=unsure)
@@ -308,7 +308,7 @@ class CheckRun:
         if chosen is None:
             if extra:
                 return None
-            return Outcome(Verdict.HOLDS_TO_DEPTH, 0, depth=self.low.unroll, notes=(
+            return Outcome(Verdict.HOLDS_TO_DEPTH, 0, depth=self._depth(), notes=(
                 "no violation within the unrolled loop iterations; "
                 "the loop invariants do not rule one out beyond them",))
         if chosen.what["kind"] == "invariant":
@@ -483,7 +483,7 @@ class CheckRun:
         checks: list[tuple[Any, str]] = []
         for loop in self.low.loops:
             if loop.tail is None and not is_false(z3.simplify(loop.open)):
-                checks.append((loop.open, f"the loop at {loop.span} may run more than {self.low.unroll} "
+                checks.append((loop.open, f"the loop at {loop.span} may run more than {loop.iterations} "
                                           "iterations and no invariant covers the rest"))
             if loop.consecution is not None:
                 checks.append((loop.consecution, f"the invariants of the loop at {loop.span} are not inductive"))
@@ -507,6 +507,12 @@ class CheckRun:
                 if gap is not None:
                     notes.append(f"the loop at {loop.span} {gap}{_covered(loop)}")
         return notes
+
+    def _depth(self) -> int:
+        """Iterations every loop was unrolled: a claim that holds to this depth holds in
+        the executions whose loops run no more. A loop whose condition stays a constant
+        truth is unrolled further than the others (statements._while)."""
+        return min((loop.iterations for loop in self.low.loops), default=self.low.unroll)
 
     def _exit_gap(self, gap: Any) -> str | None:
         """Why the executions that run past a loop's unrolling may not all be covered,
@@ -573,6 +579,14 @@ def _is_chunk(ty: Any) -> bool:
 
 def _decided(o: Outcome) -> bool:
     return o.verdict in (Verdict.PROVED, Verdict.REFUTED, Verdict.VACUOUS)
+
+
+def _unrolled_says_more(general: Outcome, unrolled: Outcome) -> bool:
+    """Whether the outcome with the loops unrolled (phase B) replaces the general one: it
+    is decided, or both hold to a depth and the unrolled one covers more iterations (the
+    general lowering unrolls none: its depth 0 covers only executions no loop runs in)."""
+    return _decided(unrolled) or (unrolled.verdict is general.verdict is Verdict.HOLDS_TO_DEPTH
+                                  and (unrolled.depth or 0) > (general.depth or 0))
 
 
 @dataclass(frozen=True)
@@ -677,7 +691,7 @@ class SearchPlan:
                 unrolled = {}
             for p in rest:
                 b = unrolled.get(p.name)
-                if b is not None and _decided(b):
+                if b is not None and _unrolled_says_more(together[p.name], b):
                     together[p.name] = dataclasses.replace(b, time_s=together[p.name].time_s + b.time_s)
         every = all(_decided(together[p.name]) for p in profiles)
         out: dict[str, Outcome] = {}
@@ -708,7 +722,7 @@ class SearchPlan:
             general = self._runs.get(key)
             if not _decided(o) and o.verdict is not Verdict.UNKNOWN and general is not None and self._unrolls(general):
                 b = self._attempt(RunKey(ps or 0, bounded=True, profile=own), p)
-                if _decided(b):
+                if _unrolled_says_more(o, b):
                     o = b
         if o.verdict is Verdict.UNKNOWN and self.small_layouts and not self.expect_refuted:
             # the expectation only orders the work: an undecided query gets the
