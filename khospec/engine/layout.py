@@ -6,7 +6,8 @@ comes first, ...) introduces a *witness range*: the memblock range that answers 
 Universally quantified facts about ranges and nodes are instantiated over every witness
 range, pairwise disjointness included, until no new witness appears. A pfn chosen
 among pfns already asked about (a branch, a loop's iterations) is no new question: its
-answers are the same choice among theirs (SymbolicLayout._cases).
+answers are the same choice among theirs (SymbolicLayout._cases); nor is a pfn term z3's
+rewriter makes equal to one asked about (SymbolicLayout._key).
 
 Why this is exact (the small-model argument, see ARCHITECTURE.md):
 - proved: any real layout, however many ranges, gives values to the witnesses (the
