@@ -627,6 +627,24 @@ def walk(roots: Iterable[Node], program: Program | None = None,
         stack.extend(children(node))
 
 
+def pure_fn(fn: FnDef, program: Program, strategy: str | None) -> bool:
+    """Whether ``fn`` is a function of its arguments alone (and of the layout and the
+    params, which one query or one replay fixes): no state, loop, emit, require or
+    quantifier in it or in what it calls. The lowering gives such a call one term per
+    arguments (engine/lower.py), the interpreter one value (interp.py); a quantifier's
+    term depends on the polarity and creates witnesses, and its value on the probes in
+    progress."""
+    if fn.reads_state or fn.writes_state or fn.has_loop or fn.ret is None:
+        return False
+    bad = (Quant, InEmits, EmitsEq, StateRef, MapRead, SRequire, SWhile, SEmit, SForBulk, SStateAssign, SMapWrite)
+    for n in walk(list(fn.body) if isinstance(fn.body, tuple) else [fn.body], program, strategy):
+        if isinstance(n, bad) or (isinstance(n, Builtin) and n.name == "requires_hold"):
+            return False
+        if isinstance(n, FnDef) and (n.reads_state or n.writes_state or n.has_loop):
+            return False
+    return True
+
+
 def _given(*nodes: Expr | None) -> list[Node]:
     return [n for n in nodes if n is not None]
 

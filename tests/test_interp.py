@@ -336,6 +336,34 @@ def test_function_evaluates(prog: ir.Program, name: str, args: tuple[int, ...], 
     assert _call(Interp(prog, None, _model()), name, *args) == want
 
 
+PURE = """
+fn node_end(n: int) -> ulong = node_end_pfn(n) - 1
+fn ends(n: int) -> ulong = node_end(n) + node_end(n)
+fn checked(x: ulong) -> ulong {
+  require small: x < 5
+  return x
+}
+"""
+
+
+def test_a_pure_functions_value_is_computed_once_per_arguments(tmp_path: Path) -> None:
+    # zone_span_of() is read at every index of a loop over a zone's pfns: a function of
+    # its arguments, the layout and the params is computed once per arguments
+    interp = Interp(_load(tmp_path / "pure.kho", PURE), None, _model(layout=LAYOUT))
+    assert _call(interp, "ends", 1) == 2 * 0x2FFF
+    assert _call(interp, "ends", 1) == 2 * 0x2FFF
+    assert _call(interp, "node_end", 0) == 0x1FFF
+    assert interp._values == {("ends", 1): 2 * 0x2FFF, ("node_end", 1): 0x2FFF, ("node_end", 0): 0x1FFF}
+    # a require fails on every call, so a function with one is run every time
+    fn = interp.program.fn("checked", None)
+    call = ir.CallFn("checked", (ir.Const(9, ULONG),), ULONG)
+    for _ in range(2):
+        fr = Frame({}, None)
+        assert interp.ev(call, fr) == 9
+        assert [f.name for f in fr.failures] == ["small"]
+    assert fn.ret is not None and not any(k[0] == "checked" for k in interp._values)
+
+
 def test_loop_beyond_the_bound_is_undetermined(prog: ir.Program) -> None:
     # a loop longer than MAX_LOOP is not run to the end: the replay says so, it does not hang
     with pytest.raises(Undetermined, match="more than 4096 iterations"):

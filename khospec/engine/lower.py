@@ -727,10 +727,7 @@ class Lowering:
         key = id(fn)
         hit = self._simple.get(key)
         if hit is None:
-            hit = not fn.reads_state and not fn.writes_state and not fn.has_loop and fn.ret is not None
-            if hit:
-                hit = _simple_body(fn.body, self.program, self.strategy)
-            self._simple[key] = hit
+            hit = self._simple[key] = ir.pure_fn(fn, self.program, self.strategy)
         return hit
 
 
@@ -772,20 +769,6 @@ def _key(v: Sym) -> Any:
     if isinstance(v, StructVal):
         return tuple(_key(f) for f in v.fields)
     return v.get_id()
-
-
-def _simple_body(body: tuple[ir.Stmt, ...] | ir.Expr, program: ir.Program, strategy: str | None) -> bool:
-    """Whether ``body``, and every function it calls, has no node whose term depends
-    on more than the arguments: state, loops, emits and requires, and quantifiers, whose
-    term depends on the polarity and creates witnesses."""
-    bad = (ir.Quant, ir.InEmits, ir.EmitsEq, ir.StateRef, ir.MapRead, ir.SRequire, ir.SWhile,
-           ir.SEmit, ir.SForBulk, ir.SStateAssign, ir.SMapWrite)
-    for n in ir.walk(list(body) if isinstance(body, tuple) else [body], program, strategy):
-        if isinstance(n, bad) or (isinstance(n, ir.Builtin) and n.name == "requires_hold"):
-            return False
-        if isinstance(n, ir.FnDef) and (n.reads_state or n.writes_state or n.has_loop):
-            return False
-    return True
 
 
 __all__ = ["BOOL", "UNROLL", "LowerError", "Lowering", "SeqType"]
