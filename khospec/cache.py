@@ -34,7 +34,7 @@ from khospec import __version__, ir
 
 # Bump with every change to the engine or the interpreter that can change a result (or
 # its replay) for the same query.
-ENGINE_VERSION = "2026-12-01.36"
+ENGINE_VERSION = "2026-12-01.37"
 FORMAT = 2
 
 

@@ -218,8 +218,13 @@ def test_a_pfn_chosen_among_pfns_already_asked_about_takes_their_answers() -> No
     assert s.check(in_ram != z3.If(c, lay.pfn_in_ram(end(o1)), lay.pfn_in_ram(end(o2)))) == z3.unsat
     assert s.check(rng.get("start") != z3.If(c, lay.pfn_range(end(o1)).get("start"),
                                               lay.pfn_range(end(o2)).get("start"))) == z3.unsat
-    # a choice with a pfn not asked about gets a witness of its own, as any new pfn does
-    lay.pfn_node(end(z3.If(c, o1, o1 + 1)))
+    # a choice with a pfn not asked about gets a witness of its own, as any new pfn does,
+    # and trying to split it made no term in the query's context, whose ids steer z3
+    other = end(z3.If(c, o1, o1 + 1))
+    before = z3.BitVec("before", 64, ctx).get_id()
+    assert lay._cases(other) is None
+    assert z3.BitVec("after", 64, ctx).get_id() == before + 1
+    lay.pfn_node(other)
     assert len(lay.ranges) == asked + 1
 
 

@@ -367,19 +367,26 @@ class SymbolicLayout(_RangeLayout):
         key = self._keys.get(p.get_id())
         if key is not None:
             return key
-        if self._normal is None:
-            if not _folds(p):
-                return int(p.get_id())
-            self._normal = z3.Context()
-            for k, q in self._asked.items():
-                self._by_normal.setdefault(self._rewritten(q), k)
-        key = self._keys[p.get_id()] = self._by_normal.setdefault(self._rewritten(p), int(p.get_id()))
+        if self._normal is None and not _folds(p):
+            return int(p.get_id())
+        key = self._keys[p.get_id()] = self._by_normal.setdefault(self._rewritten(self._side(p)), int(p.get_id()))
         self._keep.append(p)
         return key
 
-    def _rewritten(self, p: Any) -> int:
-        assert self._normal is not None
-        normal = z3.simplify(p.translate(self._normal))
+    def _side(self, p: Any) -> Any:
+        """p in the context where terms are rewritten and substituted, made on first use
+        with every pfn asked about so far rewritten in it."""
+        if self._normal is None:
+            self._normal = z3.Context()
+            for k, q in self._asked.items():
+                self._by_normal.setdefault(self._rewritten(q.translate(self._normal)), k)
+        out = p.translate(self._normal)
+        self._keep.append(out)
+        return out
+
+    def _rewritten(self, side: Any) -> int:
+        """The id of ``side`` (a term of the rewriting's context) rewritten."""
+        normal = z3.simplify(side)
         self._keep.append(normal)
         return int(normal.get_id())
 
@@ -425,26 +432,54 @@ class SymbolicLayout(_RangeLayout):
         pfns the choice selects, when every leaf is already asked about; else None. The
         question about p is then the answers about the leaves: the same witnesses, where a
         witness of its own for p would be equal to one of them only through the
-        disjointness facts (f(ite(c, a, b)) is ite(c, f(a), f(b)) for any f)."""
+        disjointness facts (f(ite(c, a, b)) is ite(c, f(a), f(b)) for any f).
+
+        A choice under an operation (`pfn + (1 << order) - 1`) is split by substitution
+        in the rewriting's context: the terms a split makes there do not move the ids of
+        the query's terms, which steer z3's search, where the split fails (it does, on
+        every pfn of the trace proofs). The tree is made of the query's own terms: the
+        choices' conditions and the pfns asked about."""
         if self._key(p) in self._range_of:
             return None
         budget = [CASE_LEAVES]
+        conditions: dict[int, Any] = {}  # a condition in the rewriting's context -> its own
+
+        def leaf(key: int) -> Any:
+            budget[0] -= 1
+            return self._asked[key] if budget[0] >= 0 else None
 
         def split(q: Any, depth: int) -> Any:
-            if self._key(q) in self._range_of:
-                budget[0] -= 1
-                return q if budget[0] >= 0 else None
+            key = self._key(q)
+            if key in self._range_of:
+                return leaf(key)
             # a tree of CASE_LEAVES leaves is less deep than that: deeper, give up
             # before substituting through a long chain of choices (count_trailing_zeros())
+            if depth >= CASE_LEAVES or _first_ite(q) is None:
+                return None
+            if z3.is_app_of(q, z3.Z3_OP_ITE):
+                c, a, b = q.children()
+                then = split(a, depth + 1)
+                other = split(b, depth + 1) if then is not None else None
+                return None if other is None else (c, then, other)
+            for t in _ites(q):
+                c = t.children()[0]
+                conditions[self._side(c).get_id()] = c
+            return split_side(self._side(q), depth)
+
+        def split_side(q: Any, depth: int) -> Any:
+            key = self._by_normal.get(self._rewritten(q))
+            if key is not None and key in self._range_of:
+                return leaf(key)
             choice = _first_ite(q) if depth < CASE_LEAVES else None
             if choice is None:
                 return None
             c, a, b = choice.children()
-            then = split(z3.substitute(q, (choice, a)), depth + 1)
-            if then is None:
+            own = conditions.get(c.get_id())
+            if own is None:  # the condition held the choice substituted before
                 return None
-            other = split(z3.substitute(q, (choice, b)), depth + 1)
-            return None if other is None else (c, then, other)
+            then = split_side(z3.substitute(q, (choice, a)), depth + 1)
+            other = split_side(z3.substitute(q, (choice, b)), depth + 1) if then is not None else None
+            return None if other is None else (own, then, other)
 
         return split(p, 0)
 
@@ -620,6 +655,22 @@ def _folds(t: Any) -> bool:
             return True
         todo.extend(kids)
     return False
+
+
+def _ites(t: Any) -> list[Any]:
+    """Every ``ite`` of bit-vector sort in t."""
+    seen: set[int] = set()
+    out: list[Any] = []
+    todo = [t]
+    while todo:
+        q = todo.pop()
+        if q.get_id() in seen or not z3.is_app(q):
+            continue
+        seen.add(q.get_id())
+        if z3.is_app_of(q, z3.Z3_OP_ITE) and z3.is_bv(q):
+            out.append(q)
+        todo.extend(q.children())
+    return out
 
 
 def _first_ite(t: Any) -> Any:
