@@ -22,7 +22,7 @@ on the pfns the query mentions and the counterexample must then replay (interp.p
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Final, Literal, NamedTuple, Protocol
@@ -657,10 +657,9 @@ def _folds(t: Any) -> bool:
     return False
 
 
-def _ites(t: Any) -> list[Any]:
-    """Every ``ite`` of bit-vector sort in t."""
+def _ites(t: Any) -> Iterator[Any]:
+    """The ``ite`` terms of bit-vector sort in t, in pre-order, each once."""
     seen: set[int] = set()
-    out: list[Any] = []
     todo = [t]
     while todo:
         q = todo.pop()
@@ -668,24 +667,13 @@ def _ites(t: Any) -> list[Any]:
             continue
         seen.add(q.get_id())
         if z3.is_app_of(q, z3.Z3_OP_ITE) and z3.is_bv(q):
-            out.append(q)
-        todo.extend(q.children())
-    return out
+            yield q
+        todo.extend(reversed(q.children()))
 
 
 def _first_ite(t: Any) -> Any:
     """The first ``ite`` of bit-vector sort in t (pre-order), or None."""
-    seen: set[int] = set()
-    todo = [t]
-    while todo:
-        q = todo.pop()
-        if q.get_id() in seen or not z3.is_app(q):
-            continue
-        seen.add(q.get_id())
-        if z3.is_app_of(q, z3.Z3_OP_ITE) and z3.is_bv(q):
-            return q
-        todo.extend(reversed(q.children()))
-    return None
+    return next(_ites(t), None)
 
 
 def at_most_ranges(ranges: list[WRange], ctx: z3.Context, k: int) -> Any:
