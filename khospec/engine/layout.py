@@ -361,9 +361,9 @@ class SymbolicLayout(_RangeLayout):
         The rewriting happens in a context of its own: z3's rewriter makes terms, and the
         ids of the query's terms, which steer z3's search, must not move. That context
         costs milliseconds to make, a twentieth of a small check's lowering, so it is made
-        only once a term has an operation on constants alone (the exit state substituted
-        into a loop's body), with every pfn asked about so far rewritten then; until
-        then a term is its own key."""
+        only when needed (``_side``): once a term has an operation on constants alone
+        (the exit state substituted into a loop's body), or has a choice under an
+        operation to split (``_cases``); until then a term is its own key."""
         key = self._keys.get(p.get_id())
         if key is not None:
             return key
