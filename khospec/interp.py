@@ -538,10 +538,10 @@ class Interp:
         self.undecided: list[str] = []  # those quantifiers, and why
         self.decided = 0  # quantifiers over large domains the cells were tried on
         self.probes: list[_Probe] = []  # the exact decisions in progress, outermost first
-        self._fns: dict[str, ir.FnDef] = {}  # each called function's definition (call)
-        # the values of the pure functions (ir.pure_fn) by their arguments: the same in
-        # one run, whatever the state (`zone_span_of()`, read at every index of a loop)
-        self._pure: dict[str, bool] = {}
+        # each called function's definition, and whether it is pure (ir.pure_fn)
+        self._fns: dict[str, tuple[ir.FnDef, bool]] = {}
+        # the values of the pure functions by their arguments: the same in one run,
+        # whatever the state (`zone_span_of()`, read at every index of a loop)
         self._values: dict[tuple[Any, ...], Any] = {}
         # each expression kind's evaluation, by the node's class: _ev_Binary for
         # ir.Binary, ...; a kind without one fails here, on the first Interp
@@ -901,19 +901,18 @@ class Interp:
         """Run the function ``e`` names, as the strategy defines it, in a new frame over
         the caller's state; that frame holds its result, failures and emits.
         ``stop_at_failure`` (requires_hold's) holds for every call below too."""
-        fn = self._fns.get(e.name)
-        if fn is None:  # the strategy's chain walked once per function, not per call
-            fn = self._fns[e.name] = self.program.fn(e.name, self.strategy)
-            self._pure[e.name] = ir.pure_fn(fn, self.program, self.strategy)
+        known = self._fns.get(e.name)
+        if known is None:  # the strategy's chain walked once per function, not per call
+            f = self.program.fn(e.name, self.strategy)
+            known = self._fns[e.name] = (f, ir.pure_fn(f, self.program, self.strategy))
+        fn, pure = known
         args = [self.ev(a, fr) for a in e.args]
         # a probed argument records the cuts of an exact decision as the body compares
-        # it: only plain values are looked up
-        key = (e.name, *args) if self._pure[e.name] and not any(isinstance(a, PV | PVLow) for a in args) else None
-        try:
-            if key is not None and key in self._values:
-                return Frame({}, fr.state, [], [], ret=self._values[key])
-        except TypeError:  # a value without a hash (a sequence): not looked up
-            key = None
+        # it: only plain values are looked up (arguments are scalars and structs, KHO221:
+        # they hash)
+        key = (e.name, *args) if pure and not any(isinstance(a, PV | PVLow) for a in args) else None
+        if key is not None and key in self._values:
+            return Frame({}, fr.state, [], [], ret=self._values[key])
         sub = Frame({p.uid: a for p, a in zip(fn.params, args, strict=True)}, fr.state, [], [], bulk=fr.bulk,
                     stop_at_failure=fr.stop_at_failure or stop_at_failure)
         if isinstance(fn.body, tuple):

@@ -367,7 +367,9 @@ class SymbolicLayout(_RangeLayout):
         key = self._keys.get(p.get_id())
         if key is not None:
             return key
-        if self._normal is None and not _folds(p):
+        # until then every key is its term's own id: a pfn asked about before needs no
+        # walk (lookups repeat, at every read of a trace's state)
+        if self._normal is None and (p.get_id() in self._range_of or not _folds(p)):
             return int(p.get_id())
         key = self._keys[p.get_id()] = self._by_normal.setdefault(self._rewritten(self._side(p)), int(p.get_id()))
         self._keep.append(p)
@@ -404,25 +406,20 @@ class SymbolicLayout(_RangeLayout):
     def pfn_range(self, p: Any) -> StructVal:
         # for a hole the witness does not exist and its fields are free: whatever value
         # a hole's range is given elsewhere is among them
-        tree = self._cases(p)
-        if tree is None:
-            return self.range_of(p)[1].value()
+        def pick(c: Any, a: StructVal, b: StructVal) -> StructVal:
+            return StructVal(a.ty, tuple(choose(c, x, y) for x, y in zip(a.fields, b.fields, strict=True)))
 
-        def walk(t: Any) -> StructVal:
-            if not isinstance(t, tuple):
-                return self.range_of(t)[1].value()
-            a, b = walk(t[1]), walk(t[2])
-            return StructVal(a.ty, tuple(choose(t[0], x, y) for x, y in zip(a.fields, b.fields, strict=True)))
+        out: StructVal = self._by_cases(p, lambda q: self.range_of(q)[1].value(), pick)
+        return out
 
-        return walk(tree)
-
-    def _by_cases(self, p: Any, leaf: Callable[[Any], Any]) -> Any:
+    def _by_cases(self, p: Any, leaf: Callable[[Any], Any], pick: Callable[[Any, Any, Any], Any] = choose) -> Any:
+        """``leaf`` of p, or of the pfns p chooses among (``_cases``), chosen as p does."""
         tree = self._cases(p)
         if tree is None:
             return leaf(p)
 
         def walk(t: Any) -> Any:
-            return leaf(t) if not isinstance(t, tuple) else choose(t[0], walk(t[1]), walk(t[2]))
+            return leaf(t) if not isinstance(t, tuple) else pick(t[0], walk(t[1]), walk(t[2]))
 
         return walk(tree)
 
@@ -454,14 +451,15 @@ class SymbolicLayout(_RangeLayout):
                 return leaf(key)
             # a tree of CASE_LEAVES leaves is less deep than that: deeper, give up
             # before substituting through a long chain of choices (count_trailing_zeros())
-            if depth >= CASE_LEAVES or _first_ite(q) is None:
+            choices = list(_ites(q)) if depth < CASE_LEAVES else []
+            if not choices:
                 return None
-            if z3.is_app_of(q, z3.Z3_OP_ITE):
+            if choices[0].eq(q):
                 c, a, b = q.children()
                 then = split(a, depth + 1)
                 other = split(b, depth + 1) if then is not None else None
                 return None if other is None else (c, then, other)
-            for t in _ites(q):
+            for t in choices:
                 c = t.children()[0]
                 conditions[self._side(c).get_id()] = c
             return split_side(self._side(q), depth)
