@@ -451,14 +451,16 @@ class SymbolicLayout(_RangeLayout):
                 return leaf(key)
             # a tree of CASE_LEAVES leaves is less deep than that: deeper, give up
             # before substituting through a long chain of choices (count_trailing_zeros())
-            choices = list(_ites(q)) if depth < CASE_LEAVES else []
-            if not choices:
+            if depth >= CASE_LEAVES:
                 return None
-            if choices[0].eq(q):
+            if z3.is_app_of(q, z3.Z3_OP_ITE):
                 c, a, b = q.children()
                 then = split(a, depth + 1)
                 other = split(b, depth + 1) if then is not None else None
                 return None if other is None else (c, then, other)
+            choices = list(_ites(q))
+            if not choices:
+                return None
             for t in choices:
                 c = t.children()[0]
                 conditions[self._side(c).get_id()] = c
