@@ -11,7 +11,9 @@ Results come back in plan order.
 
 ``run_on_executor`` sends the same jobs to a khospec.executor instead (a Dask cluster):
 each job is a task that loads its spec file where it runs, so the workers must see the
-files at the same paths (one machine, or a shared file system). The solver budgets end
+files at the same paths (one machine, or a shared file system). A task on a thread other
+than the main one (a Dask worker's) is decided by a helper process of that thread: z3's
+search in a worker's thread was not always the one it takes in a process of its own. The solver budgets end
 every check; the hard time limit, which needs a process to kill, is this module's only.
 
 The API (api.py) plans the jobs and calls this module; nothing here imports the API.
@@ -19,10 +21,15 @@ The API (api.py) plans the jobs and calls this module; nothing here imports the 
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import functools
 import multiprocessing as mp
 import os
 import signal
+import socket
+import subprocess
+import sys
 import threading
 import time
 import traceback
@@ -498,7 +505,21 @@ def _program(path: str, file: str, import_roots: tuple[str, ...], mtime_ns: int)
 
 
 def remote_job(task: tuple[Job, Options]) -> Reply:
-    """One job, decided wherever the executor runs it: the reply a local worker sends."""
+    """One job, decided wherever the executor runs it: the reply a local worker sends.
+
+    On any thread but the main one (a Dask worker runs tasks in threads), the job goes
+    to this thread's helper process (``_JobHelper``), which decides it on its main
+    thread. z3 in a Dask worker's thread sometimes searched differently on the same
+    input: the first query of `eager_owner_node_pages` (x86_64), the same SMT text,
+    spent 4.4 million resource units instead of 10.0 million and the counterexample
+    was another, in 9 of 118 runs of the cluster test; through a helper, in none of 90
+    (CHANGELOG.md has the details)."""
+    if threading.current_thread() is not threading.main_thread():
+        return _helper_of(os.getpid(), threading.get_ident()).decide(task)
+    return _decide_task(task)
+
+
+def _decide_task(task: tuple[Job, Options]) -> Reply:
     job, options = task
     try:
         loaded = _program(str(job.path), job.file, options.import_roots, os.stat(job.path).st_mtime_ns)
@@ -513,6 +534,82 @@ def remote_job(task: tuple[Job, Options]) -> Reply:
         return Crashed(job.index, f"cannot read {job.path} where the job ran: {exc}")
     except Exception:  # a bug in khospec: report it, keep the worker
         return Crashed(job.index, traceback.format_exc())
+
+
+_SERVE = "import sys; from khospec.runner import serve_jobs; serve_jobs(int(sys.argv[1]))"
+
+
+class _JobHelper:
+    """A single-threaded Python process that decides the jobs of one thread, one at a
+    time, over a socket pair (``serve_jobs`` is its loop). It ends when its socket
+    closes: when the thread's process ends, or is killed with it."""
+
+    def __init__(self) -> None:
+        ours, theirs = socket.socketpair()
+        with theirs:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-c", _SERVE, str(theirs.fileno())],
+                pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL)
+        self.conn = Connection(ours.detach())
+        self.owner = os.getpid()
+        atexit.register(self.close)
+
+    def decide(self, task: tuple[Job, Options]) -> Reply:
+        job = task[0]
+        try:
+            self.conn.send(task)
+            return cast(Reply, self.conn.recv())
+        except (EOFError, OSError) as exc:
+            self.close()
+            return Crashed(job.index, f"the helper process deciding {job.file}::{job.check} ended "
+                                      f"(exit code {self.proc.returncode}): {exc}")
+
+    def alive(self) -> bool:
+        return not self.conn.closed and self.proc.poll() is None
+
+    def close(self) -> None:
+        """The helper's socket closed, so that it ends; killed if it does not. Only by the
+        process that started it (a forked worker inherits the exit hooks too)."""
+        if os.getpid() != self.owner:
+            return
+        atexit.unregister(self.close)
+        with contextlib.suppress(OSError):
+            self.conn.close()
+        try:
+            self.proc.wait(timeout=1)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+@functools.cache
+def _helpers(pid: int, thread: int) -> list[_JobHelper]:
+    """This thread's helper (a list, so that an ended one is replaced in place). Keyed by
+    the pid, since a process forked after its parent started one starts its own."""
+    return []
+
+
+def _helper_of(pid: int, thread: int) -> _JobHelper:
+    held = _helpers(pid, thread)
+    if not held or not held[0].alive():
+        held[:] = [_JobHelper()]
+    return held[0]
+
+
+def serve_jobs(fd: int) -> None:
+    """A helper process's loop: a task in, its reply out, until the socket closes."""
+    conn = Connection(fd)
+    while True:
+        try:
+            task: tuple[Job, Options] = conn.recv()
+        except (EOFError, OSError):
+            return
+        try:
+            conn.send(_decide_task(task))
+        except (BrokenPipeError, ConnectionResetError):
+            return
+        except Exception:  # the reply does not pickle: a bug in khospec, keep the helper
+            conn.send(Crashed(task[0].index, traceback.format_exc()))
 
 
 def run_on_executor(jobs: list[Job], options: Options, executor: Executor,

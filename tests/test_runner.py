@@ -1,0 +1,68 @@
+"""The runner's task for executors (``remote_job``): decided in this process on the main
+thread, and in a helper process of the thread's own on any other thread (a Dask worker's)."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import signal
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from khospec import runner
+from khospec.jobs import Job, Options
+from tests.conftest import ROOT
+
+SPEC = ROOT / "spec" / "deferred_init.kho"
+# a trace check refuted in about two seconds on one profile
+TASK = (Job(SPEC, "spec/deferred_init.kho", "eager_owner_node_pages", 32, "eager_head_nid", ("x86_64",)),
+        Options(cache=False, jobs=1))
+
+
+def _this_thread() -> tuple[int, int]:
+    return os.getpid(), threading.get_ident()
+
+
+def _plain(reply: runner.Reply) -> Any:
+    assert isinstance(reply, runner.Decided), reply
+    return [dataclasses.replace(r, time_s=0.0) for r in reply.results]
+
+
+def test_a_job_from_another_thread_is_decided_in_a_helper_process_as_on_the_main_thread() -> None:
+    here = runner.remote_job(TASK)
+    with ThreadPoolExecutor(1) as pool:
+        there = pool.submit(runner.remote_job, TASK).result()
+        thread = pool.submit(_this_thread).result()
+        helper = runner._helpers(*thread)[0]
+        assert helper.alive() and helper.proc.pid != os.getpid()
+        assert _plain(there) == _plain(here)
+        # the same thread's next job goes to the same helper
+        again = pool.submit(runner.remote_job, TASK).result()
+        assert runner._helpers(*thread)[0] is helper and _plain(again) == _plain(here)
+        helper.close()
+    assert helper.proc.returncode is not None
+
+
+def test_a_helper_that_died_is_a_crash_of_its_job_and_is_replaced() -> None:
+    with ThreadPoolExecutor(1) as pool:
+        thread = pool.submit(_this_thread).result()
+        first = pool.submit(runner._helper_of, *thread).result()
+        os.kill(first.proc.pid, signal.SIGKILL)
+        first.proc.wait()
+        crashed = pool.submit(first.decide, TASK).result()
+        assert isinstance(crashed, runner.Crashed)
+        assert "the helper process deciding spec/deferred_init.kho::eager_owner_node_pages ended" in crashed.text
+        replaced = pool.submit(runner.remote_job, TASK).result()
+        assert isinstance(replaced, runner.Decided) and runner._helpers(*thread)[0] is not first
+        runner._helpers(*thread)[0].close()
+
+
+def test_a_spec_path_the_helper_cannot_read_is_reported(tmp_path: Path) -> None:
+    task = (dataclasses.replace(TASK[0], path=tmp_path / "gone.kho"), TASK[1])
+    with ThreadPoolExecutor(1) as pool:
+        reply = pool.submit(runner.remote_job, task).result()
+        thread = pool.submit(_this_thread).result()
+        runner._helpers(*thread)[0].close()
+    assert isinstance(reply, runner.Crashed) and "cannot read" in reply.text and "gone.kho" in reply.text
