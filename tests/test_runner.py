@@ -15,10 +15,9 @@ from khospec import runner
 from khospec.jobs import Job, Options
 from tests.conftest import ROOT
 
-SPEC = ROOT / "spec" / "deferred_init.kho"
-# a trace check refuted in about two seconds on one profile
-TASK = (Job(SPEC, "spec/deferred_init.kho", "eager_owner_node_pages", 32, "eager_head_nid", ("x86_64",)),
-        Options(cache=False, jobs=1))
+SPEC = ROOT / "spec" / "split.kho"
+# a claim refuted, with a counterexample, in a fraction of a second
+TASK = (Job(SPEC, "spec/split.kho", "split_from_pfn_0", 75, None, ("x86_64",)), Options(cache=False, jobs=1))
 
 
 def _this_thread() -> tuple[int, int]:
@@ -27,6 +26,7 @@ def _this_thread() -> tuple[int, int]:
 
 def _plain(reply: runner.Reply) -> Any:
     assert isinstance(reply, runner.Decided), reply
+    assert [r.verdict.name for r in reply.results] == ["REFUTED"] and reply.results[0].counterexample
     return [dataclasses.replace(r, time_s=0.0) for r in reply.results]
 
 
@@ -53,7 +53,7 @@ def test_a_helper_that_died_is_a_crash_of_its_job_and_is_replaced() -> None:
         first.proc.wait()
         crashed = pool.submit(first.decide, TASK).result()
         assert isinstance(crashed, runner.Crashed)
-        assert "the helper process deciding spec/deferred_init.kho::eager_owner_node_pages ended" in crashed.text
+        assert "the helper process deciding spec/split.kho::split_from_pfn_0 ended" in crashed.text
         replaced = pool.submit(runner.remote_job, TASK).result()
         assert isinstance(replaced, runner.Decided) and runner._helpers(*thread)[0] is not first
         runner._helpers(*thread)[0].close()
