@@ -13,8 +13,9 @@ Results come back in plan order.
 each job is a task that loads its spec file where it runs, so the workers must see the
 files at the same paths (one machine, or a shared file system). A task on a thread other
 than the main one (a Dask worker's) is decided by a helper process of that thread: z3's
-search in a worker's thread was not always the one it takes in a process of its own. The solver budgets end
-every check; the hard time limit, which needs a process to kill, is this module's only.
+search in a worker's thread was not always the one it takes in a process of its own.
+The solver budgets end every check; the hard time limit, which needs a process to kill,
+is this module's only.
 
 The API (api.py) plans the jobs and calls this module; nothing here imports the API.
 """
