@@ -547,10 +547,13 @@ class _JobHelper:
 
     def __init__(self) -> None:
         ours, theirs = socket.socketpair()
+        # the khospec this process runs, wherever it was imported from
+        here = str(Path(__file__).resolve().parent.parent)
+        path = os.pathsep.join([here, *filter(None, [os.environ.get("PYTHONPATH")])])
         with theirs:
             self.proc = subprocess.Popen(
                 [sys.executable, "-c", _SERVE, str(theirs.fileno())],
-                pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL)
+                pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL, env={**os.environ, "PYTHONPATH": path})
         self.conn = Connection(ours.detach())
         self.owner = os.getpid()
         atexit.register(self.close)
