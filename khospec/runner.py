@@ -315,38 +315,6 @@ class Crashed:
 Reply = Decided | BadInput | Crashed
 
 
-def _decide_here(job: Job, options: Options, programs: dict[str, ir.Program]) -> Reply:
-    """One job in a worker process, which keeps the programs it loaded (``programs``)."""
-    try:
-        if job.file not in programs:
-            program, diags = load(job.path, job.file, SourceCache(), options.import_roots)
-            if program is None:
-                return BadInput(job.index, [d for d in diags if d.is_error])
-            programs[job.file] = program
-        return Decided(job.index, run_job(programs[job.file], job, options))
-    except InputError as exc:
-        return BadInput(job.index, exc.diagnostics)
-    except InternalError as exc:
-        return Crashed(job.index, str(exc))
-    except Exception:  # a bug in khospec: report it, keep the worker
-        return Crashed(job.index, traceback.format_exc())
-
-
-def _worker(conn: Connection, options: Options) -> None:
-    programs: dict[str, ir.Program] = {}
-    while True:
-        try:
-            job: Job | None = conn.recv()
-        except EOFError:
-            return
-        if job is None:
-            return
-        try:
-            conn.send(_decide_here(job, options, programs))
-        except Exception:  # the reply does not pickle: a bug in khospec, keep the worker
-            conn.send(Crashed(job.index, traceback.format_exc()))
-
-
 def _take(reply: Reply, done: dict[int, list[Result]], internal: list[str],
           input_diags: list[Diagnostic], on_result: Callable[[Result], None] | None) -> None:
     """File one worker's reply where it belongs."""
@@ -365,10 +333,10 @@ def _take(reply: Reply, done: dict[int, list[Result]], internal: list[str],
 class _Slot:
     """One worker process and the job it is deciding (None: idle)."""
 
-    def __init__(self, ctx: ForkContext | SpawnContext, options: Options) -> None:
+    def __init__(self, ctx: ForkContext | SpawnContext) -> None:
         parent, child = ctx.Pipe()
         self.conn: Connection = parent
-        self.proc = ctx.Process(target=_worker, args=(child, options), daemon=True)
+        self.proc = ctx.Process(target=_serve, args=(child,), daemon=True)
         self.proc.start()
         child.close()
         self.job: Job | None = None
@@ -417,7 +385,7 @@ def run_parallel(jobs: list[Job], options: Options,
             # every profile may take two solving phases and a vacuity check, each with a
             # wall-clock limit of several times its nominal budget
             slot.deadline = time.monotonic() + options.timeout_s * 10 * len(job.profiles) + 60
-            slot.conn.send(job)
+            slot.conn.send((job, options))
             if on_start is not None:
                 for p in job.profiles:
                     on_start(job_name(job.file, job.check, job.strategy, p))
@@ -426,7 +394,7 @@ def run_parallel(jobs: list[Job], options: Options,
 
     restore = _sigterm_as_exit()
     try:
-        slots.extend(_Slot(ctx, options) for _ in range(n))
+        slots.extend(_Slot(ctx) for _ in range(n))
         for s in slots:
             assign(s)
         while any(s.job is not None for s in slots):
@@ -440,7 +408,7 @@ def run_parallel(jobs: list[Job], options: Options,
                     except EOFError:
                         internal.append(f"worker died while checking {job.file}::{job.check}")
                         s.kill()
-                        new = _Slot(ctx, options)
+                        new = _Slot(ctx)
                         slots[slots.index(s)] = new
                         assign(new)
                         continue
@@ -453,7 +421,7 @@ def run_parallel(jobs: list[Job], options: Options,
                     if on_result is not None:
                         for r in rs:
                             on_result(r)
-                    new = _Slot(ctx, options)
+                    new = _Slot(ctx)
                     slots[slots.index(s)] = new
                     assign(new)
     finally:
@@ -497,10 +465,10 @@ def _sigterm_as_exit() -> Callable[[], None]:
     return _restore
 
 
-@functools.lru_cache(maxsize=16)
+@functools.lru_cache(maxsize=64)
 def _program(path: str, file: str, import_roots: tuple[str, ...], mtime_ns: int) -> ir.Program | list[Diagnostic]:
     """A worker's loaded programs, by file and modification time: the jobs of one file
-    load it once, and an edited file is loaded again."""
+    load it once, and an edited file is loaded again (a Dask worker outlives a run)."""
     program, diags = load(Path(path), file, SourceCache(), import_roots)
     return program if program is not None else [d for d in diags if d.is_error]
 
@@ -517,10 +485,12 @@ def remote_job(task: tuple[Job, Options]) -> Reply:
     (CHANGELOG.md has the details)."""
     if threading.current_thread() is not threading.main_thread():
         return _helper_of(os.getpid(), threading.get_ident()).decide(task)
-    return _decide_task(task)
+    return _decide(task)
 
 
-def _decide_task(task: tuple[Job, Options]) -> Reply:
+def _decide(task: tuple[Job, Options]) -> Reply:
+    """One job in this process: a local worker's, a helper's, or an executor's task on
+    its main thread. The spec file is loaded once per modification (``_program``)."""
     job, options = task
     try:
         loaded = _program(str(job.path), job.file, options.import_roots, os.stat(job.path).st_mtime_ns)
@@ -601,18 +571,25 @@ def _helper_of(pid: int, thread: int) -> _JobHelper:
 
 
 def serve_jobs(fd: int) -> None:
-    """A helper process's loop: a task in, its reply out, until the socket closes."""
-    conn = Connection(fd)
+    """A helper process's loop (``_serve``) on the socket ``fd``."""
+    _serve(Connection(fd))
+
+
+def _serve(conn: Connection) -> None:
+    """A worker's loop: a job and its options in, its reply out, until None comes or
+    the connection closes."""
     while True:
         try:
-            task: tuple[Job, Options] = conn.recv()
+            task: tuple[Job, Options] | None = conn.recv()
         except (EOFError, OSError):
             return
+        if task is None:
+            return
         try:
-            conn.send(_decide_task(task))
+            conn.send(_decide(task))
         except (BrokenPipeError, ConnectionResetError):
             return
-        except Exception:  # the reply does not pickle: a bug in khospec, keep the helper
+        except Exception:  # the reply does not pickle: a bug in khospec, keep the worker
             conn.send(Crashed(task[0].index, traceback.format_exc()))
 
 
