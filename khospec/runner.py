@@ -34,7 +34,7 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
@@ -336,7 +336,7 @@ class _Slot:
     def __init__(self, ctx: ForkContext | SpawnContext) -> None:
         parent, child = ctx.Pipe()
         self.conn: Connection = parent
-        self.proc = ctx.Process(target=_serve, args=(child,), daemon=True)
+        self.proc = ctx.Process(target=_local_worker, args=(child,), daemon=True)
         self.proc.start()
         child.close()
         self.job: Job | None = None
@@ -392,41 +392,47 @@ def run_parallel(jobs: list[Job], options: Options,
         else:
             slot.job = None
 
-    restore = _sigterm_as_exit()
-    try:
-        slots.extend(_Slot(ctx) for _ in range(n))
-        for s in slots:
-            assign(s)
-        while any(s.job is not None for s in slots):
-            busy = [(s, s.job) for s in slots if s.job is not None]
-            timeout = max(0.05, min(s.deadline for s, _ in busy) - time.monotonic())
-            ready = wait([s.conn for s, _ in busy], timeout=timeout)
-            for s, job in busy:
-                if s.conn in ready:
-                    try:
-                        reply: Reply = s.conn.recv()
-                    except EOFError:
-                        internal.append(f"worker died while checking {job.file}::{job.check}")
+    def replace_slot(s: _Slot) -> None:
+        with stop.held():
+            new = _Slot(ctx)
+            slots[slots.index(s)] = new
+        assign(new)
+
+    with _Termination() as stop:
+        try:
+            for _ in range(n):
+                with stop.held():
+                    slots.append(_Slot(ctx))
+            for s in slots:
+                assign(s)
+            while any(s.job is not None for s in slots):
+                busy = [(s, s.job) for s in slots if s.job is not None]
+                # at most a second between looks at a SIGTERM whose exception was lost
+                timeout = min(1.0, max(0.05, min(s.deadline for s, _ in busy) - time.monotonic()))
+                ready = wait([s.conn for s, _ in busy], timeout=timeout)
+                stop.check()
+                for s, job in busy:
+                    if s.conn in ready:
+                        try:
+                            reply: Reply = s.conn.recv()
+                        except EOFError:
+                            internal.append(f"worker died while checking {job.file}::{job.check}")
+                            s.kill()
+                            replace_slot(s)
+                            continue
+                        _take(reply, done, internal, input_diags, on_result)
+                        assign(s)
+                    elif time.monotonic() > s.deadline:
                         s.kill()
-                        new = _Slot(ctx)
-                        slots[slots.index(s)] = new
-                        assign(new)
-                        continue
-                    _take(reply, done, internal, input_diags, on_result)
-                    assign(s)
-                elif time.monotonic() > s.deadline:
-                    s.kill()
-                    rs = _timeout_results(job, options)
-                    done[job.index] = rs
-                    if on_result is not None:
-                        for r in rs:
-                            on_result(r)
-                    new = _Slot(ctx)
-                    slots[slots.index(s)] = new
-                    assign(new)
-    finally:
-        _end(slots)
-        restore()
+                        rs = _timeout_results(job, options)
+                        done[job.index] = rs
+                        if on_result is not None:
+                            for r in rs:
+                                on_result(r)
+                        replace_slot(s)
+        finally:
+            with stop.held():
+                _end(slots)
     results = [r for i in sorted(done) for r in done[i]]
     return results, internal, input_diags
 
@@ -444,25 +450,55 @@ def _end(slots: list[_Slot]) -> None:
             pass
 
 
-def _sigterm_as_exit() -> Callable[[], None]:
+class _Termination:
     """While workers run, SIGTERM (`timeout`, a CI runner stopping a job) raises
     SystemExit, so that run_parallel's cleanup ends the workers: a process killed
     outright leaves each of them waiting for its next job for ever (a worker holds the
     pipe ends of the workers forked before it, so none sees the end of its pipe).
     Only where the handler is the default one, and only in the main thread (the only
-    one that may set it). Returns what puts the default back."""
-    if threading.current_thread() is not threading.main_thread() or \
-            signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
-        return lambda: None
+    one that may set it); the default is put back on leaving.
 
-    def _exit(signum: int, frame: Any) -> None:
-        raise SystemExit(128 + signum)
+    Python drops an exception its signal handler raises inside a fork hook (logging's
+    releases its lock after every fork) or a finaliser, and the run then went on to
+    its end, 50 s and more after the signal under load. So a worker is started and put
+    in its slot with the signal ``held`` (it is raised after), and ``check``, called
+    between waits, raises it again if it was lost."""
 
-    def _restore() -> None:
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self._holding = 0
+        self._installed = False
 
-    signal.signal(signal.SIGTERM, _exit)
-    return _restore
+    def __enter__(self) -> _Termination:
+        if threading.current_thread() is threading.main_thread() and \
+                signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+            signal.signal(signal.SIGTERM, self._handle)
+            self._installed = True
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._installed:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        self.signum = signum
+        if not self._holding:
+            raise SystemExit(128 + signum)
+
+    @contextlib.contextmanager
+    def held(self) -> Iterator[None]:
+        """A SIGTERM received within is raised at its end."""
+        self._holding += 1
+        try:
+            yield
+        finally:
+            self._holding -= 1
+            self.check()
+
+    def check(self) -> None:
+        """The SystemExit of a SIGTERM received, raised if nothing holds it."""
+        if self.signum is not None and not self._holding:
+            raise SystemExit(128 + self.signum)
 
 
 @functools.lru_cache(maxsize=64)
@@ -568,6 +604,13 @@ def _helper_of(pid: int, thread: int) -> _JobHelper:
     if not held or not held[0].alive():
         held[:] = [_JobHelper()]
     return held[0]
+
+
+def _local_worker(conn: Connection) -> None:
+    """A local worker's process: forked with its parent's SIGTERM handler, which
+    belongs to the parent's run; the default ends the worker at once."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    _serve(conn)
 
 
 def serve_jobs(fd: int) -> None:

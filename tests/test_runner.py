@@ -6,14 +6,19 @@ from __future__ import annotations
 import dataclasses
 import os
 import signal
+import subprocess
+import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from khospec import runner
 from khospec.jobs import Job, Options
 from tests.conftest import ROOT
+from tests.helpers import processes_left
 
 SPEC = ROOT / "spec" / "split.kho"
 # a claim refuted, with a counterexample, in a fraction of a second
@@ -66,3 +71,34 @@ def test_a_spec_path_the_helper_cannot_read_is_reported(tmp_path: Path) -> None:
         thread = pool.submit(_this_thread).result()
         runner._helpers(*thread)[0].close()
     assert isinstance(reply, runner.Crashed) and "cannot read" in reply.text and "gone.kho" in reply.text
+
+
+# run_parallel in a process that sends itself SIGTERM from inside the first worker's fork
+_TERM_IN_FORK = """
+import os, signal, sys
+from pathlib import Path
+from khospec import runner
+from khospec.jobs import Job, Options
+
+def hook():
+    if not sent:
+        sent.append(1)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+sent = []
+os.register_at_fork(after_in_parent=hook)
+job = Job(Path(sys.argv[1]), "spec/split.kho", "split_from_pfn_0", 75, None, ("x86_64",))
+runner.run_parallel([job, job], Options(cache=False, jobs=2))
+print("ran to the end")
+"""
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="finds the workers in /proc")
+def test_sigterm_during_a_workers_fork_still_ends_the_run(tmp_path: Path) -> None:
+    """Python drops the exception a signal handler raises inside a fork hook (logging
+    has one): SIGTERM then went unheeded and the run went on to its end. The command
+    line names tmp_path, so the forked workers are found by it too."""
+    proc = subprocess.run([sys.executable, "-c", _TERM_IN_FORK, str(SPEC), str(tmp_path)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert (proc.returncode, proc.stdout) == (128 + signal.SIGTERM, ""), proc.stderr
+    assert processes_left(tmp_path) == []
