@@ -5,7 +5,10 @@ engine (z3 is imported then, not before); every counterexample is presented and
 replayed. ``recheck`` decides a check on one concrete layout the same way.
 
 ``run_parallel`` runs jobs in worker processes. Each worker loads spec files itself and
-decides one job at a time. A worker that exceeds its job's budget (the solver did not
+decides one job at a time, each in a fork of itself that ends with the job: the worker
+never makes a z3 context, so every job starts from the z3 of a new process, whatever
+jobs the worker was given before (z3 keeps state across contexts in a process, and its
+search moved with it). A worker that exceeds its job's budget (the solver did not
 return) is killed and replaced; the job's results become ``unknown`` with the reason.
 Results come back in plan order.
 
@@ -343,6 +346,10 @@ class _Slot:
         self.deadline = 0.0
 
     def kill(self) -> None:
+        """The worker and the fork deciding its job (its process group)."""
+        if self.proc.pid is not None and hasattr(os, "killpg"):
+            with contextlib.suppress(OSError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
         self.proc.kill()
         self.proc.join(5)
         self.conn.close()
@@ -548,8 +555,9 @@ _SERVE = "import sys; from khospec.runner import serve_jobs; serve_jobs(int(sys.
 
 class _JobHelper:
     """A single-threaded Python process that decides the jobs of one thread, one at a
-    time, over a socket pair (``serve_jobs`` is its loop). It ends when its socket
-    closes: when the thread's process ends, or is killed with it."""
+    time, over a socket pair (``serve_jobs`` is its loop), each in a fork of its own as
+    a local worker does. It ends when its socket closes: when the thread's process
+    ends, or is killed with it."""
 
     def __init__(self) -> None:
         ours, theirs = socket.socketpair()
@@ -559,7 +567,8 @@ class _JobHelper:
         with theirs:
             self.proc = subprocess.Popen(
                 [sys.executable, "-c", _SERVE, str(theirs.fileno())],
-                pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL, env={**os.environ, "PYTHONPATH": path})
+                pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL, env={**os.environ, "PYTHONPATH": path},
+                start_new_session=True)
         self.conn = Connection(ours.detach())
         self.owner = os.getpid()
         atexit.register(self.close)
@@ -588,6 +597,9 @@ class _JobHelper:
         try:
             self.proc.wait(timeout=1)
         except subprocess.TimeoutExpired:
+            # its group: the fork deciding a job too
+            with contextlib.suppress(OSError, AttributeError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.kill()
             self.proc.wait()
 
@@ -608,8 +620,11 @@ def _helper_of(pid: int, thread: int) -> _JobHelper:
 
 def _local_worker(conn: Connection) -> None:
     """A local worker's process: forked with its parent's SIGTERM handler, which
-    belongs to the parent's run; the default ends the worker at once."""
+    belongs to the parent's run; the default ends the worker at once. A process group
+    of its own, so that killing it kills the job it forked too."""
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    if hasattr(os, "setpgid"):
+        os.setpgid(0, 0)
     _serve(conn)
 
 
@@ -618,9 +633,47 @@ def serve_jobs(fd: int) -> None:
     _serve(Connection(fd))
 
 
+def _decide_in_fork(task: tuple[Job, Options]) -> Reply:
+    """``_decide`` in a fork of this process, which never makes a z3 context itself.
+
+    z3 keeps state across contexts in a process, and a job decided after others could
+    search differently: in one of five runs of the whole library at `-j 2`, the
+    arm64-16k proof of `eager_no_uninit_read_folio` spent all 9 million units of a
+    minimisation trial where a new process needs 4.8, so its note named one more
+    assumption as not shown unnecessary. Which jobs a worker gets depends on timing, so
+    the result did too. A fork costs about what it saves: the whole library took 350
+    CPU-s this way against 369 (one pair run in turn, BENCHMARKS.md). The spec file is
+    loaded here first, for every fork to reuse."""
+    if not hasattr(os, "fork"):  # pragma: no cover - platforms without fork
+        return _decide(task)
+    job, options = task
+    with contextlib.suppress(OSError):
+        _program(str(job.path), job.file, options.import_roots, os.stat(job.path).st_mtime_ns)
+    r, w = mp.Pipe(duplex=False)
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the fork's side
+        try:
+            r.close()
+            try:
+                w.send(_decide(task))
+            except Exception:  # the reply does not pickle: a bug in khospec
+                w.send(Crashed(job.index, traceback.format_exc()))
+        finally:
+            os._exit(0)
+    w.close()
+    try:
+        return cast(Reply, r.recv())
+    except EOFError:
+        return Crashed(job.index, f"the process deciding {job.file}::{job.check} ended without a reply")
+    finally:
+        r.close()
+        os.waitpid(pid, 0)
+
+
 def _serve(conn: Connection) -> None:
     """A worker's loop: a job and its options in, its reply out, until None comes or
     the connection closes."""
+    import khospec.engine.solve  # noqa: F401  imported once, for every fork
     while True:
         try:
             task: tuple[Job, Options] | None = conn.recv()
@@ -629,7 +682,7 @@ def _serve(conn: Connection) -> None:
         if task is None:
             return
         try:
-            conn.send(_decide(task))
+            conn.send(_decide_in_fork(task))
         except (BrokenPipeError, ConnectionResetError):
             return
         except Exception:  # the reply does not pickle: a bug in khospec, keep the worker

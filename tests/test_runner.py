@@ -102,3 +102,28 @@ def test_sigterm_during_a_workers_fork_still_ends_the_run(tmp_path: Path) -> Non
                           cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert (proc.returncode, proc.stdout) == (128 + signal.SIGTERM, ""), proc.stderr
     assert processes_left(tmp_path) == []
+
+
+def test_a_worker_decides_each_job_in_a_fork_that_gives_the_same_reply() -> None:
+    """The fork's reply is the one deciding the job here gives, a counterexample
+    included (it comes back pickled, as a worker's reply does)."""
+    assert _plain(runner._decide_in_fork(TASK)) == _plain(runner._decide(TASK))
+
+
+def test_the_fork_is_another_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    def where(task: tuple[Job, Options]) -> runner.Reply:
+        return runner.Crashed(task[0].index, str(os.getpid()))
+
+    monkeypatch.setattr(runner, "_decide", where)
+    reply = runner._decide_in_fork(TASK)
+    assert isinstance(reply, runner.Crashed) and int(reply.text) != os.getpid()
+
+
+def test_a_fork_that_dies_is_a_crash_of_its_job(monkeypatch: pytest.MonkeyPatch) -> None:
+    def dies(task: tuple[Job, Options]) -> runner.Reply:
+        os._exit(9)
+
+    monkeypatch.setattr(runner, "_decide", dies)
+    reply = runner._decide_in_fork(TASK)
+    assert isinstance(reply, runner.Crashed)
+    assert reply.text == "the process deciding spec/split.kho::split_from_pfn_0 ended without a reply"
