@@ -30,6 +30,7 @@ import contextlib
 import functools
 import multiprocessing as mp
 import os
+import pickle
 import signal
 import socket
 import subprocess
@@ -347,12 +348,19 @@ class _Slot:
 
     def kill(self) -> None:
         """The worker and the fork deciding its job (its process group)."""
-        if self.proc.pid is not None and hasattr(os, "killpg"):
-            with contextlib.suppress(OSError):
-                os.killpg(self.proc.pid, signal.SIGKILL)
+        if self.proc.pid is not None:
+            _kill_group(self.proc.pid)
         self.proc.kill()
         self.proc.join(5)
         self.conn.close()
+
+
+def _kill_group(pid: int) -> None:
+    """SIGKILL to the process group ``pid`` leads (a worker or helper and the fork
+    deciding its job), if there is one."""
+    if hasattr(os, "killpg"):
+        with contextlib.suppress(OSError):
+            os.killpg(pid, signal.SIGKILL)
 
 
 def _timeout_results(job: Job, options: Options) -> list[Result]:
@@ -516,6 +524,11 @@ def _program(path: str, file: str, import_roots: tuple[str, ...], mtime_ns: int)
     return program if program is not None else [d for d in diags if d.is_error]
 
 
+def _loaded(job: Job, options: Options) -> ir.Program | list[Diagnostic]:
+    """The job's spec file, as this process loaded it (``_program``)."""
+    return _program(str(job.path), job.file, options.import_roots, os.stat(job.path).st_mtime_ns)
+
+
 def remote_job(task: tuple[Job, Options]) -> Reply:
     """One job, decided wherever the executor runs it: the reply a local worker sends.
 
@@ -536,7 +549,7 @@ def _decide(task: tuple[Job, Options]) -> Reply:
     its main thread. The spec file is loaded once per modification (``_program``)."""
     job, options = task
     try:
-        loaded = _program(str(job.path), job.file, options.import_roots, os.stat(job.path).st_mtime_ns)
+        loaded = _loaded(job, options)
         if isinstance(loaded, list):
             return BadInput(job.index, loaded)
         return Decided(job.index, run_job(loaded, job, options))
@@ -597,9 +610,7 @@ class _JobHelper:
         try:
             self.proc.wait(timeout=1)
         except subprocess.TimeoutExpired:
-            # its group: the fork deciding a job too
-            with contextlib.suppress(OSError, AttributeError):
-                os.killpg(self.proc.pid, signal.SIGKILL)
+            _kill_group(self.proc.pid)  # the fork deciding a job too
             self.proc.kill()
             self.proc.wait()
 
@@ -646,28 +657,25 @@ def _decide_in_fork(task: tuple[Job, Options]) -> Reply:
     loaded here first, for every fork to reuse."""
     if not hasattr(os, "fork"):  # pragma: no cover - platforms without fork
         return _decide(task)
+    from khospec.engine.freshbv import in_fork
+
     job, options = task
     with contextlib.suppress(OSError):
-        _program(str(job.path), job.file, options.import_roots, os.stat(job.path).st_mtime_ns)
-    r, w = mp.Pipe(duplex=False)
-    pid = os.fork()
-    if pid == 0:  # pragma: no cover - the fork's side
-        try:
-            r.close()
-            try:
-                w.send(_decide(task))
-            except Exception:  # the reply does not pickle: a bug in khospec
-                w.send(Crashed(job.index, traceback.format_exc()))
-        finally:
-            os._exit(0)
-    w.close()
+        _loaded(job, options)
+    data = in_fork(lambda: _pickled(task))
     try:
-        return cast(Reply, r.recv())
-    except EOFError:
+        return cast(Reply, pickle.loads(data))
+    except Exception:  # nothing, or a part: the fork died before it had written its reply
         return Crashed(job.index, f"the process deciding {job.file}::{job.check} ended without a reply")
-    finally:
-        r.close()
-        os.waitpid(pid, 0)
+
+
+def _pickled(task: tuple[Job, Options]) -> bytes:
+    """A fork's reply, pickled; a reply that does not pickle (a bug in khospec) is a
+    crash of its job."""
+    try:
+        return pickle.dumps(_decide(task))
+    except Exception:
+        return pickle.dumps(Crashed(task[0].index, traceback.format_exc()))
 
 
 def _serve(conn: Connection) -> None:

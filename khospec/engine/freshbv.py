@@ -32,6 +32,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import IO, Any
 
@@ -257,15 +258,17 @@ def _reply(request: dict[str, Any], text: str) -> bytes:
         return json.dumps({"error": f"{type(e).__name__}: {e}"}).encode() + b"\n"
 
 
-def _in_child(request: dict[str, Any], text: str) -> bytes:
-    """``_reply`` computed in a forked child, read back through a pipe: this process's
-    z3 stays untouched. A child that dies without a line gives an error line."""
+def in_fork(compute: Callable[[], bytes]) -> bytes:
+    """``compute()`` in a forked child, its bytes read back through a pipe: this
+    process's z3 stays untouched. A child that dies early gives what it wrote (perhaps
+    nothing): the caller tells a whole answer from a part. The runner decides each job
+    this way too."""
     r, w = os.pipe()
     pid = os.fork()
     if pid == 0:
         os.close(r)
         try:
-            data = _reply(request, text)
+            data = compute()
             while data:
                 data = data[os.write(w, data):]
         finally:
@@ -276,7 +279,13 @@ def _in_child(request: dict[str, Any], text: str) -> bytes:
         chunks.append(chunk)
     os.close(r)
     os.waitpid(pid, 0)
-    data = b"".join(chunks)
+    return b"".join(chunks)
+
+
+def _in_child(request: dict[str, Any], text: str) -> bytes:
+    """``_reply`` computed in a forked child (``in_fork``); a child that dies without a
+    line gives an error line."""
+    data = in_fork(lambda: _reply(request, text))
     return data if data.endswith(b"\n") else b'{"error": "the child ended without an answer"}\n'
 
 
