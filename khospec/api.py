@@ -20,6 +20,7 @@ from pathlib import Path
 from khospec import ir
 from khospec.cache import job_name
 from khospec.diagnostics import Diagnostic, InputError, Severity, Span
+from khospec.engine.version import z3_mismatch
 from khospec.executor import DaskExecutor
 from khospec.jobs import Job, Options
 from khospec.resolve import ParseCache, spec_tree
@@ -145,6 +146,8 @@ def check_paths(paths: Iterable[str], options: Options | None = None,
                 "KHO004", Span.whole(", ".join(str(p) for p in paths)),
                 "nothing to check: no check matches" + _selection(options),
                 "a file with definitions only is checked through the files that import it"))
+    if jobs:
+        report.diagnostics.extend(_z3_release_warning())
     # a job's place in the plan: the results come back in this order, however the jobs
     # are scheduled
     jobs = [replace(j, index=i) for i, j in enumerate(jobs)]
@@ -234,6 +237,22 @@ def record_times(results: list[Result], options: Options) -> None:
     if cache is not None:
         cache.record_times({job_name(r.file, r.check, r.strategy, r.profile): r.time_s
                             for r in results if not r.cached})
+
+
+def _z3_release_warning() -> list[Diagnostic]:
+    """KHO007 where the installed z3 is not the release khospec requires: the results
+    stand, but they need not be the ones the spec library documents
+    (engine/version.py)."""
+    mismatch = z3_mismatch()
+    if mismatch is None:
+        return []
+    installed, required = mismatch
+    return [Diagnostic(
+        "KHO007", Span.whole(f"z3-solver {installed}"),
+        f"z3-solver {installed} is installed where khospec requires {required}: a verdict near its budget, "
+        "a proof's assumptions_used and a counterexample can differ from that release's",
+        f"`pip install z3-solver=={required}` gives the results the spec library documents",
+        severity=Severity.WARNING)]
 
 
 def _selection(options: Options) -> str:

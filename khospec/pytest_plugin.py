@@ -292,3 +292,19 @@ def pytest_configure(config: pytest.Config) -> None:
             rp = Path(p).resolve()
             if rp.exists() and not any(rp == w or w in rp.parents for w in walked):
                 config.args.append(str(rp))
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    """Where spec files are checked under another z3 release than khospec requires, the
+    header says so, as ``khospec check`` warns (KHO007): the expectations were set with
+    that release."""
+    if not config.getini("khospec_paths"):
+        return []
+    from khospec.engine.version import z3_mismatch
+
+    mismatch = z3_mismatch()
+    if mismatch is None:
+        return []
+    installed, required = mismatch
+    return [f"khospec: warning: z3-solver {installed} is installed where khospec requires {required}; "
+            "verdicts near their budget, assumptions_used and counterexamples can differ"]

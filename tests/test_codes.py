@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from pathlib import Path
+from unittest import mock
 
 import pytest
 
@@ -111,6 +112,13 @@ def cli(*args: str) -> Run:
     return lambda _tmp: _output(*args)
 
 
+def _other_z3(tmp: Path) -> str:
+    path = tmp / "t.kho"
+    path.write_text("check c: 1 + 1 == 2\n  for x86_64\n")
+    with mock.patch("khospec.engine.version.installed_z3", return_value="4.13.4.0"):
+        return _output("check", str(path), "--jobs", "1", "--no-cache")
+
+
 def _empty_folder(tmp: Path) -> str:
     (tmp / "empty").mkdir()
     return _output("check", str(tmp / "empty"))
@@ -135,6 +143,7 @@ TRIGGERS: list[tuple[str, str, Run]] = [
                                        "fn f(x: uint) -> uint = x + 1\ncheck c: f(1) == 2\n  for x86_64\n")),
     ("KHO006", "not-a-spec", cli("check", "README.md")),
     ("KHO006", "empty-folder", _empty_folder),
+    ("KHO007", "other-z3", _other_z3),
     # reading and syntax
     ("KHO101", "latin1", spec(b"check c: \xff\xfe")),
     ("KHO102", "binary", spec(b"\x00\x01\x02")),
