@@ -20,7 +20,7 @@ from pathlib import Path
 from khospec import ir
 from khospec.cache import job_name
 from khospec.diagnostics import Diagnostic, InputError, Severity, Span
-from khospec.engine.version import z3_mismatch
+from khospec.engine.version import mismatch_text, z3_mismatch
 from khospec.executor import DaskExecutor
 from khospec.jobs import Job, Options
 from khospec.resolve import ParseCache, spec_tree
@@ -248,9 +248,7 @@ def _z3_release_warning() -> list[Diagnostic]:
         return []
     installed, required = mismatch
     return [Diagnostic(
-        "KHO007", Span.whole(f"z3-solver {installed}"),
-        f"z3-solver {installed} is installed where khospec requires {required}: a verdict near its budget, "
-        "a proof's assumptions_used and a counterexample can differ from that release's",
+        "KHO007", Span.whole(f"z3-solver {installed}"), mismatch_text(installed, required),
         f"`pip install z3-solver=={required}` gives the results the spec library documents",
         severity=Severity.WARNING)]
 

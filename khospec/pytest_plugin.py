@@ -300,11 +300,7 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     that release."""
     if not config.getini("khospec_paths"):
         return []
-    from khospec.engine.version import z3_mismatch
+    from khospec.engine.version import mismatch_text, z3_mismatch
 
     mismatch = z3_mismatch()
-    if mismatch is None:
-        return []
-    installed, required = mismatch
-    return [f"khospec: warning: z3-solver {installed} is installed where khospec requires {required}; "
-            "verdicts near their budget, assumptions_used and counterexamples can differ"]
+    return [] if mismatch is None else [f"khospec: warning: {mismatch_text(*mismatch)}"]

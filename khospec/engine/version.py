@@ -56,3 +56,9 @@ def z3_mismatch() -> tuple[str, str] | None:
     if required is None or installed is None or installed == required:
         return None
     return installed, required
+
+
+def mismatch_text(installed: str, required: str) -> str:
+    """What a run under another z3 release says (KHO007, the pytest header)."""
+    return (f"z3-solver {installed} is installed where khospec requires {required}: a verdict near its budget, "
+            "a proof's assumptions_used and a counterexample can differ from that release's")
