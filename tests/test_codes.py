@@ -112,11 +112,14 @@ def cli(*args: str) -> Run:
     return lambda _tmp: _output(*args)
 
 
-def _other_z3(tmp: Path) -> str:
-    path = tmp / "t.kho"
-    path.write_text("check c: 1 + 1 == 2\n  for x86_64\n")
-    with mock.patch("khospec.engine.version.installed_z3", return_value="4.13.4.0"):
-        return _output("check", str(path), "--jobs", "1", "--no-cache")
+def under_z3(release: str, run: Run) -> Run:
+    """``run`` with ``release`` as the installed z3-solver."""
+
+    def go(tmp: Path) -> str:
+        with mock.patch("khospec.engine.version.installed_z3", return_value=release):
+            return run(tmp)
+
+    return go
 
 
 def _empty_folder(tmp: Path) -> str:
@@ -143,7 +146,7 @@ TRIGGERS: list[tuple[str, str, Run]] = [
                                        "fn f(x: uint) -> uint = x + 1\ncheck c: f(1) == 2\n  for x86_64\n")),
     ("KHO006", "not-a-spec", cli("check", "README.md")),
     ("KHO006", "empty-folder", _empty_folder),
-    ("KHO007", "other-z3", _other_z3),
+    ("KHO007", "other-z3", under_z3("4.13.4.0", spec("check c: 1 + 1 == 2\n  for x86_64\n"))),
     # reading and syntax
     ("KHO101", "latin1", spec(b"check c: \xff\xfe")),
     ("KHO102", "binary", spec(b"\x00\x01\x02")),
