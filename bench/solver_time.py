@@ -1,0 +1,153 @@
+"""Where the spec library's solver time goes: every z3 check of a cold run, by the
+engine function that asked it and its answer.
+
+    python bench/solver_time.py [PATH ...] [--jobs N] [--top K]
+
+Runs `khospec check PATH --no-cache --format json` in this process with the engine's
+two ways of asking a solver wrapped (``query.check_within``, the incremental solvers;
+``query.solve_fresh``, the fresh bit-vector trials in a helper process). The workers
+and the forks deciding each job inherit the wrappers; each process appends one line
+per check to a file of its own, read back when the run has ended. The wrappers time
+each call and walk the Python stack to name who asked, so the run itself is a little
+slower than a plain one; the answers are the same (compare the JSON, result by result,
+with ``--json FILE``).
+
+Printed: the solver time by asker and answer (the decision and its cases are
+``all_unsat``; an assumption's deletion trial ``minimize``; the counterexample's
+shortest trace ``_shortest`` and its readability pass ``_roundest``; the vacuity check
+``vacuity``; the loops' completeness ``_incomplete``), the same by the verdict of the
+result it served, and for the largest of those rows the checks that spent the most.
+Use it before choosing what to make faster: BENCHMARKS.md quotes its figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import contextlib
+import io
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+# the engine functions a solver call is attributed to, the most specific first: a
+# minimisation trial runs all_unsat too, a readability step runs query
+ASKERS = ("_incomplete", "vacuity", "minimize", "_shortest", "_roundest", "complete", "_exit_gap",
+          "all_unsat", "alone")
+
+
+def _who(frame: FrameType | None) -> tuple[str, str, str]:
+    """(asker, check/strategy, profile) of the solver call ``frame`` is inside."""
+    names: list[str] = []
+    check = profile = "?"
+    while frame is not None:
+        names.append(frame.f_code.co_name)
+        loc = frame.f_locals
+        me = loc.get("self")
+        if check == "?" and me is not None and hasattr(me, "check") and hasattr(me, "strategy"):
+            check = f"{me.check.name}[{me.strategy or 'base'}]"
+        p = loc.get("profile")
+        if profile == "?" and p is not None and hasattr(p, "name"):
+            profile = p.name
+        frame = frame.f_back
+    if profile == "?" and "attempt_profiles" in names:
+        profile = "every profile at once"
+    asker = next((a for a in ASKERS if a in names), names[1] if len(names) > 1 else "?")
+    return asker, check, profile
+
+
+def _install(log_dir: Path) -> None:
+    import khospec.engine.query as query
+    from khospec.engine import freshbv
+
+    checked, fresh = query.check_within, freshbv.solve_fresh
+
+    def log(kind: str, seconds: float, answer: str) -> None:
+        asker, check, profile = _who(sys._getframe(2))
+        with open(log_dir / f"{os.getpid()}.jsonl", "a") as fh:
+            fh.write(json.dumps([kind, asker, check, profile, answer, seconds]) + "\n")
+
+    def timed_check(s: Any, budget: int, assumptions: Any) -> Any:
+        t0 = time.perf_counter()
+        r = checked(s, budget, assumptions)
+        log("z3", time.perf_counter() - t0, str(r))
+        return r
+
+    def timed_fresh(facts: list[Any], ctx: Any, units: int, schedule: list[freshbv.Trial],
+                    wall_ms_per_unit: float) -> freshbv.FreshAnswer:
+        t0 = time.perf_counter()
+        answer = fresh(facts, ctx, units, schedule, wall_ms_per_unit)
+        log("fresh", time.perf_counter() - t0, answer.result)
+        return answer
+
+    query.check_within = timed_check
+    # query imported the name: its binding is the one to replace
+    vars(query)["solve_fresh"] = timed_fresh
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("paths", nargs="*", default=["spec"])
+    ap.add_argument("--jobs", "-j", type=int, default=2)
+    ap.add_argument("--top", type=int, default=5, help="checks shown under each large row")
+    ap.add_argument("--json", type=Path, default=None, help="also write the run's JSON report here")
+    args = ap.parse_args()
+
+    from khospec.cli import main as khospec_main
+
+    with tempfile.TemporaryDirectory() as tmp:
+        log_dir = Path(tmp) / "log"
+        log_dir.mkdir()
+        _install(log_dir)
+        out = io.StringIO()
+        t0 = time.perf_counter()
+        with contextlib.redirect_stderr(io.StringIO()):
+            code = khospec_main(["check", *args.paths, "--no-cache", "--format", "json", "-j", str(args.jobs)],
+                                stdout=out)
+        wall = time.perf_counter() - t0
+        rows = [json.loads(line) for f in sorted(log_dir.iterdir()) for line in f.read_text().splitlines()]
+    report = json.loads(out.getvalue())
+    if args.json is not None:
+        args.json.write_text(out.getvalue())
+    verdict = {(f"{r['check']}[{r['strategy'] or 'base'}]", r["profile"] or "?"): r["verdict"]
+               for r in report["results"]}
+    # a query for every profile at once serves all of the check's results
+    for (check, _), v in list(verdict.items()):
+        together = (check, "every profile at once")
+        verdict[together] = v if verdict.get(together, v) == v else "mixed"
+
+    total = sum(r[5] for r in rows)
+    print(f"{len(report['results'])} results in {wall:.1f} s wall at -j {args.jobs} (exit {code}); "
+          f"{len(rows)} solver calls, {total:.1f} s in them")
+    by_asker: collections.Counter[tuple[str, str, str]] = collections.Counter()
+    calls: collections.Counter[tuple[str, str, str]] = collections.Counter()
+    by_verdict: collections.Counter[tuple[str, str]] = collections.Counter()
+    for kind, asker, check, profile, answer, seconds in rows:
+        by_asker[kind, asker, answer] += seconds
+        calls[kind, asker, answer] += 1
+        by_verdict[asker, verdict.get((check, profile), "?")] += seconds
+    print("\nby asker and answer (seconds, calls, share of the solver time):")
+    for key, seconds in by_asker.most_common():
+        kind, asker, answer = key
+        label = f"{asker} {answer}" + (" (fresh solver)" if kind == "fresh" else "")
+        print(f"  {seconds:7.1f} s {calls[key]:5d}  {100 * seconds / max(total, 1e-9):4.1f}%  {label}")
+        if seconds >= total / 20:
+            per: collections.Counter[tuple[str, str]] = collections.Counter()
+            for r in rows:
+                if (r[0], r[1], r[4]) == key:
+                    per[r[2], r[3]] += r[5]
+            for (check, profile), s in per.most_common(args.top):
+                print(f"  {'':12s}{s:6.1f} s  {check} on {profile}")
+    print("\nby asker and the verdict of the result it served:")
+    for (asker, v), seconds in by_verdict.most_common():
+        print(f"  {seconds:7.1f} s  {asker} for {v}")
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
