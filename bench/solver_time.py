@@ -10,7 +10,7 @@ and the forks deciding each job inherit the wrappers; each process appends one l
 per check to a file of its own, read back when the run has ended. The wrappers time
 each call and walk the Python stack to name who asked, so the run itself is a little
 slower than a plain one; the answers are the same (compare the JSON, result by result,
-with ``--json FILE``).
+with ``--json FILE``: BENCHMARKS.md, 2026-12-01, says how they were compared).
 
 Printed: the solver time by asker and answer (the decision and its cases are
 ``all_unsat``; an assumption's deletion trial ``minimize``; the counterexample's
@@ -41,36 +41,31 @@ ASKERS = ("_incomplete", "vacuity", "minimize", "_shortest", "_roundest", "compl
           "all_unsat", "alone")
 
 
-def _who(frame: FrameType | None) -> tuple[str, str, str]:
-    """(asker, check/strategy, profile) of the solver call ``frame`` is inside."""
+def _asker(frame: FrameType | None) -> tuple[str, bool]:
+    """Which engine function the solver call ``frame`` is inside asked it, and whether
+    for every profile at once. Only the code names: reading a frame's locals would keep
+    them alive, and z3's search follows the ids of the terms it makes, so freeing them
+    later changes the answers."""
     names: list[str] = []
-    check = profile = "?"
     while frame is not None:
         names.append(frame.f_code.co_name)
-        loc = frame.f_locals
-        me = loc.get("self")
-        if check == "?" and me is not None and hasattr(me, "check") and hasattr(me, "strategy"):
-            check = f"{me.check.name}[{me.strategy or 'base'}]"
-        p = loc.get("profile")
-        if profile == "?" and p is not None and hasattr(p, "name"):
-            profile = p.name
         frame = frame.f_back
-    if profile == "?" and "attempt_profiles" in names:
-        profile = "every profile at once"
-    asker = next((a for a in ASKERS if a in names), names[1] if len(names) > 1 else "?")
-    return asker, check, profile
+    return next((a for a in ASKERS if a in names), names[1] if len(names) > 1 else "?"), "attempt_profiles" in names
 
 
 def _install(log_dir: Path) -> None:
     import khospec.engine.query as query
-    from khospec.engine import freshbv
+    from khospec import ir
+    from khospec.engine import freshbv, solve
 
-    checked, fresh = query.check_within, freshbv.solve_fresh
+    checked, fresh, run = query.check_within, freshbv.solve_fresh, solve.run
+    job = ["?", "?"]  # the (check[strategy], profiles) this process decides now
 
     def log(kind: str, seconds: float, answer: str) -> None:
-        asker, check, profile = _who(sys._getframe(2))
+        asker, together = _asker(sys._getframe(2))
+        profile = "every profile at once" if together else job[1]
         with open(log_dir / f"{os.getpid()}.jsonl", "a") as fh:
-            fh.write(json.dumps([kind, asker, check, profile, answer, seconds]) + "\n")
+            fh.write(json.dumps([kind, asker, job[0], profile, answer, seconds]) + "\n")
 
     def timed_check(s: Any, budget: int, assumptions: Any) -> Any:
         t0 = time.perf_counter()
@@ -85,9 +80,15 @@ def _install(log_dir: Path) -> None:
         log("fresh", time.perf_counter() - t0, answer.result)
         return answer
 
-    query.check_within = timed_check
-    # query imported the name: its binding is the one to replace
-    vars(query)["solve_fresh"] = timed_fresh
+    def named_run(program: ir.Program, check: ir.CheckDef, strategy: str | None,
+                  profiles: list[ir.ProfileDef | None], **kw: Any) -> Any:
+        job[:] = [f"{check.name}[{strategy or 'base'}]", ",".join(p.name if p else "?" for p in profiles)]
+        return run(program, check, strategy, profiles, **kw)
+
+    # the bindings the engine looks up at each call (query imported solve_fresh's name;
+    # the runner calls solve.run)
+    vars(query).update(check_within=timed_check, solve_fresh=timed_fresh)
+    vars(solve)["run"] = named_run
 
 
 def main() -> int:
