@@ -115,12 +115,17 @@ def main() -> int:
     report = json.loads(out.getvalue())
     if args.json is not None:
         args.json.write_text(out.getvalue())
-    verdict = {(f"{r['check']}[{r['strategy'] or 'base'}]", r["profile"] or "?"): r["verdict"]
-               for r in report["results"]}
-    # a query for every profile at once serves all of the check's results
-    for (check, _), v in list(verdict.items()):
-        together = (check, "every profile at once")
-        verdict[together] = v if verdict.get(together, v) == v else "mixed"
+    verdicts: dict[str, dict[str, str]] = collections.defaultdict(dict)
+    for r in report["results"]:
+        verdicts[f"{r['check']}[{r['strategy'] or 'base'}]"][r["profile"] or "?"] = r["verdict"]
+
+    def verdict(check: str, profiles: str) -> str:
+        """The verdict of the results a call served: a job's profiles (comma-separated),
+        or all of the check's results for a query over every profile at once."""
+        mine = verdicts.get(check, {})
+        names = list(mine) if profiles == "every profile at once" else profiles.split(",")
+        seen = {mine.get(n, "?") for n in names}
+        return seen.pop() if len(seen) == 1 else "mixed"
 
     total = sum(r[5] for r in rows)
     print(f"{len(report['results'])} results in {wall:.1f} s wall at -j {args.jobs} (exit {code}); "
@@ -131,7 +136,7 @@ def main() -> int:
     for kind, asker, check, profile, answer, seconds in rows:
         by_asker[kind, asker, answer] += seconds
         calls[kind, asker, answer] += 1
-        by_verdict[asker, verdict.get((check, profile), "?")] += seconds
+        by_verdict[asker, verdict(check, profile)] += seconds
     print("\nby asker and answer (seconds, calls, share of the solver time):")
     for key, seconds in by_asker.most_common():
         kind, asker, answer = key
