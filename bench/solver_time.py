@@ -1,7 +1,7 @@
 """Where the spec library's solver time goes: every z3 check of a cold run, by the
 engine function that asked it and its answer.
 
-    python bench/solver_time.py [PATH ...] [--jobs N] [--top K]
+    python bench/solver_time.py [PATH ...] [--jobs N] [--top K] [--json FILE]
 
 Runs `khospec check PATH --no-cache --format json` in this process with the engine's
 two ways of asking a solver wrapped (``query.check_within``, the incremental solvers;
@@ -9,8 +9,9 @@ two ways of asking a solver wrapped (``query.check_within``, the incremental sol
 and the forks deciding each job inherit the wrappers; each process appends one line
 per check to a file of its own, read back when the run has ended. The wrappers time
 each call and walk the Python stack to name who asked, so the run itself is a little
-slower than a plain one; the answers are the same (compare the JSON, result by result,
-with ``--json FILE``: BENCHMARKS.md, 2026-12-01, says how they were compared).
+slower than a plain one; the answers are the same (``--json FILE`` keeps the report, to
+compare with a plain run's result by result; BENCHMARKS.md, "the solver's time by
+asker", did).
 
 Printed: the solver time by asker and answer (the decision and its cases are
 ``all_unsat``; an assumption's deletion trial ``minimize``; the counterexample's
