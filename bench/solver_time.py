@@ -2,6 +2,7 @@
 engine function that asked it and its answer.
 
     python bench/solver_time.py [PATH ...] [--jobs N] [--top K] [--json FILE]
+                                [--check NAME] [--strategy NAME] [--profile NAME]
 
 Runs `khospec check PATH --no-cache --format json` in this process with the engine's
 two ways of asking a solver wrapped (``query.check_within``, the incremental solvers;
@@ -98,6 +99,8 @@ def main() -> int:
     ap.add_argument("--jobs", "-j", type=int, default=2)
     ap.add_argument("--top", type=int, default=5, help="checks shown under each large row")
     ap.add_argument("--json", type=Path, default=None, help="also write the run's JSON report here")
+    for only in ("check", "strategy", "profile"):
+        ap.add_argument(f"--{only}", action="append", default=[], help=f"only this {only}, as khospec check takes it")
     args = ap.parse_args()
 
     from khospec.cli import main as khospec_main
@@ -109,8 +112,10 @@ def main() -> int:
         out = io.StringIO()
         t0 = time.perf_counter()
         with contextlib.redirect_stderr(io.StringIO()):
-            code = khospec_main(["check", *args.paths, "--no-cache", "--format", "json", "-j", str(args.jobs)],
-                                stdout=out)
+            selection = [x for only in ("check", "strategy", "profile") for name in getattr(args, only)
+                         for x in (f"--{only}", name)]
+            code = khospec_main(["check", *args.paths, *selection, "--no-cache", "--format", "json",
+                                 "-j", str(args.jobs)], stdout=out)
         wall = time.perf_counter() - t0
         rows = [json.loads(line) for f in sorted(log_dir.iterdir()) for line in f.read_text().splitlines()]
     report = json.loads(out.getvalue())
