@@ -109,15 +109,18 @@ def main() -> int:
         log_dir = Path(tmp) / "log"
         log_dir.mkdir()
         _install(log_dir)
-        out = io.StringIO()
+        out, err = io.StringIO(), io.StringIO()
         t0 = time.perf_counter()
-        with contextlib.redirect_stderr(io.StringIO()):
+        with contextlib.redirect_stderr(err):
             selection = [x for only in ("check", "strategy", "profile") for name in getattr(args, only)
                          for x in (f"--{only}", name)]
             code = khospec_main(["check", *args.paths, *selection, "--no-cache", "--format", "json",
                                  "-j", str(args.jobs)], stdout=out)
         wall = time.perf_counter() - t0
         rows = [json.loads(line) for f in sorted(log_dir.iterdir()) for line in f.read_text().splitlines()]
+    if code not in (0, 1):  # bad input or a failure: what khospec said, and nothing to time
+        sys.stderr.write(err.getvalue())
+        return code
     report = json.loads(out.getvalue())
     if args.json is not None:
         args.json.write_text(out.getvalue())

@@ -48,3 +48,14 @@ def test_timed_run_gives_the_plain_runs_results(tmp_path: Path) -> None:
     # the readability steps
     assert re.search(r"^ +[\d.]+ s +\d+ +[\d.]+% +_shortest sat", timed.stdout, re.M), timed.stdout
     assert re.search(r"^ +[\d.]+ s +_roundest for refuted$", timed.stdout, re.M), timed.stdout
+
+
+def test_bad_input_is_khospecs_error_and_exit_code(tmp_path: Path) -> None:
+    spec = tmp_path / "bad.kho"
+    spec.write_text("check x: nosuch(1)\n  for x86_64\n")
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "KHOSPEC_CACHE_DIR": str(tmp_path / "cache")}
+    run = subprocess.run([sys.executable, str(ROOT / "bench" / "solver_time.py"), str(spec)], cwd=ROOT, env=env,
+                         capture_output=True, text=True, timeout=600)
+    assert run.returncode == 2
+    assert run.stdout == ""
+    assert "error[KHO210]: unknown function `nosuch`" in run.stderr
