@@ -141,10 +141,13 @@ def main() -> int:
           f"{len(rows)} solver calls, {total:.1f} s in them")
     by_asker: collections.Counter[tuple[str, str, str]] = collections.Counter()
     calls: collections.Counter[tuple[str, str, str]] = collections.Counter()
+    by_check: dict[tuple[str, str, str], collections.Counter[tuple[str, str]]] = collections.defaultdict(
+        collections.Counter)
     by_verdict: collections.Counter[tuple[str, str]] = collections.Counter()
     for kind, asker, check, profile, answer, seconds in rows:
         by_asker[kind, asker, answer] += seconds
         calls[kind, asker, answer] += 1
+        by_check[kind, asker, answer][check, profile] += seconds
         by_verdict[asker, verdict(check, profile)] += seconds
     print("\nby asker and answer (seconds, calls, share of the solver time):")
     for key, seconds in by_asker.most_common():
@@ -152,11 +155,7 @@ def main() -> int:
         label = f"{asker} {answer}" + (" (fresh solver)" if kind == "fresh" else "")
         print(f"  {seconds:7.1f} s {calls[key]:5d}  {100 * seconds / max(total, 1e-9):4.1f}%  {label}")
         if seconds >= total / 20:
-            per: collections.Counter[tuple[str, str]] = collections.Counter()
-            for r in rows:
-                if (r[0], r[1], r[4]) == key:
-                    per[r[2], r[3]] += r[5]
-            for (check, profile), s in per.most_common(args.top):
+            for (check, profile), s in by_check[key].most_common(args.top):
                 print(f"  {'':12s}{s:6.1f} s  {check} on {profile}")
     print("\nby asker and the verdict of the result it served:")
     for (asker, v), seconds in by_verdict.most_common():

@@ -258,8 +258,8 @@ def test_sigterm_ends_the_workers_too(tmp_path: Path) -> None:
         deadline = time.monotonic() + 60
         while len(processes_naming(tmp_path)) < 3 and time.monotonic() < deadline:
             time.sleep(0.05)
-        # the command and its two workers, and perhaps the forks deciding their jobs
-        assert len(processes_naming(tmp_path)) >= 3
+        # the command and its two workers, and at most one fork per worker deciding a job
+        assert 3 <= len(processes_naming(tmp_path)) <= 5
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(30) == 128 + signal.SIGTERM
         assert processes_left(tmp_path) == []

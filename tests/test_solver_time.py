@@ -18,6 +18,7 @@ from typing import Any
 
 from tests.conftest import ROOT
 
+BENCH = ROOT / "bench" / "solver_time.py"
 SELECTION = ["spec/handover.kho", "--check", "restore_accepts_pages_chunk", "--strategy", "none"]
 
 
@@ -26,15 +27,17 @@ def _results(report: str) -> list[dict[str, Any]]:
     return [{k: v for k, v in r.items() if k not in ("time_s", "cached")} for r in rows]
 
 
-def test_timed_run_gives_the_plain_runs_results(tmp_path: Path) -> None:
+def _run(tmp_path: Path, *argv: str) -> subprocess.CompletedProcess[str]:
+    """``argv`` in a new Python process at the repository's root, with a cache of its own."""
     env = {**os.environ, "PYTHONPATH": str(ROOT), "KHOSPEC_CACHE_DIR": str(tmp_path / "cache")}
+    return subprocess.run([sys.executable, *argv], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+
+
+def test_timed_run_gives_the_plain_runs_results(tmp_path: Path) -> None:
     timed_json = tmp_path / "timed.json"
-    timed = subprocess.run([sys.executable, str(ROOT / "bench" / "solver_time.py"), *SELECTION, "--jobs", "1",
-                            "--json", str(timed_json)], cwd=ROOT, env=env, capture_output=True, text=True,
-                           timeout=600)
+    timed = _run(tmp_path, str(BENCH), *SELECTION, "--jobs", "1", "--json", str(timed_json))
     assert timed.returncode == 0, timed.stderr
-    plain = subprocess.run([sys.executable, "-m", "khospec", "check", *SELECTION, "--jobs", "1", "--no-cache",
-                            "--format", "json"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    plain = _run(tmp_path, "-m", "khospec", "check", *SELECTION, "--jobs", "1", "--no-cache", "--format", "json")
     assert plain.returncode == 0, plain.stderr
     results = _results(timed_json.read_text())
     assert len(results) == 4
@@ -53,9 +56,7 @@ def test_timed_run_gives_the_plain_runs_results(tmp_path: Path) -> None:
 def test_bad_input_is_khospecs_error_and_exit_code(tmp_path: Path) -> None:
     spec = tmp_path / "bad.kho"
     spec.write_text("check x: nosuch(1)\n  for x86_64\n")
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "KHOSPEC_CACHE_DIR": str(tmp_path / "cache")}
-    run = subprocess.run([sys.executable, str(ROOT / "bench" / "solver_time.py"), str(spec)], cwd=ROOT, env=env,
-                         capture_output=True, text=True, timeout=600)
+    run = _run(tmp_path, str(BENCH), str(spec))
     assert run.returncode == 2
     assert run.stdout == ""
     assert "error[KHO210]: unknown function `nosuch`" in run.stderr
