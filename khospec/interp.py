@@ -48,6 +48,9 @@ class _Probe:
     lo: int
     hi: int
     cuts: set[int] = field(default_factory=set)
+    # the (offset, width) pairs whose wrap-around points are in ``cuts`` already: every
+    # comparison cuts at them, and a body compares the same PV many times
+    wrapped: set[tuple[int, int]] = field(default_factory=set)
 
 
 class PV:
@@ -73,10 +76,15 @@ class PV:
         """Cuts at each t and at the wrap-arounds of the addition, in every
         representation of x (signed or not)."""
         w = self.ty.width
+        m = 1 << w
+        cuts = self.probe.cuts
         # x + off wraps where it crosses 0 (unsigned) and -2^(w-1) or 2^(w-1) (signed);
         # each point is also cut 2^w lower and higher, as x's own range may be either
-        for t in (*ts, -self.off, (1 << (w - 1)) - self.off, -(1 << (w - 1)) - self.off):
-            self.probe.cuts.update((t, t - (1 << w), t + (1 << w)))
+        if (self.off, w) not in self.probe.wrapped:
+            self.probe.wrapped.add((self.off, w))
+            ts = (*ts, -self.off, (m >> 1) - self.off, -(m >> 1) - self.off)
+        for t in ts:
+            cuts.update((t, t - m, t + m))
 
     def _cut(self, c: int) -> None:
         """Cuts where x + off reaches c and just past it: ==, < and the others each come
@@ -853,7 +861,7 @@ class Interp:
         try:
             while cells:
                 a, b = cells.pop()
-                probe.lo, probe.hi, probe.cuts = a, b, set()
+                probe.lo, probe.hi, probe.cuts, probe.wrapped = a, b, set(), set()
                 evaluations += 1
                 if evaluations > EXACT_CELLS:
                     return None, f"more than {EXACT_CELLS} cells"
