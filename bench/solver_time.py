@@ -33,6 +33,7 @@ import os
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -64,23 +65,20 @@ def _install(log_dir: Path) -> None:
     job = ["?", "?"]  # the (check[strategy], profiles) this process decides now
 
     def log(kind: str, seconds: float, answer: str) -> None:
+        # the frame that called the wrapped function: log's caller is the wrapper
         asker, together = _asker(sys._getframe(2))
         profile = "every profile at once" if together else job[1]
         with open(log_dir / f"{os.getpid()}.jsonl", "a") as fh:
             fh.write(json.dumps([kind, asker, job[0], profile, answer, seconds]) + "\n")
 
-    def timed_check(s: Any, budget: int, assumptions: Any) -> Any:
-        t0 = time.perf_counter()
-        r = checked(s, budget, assumptions)
-        log("z3", time.perf_counter() - t0, str(r))
-        return r
-
-    def timed_fresh(facts: list[Any], ctx: Any, units: int, schedule: list[freshbv.Trial],
-                    wall_ms_per_unit: float) -> freshbv.FreshAnswer:
-        t0 = time.perf_counter()
-        answer = fresh(facts, ctx, units, schedule, wall_ms_per_unit)
-        log("fresh", time.perf_counter() - t0, answer.result)
-        return answer
+    def timed(ask: Callable[..., Any], kind: str, answer: Callable[[Any], str]) -> Callable[..., Any]:
+        """``ask`` with each call's time and answer logged; its arguments passed on as given."""
+        def call(*args: Any, **kw: Any) -> Any:
+            t0 = time.perf_counter()
+            r = ask(*args, **kw)
+            log(kind, time.perf_counter() - t0, answer(r))
+            return r
+        return call
 
     def named_run(program: ir.Program, check: ir.CheckDef, strategy: str | None,
                   profiles: list[ir.ProfileDef | None], **kw: Any) -> Any:
@@ -89,7 +87,8 @@ def _install(log_dir: Path) -> None:
 
     # the bindings the engine looks up at each call (query imported solve_fresh's name;
     # the runner calls solve.run)
-    vars(query).update(check_within=timed_check, solve_fresh=timed_fresh)
+    vars(query).update(check_within=timed(checked, "z3", str),
+                       solve_fresh=timed(fresh, "fresh", lambda a: str(a.result)))
     vars(solve)["run"] = named_run
 
 

@@ -75,16 +75,15 @@ class PV:
     def _cut_at(self, *ts: int) -> None:
         """Cuts at each t and at the wrap-arounds of the addition, in every
         representation of x (signed or not)."""
-        w = self.ty.width
+        w, probe = self.ty.width, self.probe
         m = 1 << w
-        cuts = self.probe.cuts
         # x + off wraps where it crosses 0 (unsigned) and -2^(w-1) or 2^(w-1) (signed);
         # each point is also cut 2^w lower and higher, as x's own range may be either
-        if (self.off, w) not in self.probe.wrapped:
-            self.probe.wrapped.add((self.off, w))
+        if (self.off, w) not in probe.wrapped:
+            probe.wrapped.add((self.off, w))
             ts = (*ts, -self.off, (m >> 1) - self.off, -(m >> 1) - self.off)
         for t in ts:
-            cuts.update((t, t - m, t + m))
+            probe.cuts.update((t, t - m, t + m))
 
     def _cut(self, c: int) -> None:
         """Cuts where x + off reaches c and just past it: ==, < and the others each come
