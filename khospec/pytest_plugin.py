@@ -21,6 +21,7 @@ import pytest
 if TYPE_CHECKING:
     # types only: the plugin is loaded by every pytest run, so khospec itself is
     # imported when a spec file is collected, not before
+    from khospec import ir
     from khospec.api import Options
     from khospec.jobs import Job
     from khospec.results import Result
@@ -31,6 +32,9 @@ _RESULTS: pytest.StashKey[dict[_Key, Result | None]] = pytest.StashKey()
 _JOBS: pytest.StashKey[list[Job]] = pytest.StashKey()
 _BACKGROUND: pytest.StashKey[_Background] = pytest.StashKey()
 _ERRORS: pytest.StashKey[list[str]] = pytest.StashKey()
+# the programs loaded at collection, by displayed file name: they order the first run's
+# work as `khospec check` orders it (trace checks first), where the cache has no times
+_PROGRAMS: pytest.StashKey[dict[str, ir.Program]] = pytest.StashKey()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -77,6 +81,7 @@ class KhoFile(pytest.File):
             yield KhoInputError.from_parent(self, name="input",
                                             text="\n".join(render(d, sources) for d in errors))
             return
+        self.config.stash.setdefault(_PROGRAMS, {})[display] = program
         for job in plan(program, self.path, display, Options()):
             for prof in job.profiles:
                 name = f"{job.check}[{job.strategy or 'base'}-{prof}]"
@@ -169,13 +174,13 @@ def _options(config: pytest.Config) -> Options:
                    cache=not config.getoption("--khospec-no-cache"))
 
 
-def _solve(jobs: list[Job], options: Options) -> _Solved:
+def _solve(jobs: list[Job], options: Options, programs: dict[str, ir.Program]) -> _Solved:
     from khospec.api import open_cache, record_times, schedule
     from khospec.runner import run_parallel
 
     jobs = [replace(j, index=i) for i, j in enumerate(jobs)]
     cache = open_cache(options)
-    results, internal, diags = run_parallel(schedule(jobs, cache.times() if cache else {}, {}), options)
+    results, internal, diags = run_parallel(schedule(jobs, cache.times() if cache else {}, programs), options)
     record_times(results, options)
     return results, internal, [f"{d.span}: {d.message}" for d in diags]
 
@@ -199,14 +204,15 @@ class _Background:
     while the other tests run in this one. A process, not a thread: the tests fork and
     patch the environment, and the workers must be forked before any of that."""
 
-    def __init__(self, jobs: list[Job], options: Options) -> None:
+    def __init__(self, jobs: list[Job], options: Options, programs: dict[str, ir.Program]) -> None:
         import multiprocessing as mp
 
         ctx = mp.get_context("fork")
         self.jobs = jobs
         self._conn, child = ctx.Pipe(duplex=False)
         # not a daemon: a daemon may not start the worker processes
-        self._proc = ctx.Process(target=_solve_and_send, args=(jobs, options, child), name="khospec checks")
+        self._proc = ctx.Process(target=_solve_and_send, args=(jobs, options, programs, child),
+                                 name="khospec checks")
         self._proc.start()
         child.close()
 
@@ -231,7 +237,7 @@ class _Background:
         self._conn.close()
 
 
-def _solve_and_send(jobs: list[Job], options: Options, conn: Any) -> None:
+def _solve_and_send(jobs: list[Job], options: Options, programs: dict[str, ir.Program], conn: Any) -> None:
     import signal
 
     # stop() ends this process with SIGTERM, which run_parallel turns into an exit
@@ -239,7 +245,7 @@ def _solve_and_send(jobs: list[Job], options: Options, conn: Any) -> None:
     # own, whatever pytest's process had
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     try:
-        solved = _solve(jobs, options)
+        solved = _solve(jobs, options, programs)
     except Exception as exc:  # the items report it, as a failure each
         solved = ([], [f"solving the spec checks failed: {type(exc).__name__}: {exc}"], [])
     conn.send(solved)
@@ -248,7 +254,7 @@ def _solve_and_send(jobs: list[Job], options: Options, conn: Any) -> None:
 
 def _run(jobs: list[Job], config: pytest.Config) -> None:
     if jobs:
-        _store(config, jobs, _solve(jobs, _options(config)))
+        _store(config, jobs, _solve(jobs, _options(config), config.stash.get(_PROGRAMS, {})))
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
@@ -269,7 +275,8 @@ def pytest_runtestloop(session: pytest.Session) -> None:
     if not jobs or session.config.option.collectonly:
         return
     if "fork" in mp.get_all_start_methods():
-        session.config.stash[_BACKGROUND] = _Background(jobs, _options(session.config))
+        programs = session.config.stash.get(_PROGRAMS, {})
+        session.config.stash[_BACKGROUND] = _Background(jobs, _options(session.config), programs)
     else:  # pragma: no cover - platforms without fork: solved before the tests run
         _run(jobs, session.config)
 

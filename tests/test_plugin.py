@@ -106,3 +106,35 @@ def test_a_session_stopped_early_ends_the_solving(pytester: pytest.Pytester) -> 
     # nor are its workers left behind (forked, they carry the run's command line)
     if Path("/proc").is_dir():
         assert processes_left(pytester.path) == []
+
+
+def test_a_first_run_solves_the_trace_checks_first(pytester: pytest.Pytester) -> None:
+    """With no times in the cache, the work is ordered as `khospec check` orders it: the
+    checks over traces (the long proofs) before the claims over formulas, whatever the
+    file's order."""
+    pytester.makefile(".kho", machine="""
+state { n: int = 0 }
+step inc when n < 2 { n = n + 1 }
+check plain: forall x: uint. x + 0 == x
+  for x86_64
+  expect proved
+check bounded: always n <= 2
+  for x86_64
+""")
+    pytester.makeini("[pytest]\nkhospec_paths = .\n")
+    # the order the jobs reach the workers in, written by the solving process
+    pytester.makeconftest("""
+        import khospec.runner
+
+        _run_parallel = khospec.runner.run_parallel
+
+        def _recording(jobs, *args, **kwargs):
+            with open("order.txt", "w") as f:
+                f.write(" ".join(j.check for j in jobs))
+            return _run_parallel(jobs, *args, **kwargs)
+
+        khospec.runner.run_parallel = _recording
+    """)
+    result = pytester.runpytest_subprocess("--khospec-jobs", "1", "--khospec-no-cache")
+    result.assert_outcomes(passed=2)
+    assert (pytester.path / "order.txt").read_text() == "bounded plain"
