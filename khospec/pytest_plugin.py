@@ -32,9 +32,6 @@ _RESULTS: pytest.StashKey[dict[_Key, Result | None]] = pytest.StashKey()
 _JOBS: pytest.StashKey[list[Job]] = pytest.StashKey()
 _BACKGROUND: pytest.StashKey[_Background] = pytest.StashKey()
 _ERRORS: pytest.StashKey[list[str]] = pytest.StashKey()
-# the programs loaded at collection, by displayed file name: they order the first run's
-# work as `khospec check` orders it (trace checks first), where the cache has no times
-_PROGRAMS: pytest.StashKey[dict[str, ir.Program]] = pytest.StashKey()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -81,11 +78,10 @@ class KhoFile(pytest.File):
             yield KhoInputError.from_parent(self, name="input",
                                             text="\n".join(render(d, sources) for d in errors))
             return
-        self.config.stash.setdefault(_PROGRAMS, {})[display] = program
         for job in plan(program, self.path, display, Options()):
             for prof in job.profiles:
                 name = f"{job.check}[{job.strategy or 'base'}-{prof}]"
-                yield KhoItem.from_parent(self, name=name, job=job, profile=prof)
+                yield KhoItem.from_parent(self, name=name, job=job, profile=prof, program=program)
 
 
 class KhoInputError(pytest.Item):
@@ -113,10 +109,11 @@ class KhoMismatch(Exception):
 
 
 class KhoItem(pytest.Item):
-    def __init__(self, *, job: Job, profile: str, **kwargs: Any) -> None:
+    def __init__(self, *, job: Job, profile: str, program: ir.Program, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.job = job
         self.profile = profile
+        self.program = program
         self.add_marker("khospec")
 
     def _key(self) -> _Key:
@@ -174,13 +171,11 @@ def _options(config: pytest.Config) -> Options:
                    cache=not config.getoption("--khospec-no-cache"))
 
 
-def _solve(jobs: list[Job], options: Options, programs: dict[str, ir.Program]) -> _Solved:
-    from khospec.api import open_cache, record_times, schedule
+def _solve(jobs: list[Job], options: Options) -> _Solved:
+    from khospec.api import record_times
     from khospec.runner import run_parallel
 
-    jobs = [replace(j, index=i) for i, j in enumerate(jobs)]
-    cache = open_cache(options)
-    results, internal, diags = run_parallel(schedule(jobs, cache.times() if cache else {}, programs), options)
+    results, internal, diags = run_parallel(jobs, options)
     record_times(results, options)
     return results, internal, [f"{d.span}: {d.message}" for d in diags]
 
@@ -204,15 +199,14 @@ class _Background:
     while the other tests run in this one. A process, not a thread: the tests fork and
     patch the environment, and the workers must be forked before any of that."""
 
-    def __init__(self, jobs: list[Job], options: Options, programs: dict[str, ir.Program]) -> None:
+    def __init__(self, jobs: list[Job], options: Options) -> None:
         import multiprocessing as mp
 
         ctx = mp.get_context("fork")
         self.jobs = jobs
         self._conn, child = ctx.Pipe(duplex=False)
         # not a daemon: a daemon may not start the worker processes
-        self._proc = ctx.Process(target=_solve_and_send, args=(jobs, options, programs, child),
-                                 name="khospec checks")
+        self._proc = ctx.Process(target=_solve_and_send, args=(jobs, options, child), name="khospec checks")
         self._proc.start()
         child.close()
 
@@ -237,7 +231,7 @@ class _Background:
         self._conn.close()
 
 
-def _solve_and_send(jobs: list[Job], options: Options, programs: dict[str, ir.Program], conn: Any) -> None:
+def _solve_and_send(jobs: list[Job], options: Options, conn: Any) -> None:
     import signal
 
     # stop() ends this process with SIGTERM, which run_parallel turns into an exit
@@ -245,7 +239,7 @@ def _solve_and_send(jobs: list[Job], options: Options, programs: dict[str, ir.Pr
     # own, whatever pytest's process had
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     try:
-        solved = _solve(jobs, options, programs)
+        solved = _solve(jobs, options)
     except Exception as exc:  # the items report it, as a failure each
         solved = ([], [f"solving the spec checks failed: {type(exc).__name__}: {exc}"], [])
     conn.send(solved)
@@ -254,17 +248,28 @@ def _solve_and_send(jobs: list[Job], options: Options, programs: dict[str, ir.Pr
 
 def _run(jobs: list[Job], config: pytest.Config) -> None:
     if jobs:
-        _store(config, jobs, _solve(jobs, _options(config), config.stash.get(_PROGRAMS, {})))
+        _store(config, jobs, _solve(jobs, _options(config)))
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
-    """The jobs of the spec items selected, for the test loop to start solving."""
+    """The jobs of the spec items selected, for the test loop to start solving, in the
+    order `khospec check` gives them (api.schedule): longest expected first, by the
+    previous run's times, else the checks over traces first. Results come back in the
+    files' order (the jobs' index)."""
     seen: dict[tuple[str, str, str | None, tuple[str, ...]], Job] = {}
+    programs: dict[str, ir.Program] = {}
     for item in session.items:
         if isinstance(item, KhoItem):
             j = item.job  # one per check and strategy, and per profile for trace checks
             seen.setdefault((j.file, j.check, j.strategy, j.profiles), j)
-    session.config.stash[_JOBS] = list(seen.values())
+            programs[j.file] = item.program
+    if not seen:
+        return
+    from khospec.api import open_cache, schedule
+
+    jobs = [replace(j, index=i) for i, j in enumerate(seen.values())]
+    cache = open_cache(_options(session.config))
+    session.config.stash[_JOBS] = schedule(jobs, cache.times() if cache else {}, programs)
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -275,8 +280,7 @@ def pytest_runtestloop(session: pytest.Session) -> None:
     if not jobs or session.config.option.collectonly:
         return
     if "fork" in mp.get_all_start_methods():
-        programs = session.config.stash.get(_PROGRAMS, {})
-        session.config.stash[_BACKGROUND] = _Background(jobs, _options(session.config), programs)
+        session.config.stash[_BACKGROUND] = _Background(jobs, _options(session.config))
     else:  # pragma: no cover - platforms without fork: solved before the tests run
         _run(jobs, session.config)
 
