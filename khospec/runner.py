@@ -678,10 +678,26 @@ def _pickled(task: tuple[Job, Options]) -> bytes:
         return pickle.dumps(Crashed(task[0].index, traceback.format_exc()))
 
 
+def _preload() -> None:
+    """What every job needs besides its spec file, imported (and the shipped layouts
+    parsed) once in the worker, before the forks that decide its jobs: each fork starts
+    with it. Nothing here makes a z3 context, so each fork still starts from a z3 that
+    has run nothing. Left to each fork, the engine's modules that solving does not
+    import first (the interpreter that replays counterexamples, their presentation, the
+    machine importer and its layouts) cost every job 30-60 ms again."""
+    import khospec.engine.crosscheck
+    import khospec.engine.solve
+    import khospec.explain
+    import khospec.interp  # noqa: F401
+    from khospec.machine.importer import shipped_layouts
+
+    shipped_layouts()
+
+
 def _serve(conn: Connection) -> None:
     """A worker's loop: a job and its options in, its reply out, until None comes or
     the connection closes."""
-    import khospec.engine.solve  # noqa: F401  imported once, for every fork
+    _preload()
     while True:
         try:
             task: tuple[Job, Options] | None = conn.recv()

@@ -127,3 +127,27 @@ def test_a_fork_that_dies_is_a_crash_of_its_job(monkeypatch: pytest.MonkeyPatch)
     reply = runner._decide_in_fork(TASK)
     assert isinstance(reply, runner.Crashed)
     assert reply.text == "the process deciding spec/split.kho::split_from_pfn_0 ended without a reply"
+
+
+def test_a_worker_imports_before_forking_all_a_job_needs() -> None:
+    """The modules a job needs are imported in the worker (``_preload``), so that no fork
+    imports them again: a trace refutation, presented and replayed, imports nothing more
+    of khospec in a new process where the worker's preparation has run."""
+    script = """
+import sys
+from pathlib import Path
+from khospec import runner
+from khospec.jobs import Job, Options
+
+task = (Job(Path("spec/handover.kho"), "spec/handover.kho", "restore_accepts_pages_chunk", 1, "none",
+            ("x86_64",)), Options(cache=False, jobs=1))
+runner._preload()
+runner._loaded(*task)
+before = set(sys.modules)
+reply = runner._decide(task)
+assert reply.results[0].verdict.name == "REFUTED" and reply.results[0].replay == "confirmed", reply
+print(sorted(m for m in set(sys.modules) - before if m.startswith("khospec")))
+"""
+    run = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == "[]"
