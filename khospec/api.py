@@ -45,6 +45,7 @@ __all__ = [
     "check_paths",
     "find_spec_files",
     "load",
+    "numbered",
     "open_cache",
     "plan",
     "recheck",
@@ -148,11 +149,7 @@ def check_paths(paths: Iterable[str], options: Options | None = None,
                 "a file with definitions only is checked through the files that import it"))
     if jobs:
         report.diagnostics.extend(_z3_release_warning())
-    # a job's place in the plan: the results come back in this order, however the jobs
-    # are scheduled
-    jobs = [replace(j, index=i) for i, j in enumerate(jobs)]
-    cache = open_cache(options)
-    known = cache.times() if cache is not None else {}
+    jobs, known = numbered(jobs, options)
     # every result's name and its last run's time, for the progress display's estimate
     if on_plan is not None:
         on_plan([(job_name(j.file, j.check, j.strategy, p), known.get(job_name(j.file, j.check, j.strategy, p)))
@@ -212,6 +209,14 @@ def check_paths(paths: Iterable[str], options: Options | None = None,
     report.time_s = time.perf_counter() - t0
     record_times(report.results, options)
     return report
+
+
+def numbered(jobs: list[Job], options: Options) -> tuple[list[Job], dict[str, float]]:
+    """The jobs with their places in the plan (``Job.index``: the results come back in
+    this order, however the jobs are scheduled), and the previous run's times by job
+    name from the verdict cache (none without one)."""
+    cache = open_cache(options)
+    return [replace(j, index=i) for i, j in enumerate(jobs)], cache.times() if cache is not None else {}
 
 
 def schedule(jobs: list[Job], known: dict[str, float], programs: dict[str, ir.Program]) -> list[Job]:

@@ -12,7 +12,6 @@ waits for its result.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -265,11 +264,10 @@ def pytest_collection_finish(session: pytest.Session) -> None:
             programs[j.file] = item.program
     if not seen:
         return
-    from khospec.api import open_cache, schedule
+    from khospec.api import numbered, schedule
 
-    jobs = [replace(j, index=i) for i, j in enumerate(seen.values())]
-    cache = open_cache(_options(session.config))
-    session.config.stash[_JOBS] = schedule(jobs, cache.times() if cache else {}, programs)
+    jobs, known = numbered(list(seen.values()), _options(session.config))
+    session.config.stash[_JOBS] = schedule(jobs, known, programs)
 
 
 @pytest.hookimpl(tryfirst=True)
