@@ -8,8 +8,10 @@ import time
 from typing import TextIO
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, ProgressColumn, Task, TextColumn, TimeElapsedColumn
 from rich.progress import Progress as _Bar
+from rich.table import Column
+from rich.text import Text
 
 from khospec.results import Result
 
@@ -19,9 +21,13 @@ UNKNOWN_S = 2.0
 
 class Progress:
     def __init__(self, stream: TextIO, workers: int = 1) -> None:
+        # On a narrow terminal rich narrows the columns that may wrap: the bar and the
+        # description give way, the label, the count and the time never do.
+        fixed = Column(no_wrap=True)
         self._bar = _Bar(
-            TextColumn("checking"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-            TextColumn("{task.description}"), console=Console(file=stream), transient=True,
+            TextColumn("checking", table_column=fixed), BarColumn(bar_width=20),
+            MofNCompleteColumn(table_column=fixed), TimeElapsedColumn(table_column=fixed),
+            _Description(), console=Console(file=stream), transient=True,
         )
         self._task = self._bar.add_task("", total=None)
         self._workers = max(1, workers)
@@ -63,6 +69,15 @@ class Progress:
 
     def stop(self) -> None:
         self._bar.stop()
+
+
+class _Description(ProgressColumn):
+    """The estimate and the results in flight, as plain text: a result's name ends in
+    ``[strategy, profile]``, which rich would read as markup and drop. One line, cut
+    with an ellipsis where the terminal is too narrow for it."""
+
+    def render(self, task: Task) -> Text:
+        return Text(task.description, no_wrap=True, overflow="ellipsis")
 
 
 def _duration(s: float) -> str:
