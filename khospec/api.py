@@ -40,6 +40,7 @@ __all__ = [
     "Options",
     "Report",
     "Result",
+    "cache_warning",
     "cached_results",
     "check_file",
     "check_paths",
@@ -149,6 +150,7 @@ def check_paths(paths: Iterable[str], options: Options | None = None,
                 "a file with definitions only is checked through the files that import it"))
     if jobs:
         report.diagnostics.extend(_z3_release_warning())
+        report.diagnostics.extend(cache_warning(options))
     jobs, known = numbered(jobs, options)
     # every result's name and its last run's time, for the progress display's estimate
     if on_plan is not None:
@@ -242,6 +244,22 @@ def record_times(results: list[Result], options: Options) -> None:
     if cache is not None:
         cache.record_times({job_name(r.file, r.check, r.strategy, r.profile): r.time_s
                             for r in results if not r.cached})
+
+
+def cache_warning(options: Options) -> list[Diagnostic]:
+    """KHO008 where the verdict cache cannot be written: the run goes on and its results
+    stand, but it keeps none of them, and a silently empty cache looks like a slow
+    khospec."""
+    cache = open_cache(options)
+    reason = cache.unwritable() if cache is not None else None
+    if cache is None or reason is None:
+        return []
+    return [Diagnostic(
+        "KHO008", Span.whole(str(cache.root)),
+        f"the verdict cache cannot be written ({reason}): the results solved now are not kept, "
+        "and the next run solves them again",
+        "point KHOSPEC_CACHE_DIR at a folder you can write, or pass --no-cache",
+        severity=Severity.WARNING)]
 
 
 def _z3_release_warning() -> list[Diagnostic]:

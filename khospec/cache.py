@@ -186,6 +186,19 @@ class VerdictCache:
         except OSError:
             pass
 
+    def unwritable(self) -> str | None:
+        """Why nothing can be stored here (the operating system's words), or None. A run
+        would go on without storing, solving again next time what it solves now: worth
+        saying before it starts (KHO008)."""
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=self.dir, prefix=".tmp-")
+            os.close(fd)
+            os.unlink(tmp)
+        except OSError as e:
+            return e.strerror or str(e)
+        return None
+
     def info(self) -> CacheInfo:
         entries = 0
         size = 0

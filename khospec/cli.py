@@ -220,6 +220,9 @@ def _cache(args: argparse.Namespace, out: TextIO) -> int:
         return 0
     info = cache.info()
     out.write(f"{info.path}: {info.entries} entries, {info.bytes / 1024:.0f} KiB\n")
+    reason = cache.unwritable()
+    if reason is not None:
+        out.write(f"cannot be written ({reason}): `khospec check` keeps none of its results\n")
     return 0
 
 

@@ -86,6 +86,7 @@ ALL_CODES: Final[tuple[Code, ...]] = (
     Code("KHO005", _W, "a strategy that no check runs under: nothing checks its definitions"),
     Code("KHO006", _E, "a path that is not a spec file, or a folder without .kho files"),
     Code("KHO007", _W, "the installed z3 is not the release khospec requires: results may differ from that release's"),
+    Code("KHO008", _W, "the verdict cache cannot be written: what is solved now is solved again next time"),
     # ---- reading and syntax (parse.py)
     Code("KHO101", _E, "the file is not valid UTF-8"),
     Code("KHO102", _E, "the file contains a NUL byte: it looks binary"),

@@ -309,7 +309,10 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     that release."""
     if not config.getini("khospec_paths"):
         return []
+    from khospec.api import cache_warning
     from khospec.engine.version import mismatch_text, z3_mismatch
 
     mismatch = z3_mismatch()
-    return [] if mismatch is None else [f"khospec: warning: {mismatch_text(*mismatch)}"]
+    lines = [] if mismatch is None else [f"khospec: warning: {mismatch_text(*mismatch)}"]
+    # as `khospec check` warns (KHO008): a cache that cannot be written keeps nothing
+    return lines + [f"khospec: warning: {d.span}: {d.message}" for d in cache_warning(_options(config))]

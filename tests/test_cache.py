@@ -189,6 +189,45 @@ def test_cache_command(_own_cache: Path) -> None:
     assert "0 from the cache" in r.out and "0 entries" in run_cli("cache", "info").out
 
 
+def _cache_in_a_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    # a file where the folder should be: every run would solve everything again, silently
+    blocked = tmp_path / "not-a-folder"
+    blocked.write_text("")
+    monkeypatch.setenv("KHOSPEC_CACHE_DIR", str(blocked))
+    return blocked
+
+
+def test_a_cache_that_cannot_be_written_is_a_warning_and_the_run_goes_on(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    blocked = _cache_in_a_file(tmp_path, monkeypatch)
+    r = run_cli("check", "tests/golden/specs/basic.kho", "--jobs", "1")
+    assert r.code == 0 and "5 solved, 0 from the cache" in r.out
+    assert r.err == (
+        f"{blocked}: warning[KHO008]: the verdict cache cannot be written (Not a directory): the results "
+        "solved now are not kept, and the next run solves them again\n"
+        "  hint: point KHOSPEC_CACHE_DIR at a folder you can write, or pass --no-cache\n")
+    # --no-cache asks for none: nothing to warn of
+    assert run_cli("check", "tests/golden/specs/basic.kho", "--jobs", "1", "--no-cache").err == ""
+    info = run_cli("cache", "info")
+    assert info.code == 0 and "cannot be written (Not a directory)" in info.out
+
+
+def test_the_plugin_header_names_a_cache_that_cannot_be_written(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pytester: pytest.Pytester) -> None:
+    blocked = _cache_in_a_file(tmp_path, monkeypatch)
+    pytester.makefile(".kho", t="check c: 1 + 1 == 2\n  for x86_64\n")
+    pytester.makeini("[pytest]\nkhospec_paths = .\n")
+    pytester.runpytest("--collect-only").stdout.fnmatch_lines(
+        [f"khospec: warning: {blocked}: the verdict cache cannot be written (Not a directory)*"])
+    assert "cannot be written" not in str(pytester.runpytest("--collect-only", "--khospec-no-cache").outlines)
+
+
+def test_a_writable_cache_is_no_warning(_own_cache: Path) -> None:
+    r = run_cli("check", "tests/golden/specs/basic.kho", "--jobs", "1")
+    assert r.code == 0 and r.err == ""
+    assert "cannot be written" not in run_cli("cache", "info").out
+
+
 def test_parallel_run_takes_hits_in_process_and_keeps_the_order() -> None:
     spec = ROOT / "tests/golden/specs/basic.kho"
     serial = _run(spec)

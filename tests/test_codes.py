@@ -13,6 +13,7 @@ inputs agree with.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -122,6 +123,12 @@ def under_z3(release: str, run: Run) -> Run:
     return go
 
 
+def _cache_in_a_file(tmp: Path) -> str:
+    (tmp / "file").write_text("")
+    with mock.patch.dict(os.environ, {"KHOSPEC_CACHE_DIR": str(tmp / "file")}):
+        return spec("check c: 1 + 1 == 2\n  for x86_64\n")(tmp)
+
+
 def _empty_folder(tmp: Path) -> str:
     (tmp / "empty").mkdir()
     return _output("check", str(tmp / "empty"))
@@ -147,6 +154,7 @@ TRIGGERS: list[tuple[str, str, Run]] = [
     ("KHO006", "not-a-spec", cli("check", "README.md")),
     ("KHO006", "empty-folder", _empty_folder),
     ("KHO007", "other-z3", under_z3("4.13.4.0", spec("check c: 1 + 1 == 2\n  for x86_64\n"))),
+    ("KHO008", "cache-unwritable", _cache_in_a_file),
     # reading and syntax
     ("KHO101", "latin1", spec(b"check c: \xff\xfe")),
     ("KHO102", "binary", spec(b"\x00\x01\x02")),
