@@ -152,16 +152,18 @@ def check_paths(paths: Iterable[str], options: Options | None = None,
         report.diagnostics.extend(_z3_release_warning())
         report.diagnostics.extend(cache_warning(options))
     jobs, known = numbered(jobs, options)
+    # cache hits here, with the programs already loaded (workers only for solving), and
+    # before the plan is shown: the estimate of the time left counts what is to be solved
+    hits = {j.index: hit for j in jobs if (hit := cached_results(programs[j.file], j, options)) is not None}
     # every result's name and its last run's time, for the progress display's estimate
     if on_plan is not None:
-        on_plan([(job_name(j.file, j.check, j.strategy, p), known.get(job_name(j.file, j.check, j.strategy, p)))
-                 for j in jobs for p in j.profiles])
+        on_plan([(name, 0.0 if j.index in hits else known.get(name))
+                 for j in jobs for name in (job_name(j.file, j.check, j.strategy, p) for p in j.profiles)])
     if (options.jobs > 1 and len(jobs) > 1) or options.scheduler:
-        # cache hits here, with the programs already loaded: workers only for solving
         by_index: dict[int, list[Result]] = {}
         todo: list[Job] = []
         for job in jobs:
-            hit = cached_results(programs[job.file], job, options)
+            hit = hits.get(job.index)
             if hit is None:
                 todo.append(job)
                 continue
@@ -191,11 +193,11 @@ def check_paths(paths: Iterable[str], options: Options | None = None,
     else:
         # in this process, one job after the other
         for job in jobs:
-            if on_start is not None:
+            if on_start is not None and job.index not in hits:
                 for p in job.profiles:
                     on_start(job_name(job.file, job.check, job.strategy, p))
             try:
-                rs = run_job(programs[job.file], job, options)
+                rs = hits[job.index] if job.index in hits else run_job(programs[job.file], job, options)
             except InputError as exc:
                 # a construct the lowering refuses (KHO5xx): bad input, exit 2
                 report.diagnostics.extend(exc.diagnostics)

@@ -228,6 +228,20 @@ def test_a_writable_cache_is_no_warning(_own_cache: Path) -> None:
     assert "cannot be written" not in run_cli("cache", "info").out
 
 
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_the_plan_shown_counts_no_time_for_the_results_the_cache_has(jobs: int, _own_cache: Path) -> None:
+    # the progress display's estimate of the time left: a warm run showed the whole
+    # library's time until the hits had been taken
+    plans: list[list[tuple[str, float | None]]] = []
+    spec = str(ROOT / "tests/golden/specs/basic.kho")
+    cold = check_paths([spec], Options(jobs=jobs), on_plan=plans.append)
+    assert [t for _, t in plans[0]] == [None] * 5 and not any(r.cached for r in cold.results)
+    started: list[str] = []
+    warm = check_paths([spec], Options(jobs=jobs), on_plan=plans.append, on_start=started.append)
+    assert all(r.cached for r in warm.results) and len(warm.results) == 5
+    assert [t for _, t in plans[1]] == [0.0] * 5 and started == []
+
+
 def test_parallel_run_takes_hits_in_process_and_keeps_the_order() -> None:
     spec = ROOT / "tests/golden/specs/basic.kho"
     serial = _run(spec)
