@@ -162,7 +162,7 @@ def _main(argv: list[str], out: TextIO, err: TextIO) -> int:
     if args.command == "profiles":
         return _profiles(out)
     if args.command == "cache":
-        return _cache(args, out)
+        return _cache(args, out, err)
     if args.command == "check":
         return _check(args, out, err)
     if args.command == "explain":
@@ -209,13 +209,19 @@ def _color(choice: str, out: TextIO) -> bool:
     return out.isatty() and not os.environ.get("NO_COLOR")
 
 
-def _cache(args: argparse.Namespace, out: TextIO) -> int:
+def _cache(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     """`khospec cache info|clear`, on the directory `check` uses by default."""
     from khospec.cache import VerdictCache, default_dir
 
     cache = VerdictCache(default_dir())
     if args.action == "clear":
-        n = cache.clear()
+        try:
+            n = cache.clear()
+        except OSError as e:
+            # the machine's doing, not khospec's: no traceback, exit 2 as for bad input
+            err.write(f"khospec: cannot clear the verdict cache at {cache.root}: {e.strerror or e}\n"
+                      "  hint: remove the folder by hand, or point KHOSPEC_CACHE_DIR elsewhere\n")
+            return 2
         out.write(f"removed {n} entries from {cache.root}\n")
         return 0
     info = cache.info()

@@ -222,6 +222,20 @@ def test_the_plugin_header_names_a_cache_that_cannot_be_written(
     assert "cannot be written" not in str(pytester.runpytest("--collect-only", "--khospec-no-cache").outlines)
 
 
+def test_a_cache_that_cannot_be_cleared_is_an_error_not_a_traceback(
+        _own_cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    run_cli("check", "tests/golden/specs/basic.kho", "--jobs", "1")
+
+    def refuse(path: object) -> None:
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr("khospec.cache.shutil.rmtree", refuse)
+    r = run_cli("cache", "clear")
+    assert (r.code, r.out) == (2, "")
+    assert r.err == (f"khospec: cannot clear the verdict cache at {_own_cache}: Permission denied\n"
+                     "  hint: remove the folder by hand, or point KHOSPEC_CACHE_DIR elsewhere\n")
+
+
 def test_a_writable_cache_is_no_warning(_own_cache: Path) -> None:
     r = run_cli("check", "tests/golden/specs/basic.kho", "--jobs", "1")
     assert r.code == 0 and r.err == ""
