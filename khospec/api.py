@@ -154,7 +154,7 @@ def check_paths(paths: Iterable[str], options: Options | None = None,
     jobs, known = numbered(jobs, options)
     # cache hits here, with the programs already loaded (workers only for solving), and
     # before the plan is shown: the estimate of the time left counts what is to be solved
-    hits = {j.index: hit for j in jobs if (hit := cached_results(programs[j.file], j, options)) is not None}
+    hits = {j.index: hit for j in jobs if (hit := _hit(programs[j.file], j, options)) is not None}
     # every result's name and its last run's time, for the progress display's estimate
     if on_plan is not None:
         on_plan([(name, 0.0 if j.index in hits else known.get(name))
@@ -213,6 +213,16 @@ def check_paths(paths: Iterable[str], options: Options | None = None,
     report.time_s = time.perf_counter() - t0
     record_times(report.results, options)
     return report
+
+
+def _hit(program: ir.Program, job: Job, options: Options) -> list[Result] | None:
+    """The job's results from the verdict cache, if it has them. An entry that cannot be
+    presented is left to the job, which solves it again and reports what goes wrong
+    there, as for any job, without ending the run."""
+    try:
+        return cached_results(program, job, options)
+    except (InputError, InternalError):
+        return None
 
 
 def numbered(jobs: list[Job], options: Options) -> tuple[list[Job], dict[str, float]]:

@@ -14,6 +14,7 @@ from khospec.api import Options, check_paths, load
 from khospec.cache import VerdictCache, job_key
 from khospec.diagnostics import SourceCache
 from khospec.jobs import Job
+from khospec.results import InternalError
 from khospec.runner import run_job
 from tests.conftest import ROOT, run_cli
 
@@ -254,6 +255,22 @@ def test_the_plan_shown_counts_no_time_for_the_results_the_cache_has(jobs: int, 
     warm = check_paths([spec], Options(jobs=jobs), on_plan=plans.append, on_start=started.append)
     assert all(r.cached for r in warm.results) and len(warm.results) == 5
     assert [t for _, t in plans[1]] == [0.0] * 5 and started == []
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_a_hit_that_cannot_be_presented_is_left_to_its_job(jobs: int, _own_cache: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    spec = str(ROOT / "tests/golden/specs/basic.kho")
+    cold = check_paths([spec], Options(jobs=jobs))
+
+    def broken(*_: object, **__: object) -> None:
+        raise InternalError("presenting an entry failed")
+
+    # the hits taken before the plan is shown; the jobs still run and take their own
+    monkeypatch.setattr("khospec.api.cached_results", broken)
+    warm = check_paths([spec], Options(jobs=jobs))
+    assert not warm.internal_errors and len(warm.results) == len(cold.results) == 5
+    assert [r.verdict for r in warm.results] == [r.verdict for r in cold.results]
 
 
 def test_parallel_run_takes_hits_in_process_and_keeps_the_order() -> None:
