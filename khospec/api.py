@@ -18,7 +18,6 @@ from dataclasses import replace
 from pathlib import Path
 
 from khospec import ir
-from khospec.cache import job_name
 from khospec.diagnostics import Diagnostic, InputError, Severity, Span
 from khospec.engine.version import mismatch_text, z3_mismatch
 from khospec.executor import DaskExecutor
@@ -157,8 +156,7 @@ def check_paths(paths: Iterable[str], options: Options | None = None,
     hits = {j.index: hit for j in jobs if (hit := _hit(programs[j.file], j, options)) is not None}
     # every result's name and its last run's time, for the progress display's estimate
     if on_plan is not None:
-        on_plan([(name, 0.0 if j.index in hits else known.get(name))
-                 for j in jobs for name in (job_name(j.file, j.check, j.strategy, p) for p in j.profiles)])
+        on_plan([(name, 0.0 if j.index in hits else known.get(name)) for j in jobs for name in j.names])
     if (options.jobs > 1 and len(jobs) > 1) or options.scheduler:
         by_index: dict[int, list[Result]] = {}
         todo: list[Job] = []
@@ -194,8 +192,8 @@ def check_paths(paths: Iterable[str], options: Options | None = None,
         # in this process, one job after the other
         for job in jobs:
             if on_start is not None and job.index not in hits:
-                for p in job.profiles:
-                    on_start(job_name(job.file, job.check, job.strategy, p))
+                for name in job.names:
+                    on_start(name)
             try:
                 rs = hits[job.index] if job.index in hits else run_job(programs[job.file], job, options)
             except InputError as exc:
@@ -239,7 +237,7 @@ def schedule(jobs: list[Job], known: dict[str, float], programs: dict[str, ir.Pr
     come back in plan order (``Job.index``)."""
 
     def expected(j: Job) -> float:
-        ts = [known.get(job_name(j.file, j.check, j.strategy, p)) for p in j.profiles]
+        ts = [known.get(name) for name in j.names]
         if ts and all(t is not None for t in ts):
             return sum(t for t in ts if t is not None)
         program = programs.get(j.file)
@@ -254,8 +252,7 @@ def record_times(results: list[Result], options: Options) -> None:
     ``schedule`` and progress estimate; a cached result's time is no solving time."""
     cache = open_cache(options)
     if cache is not None:
-        cache.record_times({job_name(r.file, r.check, r.strategy, r.profile): r.time_s
-                            for r in results if not r.cached})
+        cache.record_times({r.name: r.time_s for r in results if not r.cached})
 
 
 def cache_warning(options: Options) -> list[Diagnostic]:

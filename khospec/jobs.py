@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from khospec import ir
+from khospec.cache import job_name
 
 
 @dataclass(frozen=True)
@@ -46,3 +47,8 @@ class Job:
     strategy: str | None
     profiles: tuple[str, ...]
     index: int = 0  # the job's place in the plan: results come back in this order
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """Its results' names (``Result.name``), one per profile."""
+        return tuple(job_name(self.file, self.check, self.strategy, p) for p in self.profiles)

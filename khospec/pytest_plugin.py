@@ -304,9 +304,9 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
-    """Where spec files are checked under another z3 release than khospec requires, the
-    header says so, as ``khospec check`` warns (KHO007): the expectations were set with
-    that release."""
+    """What ``khospec check`` would warn of before solving, in the header: another z3
+    release than khospec requires (KHO007: the expectations were set with that
+    release), and a verdict cache that cannot be written (KHO008)."""
     if not config.getini("khospec_paths"):
         return []
     from khospec.api import cache_warning

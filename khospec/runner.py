@@ -45,7 +45,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 from khospec import ir
-from khospec.cache import VerdictCache, default_dir, job_key, job_name
+from khospec.cache import VerdictCache, default_dir, job_key
 from khospec.diagnostics import Diagnostic, InputError, SourceCache
 from khospec.jobs import Job, Options
 from khospec.resolve import ParseCache, check_program
@@ -402,8 +402,8 @@ def run_parallel(jobs: list[Job], options: Options,
             slot.deadline = time.monotonic() + options.timeout_s * 10 * len(job.profiles) + 60
             slot.conn.send((job, options))
             if on_start is not None:
-                for p in job.profiles:
-                    on_start(job_name(job.file, job.check, job.strategy, p))
+                for name in job.names:
+                    on_start(name)
         else:
             slot.job = None
 
@@ -723,8 +723,8 @@ def run_on_executor(jobs: list[Job], options: Options, executor: Executor,
     input_diags: list[Diagnostic] = []
     if on_start is not None:
         for job in jobs:
-            for p in job.profiles:
-                on_start(job_name(job.file, job.check, job.strategy, p))
+            for name in job.names:
+                on_start(name)
     # a worker may run elsewhere in the file system tree: absolute paths only
     options = replace(options, import_roots=tuple(str(Path(r).resolve()) for r in options.import_roots))
     tasks = [(replace(j, path=Path(j.path).resolve()), options) for j in jobs]
