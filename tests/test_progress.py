@@ -11,8 +11,8 @@ from khospec.progress import Progress
 from khospec.results import Result, Verdict
 
 
-def _result(check: str) -> Result:
-    return Result("f.kho", 1, check, None, "x86_64", Verdict.PROVED, None, 0.1)
+def _result(check: str, strategy: str | None = None, profile: str = "x86_64") -> Result:
+    return Result("f.kho", 1, check, strategy, profile, Verdict.PROVED, None, 0.1)
 
 
 def test_a_second_plan_adds_to_the_first() -> None:
@@ -41,7 +41,7 @@ def test_the_names_in_flight_keep_their_strategy_and_profile() -> None:
     # rich read `[none, x86_64]` as markup and dropped it: two results of one check
     # looked the same
     p = Progress(io.StringIO(), workers=2)
-    names = [Result("f.kho", 1, "c", "none", prof, Verdict.PROVED, None, 0.1).name for prof in ("x86_64", "s390x")]
+    names = [_result("c", "none", prof).name for prof in ("x86_64", "s390x")]
     p.start([(n, 3.0) for n in names])
     for n in names:
         p.begin(n)
@@ -52,12 +52,11 @@ def test_the_names_in_flight_keep_their_strategy_and_profile() -> None:
 @pytest.mark.parametrize("width", [80, 50])
 def test_a_narrow_terminal_cuts_the_names_not_the_count(width: int) -> None:
     p = Progress(io.StringIO(), workers=2)
-    names = [Result("f.kho", 1, f"a_long_check_name_{i}", "a_strategy", "arm64-16k", Verdict.PROVED, None,
-                    0.1).name for i in range(12)]
+    names = [_result(f"a_long_check_name_{i}", "a_strategy", "arm64-16k").name for i in range(12)]
     p.start([(n, 3.0) for n in names])
     p.begin(names[0])
     p.begin(names[1])
-    p.advance(Result("f.kho", 1, "a_long_check_name_5", "a_strategy", "arm64-16k", Verdict.PROVED, None, 0.1))
+    p.advance(_result("a_long_check_name_5", "a_strategy", "arm64-16k"))
     text = _line(p, width)
     assert text.count("\n") == 1 and len(text.rstrip("\n")) <= width, text
     assert text.startswith("checking ") and " 1/12 0:00:0" in text and text.rstrip().endswith("…"), text
